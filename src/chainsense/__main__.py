@@ -1,0 +1,5 @@
+"""``python -m chainsense`` runs the CLI."""
+
+from chainsense.cli import main
+
+main()

@@ -1,0 +1,56 @@
+"""Config loading names the bad field for unknown keys, wrong types and unreadable files."""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import pytest
+
+from chainsense.config import from_mapping, load_file
+from chainsense.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Example:
+    size: int = 3
+    rate: float = 0.5
+    mode: Literal["a", "b"] = "a"
+    shape: tuple[int, int] = (1, 2)
+
+    def __post_init__(self) -> None:
+        if self.size <= 0:
+            raise ConfigError("size", "must be positive")
+
+
+def test_valid_mapping_builds_dataclass() -> None:
+    ex = from_mapping(Example, {"size": 4, "rate": 1, "shape": [3, 4]})
+    assert ex == Example(size=4, rate=1.0, shape=(3, 4))
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ({"bogus": 1}, "world.bogus"),
+        ({"size": "3"}, "world.size"),
+        ({"size": True}, "world.size"),
+        ({"mode": "c"}, "world.mode"),
+        ({"shape": [1]}, "world.shape"),
+        ({"size": 0}, "world.size"),
+    ],
+)
+def test_bad_values_name_the_field(data: dict, field: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        from_mapping(Example, data, section="world")
+    assert info.value.field == field
+
+
+def test_load_file_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_file(tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("size = = 3")
+    with pytest.raises(ConfigError, match="cannot parse"):
+        load_file(bad)
+    good = tmp_path / "good.yaml"
+    good.write_text("world:\n  size: 5\n")
+    assert load_file(good) == {"world": {"size": 5}}
