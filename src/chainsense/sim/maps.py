@@ -1,0 +1,206 @@
+"""PoI and obstacle layouts: seeded generation in JAX, and maps saved to / loaded from files.
+
+Generation is pure JAX (``generate_map``) so that ``reset`` can draw a fresh map per world inside
+``jit``/``vmap``. Rejection sampling runs in a ``lax.while_loop``: obstacles never cover the MTs'
+start point, PoIs never lie inside (or on the edge of) an obstacle. An obstacle that cannot be
+placed after ``_OBSTACLE_TRIES`` draws becomes *inactive*: an empty box outside the area.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import Array
+
+from chainsense.errors import ChainsenseError, ConfigError
+from chainsense.sim.params import WorldParams
+
+_OBSTACLE_TRIES = 64
+_START_CLEARANCE = 0.5
+INACTIVE_BOX = (-2.0, -2.0, -2.0, -2.0)
+
+
+@dataclass(frozen=True)
+class WorldMap:
+    """A concrete layout: PoI positions [K,2], initial data [K], obstacles [C,4] (x0,y0,x1,y1)."""
+
+    poi_pos: np.ndarray
+    poi_data: np.ndarray
+    obstacles: np.ndarray
+
+
+def _inside_boxes(points: Array, boxes: Array) -> Array:
+    """[N] bool: point lies in (or on the edge of) any of the closed boxes [C,4]."""
+    x, y = points[:, 0:1], points[:, 1:2]
+    hit = (x >= boxes[None, :, 0]) & (x <= boxes[None, :, 2])
+    hit &= (y >= boxes[None, :, 1]) & (y <= boxes[None, :, 3])
+    return jnp.any(hit, axis=1)
+
+
+def _generate_obstacles(key: Array, params: WorldParams) -> Array:
+    c = params.num_obstacles
+    lo, hi = params.obstacle_min_size, params.obstacle_max_size
+    size = jnp.array([params.width, params.height], jnp.float32)
+    start = jnp.array(params.start, jnp.float32)
+
+    def draw(k: Array) -> Array:
+        ks, kp = jax.random.split(k)
+        wh = jax.random.uniform(ks, (c, 2), jnp.float32, lo, hi)
+        xy = jax.random.uniform(kp, (c, 2), jnp.float32) * (size - wh)
+        return jnp.concatenate([xy, xy + wh], axis=1)
+
+    def bad(boxes: Array) -> Array:
+        grown = boxes + jnp.array([-1.0, -1.0, 1.0, 1.0]) * _START_CLEARANCE
+        return (
+            (start[0] >= grown[:, 0])
+            & (start[0] <= grown[:, 2])
+            & (start[1] >= grown[:, 1])
+            & (start[1] <= grown[:, 3])
+        )
+
+    def cond(carry: tuple[Array, Array]) -> Array:
+        boxes, i = carry
+        return jnp.any(bad(boxes)) & (i < _OBSTACLE_TRIES)
+
+    def body(carry: tuple[Array, Array]) -> tuple[Array, Array]:
+        boxes, i = carry
+        fresh = draw(jax.random.fold_in(key, i))
+        return jnp.where(bad(boxes)[:, None], fresh, boxes), i + 1
+
+    boxes, _ = jax.lax.while_loop(cond, body, (draw(jax.random.fold_in(key, 0)), jnp.int32(1)))
+    return jnp.where(bad(boxes)[:, None], jnp.array(INACTIVE_BOX, jnp.float32), boxes)
+
+
+def _generate_pois(key: Array, boxes: Array, params: WorldParams) -> Array:
+    k = params.num_pois
+    size = jnp.array([params.width, params.height], jnp.float32)
+
+    def draw(kk: Array) -> Array:
+        return jax.random.uniform(kk, (k, 2), jnp.float32) * size
+
+    def cond(carry: tuple[Array, Array]) -> Array:
+        pos, _ = carry
+        return jnp.any(_inside_boxes(pos, boxes))
+
+    def body(carry: tuple[Array, Array]) -> tuple[Array, Array]:
+        pos, i = carry
+        fresh = draw(jax.random.fold_in(key, i))
+        return jnp.where(_inside_boxes(pos, boxes)[:, None], fresh, pos), i + 1
+
+    pos, _ = jax.lax.while_loop(cond, body, (draw(jax.random.fold_in(key, 0)), jnp.int32(1)))
+    return pos
+
+
+def generate_map(key: Array, params: WorldParams) -> tuple[Array, Array, Array]:
+    """(poi_pos [K,2], poi_data [K] ~ U[0,1], obstacles [C,4]) drawn from ``key``; jit-able."""
+    k_obs, k_poi, k_data = jax.random.split(key, 3)
+    if params.num_obstacles:
+        boxes = _generate_obstacles(k_obs, params)
+    else:
+        boxes = jnp.zeros((0, 4), jnp.float32)
+    pos = _generate_pois(k_poi, boxes, params)
+    data = jax.random.uniform(k_data, (params.num_pois,), jnp.float32)
+    return pos, data, boxes
+
+
+def make_map(seed: int, params: WorldParams) -> WorldMap:
+    """A concrete (numpy) map generated from an integer seed."""
+    pos, data, boxes = jax.jit(generate_map, static_argnums=1)(jax.random.PRNGKey(seed), params)
+    return WorldMap(np.asarray(pos), np.asarray(data), np.asarray(boxes))
+
+
+def validate_map(world_map: WorldMap, params: WorldParams) -> WorldMap:
+    """Check shapes and geometry against ``params``; ConfigError naming the bad part otherwise."""
+    pos = np.asarray(world_map.poi_pos, dtype=np.float32)
+    data = np.asarray(world_map.poi_data, dtype=np.float32)
+    boxes = np.asarray(world_map.obstacles, dtype=np.float32).reshape(-1, 4)
+    k, c = params.num_pois, params.num_obstacles
+    if pos.shape != (k, 2):
+        raise ConfigError(
+            "map.poi_pos", f"must have shape ({k}, 2) for num_pois={k}, got {pos.shape}"
+        )
+    if data.shape != (k,):
+        raise ConfigError("map.poi_data", f"must have shape ({k},), got {data.shape}")
+    if boxes.shape != (c, 4):
+        raise ConfigError(
+            "map.obstacles", f"must have shape ({c}, 4) for num_obstacles={c}, got {boxes.shape}"
+        )
+    for name, arr in (("poi_pos", pos), ("poi_data", data), ("obstacles", boxes)):
+        if not np.all(np.isfinite(arr)):
+            raise ConfigError(f"map.{name}", "holds a non-finite value")
+    if np.any(data < 0):
+        raise ConfigError("map.poi_data", "must be >= 0 everywhere")
+    inside = (pos[:, 0] >= 0) & (pos[:, 0] <= params.width)
+    inside &= (pos[:, 1] >= 0) & (pos[:, 1] <= params.height)
+    if not np.all(inside):
+        raise ConfigError("map.poi_pos", f"PoI {int(np.argmin(inside))} lies outside the area")
+    if np.any(boxes[:, 2] < boxes[:, 0]) or np.any(boxes[:, 3] < boxes[:, 1]):
+        raise ConfigError("map.obstacles", "each box must be (x0, y0, x1, y1) with x0<=x1, y0<=y1")
+    if c:
+        in_box = np.asarray(_inside_boxes(jnp.asarray(pos), jnp.asarray(boxes)))
+        if np.any(in_box):
+            raise ConfigError(
+                "map.poi_pos", f"PoI {int(np.argmax(in_box))} lies inside an obstacle"
+            )
+        start = jnp.asarray([params.start], jnp.float32)
+        if bool(_inside_boxes(start, jnp.asarray(boxes))[0]):
+            raise ConfigError("map.obstacles", "an obstacle covers the MTs' start point")
+    return WorldMap(pos, data, boxes)
+
+
+def save_map(world_map: WorldMap, path: str | Path) -> None:
+    """Write a map as JSON (``.json``) or numpy archive (``.npz``)."""
+    p = Path(path)
+    if p.suffix == ".json":
+        payload = {
+            "poi_pos": np.asarray(world_map.poi_pos).tolist(),
+            "poi_data": np.asarray(world_map.poi_data).tolist(),
+            "obstacles": np.asarray(world_map.obstacles).tolist(),
+        }
+        p.write_text(json.dumps(payload), encoding="utf-8")
+    elif p.suffix == ".npz":
+        with p.open("wb") as fh:
+            np.savez(
+                fh,
+                poi_pos=world_map.poi_pos,
+                poi_data=world_map.poi_data,
+                obstacles=world_map.obstacles,
+            )
+    else:
+        raise ConfigError("map", f"unsupported map file type {p.suffix!r} (use .json or .npz)")
+
+
+def load_map(path: str | Path, params: WorldParams) -> WorldMap:
+    """Read a map written by :func:`save_map` and validate it against ``params``."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError("map", f"file not found: {p}")
+    try:
+        if p.suffix == ".json":
+            raw = json.loads(p.read_text(encoding="utf-8"))
+            if not isinstance(raw, dict):
+                raise ConfigError("map", f"{p.name} must hold an object")
+            fields = {n: raw.get(n) for n in ("poi_pos", "poi_data", "obstacles")}
+        elif p.suffix == ".npz":
+            with np.load(p, allow_pickle=False) as z:
+                fields = {n: z.get(n, None) for n in ("poi_pos", "poi_data", "obstacles")}
+        else:
+            raise ConfigError("map", f"unsupported map file type {p.suffix!r} (use .json or .npz)")
+        for name, value in fields.items():
+            if value is None:
+                raise ConfigError(f"map.{name}", f"missing from {p.name}")
+        world_map = WorldMap(
+            np.asarray(fields["poi_pos"], dtype=np.float32),
+            np.asarray(fields["poi_data"], dtype=np.float32),
+            np.asarray(fields["obstacles"], dtype=np.float32).reshape(-1, 4),
+        )
+    except ChainsenseError:
+        raise
+    except (ValueError, TypeError, OSError) as exc:
+        raise ConfigError("map", f"cannot read {p.name}: {exc}") from exc
+    return validate_map(world_map, params)

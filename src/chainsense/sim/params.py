@@ -1,0 +1,187 @@
+"""World parameters: every knob of the crowdsensing world, validated, hashable, with presets.
+
+``WorldParams`` is a frozen dataclass of plain Python scalars, so it hashes and can be passed to
+``jax.jit`` as a static argument: array shapes (K, C, M, grid sizes) come from it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+from chainsense.errors import ConfigError
+
+Observation = Literal["paper", "rich"]
+
+
+@dataclass(frozen=True)
+class WorldParams:
+    """Geometry, agents, energy model, reward and observation of one crowdsensing world.
+
+    Defaults are the ``paper`` preset (16 x 16 area, K=256, C=16, M=2, T=500).
+    ``map_seed=None`` draws a fresh map from every reset key; an integer fixes the map (PoIs,
+    obstacles, data) for all episodes, as in the paper's single-map training.
+    """
+
+    width: float = 16.0
+    height: float = 16.0
+    num_pois: int = 256
+    num_obstacles: int = 16
+    num_mts: int = 2
+    initial_energy: float = 500.0
+    sensing_range: float = 1.1
+    max_move: float = 1.0
+    num_slots: int = 500
+    collect_fraction: float = 0.2
+    move_cost: float = 0.1
+    sense_cost: float = 1.0
+    collision_penalty: float = 1.0
+    observation: Observation = "rich"
+    obs_grid: int = 8
+    local_grid: int = 5
+    local_cell: float = 1.0
+    obstacle_min_size: float = 0.5
+    obstacle_max_size: float = 2.0
+    start_x: float | None = None
+    start_y: float | None = None
+    map_seed: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("width", "height"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and 0.0 < v <= 1.0e4):
+                raise ConfigError(name, f"must be a finite number in (0, 10000], got {v!r}")
+        if not 1 <= self.num_pois <= 100_000:
+            raise ConfigError("num_pois", f"must be in [1, 100000], got {self.num_pois!r}")
+        if not 0 <= self.num_obstacles <= 10_000:
+            raise ConfigError("num_obstacles", f"must be in [0, 10000], got {self.num_obstacles!r}")
+        capacity = max(1, int(self.width * self.height))
+        if self.num_mts < 1:
+            raise ConfigError("num_mts", f"must be at least 1, got {self.num_mts!r}")
+        if self.num_mts > capacity:
+            raise ConfigError(
+                "num_mts",
+                f"{self.num_mts} MTs do not fit in a {self.width:g} x {self.height:g} area "
+                f"(at most {capacity}, one per unit of area)",
+            )
+        self._positive("initial_energy", self.initial_energy)
+        self._positive("sensing_range", self.sensing_range)
+        self._positive("max_move", self.max_move)
+        if self.max_move > max(self.width, self.height):
+            raise ConfigError(
+                "max_move", f"must not exceed the area's larger side, got {self.max_move!r}"
+            )
+        if not 1 <= self.num_slots <= 1_000_000:
+            raise ConfigError("num_slots", f"must be in [1, 1000000], got {self.num_slots!r}")
+        if not (math.isfinite(self.collect_fraction) and 0.0 < self.collect_fraction <= 1.0):
+            raise ConfigError(
+                "collect_fraction", f"must be in (0, 1], got {self.collect_fraction!r}"
+            )
+        self._non_negative("move_cost", self.move_cost)
+        self._positive("sense_cost", self.sense_cost)
+        self._non_negative("collision_penalty", self.collision_penalty)
+        if self.observation not in ("paper", "rich"):
+            raise ConfigError("observation", f"must be 'paper' or 'rich', got {self.observation!r}")
+        if not 1 <= self.obs_grid <= 64:
+            raise ConfigError("obs_grid", f"must be in [1, 64], got {self.obs_grid!r}")
+        if not 1 <= self.local_grid <= 31 or self.local_grid % 2 == 0:
+            raise ConfigError(
+                "local_grid", f"must be an odd number in [1, 31], got {self.local_grid!r}"
+            )
+        self._positive("local_cell", self.local_cell)
+        self._positive("obstacle_min_size", self.obstacle_min_size)
+        if self.obstacle_max_size < self.obstacle_min_size:
+            raise ConfigError(
+                "obstacle_max_size",
+                f"must be >= obstacle_min_size ({self.obstacle_min_size:g}), "
+                f"got {self.obstacle_max_size!r}",
+            )
+        if self.obstacle_max_size >= min(self.width, self.height) / 2:
+            raise ConfigError(
+                "obstacle_max_size",
+                f"must be below half the area's smaller side, got {self.obstacle_max_size!r}",
+            )
+        covered = self.num_obstacles * self.obstacle_max_size**2
+        if covered > 0.4 * self.width * self.height:
+            raise ConfigError(
+                "num_obstacles",
+                f"{self.num_obstacles} obstacles of side up to {self.obstacle_max_size:g} may "
+                f"cover more than 40% of the area; use fewer or smaller obstacles",
+            )
+        sx, sy = self.start
+        if not (0.0 <= sx <= self.width):
+            raise ConfigError("start_x", f"must lie in [0, width], got {sx!r}")
+        if not (0.0 <= sy <= self.height):
+            raise ConfigError("start_y", f"must lie in [0, height], got {sy!r}")
+        if self.map_seed is not None and not 0 <= self.map_seed < 2**31:
+            raise ConfigError("map_seed", f"must be in [0, 2^31), got {self.map_seed!r}")
+
+    @staticmethod
+    def _positive(name: str, v: float) -> None:
+        if not (math.isfinite(v) and v > 0.0):
+            raise ConfigError(name, f"must be a finite number > 0, got {v!r}")
+
+    @staticmethod
+    def _non_negative(name: str, v: float) -> None:
+        if not (math.isfinite(v) and v >= 0.0):
+            raise ConfigError(name, f"must be a finite number >= 0, got {v!r}")
+
+    @property
+    def start(self) -> tuple[float, float]:
+        """Where every MT starts (the centre of the area unless set)."""
+        sx = self.width / 2 if self.start_x is None else self.start_x
+        sy = self.height / 2 if self.start_y is None else self.start_y
+        return float(sx), float(sy)
+
+    def replace(self, **changes: object) -> WorldParams:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+PRESETS: dict[str, WorldParams] = {
+    "paper": WorldParams(),
+    "small": WorldParams(
+        width=8.0,
+        height=8.0,
+        num_pois=32,
+        num_obstacles=2,
+        num_mts=2,
+        initial_energy=10.0,
+        num_slots=50,
+        obs_grid=4,
+        obstacle_min_size=0.5,
+        obstacle_max_size=1.5,
+    ),
+}
+
+
+def preset(name: str) -> WorldParams:
+    """The named preset; ConfigError naming the known presets otherwise."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ConfigError(
+            "preset", f"unknown preset {name!r} (known: {', '.join(sorted(PRESETS))})"
+        ) from None
+
+
+def obs_dim(params: WorldParams) -> int:
+    """Length of one MT's observation vector.
+
+    paper: (x, y, e). rich: (x, y, e, time left), the other MTs' offsets (2 per MT), a global
+    ``obs_grid``^2 map of remaining data and a ``local_grid``^2 egocentric view of it.
+    """
+    if params.observation == "paper":
+        return 3
+    return 4 + 2 * (params.num_mts - 1) + params.obs_grid**2 + params.local_grid**2
+
+
+def state_dim(params: WorldParams) -> int:
+    """Length of the global state vector for centralised critics (see ``world.global_state``).
+
+    PoI positions (2K), remaining data (K), initial data (K), visits (K), obstacles (4C),
+    MT positions and energies (3M) and the time elapsed (1).
+    """
+    return 5 * params.num_pois + 4 * params.num_obstacles + 3 * params.num_mts + 1

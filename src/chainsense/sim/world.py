@@ -1,0 +1,294 @@
+"""The crowdsensing world as pure JAX functions over an explicit state.
+
+One slot of :func:`step`, for every MT that still has energy (and while the episode runs):
+
+1. The action (theta, l) is wrapped / clipped to theta in [0, 2 pi), l in [0, max_move]
+   (NaN counts as 0) and l is cut so the move costs at most the MT's energy.
+2. The whole segment is checked against the area and every obstacle (closed boxes, Liang-Barsky
+   slab test): if it leaves the area or touches an obstacle anywhere the move is refused, the MT
+   stays where it is, pays nothing for it and is flagged with a collision.
+3. After moving, the MT senses every PoI within ``sensing_range``. A served PoI gives up
+   ``collect_fraction * poi_init`` per slot (or what remains, if less), split equally among the
+   MTs serving it this slot. An MT whose remaining energy cannot pay for its whole share takes a
+   proportional part of every share. ``visits[k]`` (h_t(k)) counts slots in which PoI k gave data.
+4. Reward r_m = omega_t * b_m / phi_m - collision_penalty * collided_m, with omega_t Jain's index
+   of the visits after this slot, b_m the data collected and phi_m the energy spent this slot.
+   0/0 conventions: b/phi = 0 when phi = 0 (then b = 0 too, because sense_cost > 0); Jain's index
+   is 0 while no PoI has been served.
+
+The episode is done after ``num_slots`` slots, or when every MT is out of energy, or when no data
+is left. Stepping a done world changes nothing and yields zero rewards, so fixed-length
+``lax.scan`` rollouts over a batch stay correct.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+from jax import Array
+
+from chainsense.sim.maps import WorldMap, generate_map
+from chainsense.sim.params import WorldParams
+
+_F = jnp.float32
+_EPS_DATA = 1.0e-6  # remaining data below this fraction of the PoI's initial data is zero
+
+
+@struct.dataclass
+class WorldState:
+    """Everything about one world at the start of slot ``t``; fixed-size arrays only."""
+
+    mt_pos: Array  # [M,2] float32
+    energy: Array  # [M] remaining energy
+    poi_pos: Array  # [K,2]
+    poi_init: Array  # [K] initial data
+    poi_data: Array  # [K] remaining data
+    visits: Array  # [K] int32, h_t(k): slots in which PoI k gave data
+    obstacles: Array  # [C,4] (x0, y0, x1, y1)
+    t: Array  # int32 scalar: slots elapsed
+    collisions: Array  # [M] int32, cumulative refused moves
+    collected: Array  # [M] cumulative data collected
+    energy_spent: Array  # [M] cumulative energy spent
+    done: Array  # bool scalar
+
+
+@struct.dataclass
+class StepInfo:
+    """What happened in one slot, per MT (the ledger turns ``collected_per_poi`` into records)."""
+
+    collected_per_poi: Array  # [M,K] data MT m took from PoI k this slot
+    collected: Array  # [M] b_t^m
+    moved: Array  # [M] distance actually moved
+    collision: Array  # [M] bool: move refused
+    energy_used: Array  # [M] phi_t^m
+    fairness: Array  # scalar omega_t after this slot
+
+
+def jain_index(visits: Array) -> Array:
+    """Jain's fairness index (sum h)^2 / (K sum h^2) of ``visits`` (last axis); 0 when all are 0."""
+    h = visits.astype(_F)
+    s = jnp.sum(h, axis=-1)
+    s2 = jnp.sum(h * h, axis=-1)
+    k = h.shape[-1]
+    return jnp.where(s2 > 0, (s * s) / (k * jnp.where(s2 > 0, s2, 1.0)), 0.0)
+
+
+def segment_hits_boxes(start: Array, delta: Array, boxes: Array) -> Array:
+    """[M] bool: segment start -> start + delta touches any closed box [C,4] (slab test)."""
+    if boxes.shape[0] == 0:
+        return jnp.zeros(start.shape[:1], bool)
+    p = start[:, None, :]  # [M,1,2]
+    d = delta[:, None, :]
+    lo = boxes[None, :, 0:2]  # [1,C,2]
+    hi = boxes[None, :, 2:4]
+    flat = jnp.abs(d) < 1.0e-12
+    safe = jnp.where(flat, 1.0, d)
+    ta = (lo - p) / safe
+    tb = (hi - p) / safe
+    inside = (p >= lo) & (p <= hi)
+    t0 = jnp.where(flat, jnp.where(inside, -jnp.inf, jnp.inf), jnp.minimum(ta, tb))
+    t1 = jnp.where(flat, jnp.where(inside, jnp.inf, -jnp.inf), jnp.maximum(ta, tb))
+    tmin = jnp.maximum(jnp.maximum(t0[..., 0], t0[..., 1]), 0.0)
+    tmax = jnp.minimum(jnp.minimum(t1[..., 0], t1[..., 1]), 1.0)
+    return jnp.any(tmin <= tmax, axis=1)
+
+
+def observe(state: WorldState, params: WorldParams) -> Array:
+    """Observations [M, obs_dim] (see ``params.obs_dim``), all normalised to about [-1, 1]."""
+    size = jnp.array([params.width, params.height], _F)
+    own = jnp.concatenate(
+        [state.mt_pos / size, (state.energy / params.initial_energy)[:, None]], axis=1
+    )
+    if params.observation == "paper":
+        return own
+    m = params.num_mts
+    time_left = jnp.full((m, 1), 1.0 - state.t.astype(_F) / params.num_slots, _F)
+    parts = [own, time_left]
+    if m > 1:
+        others = np.array([[j for j in range(m) if j != i] for i in range(m)])  # [M,M-1]
+        offsets = (state.mt_pos[others] - state.mt_pos[:, None, :]) / size
+        parts.append(offsets.reshape(m, 2 * (m - 1)))
+    total_init = jnp.maximum(jnp.sum(state.poi_init), 1.0e-6)
+    g = params.obs_grid
+    cell = jnp.clip(jnp.floor(state.poi_pos / size * g).astype(jnp.int32), 0, g - 1)
+    idx = cell[:, 1] * g + cell[:, 0]
+    grid = jnp.zeros((g * g,), _F).at[idx].add(state.poi_data)
+    grid = grid / (total_init / (g * g))
+    parts.append(jnp.broadcast_to(grid, (m, g * g)))
+    n = params.local_grid
+    rel = (state.poi_pos[None, :, :] - state.mt_pos[:, None, :]) / params.local_cell + n / 2
+    rc = jnp.floor(rel).astype(jnp.int32)  # [M,K,2]
+    ok = jnp.all((rc >= 0) & (rc < n), axis=-1)
+    lidx = jnp.where(ok, rc[..., 1] * n + rc[..., 0], n * n)  # n*n = dropped bucket
+    local = jax.vmap(lambda ix: jnp.zeros((n * n + 1,), _F).at[ix].add(state.poi_data))(lidx)
+    expected = total_init * params.local_cell**2 / (params.width * params.height)
+    parts.append(local[:, : n * n] / expected)
+    return jnp.concatenate(parts, axis=1)
+
+
+def global_state(state: WorldState, params: WorldParams) -> Array:
+    """Flat global state [state_dim] for centralised critics (layout in ``params.state_dim``)."""
+    size = jnp.array([params.width, params.height], _F)
+    box_scale = jnp.array([params.width, params.height, params.width, params.height], _F)
+    return jnp.concatenate(
+        [
+            (state.poi_pos / size).reshape(-1),
+            state.poi_data,
+            state.poi_init,
+            state.visits.astype(_F) / (params.collect_fraction**-1 + 1.0),
+            (state.obstacles / box_scale).reshape(-1),
+            (state.mt_pos / size).reshape(-1),
+            state.energy / params.initial_energy,
+            (state.t.astype(_F) / params.num_slots)[None],
+        ]
+    )
+
+
+def _initial_state(pos: Array, data: Array, boxes: Array, params: WorldParams) -> WorldState:
+    m, k = params.num_mts, params.num_pois
+    return WorldState(
+        mt_pos=jnp.broadcast_to(jnp.array(params.start, _F), (m, 2)),
+        energy=jnp.full((m,), params.initial_energy, _F),
+        poi_pos=pos.astype(_F),
+        poi_init=data.astype(_F),
+        poi_data=data.astype(_F),
+        visits=jnp.zeros((k,), jnp.int32),
+        obstacles=boxes.astype(_F).reshape(params.num_obstacles, 4),
+        t=jnp.int32(0),
+        collisions=jnp.zeros((m,), jnp.int32),
+        collected=jnp.zeros((m,), _F),
+        energy_spent=jnp.zeros((m,), _F),
+        done=jnp.array(False),
+    )
+
+
+@partial(jax.jit, static_argnames=("params",))
+def reset(key: Array, params: WorldParams) -> tuple[WorldState, Array]:
+    """A fresh world: map drawn from ``key`` (or from ``params.map_seed``), MTs at the start."""
+    map_key = key if params.map_seed is None else jax.random.PRNGKey(params.map_seed)
+    pos, data, boxes = generate_map(map_key, params)
+    state = _initial_state(pos, data, boxes, params)
+    return state, observe(state, params)
+
+
+def reset_with_map(world_map: WorldMap, params: WorldParams) -> tuple[WorldState, Array]:
+    """A fresh world on a given map (see ``maps.load_map`` / ``maps.validate_map``)."""
+    return _reset_with_arrays(
+        jnp.asarray(world_map.poi_pos, _F),
+        jnp.asarray(world_map.poi_data, _F),
+        jnp.asarray(world_map.obstacles, _F).reshape(params.num_obstacles, 4),
+        params,
+    )
+
+
+@partial(jax.jit, static_argnames=("params",))
+def _reset_with_arrays(
+    pos: Array, data: Array, boxes: Array, params: WorldParams
+) -> tuple[WorldState, Array]:
+    state = _initial_state(pos, data, boxes, params)
+    return state, observe(state, params)
+
+
+@partial(jax.jit, static_argnames=("params",))
+def step(
+    key: Array, state: WorldState, actions: Array, params: WorldParams
+) -> tuple[WorldState, Array, Array, Array, StepInfo]:
+    """Advance one slot: (state, obs [M,obs_dim], rewards [M], done, info).
+
+    ``actions`` [M,2] are physical (theta, l). ``key`` is accepted so that every world function
+    has the same calling convention; the dynamics are deterministic and do not consume it.
+    """
+    del key
+    p = params
+    live = (state.energy > 0) & ~state.done
+    a = jnp.nan_to_num(actions.astype(_F), nan=0.0, posinf=0.0, neginf=0.0)
+    theta = jnp.mod(a[:, 0], 2.0 * math.pi)
+    length = jnp.clip(a[:, 1], 0.0, p.max_move)
+    if p.move_cost > 0:
+        length = jnp.minimum(length, state.energy / p.move_cost)
+    length = jnp.where(live, length, 0.0)
+    delta = length[:, None] * jnp.stack([jnp.cos(theta), jnp.sin(theta)], axis=1)
+    end = state.mt_pos + delta
+    outside = (end[:, 0] < 0) | (end[:, 0] > p.width) | (end[:, 1] < 0) | (end[:, 1] > p.height)
+    hit = segment_hits_boxes(state.mt_pos, delta, state.obstacles)
+    collision = live & (length > 0) & (outside | hit)
+    moved = jnp.where(collision, 0.0, length)
+    pos = jnp.where(collision[:, None], state.mt_pos, end)
+    move_energy = p.move_cost * moved
+    energy_left = jnp.maximum(state.energy - move_energy, 0.0)
+
+    diff = state.poi_pos[None, :, :] - pos[:, None, :]  # [M,K,2]
+    dist2 = diff[..., 0] ** 2 + diff[..., 1] ** 2
+    senses = live & (energy_left > 0)
+    in_range = (dist2 <= p.sensing_range**2) & senses[:, None]  # [M,K]
+    servers = jnp.sum(in_range, axis=0)  # [K]
+    quota = jnp.minimum(p.collect_fraction * state.poi_init, state.poi_data)
+    quota = jnp.where(state.poi_data - quota <= _EPS_DATA * state.poi_init, state.poi_data, quota)
+    share = jnp.where(in_range, (quota / jnp.maximum(servers, 1))[None, :], 0.0)  # [M,K]
+    demand = jnp.sum(share, axis=1)  # [M]
+    cost = p.sense_cost * demand
+    scale = jnp.where(cost > energy_left, energy_left / jnp.where(cost > 0, cost, 1.0), 1.0)
+    taken = share * scale[:, None]
+    b = jnp.sum(taken, axis=1)
+    per_poi = jnp.sum(taken, axis=0)
+    poi_data = jnp.maximum(state.poi_data - per_poi, 0.0)
+    poi_data = jnp.where(poi_data <= _EPS_DATA * state.poi_init, 0.0, poi_data)
+    visits = state.visits + (per_poi > 0).astype(jnp.int32)
+
+    energy = jnp.maximum(energy_left - p.sense_cost * b, 0.0)
+    energy = jnp.where(energy <= _EPS_DATA * p.initial_energy, 0.0, energy)
+    used = state.energy - energy
+    fairness = jain_index(visits)
+    ratio = jnp.where(used > 0, b / jnp.where(used > 0, used, 1.0), 0.0)
+    rewards = fairness * ratio - p.collision_penalty * collision.astype(_F)
+
+    t = jnp.where(state.done, state.t, state.t + 1)
+    done = state.done | (t >= p.num_slots) | jnp.all(energy <= 0) | jnp.all(poi_data <= 0)
+    new = WorldState(
+        mt_pos=pos,
+        energy=energy,
+        poi_pos=state.poi_pos,
+        poi_init=state.poi_init,
+        poi_data=poi_data,
+        visits=visits,
+        obstacles=state.obstacles,
+        t=t,
+        collisions=state.collisions + collision.astype(jnp.int32),
+        collected=state.collected + b,
+        energy_spent=state.energy_spent + used,
+        done=done,
+    )
+    info = StepInfo(
+        collected_per_poi=taken,
+        collected=b,
+        moved=moved,
+        collision=collision,
+        energy_used=used,
+        fairness=fairness,
+    )
+    return new, observe(new, p), rewards, done, info
+
+
+@partial(jax.jit, static_argnames=("params",))
+def batch_reset(keys: Array, params: WorldParams) -> tuple[WorldState, Array]:
+    """:func:`reset` over a batch of keys [B,...]: states and obs [B,M,obs_dim]."""
+    return jax.vmap(lambda k: reset(k, params))(keys)
+
+
+@partial(jax.jit, static_argnames=("params",))
+def batch_step(
+    keys: Array, states: WorldState, actions: Array, params: WorldParams
+) -> tuple[WorldState, Array, Array, Array, StepInfo]:
+    """:func:`step` over a batch: keys [B,...], states [B,...], actions [B,M,2]."""
+    return jax.vmap(lambda k, s, a: step(k, s, a, params))(keys, states, actions)
+
+
+def stack_states(states: list[WorldState]) -> Any:
+    """Stack single-world states into one batched state (leading axis B)."""
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *states)
