@@ -1,0 +1,93 @@
+"""Training settings of the MADDPG / IDDPG learners (section ``[train]`` of a config file)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from chainsense.config import from_mapping
+from chainsense.errors import ConfigError
+
+Algo = Literal["maddpg", "iddpg"]
+CriticInput = Literal["joint_obs", "global"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters; frozen and hashable so it can be a static argument of ``jit``.
+
+    ``critic_input`` picks the centralised state an MADDPG critic sees: ``joint_obs`` is the
+    concatenated observations of all MTs (the original MADDPG choice; with the ``rich``
+    observation it holds every MT's position, energy, the time left and the coarse global map of
+    remaining data), ``global`` is the world's full ``global_state`` (every PoI; about 7x slower
+    per update and 7x the replay memory on the ``paper`` preset). IDDPG ignores it.
+
+    One *iteration* of the training loop steps all ``num_envs`` worlds once (``num_envs`` env
+    steps) and then runs ``updates_per_iter`` gradient updates of every agent.
+    """
+
+    algo: Algo = "maddpg"
+    critic_input: CriticInput = "joint_obs"
+    num_envs: int = 128
+    actor_hidden: tuple[int, ...] = (64, 64)
+    critic_hidden: tuple[int, ...] = (128, 128)
+    actor_lr: float = 1e-3
+    critic_lr: float = 1e-3
+    gamma: float = 0.95
+    tau: float = 0.01
+    batch_size: int = 256
+    buffer_size: int = 200_000
+    updates_per_iter: int = 1
+    warmup_steps: int = 10_000
+    noise_start: float = 0.5
+    noise_end: float = 0.05
+    noise_decay_steps: int = 2_000_000
+    grad_clip: float = 1.0
+    reward_scale: float = 1.0
+    shaping: Literal["none", "data", "coverage"] = "none"
+    chunk_iters: int = 50
+
+    def __post_init__(self) -> None:
+        positive_ints = (
+            "num_envs",
+            "batch_size",
+            "buffer_size",
+            "updates_per_iter",
+            "noise_decay_steps",
+            "chunk_iters",
+        )
+        for name in positive_ints:
+            if getattr(self, name) <= 0:
+                raise ConfigError(name, f"must be positive, got {getattr(self, name)}")
+        for name in ("actor_hidden", "critic_hidden"):
+            widths = getattr(self, name)
+            if not widths or any(w <= 0 for w in widths):
+                raise ConfigError(name, f"must be a non-empty list of positive widths: {widths}")
+        for name in ("actor_lr", "critic_lr", "grad_clip", "reward_scale"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(name, f"must be positive, got {getattr(self, name)}")
+        if not 0.0 <= self.gamma < 1.0:
+            raise ConfigError("gamma", f"must be in [0, 1), got {self.gamma}")
+        if not 0.0 < self.tau <= 1.0:
+            raise ConfigError("tau", f"must be in (0, 1], got {self.tau}")
+        if self.warmup_steps < 0:
+            raise ConfigError("warmup_steps", f"must be >= 0, got {self.warmup_steps}")
+        for name in ("noise_start", "noise_end"):
+            if not 0.0 <= getattr(self, name) <= 2.0:
+                raise ConfigError(name, f"must be in [0, 2], got {getattr(self, name)}")
+        if self.buffer_size < self.num_envs:
+            raise ConfigError(
+                "buffer_size", f"must hold at least one step of all worlds ({self.num_envs})"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain mapping (lists for tuples) that :func:`from_dict` turns back into this config."""
+        return {
+            k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], section: str = "train") -> TrainConfig:
+        """Validated config from a table of a TOML/YAML file (unknown keys name the field)."""
+        return from_mapping(cls, data, section)
