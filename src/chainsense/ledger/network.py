@@ -507,7 +507,10 @@ def _prepare(directory: Path, spec: NetworkSpec, geth: Path) -> NetworkInfo:
         nodes=tuple(nodes),
         faucet_keyfile=directory / FAUCET_KEYFILE,
         faucet_address=faucet.address,
-        extra={"geth": "v1.13.15", "sealers": signers},
+        # Hints for clients: Clique headers carry 97 bytes of extraData (web3.py needs its
+        # ExtraDataToPOAMiddleware), and 1.13 Clique stops at London rules, so contracts must be
+        # compiled for an EVM without PUSH0 (Vyper/solc evm_version "paris" or older).
+        extra={"geth": "v1.13.15", "sealers": signers, "poa": True, "evm_version": "paris"},
     )
 
 
