@@ -34,6 +34,7 @@ from flax import struct
 from jax import Array
 
 from chainsense.sim.maps import WorldMap, generate_map
+from chainsense.sim.metrics import jain_fairness
 from chainsense.sim.params import WorldParams
 
 _F = jnp.float32
@@ -68,15 +69,6 @@ class StepInfo:
     collision: Array  # [M] bool: move refused
     energy_used: Array  # [M] phi_t^m
     fairness: Array  # scalar omega_t after this slot
-
-
-def jain_index(visits: Array) -> Array:
-    """Jain's fairness index (sum h)^2 / (K sum h^2) of ``visits`` (last axis); 0 when all are 0."""
-    h = visits.astype(_F)
-    s = jnp.sum(h, axis=-1)
-    s2 = jnp.sum(h * h, axis=-1)
-    k = h.shape[-1]
-    return jnp.where(s2 > 0, (s * s) / (k * jnp.where(s2 > 0, s2, 1.0)), 0.0)
 
 
 def segment_hits_boxes(start: Array, delta: Array, boxes: Array) -> Array:
@@ -244,7 +236,7 @@ def step(
     energy = jnp.maximum(energy_left - p.sense_cost * b, 0.0)
     energy = jnp.where(energy <= _EPS_DATA * p.initial_energy, 0.0, energy)
     used = state.energy - energy
-    fairness = jain_index(visits)
+    fairness = jain_fairness(visits)
     ratio = jnp.where(used > 0, b / jnp.where(used > 0, used, 1.0), 0.0)
     rewards = fairness * ratio - p.collision_penalty * collision.astype(_F)
 
