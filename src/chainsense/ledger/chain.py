@@ -1,0 +1,483 @@
+"""One interface over Ethereum backends: an in-process EVM and JSON-RPC nodes with failover.
+
+:class:`Chain` does what the ledger needs from any node: send locally signed transactions
+(legacy or EIP-1559 gas, whichever the chain supports), wait for receipts, call views, fund
+accounts and deploy the ledger contract. Backends only differ in how they reach a node:
+
+* :class:`EmbeddedChain`: eth-tester + py-evm inside this process (default; nothing to start,
+  a block per transaction);
+* :class:`RpcChain`: one or more JSON-RPC endpoints (anvil, geth). Reads go round-robin over
+  healthy endpoints; transactions go preferably to "follower" nodes; on a connection error or
+  timeout the endpoint is benched for a while and the next one is tried. Re-sending the same
+  signed transaction is harmless, so failover never double-spends a nonce.
+
+Contract-level operations (submit, query, verify) live in :mod:`chainsense.ledger.contract`;
+``Chain.deploy_ledger`` / ``Chain.ledger`` return that wrapper.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+import requests
+from eth_account import Account
+from eth_utils.exceptions import ValidationError as EthValidationError
+from hexbytes import HexBytes
+from web3 import HTTPProvider, Web3
+from web3.exceptions import (
+    ContractLogicError,
+    ProviderConnectionError,
+    TransactionNotFound,
+    Web3RPCError,
+)
+
+from chainsense.errors import ChainsenseError
+from chainsense.ledger.keys import KeyPair, checksum, load_key
+
+if TYPE_CHECKING:
+    from chainsense.ledger.contract import Ledger
+
+T = TypeVar("T")
+Role = Literal["sealer", "follower", "unknown"]
+
+_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    requests.exceptions.ConnectionError,
+    requests.exceptions.Timeout,
+    ProviderConnectionError,
+    ConnectionError,
+    TimeoutError,
+)
+# what nodes answer when a transaction we re-send is already in their pool or mined
+_ALREADY_KNOWN = ("already known", "known transaction", "already imported", "nonce too low")
+
+
+class ChainError(ChainsenseError):
+    """The chain could not be reached or refused a request."""
+
+
+class RevertError(ChainError):
+    """A transaction or call reverted; ``reason`` is the contract's message."""
+
+    def __init__(self, reason: str, tx_hash: str | None = None) -> None:
+        self.reason = reason
+        self.tx_hash = tx_hash
+        super().__init__(f"transaction reverted: {reason}")
+
+
+@dataclass(frozen=True)
+class TxResult:
+    """Outcome of a mined transaction."""
+
+    tx_hash: str
+    block: int
+    gas_used: int
+    status: int
+    logs: tuple[Any, ...] = ()
+    contract_address: str | None = None
+
+
+@dataclass
+class Endpoint:
+    """One JSON-RPC endpoint with its health state."""
+
+    url: str
+    role: Role = "unknown"
+    name: str = ""
+    w3: Web3 = field(init=False, repr=False)
+    down_until: float = 0.0
+    failures: int = 0
+
+    def healthy(self, now: float) -> bool:
+        return now >= self.down_until
+
+
+def _revert_reason(exc: BaseException) -> str:
+    message = getattr(exc, "message", None) or str(exc)
+    for prefix in ("execution reverted: ", "execution reverted:", "revert: "):
+        if prefix in message:
+            message = message.split(prefix, 1)[1]
+    return message.strip().strip("'\"") or "reverted without a reason"
+
+
+class Chain:
+    """Backend-independent operations; subclasses provide :meth:`_run` (a call with failover)."""
+
+    #: extra gas on top of the estimate (estimates are exact on the same state, but a
+    #: transaction can land after others that change storage warmth)
+    gas_margin = 1.25
+    receipt_timeout = 120.0
+    poll_interval = 0.05
+
+    def __init__(self) -> None:
+        self._nonces: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._chain_id: int | None = None
+        self._eip1559: bool | None = None
+
+    # --- transport -----------------------------------------------------------------------
+    def _run(self, fn: Callable[[Web3], T], *, write: bool = False) -> T:
+        raise NotImplementedError
+
+    def call(self, fn: Callable[[Web3], T]) -> T:
+        """Run a read-only ``fn(w3)`` on a healthy endpoint (with failover)."""
+        return self._run(fn)
+
+    @property
+    def chain_id(self) -> int:
+        if self._chain_id is None:
+            self._chain_id = int(self._run(lambda w3: w3.eth.chain_id))
+        return self._chain_id
+
+    def block_number(self) -> int:
+        return int(self._run(lambda w3: w3.eth.block_number))
+
+    def balance(self, address: str) -> int:
+        addr = checksum(address)
+        return int(self._run(lambda w3: w3.eth.get_balance(addr)))
+
+    def code_at(self, address: str) -> bytes:
+        addr = checksum(address)
+        return bytes(self._run(lambda w3: w3.eth.get_code(addr)))
+
+    def dev_account(self) -> str:
+        """The node's first unlocked account (anvil and the embedded chain have funded ones)."""
+        accounts = self._run(lambda w3: w3.eth.accounts)
+        if not accounts:
+            raise ChainError("funder: the node has no unlocked account; pass a funder key")
+        return str(accounts[0])
+
+    # --- transactions --------------------------------------------------------------------
+    def _fees(self) -> dict[str, int]:
+        if self._eip1559 is None:
+            block = self._run(lambda w3: w3.eth.get_block("latest"))
+            self._eip1559 = block.get("baseFeePerGas") is not None
+        if self._eip1559:
+            base = int(self._run(lambda w3: w3.eth.get_block("latest"))["baseFeePerGas"])
+            tip = 10**9
+            return {"maxFeePerGas": 2 * base + tip, "maxPriorityFeePerGas": tip}
+        return {"gasPrice": int(self._run(lambda w3: w3.eth.gas_price))}
+
+    def _next_nonce(self, address: str) -> int:
+        with self._lock:
+            chain_nonce = int(
+                self._run(lambda w3: w3.eth.get_transaction_count(address, "pending"))
+            )
+            nonce = max(chain_nonce, self._nonces.get(address, 0))
+            self._nonces[address] = nonce + 1
+            return nonce
+
+    def forget_nonce(self, address: str) -> None:
+        """Drop the local nonce cache (after a failed send the node's count is the truth)."""
+        with self._lock:
+            self._nonces.pop(address, None)
+
+    def estimate(self, tx: dict[str, Any]) -> int:
+        """Gas estimate; a reverting transaction raises :class:`RevertError` with its reason."""
+        try:
+            return int(self._run(lambda w3: w3.eth.estimate_gas(tx)))  # type: ignore[arg-type]
+        except ContractLogicError as exc:
+            raise RevertError(_revert_reason(exc)) from exc
+        except Web3RPCError as exc:
+            if "revert" in str(exc).lower():
+                raise RevertError(_revert_reason(exc)) from exc
+            raise ChainError(f"transaction refused by the node: {_revert_reason(exc)}") from exc
+        except EthValidationError as exc:  # eth-tester: e.g. sender cannot afford the gas
+            raise ChainError(f"transaction refused by the node: {exc}") from exc
+
+    def send(
+        self,
+        sender: KeyPair | None,
+        *,
+        to: str | None,
+        data: bytes | str = b"",
+        value: int = 0,
+        gas: int | None = None,
+    ) -> str:
+        """Sign (locally) and send a transaction; returns its hash without waiting.
+
+        ``sender=None`` uses the node's unlocked dev account (anvil, embedded) via
+        ``eth_sendTransaction``. The gas estimate doubles as a dry run: a transaction that would
+        revert is refused here with the contract's reason and never sent.
+        """
+        data_hex = HexBytes(data).to_0x_hex()
+        frm = sender.address if sender is not None else self.dev_account()
+        base: dict[str, Any] = {"from": frm, "value": value, "data": data_hex}
+        if to is not None:
+            base["to"] = checksum(to)
+        if gas is None:
+            gas = int(self.estimate(base) * self.gas_margin) + 10_000
+        tx = base | {"gas": gas, "chainId": self.chain_id} | self._fees()
+        if sender is None:
+            tx_hash = self._run(lambda w3: w3.eth.send_transaction(tx), write=True)  # type: ignore[arg-type]
+            return HexBytes(tx_hash).to_0x_hex()
+        tx["nonce"] = self._next_nonce(frm)
+        del tx["from"]
+        raw = Account.sign_transaction(tx, sender.private_key)
+        tx_hash = HexBytes(raw.hash).to_0x_hex()
+
+        def _send(w3: Web3) -> None:
+            try:
+                w3.eth.send_raw_transaction(raw.raw_transaction)
+            except Web3RPCError as exc:
+                if any(s in str(exc).lower() for s in _ALREADY_KNOWN) and self._known(w3, tx_hash):
+                    return  # a previous attempt (maybe via another endpoint) got through
+                raise
+
+        try:
+            self._run(_send, write=True)
+        except Exception:
+            self.forget_nonce(frm)
+            raise
+        return tx_hash
+
+    @staticmethod
+    def _known(w3: Web3, tx_hash: str) -> bool:
+        try:
+            w3.eth.get_transaction(tx_hash)  # type: ignore[arg-type]
+            return True
+        except TransactionNotFound:
+            return False
+
+    def wait(self, tx_hash: str, timeout: float | None = None) -> TxResult:
+        """Wait for a receipt; a failed transaction raises :class:`RevertError` with the reason."""
+        deadline = time.monotonic() + (self.receipt_timeout if timeout is None else timeout)
+        while True:
+            try:
+                receipt = self._run(lambda w3: w3.eth.get_transaction_receipt(tx_hash))  # type: ignore[arg-type]
+                break
+            except TransactionNotFound:
+                pass
+            if time.monotonic() > deadline:
+                raise ChainError(f"transaction {tx_hash}: no receipt after {timeout}s")
+            time.sleep(self.poll_interval)
+        result = TxResult(
+            tx_hash=tx_hash,
+            block=int(receipt["blockNumber"]),
+            gas_used=int(receipt["gasUsed"]),
+            status=int(receipt["status"]),
+            logs=tuple(receipt["logs"]),
+            contract_address=receipt.get("contractAddress"),
+        )
+        if result.status != 1:
+            raise RevertError(self._failure_reason(tx_hash, result.block), tx_hash)
+        return result
+
+    def _failure_reason(self, tx_hash: str, block: int) -> str:
+        """Replay a failed transaction as a call on the state before its block to get the reason."""
+        try:
+            tx = self._run(lambda w3: w3.eth.get_transaction(tx_hash))  # type: ignore[arg-type]
+            call = {"from": tx["from"], "to": tx["to"], "data": tx["input"], "value": tx["value"]}
+            self._run(lambda w3: w3.eth.call(call, block - 1))  # type: ignore[arg-type]
+        except (ContractLogicError, Web3RPCError) as exc:
+            return _revert_reason(exc)
+        except ChainsenseError:
+            raise
+        except Exception as exc:  # replay impossible (pruned state): report what we know
+            return f"status 0 ({type(exc).__name__})"
+        return "status 0 (out of gas or state changed since)"
+
+    def transact(
+        self,
+        sender: KeyPair | None,
+        *,
+        to: str | None,
+        data: bytes | str = b"",
+        value: int = 0,
+        gas: int | None = None,
+    ) -> TxResult:
+        """:meth:`send` then :meth:`wait`."""
+        return self.wait(self.send(sender, to=to, data=data, value=value, gas=gas))
+
+    def fund(self, address: str, wei: int, funder: KeyPair | None = None) -> TxResult:
+        """Send ``wei`` to ``address`` from ``funder`` (or the node's dev account)."""
+        if wei <= 0:
+            raise ChainsenseError(f"amount: must be positive, got {wei}")
+        return self.transact(funder, to=checksum(address), value=wei, gas=21_000)
+
+    # --- the ledger contract ---------------------------------------------------------------
+    def deploy_ledger(self, ca_address: str, deployer: KeyPair | None = None) -> Ledger:
+        """Deploy the ledger contract with ``ca_address`` as CA; the deployer becomes admin."""
+        from chainsense.ledger.contract import deploy_ledger
+
+        return deploy_ledger(self, ca_address, deployer)
+
+    def ledger(self, address: str) -> Ledger:
+        """Wrapper of an already deployed ledger contract (checks there is code)."""
+        from chainsense.ledger.contract import Ledger
+
+        return Ledger(self, address)
+
+    def close(self) -> None:
+        """Release resources (HTTP sessions); the object is unusable afterwards."""
+
+
+class EmbeddedChain(Chain):
+    """In-process EVM (eth-tester + py-evm): one block per transaction, funded dev accounts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from eth_tester import EthereumTester, PyEVMBackend
+        from web3 import EthereumTesterProvider
+
+        self.tester = EthereumTester(PyEVMBackend())
+        self.w3 = Web3(EthereumTesterProvider(self.tester))
+        self._run_lock = threading.Lock()
+
+    def _run(self, fn: Callable[[Web3], T], *, write: bool = False) -> T:
+        from eth_tester.exceptions import TransactionFailed
+
+        with self._run_lock:  # py-evm is not thread-safe
+            try:
+                return fn(self.w3)
+            except TransactionFailed as exc:  # eth-tester's form of a revert
+                raise RevertError(_revert_reason(exc)) from exc
+
+    def __repr__(self) -> str:
+        return "EmbeddedChain()"
+
+
+class RpcChain(Chain):
+    """JSON-RPC endpoints with failover and round-robin reads.
+
+    ``endpoints`` are URLs or ``(url, role)`` pairs; ``timeout`` bounds each request so that a
+    hung node is detected; a failed endpoint is benched ``cooldown`` seconds.
+    """
+
+    def __init__(
+        self,
+        endpoints: Sequence[str | tuple[str, Role]],
+        *,
+        timeout: float = 5.0,
+        cooldown: float = 2.0,
+        names: Sequence[str] | None = None,
+    ) -> None:
+        super().__init__()
+        if not endpoints:
+            raise ChainsenseError("endpoints: at least one JSON-RPC URL is needed")
+        self.timeout = timeout
+        self.cooldown = cooldown
+        self.endpoints: list[Endpoint] = []
+        for i, spec in enumerate(endpoints):
+            url, role = (spec, "unknown") if isinstance(spec, str) else spec
+            if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+                raise ChainsenseError(f"endpoints[{i}]: not an http(s) URL: {url!r}")
+            ep = Endpoint(url=url, role=role, name=names[i] if names else url)
+            ep.w3 = Web3(
+                HTTPProvider(
+                    url, request_kwargs={"timeout": timeout}, exception_retry_configuration=None
+                )
+            )
+            self.endpoints.append(ep)
+        self._rr = itertools.count()
+        self.failovers = 0
+
+    def _order(self, write: bool) -> list[Endpoint]:
+        now = time.monotonic()
+        start = next(self._rr) % len(self.endpoints)
+        ring = self.endpoints[start:] + self.endpoints[:start]
+        if write:  # followers first: sealers keep sealing, as in the paper's deployment
+            ring.sort(key=lambda e: e.role != "follower")
+        healthy = [e for e in ring if e.healthy(now)]
+        benched = sorted((e for e in ring if not e.healthy(now)), key=lambda e: e.down_until)
+        return healthy + benched  # when all are benched, still try them (soonest back first)
+
+    def _run(self, fn: Callable[[Web3], T], *, write: bool = False) -> T:
+        errors: list[str] = []
+        for ep in self._order(write):
+            try:
+                result = fn(ep.w3)
+            except _CONNECTION_ERRORS as exc:
+                ep.failures += 1
+                ep.down_until = time.monotonic() + self.cooldown
+                self.failovers += 1
+                errors.append(f"{ep.name}: {type(exc).__name__}")
+                continue
+            ep.failures = 0
+            return result
+        raise ChainError("no JSON-RPC endpoint reachable (" + "; ".join(errors) + ")")
+
+    def close(self) -> None:
+        for ep in self.endpoints:
+            provider = ep.w3.provider
+            session = getattr(provider, "_request_session_manager", None)
+            if session is not None:
+                with_cache = getattr(session, "session_cache", None)
+                if with_cache is not None:
+                    for s in list(with_cache._data.values()):
+                        s.close()
+
+    def __repr__(self) -> str:
+        return f"RpcChain({[e.url for e in self.endpoints]!r})"
+
+
+@dataclass(frozen=True)
+class NetworkFile:
+    """What a ``network.json`` tells a client: chain id, endpoints with roles, faucet key."""
+
+    chain_id: int
+    endpoints: tuple[tuple[str, Role], ...]
+    names: tuple[str, ...]
+    faucet_keyfile: Path | None
+
+
+def read_network_file(path: str | Path) -> NetworkFile:
+    """Parse the file ``chainsense network up`` writes (or its directory); names bad fields."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "network.json"
+    if not p.is_file():
+        raise ChainsenseError(f"network file: not found: {p}")
+    try:
+        data = json.loads(p.read_text())
+    except json.JSONDecodeError as exc:
+        raise ChainsenseError(f"network file: {p.name} is not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ChainsenseError("network file: must hold a JSON object")
+    chain_id = data.get("chain_id")
+    if not isinstance(chain_id, int) or isinstance(chain_id, bool):
+        raise ChainsenseError("network file: chain_id must be an integer")
+    nodes = data.get("nodes")
+    if not isinstance(nodes, list) or not nodes:
+        raise ChainsenseError("network file: nodes must be a non-empty list")
+    endpoints: list[tuple[str, Role]] = []
+    names: list[str] = []
+    for i, node in enumerate(nodes):
+        if not isinstance(node, dict) or not isinstance(node.get("rpc"), str):
+            raise ChainsenseError(f"network file: nodes[{i}].rpc must be a URL string")
+        role = node.get("role", "unknown")
+        if role not in ("sealer", "follower", "unknown"):
+            raise ChainsenseError(f"network file: nodes[{i}].role must be sealer or follower")
+        endpoints.append((node["rpc"], role))
+        names.append(str(node.get("name", node["rpc"])))
+    faucet = data.get("faucet") or {}
+    keyfile = faucet.get("keyfile") if isinstance(faucet, dict) else None
+    return NetworkFile(
+        chain_id=chain_id,
+        endpoints=tuple(endpoints),
+        names=tuple(names),
+        faucet_keyfile=(p.parent / keyfile) if keyfile else None,
+    )
+
+
+def chain_from_network_file(
+    path: str | Path, *, timeout: float = 5.0, cooldown: float = 2.0
+) -> tuple[RpcChain, KeyPair | None]:
+    """An :class:`RpcChain` over every node of a network file, and its faucet key (if any).
+
+    Raises when the nodes report a different chain id than the file says.
+    """
+    info = read_network_file(path)
+    chain = RpcChain(info.endpoints, timeout=timeout, cooldown=cooldown, names=info.names)
+    if chain.chain_id != info.chain_id:
+        raise ChainsenseError(
+            f"network file: chain_id {info.chain_id} but the nodes report {chain.chain_id}"
+        )
+    faucet = load_key(info.faucet_keyfile) if info.faucet_keyfile else None
+    return chain, faucet

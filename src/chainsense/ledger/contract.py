@@ -1,0 +1,314 @@
+"""The deployed ledger contract seen from Python: submit, anchor, query and verify.
+
+Works on any :class:`~chainsense.ledger.chain.Chain` backend. Every revert surfaces as a
+:class:`~chainsense.ledger.chain.RevertError` carrying the contract's reason (``duplicate
+record``, ``bad CA signature``, ``sender is not the record's MT``, ...), raised by the gas
+estimate before anything is sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from hexbytes import HexBytes
+from web3 import Web3
+from web3.contract import Contract
+from web3.exceptions import ContractLogicError
+
+from chainsense.errors import ChainsenseError
+from chainsense.ledger.artifacts import load_artifact
+from chainsense.ledger.chain import Chain, ChainError, RevertError, TxResult, _revert_reason
+from chainsense.ledger.keys import KeyPair, checksum
+from chainsense.ledger.records import Domain, Record
+
+PAGE = 100  # the contract's MAX_PAGE
+MAX_SLOT_SPAN = 100_000
+
+
+@dataclass(frozen=True)
+class StoredRecord:
+    """A record as stored on chain, with its id and EIP-712 digest."""
+
+    record_id: int
+    digest: bytes
+    record: Record
+
+
+@dataclass(frozen=True)
+class Submission:
+    """Result of submitting one record; ``already_stored`` when it was on chain before."""
+
+    record_id: int
+    digest: bytes
+    tx_hash: str | None
+    gas_used: int
+    block: int | None
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """Result of anchoring one batch root."""
+
+    root_id: int
+    root: bytes
+    size: int
+    tx_hash: str
+    gas_used: int
+    block: int
+
+
+@dataclass(frozen=True)
+class BatchInfo:
+    root_id: int
+    root: bytes
+    size: int
+    submitter: str
+
+
+def _interface() -> Contract:
+    art = load_artifact()
+    return Web3().eth.contract(abi=art.abi)  # type: ignore[return-value]
+
+
+def _stored(raw: Sequence[Any]) -> StoredRecord:
+    rid, digest, mt, poi, slot, reading, x, y, nonce = raw
+    return StoredRecord(
+        record_id=int(rid),
+        digest=bytes(digest),
+        record=Record(mt=mt, poi=poi, slot=slot, reading=reading, x=x, y=y, nonce=nonce),
+    )
+
+
+def deploy_ledger(chain: Chain, ca_address: str, deployer: KeyPair | None = None) -> Ledger:
+    """Deploy a fresh ledger contract with ``ca_address`` as CA; the deployer becomes admin."""
+    art = load_artifact()
+    ca = checksum(ca_address, "ca_address")
+    factory = Web3().eth.contract(abi=art.abi, bytecode=art.bytecode)
+    data = factory.constructor(ca).data_in_transaction
+    result = chain.transact(deployer, to=None, data=data)
+    if not result.contract_address:
+        raise ChainError(f"deploy: transaction {result.tx_hash} created no contract")
+    ledger = Ledger(chain, result.contract_address)
+    ledger.deploy_result = result
+    return ledger
+
+
+class Ledger:
+    """Bound ledger contract at ``address`` on ``chain``."""
+
+    def __init__(self, chain: Chain, address: str) -> None:
+        self.chain = chain
+        self.address = checksum(address, "contract")
+        self._iface = _interface()
+        self._contracts: dict[int, Contract] = {}
+        self.deploy_result: TxResult | None = None
+        if not chain.code_at(self.address):
+            raise ChainsenseError(f"contract: no code at {self.address} on this chain")
+        self.domain = Domain(chain.chain_id, self.address)
+
+    # --- plumbing ------------------------------------------------------------------------------
+    def _bound(self, w3: Web3) -> Contract:
+        c = self._contracts.get(id(w3))
+        if c is None:
+            c = w3.eth.contract(address=self.address, abi=self._iface.abi)  # type: ignore[call-overload]
+            self._contracts[id(w3)] = c
+        return c
+
+    def view(self, fn: str, *args: Any) -> Any:
+        """Call a view function (with the backend's failover)."""
+        try:
+            return self.chain.call(lambda w3: getattr(self._bound(w3).functions, fn)(*args).call())
+        except ContractLogicError as exc:
+            raise RevertError(_revert_reason(exc)) from exc
+
+    def encode(self, fn: str, *args: Any) -> str:
+        return self._iface.encode_abi(fn, args=list(args))
+
+    def _events(self, result: TxResult, name: str) -> list[dict[str, Any]]:
+        event = getattr(self._iface.events, name)()
+        out = []
+        for log in result.logs:
+            if checksum(log["address"]) != self.address:
+                continue
+            try:
+                out.append(dict(event.process_log(log)["args"]))
+            except Exception:  # another event of this contract
+                continue
+        return out
+
+    # --- per-record mode -----------------------------------------------------------------------
+    def send_submit(self, record: Record, ca_signature: bytes, sender: KeyPair) -> str:
+        """Send ``submit(record, ca_signature)`` from ``sender``; returns the tx hash."""
+        data = self.encode("submit", record.as_tuple(), bytes(ca_signature))
+        return self.chain.send(sender, to=self.address, data=data)
+
+    def finish_submit(self, record: Record, tx_hash: str) -> Submission:
+        result = self.chain.wait(tx_hash)
+        events = self._events(result, "RecordStored")
+        if not events:
+            raise ChainError(f"submit: transaction {tx_hash} stored no record")
+        return Submission(
+            record_id=int(events[0]["record_id"]),
+            digest=bytes(events[0]["digest"]),
+            tx_hash=tx_hash,
+            gas_used=result.gas_used,
+            block=result.block,
+        )
+
+    def submit(self, record: Record, ca_signature: bytes, sender: KeyPair) -> Submission:
+        """Store one CA-countersigned record; sent by its MT. Reverts name the reason."""
+        return self.finish_submit(record, self.send_submit(record, ca_signature, sender))
+
+    def record_id_of(self, record: Record | bytes) -> int:
+        """Id of the record (or of its digest) on chain; 0 when not stored."""
+        digest = record.digest(self.domain) if isinstance(record, Record) else bytes(record)
+        return int(self.view("record_id_of", digest))
+
+    # --- queries -------------------------------------------------------------------------------
+    def record_count(self) -> int:
+        return int(self.view("record_count"))
+
+    def get_record(self, record_id: int) -> StoredRecord:
+        if record_id < 1:
+            raise ChainsenseError(f"record id: must be >= 1, got {record_id}")
+        try:
+            return _stored(self.view("get_record", record_id))
+        except RevertError as exc:
+            raise ChainsenseError(f"record id: {record_id}: {exc.reason}") from exc
+
+    def _paged(
+        self, fn: str, key: Any, total: int, start: int, limit: int | None
+    ) -> Iterator[StoredRecord]:
+        end = total if limit is None else min(total, start + limit)
+        pos = start
+        while pos < end:
+            page = self.view(fn, key, pos, min(PAGE, end - pos))
+            if not page:
+                break
+            yield from (_stored(r) for r in page)
+            pos += len(page)
+
+    def records(self, start: int = 1, limit: int | None = None) -> list[StoredRecord]:
+        """Records by id from ``start`` (1-based)."""
+        total = self.record_count()
+        end = total if limit is None else min(total, start + limit - 1)
+        out: list[StoredRecord] = []
+        pos = max(1, start)
+        while pos <= end:
+            page = self.view("records", pos, min(PAGE, end - pos + 1))
+            if not page:
+                break
+            out.extend(_stored(r) for r in page)
+            pos += len(page)
+        return out
+
+    def records_of_mt(
+        self, mt: str, start: int = 0, limit: int | None = None
+    ) -> list[StoredRecord]:
+        addr = checksum(mt, "mt")
+        total = int(self.view("mt_record_count", addr))
+        return list(self._paged("records_of_mt", addr, total, start, limit))
+
+    def records_of_poi(
+        self, poi: int, start: int = 0, limit: int | None = None
+    ) -> list[StoredRecord]:
+        _check_u32(poi, "poi")
+        total = int(self.view("poi_record_count", poi))
+        return list(self._paged("records_of_poi", poi, total, start, limit))
+
+    def records_in_slots(self, first: int, last: int) -> list[StoredRecord]:
+        """Records whose slot is in ``[first, last]`` (one bounded page walk per slot)."""
+        _check_u32(first, "slot")
+        _check_u32(last, "slot")
+        if last < first:
+            raise ChainsenseError(f"slot range: last {last} < first {first}")
+        if last - first + 1 > MAX_SLOT_SPAN:
+            raise ChainsenseError(f"slot range: at most {MAX_SLOT_SPAN} slots per query")
+        out: list[StoredRecord] = []
+        for slot in range(first, last + 1):
+            total = int(self.view("slot_record_count", slot))
+            out.extend(self._paged("records_of_slot", slot, total, 0, None))
+        return out
+
+    def verify_stored(self, record: Record) -> StoredRecord | None:
+        """The stored copy of exactly this record, or None (digest lookup + field comparison)."""
+        rid = self.record_id_of(record)
+        if rid == 0:
+            return None
+        stored = self.get_record(rid)
+        if stored.record != record or stored.digest != record.digest(self.domain):
+            return None
+        return stored
+
+    # --- batch mode ----------------------------------------------------------------------------
+    def anchor_batch(self, root: bytes, size: int, ca_signature: bytes, sender: KeyPair) -> Anchor:
+        """Anchor a CA-signed Merkle root of ``size`` records, sent by the certified submitter."""
+        data = self.encode("anchor_batch", bytes(root), size, bytes(ca_signature))
+        result = self.chain.transact(sender, to=self.address, data=data)
+        events = self._events(result, "BatchAnchored")
+        if not events:
+            raise ChainError(f"anchor: transaction {result.tx_hash} anchored nothing")
+        return Anchor(
+            root_id=int(events[0]["root_id"]),
+            root=bytes(root),
+            size=size,
+            tx_hash=result.tx_hash,
+            gas_used=result.gas_used,
+            block=result.block,
+        )
+
+    def batch_count(self) -> int:
+        return int(self.view("batch_count"))
+
+    def root_id_of(self, root: bytes) -> int:
+        return int(self.view("root_id_of", bytes(root)))
+
+    def get_batch(self, root_id: int) -> BatchInfo:
+        try:
+            rid, root, size, submitter = self.view("get_batch", root_id)
+        except RevertError as exc:
+            raise ChainsenseError(f"root id: {root_id}: {exc.reason}") from exc
+        return BatchInfo(root_id=int(rid), root=bytes(root), size=int(size), submitter=submitter)
+
+    def verify_inclusion(self, root_id: int, digest: bytes, proof: Sequence[bytes]) -> bool:
+        """On-chain check that record digest ``digest`` is under anchored root ``root_id``."""
+        if len(proof) > 32:
+            return False
+        return bool(
+            self.view("verify_inclusion", root_id, bytes(digest), [bytes(p) for p in proof])
+        )
+
+    def verify_record(self, root_id: int, record: Record, proof: Sequence[bytes]) -> bool:
+        """On-chain check that exactly ``record`` is in anchored batch ``root_id``."""
+        if len(proof) > 32:
+            return False
+        return bool(
+            self.view("verify_record", root_id, record.as_tuple(), [bytes(p) for p in proof])
+        )
+
+    # --- administration ------------------------------------------------------------------------
+    def ca(self) -> str:
+        return str(self.view("ca"))
+
+    def admin(self) -> str:
+        return str(self.view("admin"))
+
+    def set_ca(self, new_ca: str, admin: KeyPair | None) -> TxResult:
+        """Rotate the CA (admin only); emits ``CARotated``."""
+        data = self.encode("set_ca", checksum(new_ca, "new_ca"))
+        return self.chain.transact(admin, to=self.address, data=data)
+
+    def onchain_digest(self, record: Record) -> bytes:
+        """The contract's own EIP-712 digest of ``record`` (cross-checks the Python hashing)."""
+        return bytes(self.view("record_digest", record.as_tuple()))
+
+
+def _check_u32(value: int, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**32:
+        raise ChainsenseError(f"{name}: must be an integer in [0, 2^32), got {value!r}")
+
+
+def tx_hex(value: bytes | str) -> str:
+    return HexBytes(value).to_0x_hex()
