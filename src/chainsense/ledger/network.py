@@ -31,13 +31,18 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 from eth_account import Account
 from eth_keys import keys
 
 from chainsense.errors import ChainsenseError, ConfigError
+
+if TYPE_CHECKING:
+    from chainsense.ledger.chain import RpcChain
+    from chainsense.ledger.contract import Ledger
+    from chainsense.ledger.keys import KeyPair
 
 NETWORK_FILE = "network.json"
 FAUCET_KEYFILE = "faucet.key"
@@ -733,3 +738,77 @@ def running(
         yield info
     finally:
         down(info.directory, wipe=wipe)
+
+
+# ----------------------------------------------------------------------------- ledger client glue
+
+
+def connect(
+    directory: str | Path, *, timeout: float = 5.0, cooldown: float = 2.0
+) -> tuple[RpcChain, KeyPair | None]:
+    """The ledger client (:class:`RpcChain` with failover) over this network, plus its faucet.
+
+    Clique headers carry 97 bytes of extraData, which web3.py rejects unless its POA middleware
+    is installed; it is added here to every endpoint (if the client has not done so already).
+    """
+    from chainsense.ledger.chain import chain_from_network_file
+
+    chain, faucet = chain_from_network_file(
+        network_file(directory), timeout=timeout, cooldown=cooldown
+    )
+    add_poa_middleware(chain)
+    return chain, faucet
+
+
+def add_poa_middleware(chain: RpcChain) -> None:
+    """Install web3's ExtraDataToPOAMiddleware on every endpoint of ``chain`` (idempotent)."""
+    from web3.middleware import ExtraDataToPOAMiddleware
+
+    for ep in chain.endpoints:
+        onion = ep.w3.middleware_onion
+        if "chainsense_poa" not in onion:
+            onion.inject(ExtraDataToPOAMiddleware, name="chainsense_poa", layer=0)
+
+
+def ledger_bytecode_for_london() -> str:
+    """The ledger contract compiled for the Paris EVM (no PUSH0), which 1.13 Clique executes."""
+    import vyper
+    from vyper.compiler.settings import Settings
+
+    from chainsense.ledger.artifacts import source_path
+
+    out = vyper.compile_code(
+        source_path().read_text(),
+        output_formats=["bytecode"],
+        settings=Settings(evm_version="paris"),
+    )
+    return str(out["bytecode"])
+
+
+def deploy_ledger(chain: RpcChain, ca_address: str, deployer: KeyPair | None) -> Ledger:
+    """Deploy the ledger contract on a geth network.
+
+    Uses the committed artifact when the chain accepts it; if the node refuses it for an opcode
+    newer than London (the committed bytecode targets Cancun, 1.13 Clique stops at London), the
+    same source is compiled for Paris and deployed instead.
+    """
+    from web3 import Web3
+
+    from chainsense.ledger.artifacts import load_artifact
+    from chainsense.ledger.chain import ChainError
+    from chainsense.ledger.contract import Ledger
+    from chainsense.ledger.contract import deploy_ledger as deploy_committed
+
+    try:
+        return deploy_committed(chain, ca_address, deployer)
+    except ChainError as exc:
+        if "opcode" not in str(exc).lower():
+            raise
+    factory = Web3().eth.contract(abi=load_artifact().abi, bytecode=ledger_bytecode_for_london())
+    data = factory.constructor(Web3.to_checksum_address(ca_address)).data_in_transaction
+    result = chain.transact(deployer, to=None, data=data)
+    if not result.contract_address:
+        raise ChainsenseError(f"deploy: transaction {result.tx_hash} created no contract")
+    ledger = Ledger(chain, result.contract_address)
+    ledger.deploy_result = result
+    return ledger
