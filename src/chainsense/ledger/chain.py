@@ -180,8 +180,15 @@ class Chain:
 
     def estimate(self, tx: dict[str, Any]) -> int:
         """Gas estimate; a reverting transaction raises :class:`RevertError` with its reason."""
+        return int(self._dry(lambda w3: w3.eth.estimate_gas(tx)))  # type: ignore[arg-type]
+
+    def dry_run(self, tx: dict[str, Any]) -> None:
+        """Execute ``tx`` as a call (one EVM run, cheaper than an estimate) to surface reverts."""
+        self._dry(lambda w3: w3.eth.call(tx))  # type: ignore[arg-type]
+
+    def _dry(self, fn: Callable[[Web3], T]) -> T:
         try:
-            return int(self._run(lambda w3: w3.eth.estimate_gas(tx)))  # type: ignore[arg-type]
+            return self._run(fn)
         except ContractLogicError as exc:
             raise RevertError(_revert_reason(exc)) from exc
         except Web3RPCError as exc:
@@ -203,8 +210,9 @@ class Chain:
         """Sign (locally) and send a transaction; returns its hash without waiting.
 
         ``sender=None`` uses the node's unlocked dev account (anvil, embedded) via
-        ``eth_sendTransaction``. The gas estimate doubles as a dry run: a transaction that would
-        revert is refused here with the contract's reason and never sent.
+        ``eth_sendTransaction``. A dry run first (the gas estimate, or one ``eth_call`` when
+        ``gas`` is given) refuses a transaction that would revert, with the contract's reason,
+        before anything is sent.
         """
         data_hex = HexBytes(data).to_0x_hex()
         frm = sender.address if sender is not None else self.dev_account()
@@ -213,6 +221,8 @@ class Chain:
             base["to"] = checksum(to)
         if gas is None:
             gas = int(self.estimate(base) * self.gas_margin) + 10_000
+        else:
+            self.dry_run(base)
         tx = base | {"gas": gas, "chainId": self.chain_id} | self._fees()
         if sender is None:
             tx_hash = self._run(lambda w3: w3.eth.send_transaction(tx), write=True)  # type: ignore[arg-type]

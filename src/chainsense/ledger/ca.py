@@ -1,0 +1,315 @@
+"""The certificate authority: MT registry, signature + freshness checks, countersigning.
+
+Plain Python core over a SQLite registry; the HTTP face is :func:`create_app` (FastAPI, in
+:mod:`chainsense.ledger.ca_api`). Protocol step 3: the CA accepts a record only from a
+registered MT whose EIP-712 signature over the record is valid and whose nonce is fresh
+(strictly above the last one the CA countersigned for that MT), then signs the same digest.
+Re-sending an identical, already countersigned record returns the stored countersignature, so
+an MT that crashed after the CA answered can retry safely; a *different* record with an old
+nonce is a replay and refused. Every failed check changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from chainsense.errors import ChainsenseError
+from chainsense.ledger.keys import KeyPair, SignatureError, checksum, recover_bytes
+from chainsense.ledger.merkle import MerkleTree
+from chainsense.ledger.records import Domain, Record, batch_struct_hash
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+MAX_BATCH = 100_000
+MAX_METADATA_BYTES = 4096
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS mts (
+    address TEXT PRIMARY KEY,
+    metadata TEXT NOT NULL,
+    registered_at REAL NOT NULL,
+    last_nonce INTEGER NOT NULL DEFAULT -1
+);
+CREATE TABLE IF NOT EXISTS countersigned (
+    digest BLOB PRIMARY KEY,
+    mt TEXT NOT NULL,
+    nonce INTEGER NOT NULL,
+    signature BLOB,          -- NULL when the record was certified inside a batch
+    batch_root BLOB
+);
+CREATE TABLE IF NOT EXISTS batches (
+    root BLOB PRIMARY KEY,
+    size INTEGER NOT NULL,
+    submitter TEXT NOT NULL,
+    signature BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+class CAError(ChainsenseError):
+    """A request the CA refuses; ``code`` is machine-readable, ``field`` names the bad input."""
+
+    def __init__(self, code: str, field: str, message: str) -> None:
+        self.code = code
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+
+@dataclass(frozen=True)
+class MTInfo:
+    address: str
+    metadata: dict[str, Any]
+    last_nonce: int
+
+
+@dataclass(frozen=True)
+class Countersignature:
+    """The CA's answer for one record: Sign_sk_CA(H(u))."""
+
+    record: Record
+    digest: bytes
+    ca_signature: bytes
+
+
+@dataclass(frozen=True)
+class BatchCertificate:
+    """CA signature over (root, size, submitter) of a Merkle tree of certified records."""
+
+    records: tuple[Record, ...]
+    tree: MerkleTree
+    submitter: str
+    ca_signature: bytes
+
+    @property
+    def root(self) -> bytes:
+        return self.tree.root
+
+    @property
+    def size(self) -> int:
+        return self.tree.size
+
+    def proof(self, index: int) -> list[bytes]:
+        return self.tree.proof(index)
+
+
+class CertificateAuthority:
+    """CA core bound to one key, one registry database and one EIP-712 domain (chain+contract)."""
+
+    def __init__(self, key: KeyPair, db_path: str | Path, domain: Domain) -> None:
+        self.key = key
+        self.domain = domain
+        self.db_path = str(db_path)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.db_path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        self._bind(key.address, domain)
+
+    def _bind(self, address: str, domain: Domain) -> None:
+        """A registry belongs to one CA key and domain: refuse to mix them up silently."""
+        want = {"ca": address, "chain_id": str(domain.chain_id), "contract": domain.contract}
+        have = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+        if not have:
+            self._db.executemany("INSERT INTO meta VALUES (?, ?)", list(want.items()))
+            return
+        for k, v in want.items():
+            if have.get(k) != v:
+                raise ChainsenseError(
+                    f"ca db: {Path(self.db_path).name} belongs to {k}={have.get(k)}, not {v}"
+                )
+
+    @property
+    def address(self) -> str:
+        return self.key.address
+
+    def close(self) -> None:
+        self._db.close()
+
+    # --- registry -----------------------------------------------------------------------------
+    def register(self, address: str, metadata: dict[str, Any] | None = None) -> MTInfo:
+        """Add an MT (idempotent; re-registering keeps its nonce and replaces the metadata)."""
+        addr = _address(address, "address")
+        meta = {} if metadata is None else metadata
+        if not isinstance(meta, dict):
+            raise CAError("bad_input", "metadata", "must be a JSON object")
+        text = json.dumps(meta, sort_keys=True)
+        if len(text) > MAX_METADATA_BYTES:
+            raise CAError("bad_input", "metadata", f"larger than {MAX_METADATA_BYTES} bytes")
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO mts(address, metadata, registered_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(address) DO UPDATE SET metadata = excluded.metadata",
+                (addr, text, time.time()),
+            )
+        info = self.get(addr)
+        assert info is not None
+        return info
+
+    def get(self, address: str) -> MTInfo | None:
+        addr = _address(address, "address")
+        with self._lock:
+            row = self._db.execute(
+                "SELECT metadata, last_nonce FROM mts WHERE address = ?", (addr,)
+            ).fetchone()
+        if row is None:
+            return None
+        return MTInfo(address=addr, metadata=json.loads(row[0]), last_nonce=int(row[1]))
+
+    def mt_count(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM mts").fetchone()[0])
+
+    # --- countersigning -----------------------------------------------------------------------
+    def _check_signature(self, record: Record, signature: bytes, field: str) -> bytes:
+        digest = record.digest(self.domain)
+        try:
+            signer = recover_bytes(digest, signature)
+        except SignatureError as exc:
+            raise CAError("bad_signature", field, str(exc).split(": ", 1)[-1]) from exc
+        if signer != bytes.fromhex(record.mt[2:]):
+            raise CAError("bad_signature", field, f"not signed by the record's MT {record.mt}")
+        return digest
+
+    def countersign(self, record: Record, mt_signature: bytes) -> Countersignature:
+        """Verify (registered, signed by record.mt, fresh nonce) and countersign one record."""
+        digest = self._check_signature(record, mt_signature, "signature")
+        with self._lock:
+            row = self._db.execute(
+                "SELECT last_nonce FROM mts WHERE address = ?", (record.mt,)
+            ).fetchone()
+            if row is None:
+                raise CAError("unknown_mt", "record.mt", f"{record.mt} is not registered")
+            done = self._db.execute(
+                "SELECT signature FROM countersigned WHERE digest = ?", (digest,)
+            ).fetchone()
+            if done is not None:
+                if done[0] is None:
+                    raise CAError("duplicate", "record", "already certified inside a batch")
+                return Countersignature(record, digest, bytes(done[0]))
+            if record.nonce <= row[0]:
+                raise CAError(
+                    "stale_nonce",
+                    "record.nonce",
+                    f"{record.nonce} is not above the last countersigned nonce {row[0]}",
+                )
+            ca_sig = self.key.sign_digest(digest)
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute(
+                    "INSERT INTO countersigned(digest, mt, nonce, signature) VALUES (?, ?, ?, ?)",
+                    (digest, record.mt, record.nonce, ca_sig),
+                )
+                self._db.execute(
+                    "UPDATE mts SET last_nonce = ? WHERE address = ?", (record.nonce, record.mt)
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return Countersignature(record, digest, ca_sig)
+
+    def countersign_batch(
+        self, items: Sequence[tuple[Record, bytes]], submitter: str
+    ) -> BatchCertificate:
+        """Verify every record like :meth:`countersign`, then sign the Merkle root for submitter.
+
+        All or nothing: one bad item (named by its index) refuses the whole batch and changes
+        nothing. Within a batch each MT's nonces must increase in the given order. Sending the
+        identical batch again returns the same certificate.
+        """
+        submitter = _address(submitter, "submitter")
+        if not items:
+            raise CAError("bad_input", "items", "empty batch")
+        if len(items) > MAX_BATCH:
+            raise CAError("bad_input", "items", f"more than {MAX_BATCH} records")
+        digests = []
+        for i, (record, sig) in enumerate(items):
+            digests.append(self._check_signature(record, sig, f"items[{i}].signature"))
+        tree = MerkleTree.build(digests)
+        records = tuple(r for r, _ in items)
+        with self._lock:
+            known = self._db.execute(
+                "SELECT size, submitter, signature FROM batches WHERE root = ?", (tree.root,)
+            ).fetchone()
+            if known is not None:
+                if known[1] != submitter:
+                    raise CAError(
+                        "duplicate", "items", "batch already certified for another submitter"
+                    )
+                return BatchCertificate(records, tree, submitter, bytes(known[2]))
+            last = self._last_nonces({r.mt for r in records})
+            for i, record in enumerate(records):
+                if record.mt not in last:
+                    raise CAError(
+                        "unknown_mt", f"items[{i}].record.mt", f"{record.mt} is not registered"
+                    )
+                if record.nonce <= last[record.mt]:
+                    raise CAError(
+                        "stale_nonce",
+                        f"items[{i}].record.nonce",
+                        f"{record.nonce} is not above {last[record.mt]}",
+                    )
+                last[record.mt] = record.nonce
+            if len(set(digests)) != len(digests):
+                raise CAError("duplicate", "items", "the same record appears twice")
+            ca_sig = self.key.sign_digest(
+                self.domain.digest(batch_struct_hash(tree.root, tree.size, submitter))
+            )
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany(
+                    "INSERT INTO countersigned(digest, mt, nonce, batch_root) VALUES (?, ?, ?, ?)",
+                    [(d, r.mt, r.nonce, tree.root) for d, r in zip(digests, records, strict=True)],
+                )
+                self._db.executemany(
+                    "UPDATE mts SET last_nonce = ? WHERE address = ?",
+                    [(n, a) for a, n in last.items()],
+                )
+                self._db.execute(
+                    "INSERT INTO batches VALUES (?, ?, ?, ?)",
+                    (tree.root, tree.size, submitter, ca_sig),
+                )
+                self._db.execute("COMMIT")
+            except sqlite3.IntegrityError as exc:
+                self._db.execute("ROLLBACK")
+                raise CAError("duplicate", "items", "a record was already certified") from exc
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return BatchCertificate(records, tree, submitter, ca_sig)
+
+    def _last_nonces(self, addresses: set[str]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        addrs = sorted(addresses)
+        for i in range(0, len(addrs), 500):
+            chunk = addrs[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            for a, n in self._db.execute(
+                f"SELECT address, last_nonce FROM mts WHERE address IN ({marks})", chunk
+            ):
+                out[a] = int(n)
+        return out
+
+
+def _address(value: Any, field: str) -> str:
+    try:
+        return checksum(value, field)
+    except ChainsenseError as exc:
+        raise CAError("bad_input", field, "not a 0x-prefixed 20-byte hex address") from exc
+
+
+def create_app(ca: CertificateAuthority, admin_token: str | None = None) -> FastAPI:
+    """FastAPI app serving ``ca`` (see :mod:`chainsense.ledger.ca_api`)."""
+    from chainsense.ledger.ca_api import build_app
+
+    return build_app(ca, admin_token)

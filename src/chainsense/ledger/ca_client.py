@@ -1,0 +1,88 @@
+"""HTTP client of the CA service, with the same countersign interface as the core."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+from chainsense.errors import ChainsenseError
+from chainsense.ledger.ca import BatchCertificate, CAError, Countersignature
+from chainsense.ledger.merkle import MerkleTree
+from chainsense.ledger.records import Record
+
+
+class CAUnavailableError(ChainsenseError):
+    """The CA service could not be reached (retry later; nothing was decided)."""
+
+
+class CAClient:
+    """Talks to ``chainsense ca serve`` at ``base_url`` (e.g. http://127.0.0.1:8545)."""
+
+    def __init__(
+        self, base_url: str, *, timeout: float = 10.0, admin_token: str | None = None
+    ) -> None:
+        headers = {"authorization": f"Bearer {admin_token}"} if admin_token else {}
+        self._http = httpx.Client(base_url=base_url, timeout=timeout, headers=headers)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _request(self, method: str, path: str, body: Any = None) -> Any:
+        try:
+            resp = self._http.request(method, path, json=body)
+        except httpx.HTTPError as exc:
+            raise CAUnavailableError(f"ca: cannot reach {self._http.base_url}: {exc}") from exc
+        data = resp.json()
+        if resp.status_code >= 400:
+            raise CAError(
+                data.get("error", "error"), data.get("field", "?"), data.get("detail", "")
+            )
+        return data
+
+    def info(self) -> dict[str, Any]:
+        return self._request("GET", "/ca")
+
+    def register(self, address: str, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+        return self._request("POST", "/mts", {"address": address, "metadata": metadata or {}})
+
+    def get(self, address: str) -> dict[str, Any] | None:
+        try:
+            return self._request("GET", f"/mts/{address}")
+        except CAError as exc:
+            if exc.code == "unknown_mt":
+                return None
+            raise
+
+    def countersign(self, record: Record, mt_signature: bytes) -> Countersignature:
+        data = self._request(
+            "POST",
+            "/countersign",
+            {"record": record.to_dict(), "signature": "0x" + bytes(mt_signature).hex()},
+        )
+        return Countersignature(
+            record, bytes.fromhex(data["digest"][2:]), bytes.fromhex(data["ca_signature"][2:])
+        )
+
+    def countersign_batch(
+        self, items: Sequence[tuple[Record, bytes]], submitter: str
+    ) -> BatchCertificate:
+        body = {
+            "submitter": submitter,
+            "items": [{"record": r.to_dict(), "signature": "0x" + s.hex()} for r, s in items],
+        }
+        data = self._request("POST", "/countersign/batch", body)
+        info = self.info()
+        from chainsense.ledger.records import Domain
+
+        domain = Domain(info["chain_id"], info["contract"])
+        tree = MerkleTree.build([r.digest(domain) for r, _ in items])
+        if "0x" + tree.root.hex() != data["root"]:
+            raise ChainsenseError("ca: batch root from the CA differs from the local tree")
+        return BatchCertificate(
+            tuple(r for r, _ in items),
+            tree,
+            data["submitter"],
+            bytes.fromhex(data["ca_signature"][2:]),
+        )
