@@ -1,9 +1,147 @@
-"""CLI commands of the 'world' area; registered on the main app by :func:`register`."""
+"""CLI commands of the 'world' area: ``evaluate`` (baseline tables) and ``render`` (map + GIF)."""
 
 from __future__ import annotations
 
+import csv
+import dataclasses
+from pathlib import Path
+
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from chainsense.config import from_mapping, load_file
+from chainsense.errors import ConfigError
+from chainsense.sim.params import WorldParams, preset
+
+_console = Console()
+
+
+def load_world_params(preset_name: str, config: Path | None) -> WorldParams:
+    """The named preset, overridden by the ``[world]`` section of ``config`` when given."""
+    base = preset(preset_name)
+    if config is None:
+        return base
+    data = load_file(config)
+    section = data.get("world", {})
+    if not isinstance(section, dict):
+        raise ConfigError("world", "must be a table of settings")
+    merged = {**dataclasses.asdict(base), **section}
+    return from_mapping(WorldParams, merged, "world")
+
+
+def _check_run_args(episodes: int, seed: int) -> None:
+    if not 1 <= episodes <= 100_000:
+        raise ConfigError("episodes", f"must be in [1, 100000], got {episodes}")
+    if not 0 <= seed < 2**31:
+        raise ConfigError("seed", f"must be in [0, 2^31), got {seed}")
+
+
+def _progress() -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=_console,
+        transient=True,
+    )
+
+
+def evaluate_cmd(
+    policy: list[str] = typer.Option(  # noqa: B008
+        ["random", "greedy"], "--policy", "-p", help="Policy to evaluate (repeat to compare)."
+    ),
+    preset_name: str = typer.Option("paper", "--preset", help="World preset: paper or small."),
+    episodes: int = typer.Option(10, "--episodes", "-n", help="Episodes per policy."),
+    seed: int = typer.Option(0, "--seed", help="Episode i uses seed + i."),
+    out: Path = typer.Option(Path("runs/eval"), "--out", help="Directory for CSV/JSON/plot."),  # noqa: B008
+    config: Path | None = typer.Option(None, "--config", help="TOML/YAML with a [world] section."),  # noqa: B008
+) -> None:
+    """Run N seeded episodes per policy; print mean +- std of every metric, write CSV/JSON/PNG."""
+    from chainsense.marl.evaluate import evaluate, write_table
+    from chainsense.marl.policies import get_policy
+    from chainsense.sim.metrics import METRIC_NAMES
+
+    _check_run_args(episodes, seed)
+    params = load_world_params(preset_name, config)
+    policies = [(name, get_policy(name)) for name in policy]
+    seeds = range(seed, seed + episodes)
+    tables = []
+    with _progress() as bar:
+        task = bar.add_task(f"{episodes} episodes x {len(policies)} policies", total=len(policies))
+        for name, pol in policies:
+            bar.update(task, description=f"evaluating {name} ({episodes} episodes, batched)")
+            tables.append(evaluate(pol, params, seeds, name))
+            bar.advance(task)
+    files = write_table(tables, out)
+    table = Table(title=f"{preset_name} world, {episodes} episodes (mean +- std)")
+    table.add_column("metric")
+    for tb in tables:
+        table.add_column(tb.policy, justify="right")
+    for metric in METRIC_NAMES:
+        row = [f"{tb.mean[metric]:.4g} +- {tb.std[metric]:.2g}" for tb in tables]
+        table.add_row(metric, *row)
+    _console.print(table)
+    _console.print("wrote " + ", ".join(str(f) for f in files))
+
+
+def render_cmd(
+    policy: str = typer.Option("greedy", "--policy", "-p", help="Policy to play: random, greedy."),
+    preset_name: str = typer.Option("paper", "--preset", help="World preset: paper or small."),
+    seed: int = typer.Option(0, "--seed", help="Episode seed."),
+    out: Path = typer.Option(Path("runs/render"), "--out", help="Directory for PNG/GIF/CSV."),  # noqa: B008
+    config: Path | None = typer.Option(None, "--config", help="TOML/YAML with a [world] section."),  # noqa: B008
+    fps: int = typer.Option(12, "--fps", help="GIF frames per second."),
+    frames: int = typer.Option(100, "--frames", help="Most GIF frames (slots are subsampled)."),
+    gif: bool = typer.Option(True, "--gif/--no-gif", help="Also write the animated GIF."),
+) -> None:
+    """Play one episode; write map.png, heat.png (visits), episode.gif and events.csv."""
+    import jax
+
+    from chainsense.marl.evaluate import rollout
+    from chainsense.marl.policies import get_policy
+    from chainsense.sim.render import animate_episode, plot_map
+
+    _check_run_args(1, seed)
+    if not 1 <= fps <= 60:
+        raise ConfigError("fps", f"must be in [1, 60], got {fps}")
+    if not 2 <= frames <= 2000:
+        raise ConfigError("frames", f"must be in [2, 2000], got {frames}")
+    params = load_world_params(preset_name, config)
+    pol = get_policy(policy)
+    out.mkdir(parents=True, exist_ok=True)
+    with _progress() as bar:
+        task = bar.add_task("playing the episode", total=3 if gif else 2)
+        result = rollout(pol, params, jax.random.PRNGKey(seed), record=True)
+        bar.update(task, advance=1, description="drawing the map")
+        title = f"{policy}: collected {result.metrics['data_collection_ratio']:.1%}, " + (
+            f"fairness {result.metrics['fairness']:.2f}"
+        )
+        written = [
+            plot_map(result.final_state, params, out / "map.png", result.positions, title=title),
+            plot_map(result.final_state, params, out / "heat.png", result.positions, heat=True),
+        ]
+        bar.advance(task)
+        if gif:
+            bar.update(task, description="animating the episode")
+            written.append(animate_episode(result, params, out / "episode.gif", fps, frames))
+            bar.advance(task)
+    events = out / "events.csv"
+    with events.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["slot", "mt", "poi", "amount", "x", "y"])
+        for e in result.events:
+            w.writerow([e.slot, e.mt, e.poi, f"{e.amount:.6g}", f"{e.x:.4f}", f"{e.y:.4f}"])
+    written.append(events)
+    metrics = ", ".join(f"{k}={v:.4g}" for k, v in result.metrics.items())
+    _console.print(f"{policy} on {preset_name} (seed {seed}): {metrics}")
+    _console.print("wrote " + ", ".join(str(f) for f in written))
 
 
 def register(app: typer.Typer) -> None:
     """Add this area's commands to app."""
+    app.command("evaluate")(evaluate_cmd)
+    app.command("render")(render_cmd)
