@@ -1,0 +1,200 @@
+"""A private MariaDB server for the availability experiment's control group.
+
+The experiment needs a real SQL server with its *default* connection limit (151), bound to
+127.0.0.1 on a free port, holding the same records as the chain. This starts one from the Debian
+package's binaries in a scratch directory (``mariadb-install-db`` + ``mariadbd``, no system
+config read, no grant tables: the server is reachable on loopback only and lives for one run),
+and always stops it again (SIGTERM, then SIGKILL) and removes its files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import pymysql
+
+from chainsense.errors import ChainsenseError
+from chainsense.ledger.network import free_ports, pid_alive
+
+DATABASE = "chainsense"
+COLUMNS = ("id", "mt", "poi", "slot", "reading", "x", "y", "nonce", "digest")
+CREATE_TABLE = (
+    "CREATE TABLE records (id BIGINT UNSIGNED PRIMARY KEY, mt CHAR(42) NOT NULL, "
+    "poi INT UNSIGNED NOT NULL, slot INT UNSIGNED NOT NULL, reading BIGINT UNSIGNED NOT NULL, "
+    "x BIGINT UNSIGNED NOT NULL, y BIGINT UNSIGNED NOT NULL, nonce BIGINT UNSIGNED NOT NULL, "
+    "digest CHAR(66) NOT NULL) ENGINE=InnoDB"
+)
+SELECT_BY_ID = "SELECT id, mt, poi, slot, reading, x, y, nonce, digest FROM records WHERE id = %s"
+
+
+def _binary(name: str) -> str:
+    for candidate in (shutil.which(name), f"/usr/sbin/{name}", f"/usr/bin/{name}"):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    raise ChainsenseError(
+        f"mariadb: {name} not found (install the mariadb-server package: "
+        "scripts/install-system-packages.sh)"
+    )
+
+
+def mariadb_available() -> bool:
+    """True when the MariaDB server binaries are installed."""
+    try:
+        _binary("mariadbd")
+        _binary("mariadb-install-db")
+    except ChainsenseError:
+        return False
+    return True
+
+
+class MariaDBServer:
+    """``with MariaDBServer() as db:`` a fresh server on 127.0.0.1:``db.port``; gone afterwards."""
+
+    host = "127.0.0.1"
+
+    def __init__(self, workdir: str | Path | None = None, *, start_timeout: float = 60.0) -> None:
+        self._own_dir = workdir is None
+        self.workdir = (
+            Path(tempfile.mkdtemp(prefix="chainsense-mariadb-"))
+            if workdir is None
+            else Path(workdir)
+        )
+        self.start_timeout = start_timeout
+        self.port = 0
+        self.pid = 0
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> MariaDBServer:
+        datadir = self.workdir / "data"
+        datadir.mkdir(parents=True, exist_ok=True)
+        log = self.workdir / "install.log"
+        with log.open("wb") as f:
+            out = subprocess.run(
+                [
+                    _binary("mariadb-install-db"),
+                    "--no-defaults",
+                    f"--datadir={datadir}",
+                    "--user=root",
+                    "--auth-root-authentication-method=normal",
+                    "--skip-test-db",
+                ],
+                stdout=f,
+                stderr=subprocess.STDOUT,
+                timeout=self.start_timeout,
+            )
+        if out.returncode != 0:
+            self.stop()
+            raise ChainsenseError(f"mariadb: mariadb-install-db failed: {_tail(log)}")
+        (self.port,) = free_ports(1)
+        errlog = self.workdir / "mariadbd.err"
+        self._proc = subprocess.Popen(
+            [
+                _binary("mariadbd"),
+                "--no-defaults",
+                f"--datadir={datadir}",
+                f"--socket={self.workdir / 'mysqld.sock'}",
+                f"--pid-file={self.workdir / 'mysqld.pid'}",
+                f"--log-error={errlog}",
+                f"--port={self.port}",
+                "--bind-address=127.0.0.1",
+                "--user=root",
+                "--skip-grant-tables",
+                "--skip-log-bin",
+                "--innodb-buffer-pool-size=32M",
+                # max_connections is deliberately left at the server default (151).
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.pid = self._proc.pid
+        deadline = time.monotonic() + self.start_timeout
+        while True:
+            if self._proc.poll() is not None:
+                msg = _tail(errlog)
+                self.stop()
+                raise ChainsenseError(f"mariadb: server exited during start-up: {msg}")
+            try:
+                with self.connect(timeout=1.0, database=None) as conn, conn.cursor() as cur:
+                    cur.execute(f"CREATE DATABASE IF NOT EXISTS {DATABASE}")
+                return self
+            except pymysql.MySQLError:
+                if time.monotonic() > deadline:
+                    msg = _tail(errlog)
+                    self.stop()
+                    raise ChainsenseError(f"mariadb: not accepting connections: {msg}") from None
+                time.sleep(0.2)
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """SIGTERM (clean InnoDB shutdown), SIGKILL after ``timeout`` s; remove scratch files."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGTERM)
+            try:
+                self._proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait(5)
+        self._proc = None
+        if self._own_dir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None and pid_alive(self.pid)
+
+    def __enter__(self) -> MariaDBServer:
+        return self.start()
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # -- data ------------------------------------------------------------------------------------
+    def connect(
+        self, timeout: float = 5.0, database: str | None = DATABASE
+    ) -> pymysql.Connection[Any]:
+        """A new client connection (no password: grant tables are off, loopback only)."""
+        return pymysql.connect(
+            host=self.host,
+            port=self.port,
+            user="chainsense",
+            database=database,
+            connect_timeout=timeout,
+            read_timeout=timeout,
+            write_timeout=timeout,
+            autocommit=True,
+        )
+
+    def load_records(self, rows: Iterable[Sequence[Any]]) -> int:
+        """Create the ``records`` table and insert ``rows`` (tuples in :data:`COLUMNS` order)."""
+        rows = [tuple(r) for r in rows]
+        with self.connect() as conn, conn.cursor() as cur:
+            cur.execute("DROP TABLE IF EXISTS records")
+            cur.execute(CREATE_TABLE)
+            placeholders = ", ".join(["%s"] * len(COLUMNS))
+            cur.executemany(f"INSERT INTO records VALUES ({placeholders})", rows)
+        return len(rows)
+
+    def max_connections(self) -> int:
+        with self.connect() as conn, conn.cursor() as cur:
+            cur.execute("SELECT @@max_connections")
+            (value,) = cur.fetchone()  # type: ignore[misc]
+        return int(value)
+
+
+def _tail(path: Path, lines: int = 4) -> str:
+    with contextlib.suppress(OSError):
+        return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
+    return "(no log)"
