@@ -37,6 +37,7 @@ from web3.exceptions import (
     TransactionNotFound,
     Web3RPCError,
 )
+from web3.middleware import ExtraDataToPOAMiddleware
 
 from chainsense.errors import ChainsenseError
 from chainsense.ledger.keys import KeyPair, checksum, load_key
@@ -384,6 +385,9 @@ class RpcChain(Chain):
                     url, request_kwargs={"timeout": timeout}, exception_retry_configuration=None
                 )
             )
+            # Clique (geth PoA) headers carry 97 bytes of extraData that web3 refuses unless
+            # this middleware is installed; it is a no-op on other chains.
+            ep.w3.middleware_onion.inject(ExtraDataToPOAMiddleware, name="chainsense_poa", layer=0)
             self.endpoints.append(ep)
         self._rr = itertools.count()
         self.failovers = 0

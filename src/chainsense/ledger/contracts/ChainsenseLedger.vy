@@ -1,4 +1,5 @@
 # pragma version 0.4.3
+# pragma evm-version paris
 """
 @title ChainsenseLedger
 @notice Crowdsensing records countersigned by a certificate authority (CA).
@@ -10,6 +11,8 @@
         `verify_inclusion` / `verify_record` (sorted-pair keccak tree, leaf = keccak(digest)).
         No loop is unbounded (proofs <= 32 levels, pages <= 100 entries) and nothing depends on
         block timestamps. No function makes an external call.
+        Compiled for the Paris EVM (no PUSH0) so the same bytecode runs on geth 1.13 Clique
+        networks (London rules), anvil and the embedded py-evm chain.
 """
 
 struct Record:

@@ -1,0 +1,112 @@
+"""Batch mode end to end: anchor a CA batch certificate, keep the proofs, verify records.
+
+The chain stores only the root (one transaction for thousands of records); the records and
+their inclusion proofs live in a JSON *bundle* kept by the submitter, which anyone can check
+against the anchored root off chain (:func:`verify_offchain`) or through the contract
+(:func:`verify_onchain`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chainsense.errors import ChainsenseError
+from chainsense.ledger.ca import BatchCertificate
+from chainsense.ledger.contract import Anchor, Ledger
+from chainsense.ledger.keys import KeyPair
+from chainsense.ledger.merkle import verify
+from chainsense.ledger.records import Record
+
+
+@dataclass(frozen=True)
+class BundleEntry:
+    record: Record
+    proof: tuple[bytes, ...]
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """Records of one anchored batch with their proofs."""
+
+    root_id: int
+    root: bytes
+    chain_id: int
+    contract: str
+    entries: tuple[BundleEntry, ...]
+
+
+def anchor(ledger: Ledger, cert: BatchCertificate, sender: KeyPair) -> Anchor:
+    """Anchor ``cert``'s root (sent by the certified submitter)."""
+    if sender.address != cert.submitter:
+        raise ChainsenseError(
+            f"submitter: the CA certified {cert.submitter}, not the sender {sender.address}"
+        )
+    return ledger.anchor_batch(cert.root, cert.size, cert.ca_signature, sender)
+
+
+def make_bundle(ledger: Ledger, cert: BatchCertificate, root_id: int) -> Bundle:
+    entries = tuple(BundleEntry(r, tuple(cert.proof(i))) for i, r in enumerate(cert.records))
+    return Bundle(root_id, cert.root, ledger.domain.chain_id, ledger.address, entries)
+
+
+def write_bundle(path: str | Path, bundle: Bundle) -> Path:
+    data = {
+        "root_id": bundle.root_id,
+        "root": "0x" + bundle.root.hex(),
+        "chain_id": bundle.chain_id,
+        "contract": bundle.contract,
+        "entries": [
+            {"record": e.record.to_dict(), "proof": ["0x" + p.hex() for p in e.proof]}
+            for e in bundle.entries
+        ],
+    }
+    p = Path(path)
+    p.write_text(json.dumps(data))
+    return p
+
+
+def _hex32(value: Any, field: str) -> bytes:
+    if not isinstance(value, str) or not value.startswith("0x") or len(value) != 66:
+        raise ChainsenseError(f"{field}: must be 0x + 64 hex digits")
+    try:
+        return bytes.fromhex(value[2:])
+    except ValueError as exc:
+        raise ChainsenseError(f"{field}: not hex") from exc
+
+
+def read_bundle(path: str | Path) -> Bundle:
+    p = Path(path)
+    if not p.is_file():
+        raise ChainsenseError(f"bundle: not found: {p}")
+    try:
+        data = json.loads(p.read_text())
+        entries = tuple(
+            BundleEntry(
+                Record.from_dict(e["record"]),
+                tuple(_hex32(h, f"bundle.entries[{i}].proof") for h in e["proof"]),
+            )
+            for i, e in enumerate(data["entries"])
+        )
+        return Bundle(
+            int(data["root_id"]),
+            _hex32(data["root"], "bundle.root"),
+            int(data["chain_id"]),
+            str(data["contract"]),
+            entries,
+        )
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise ChainsenseError(f"bundle: {p.name} is malformed: {exc}") from exc
+
+
+def verify_offchain(ledger: Ledger, bundle: Bundle) -> list[bool]:
+    """Check each entry's proof against the root anchored on chain under ``bundle.root_id``."""
+    onchain_root = ledger.get_batch(bundle.root_id).root
+    return [verify(onchain_root, e.record.digest(ledger.domain), e.proof) for e in bundle.entries]
+
+
+def verify_onchain(ledger: Ledger, bundle: Bundle) -> list[bool]:
+    """Ask the contract to check each entry (``verify_record``: digest computed on chain)."""
+    return [ledger.verify_record(bundle.root_id, e.record, e.proof) for e in bundle.entries]
