@@ -1,9 +1,386 @@
-"""CLI commands of the 'ledger' area; registered on the main app by :func:`register`."""
+"""CLI commands of the 'ledger' area: ``ledger keygen|deploy|fund|submit|query|verify|demo``
+and ``ca serve|register``; registered on the main app by :func:`register`."""
 
 from __future__ import annotations
 
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from chainsense.errors import ChainsenseError, ConfigError
+
+_console = Console()
+ledger_app = typer.Typer(
+    help="Secure data sharing: deploy the contract, submit, query, verify.", no_args_is_help=True
+)
+ca_app = typer.Typer(help="The certificate authority service.", no_args_is_help=True)
+
+_RPC = typer.Option(None, "--rpc", help="JSON-RPC URL (repeat for failover).")
+_NETWORK = typer.Option(None, "--network", help="Directory (or file) of `chainsense network up`.")
+_DEPLOYMENT = typer.Option(
+    Path("ledger.json"), "--deployment", "-d", help="Deployment file written by `ledger deploy`."
+)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=_console,
+        transient=True,
+    )
+
+
+def _key(path: Path | None, what: str) -> Any:
+    from chainsense.ledger.keys import load_key
+
+    if path is None:
+        return None
+    try:
+        return load_key(path)
+    except ChainsenseError as exc:
+        raise ConfigError(what, str(exc)) from exc
+
+
+@ledger_app.command("keygen")
+def keygen_cmd(out: Path = typer.Argument(..., help="New key file (hex, mode 0600).")) -> None:  # noqa: B008
+    """Create a secp256k1 key (MT, CA or funder) and print its address."""
+    from chainsense.ledger.keys import KeyPair, save_key
+
+    key = KeyPair.generate()
+    save_key(out, key)
+    typer.echo(key.address)
+
+
+@ledger_app.command("deploy")
+def deploy_cmd(
+    ca_key: Path = typer.Option(None, "--ca-key", help="CA key file (its address becomes the CA)."),  # noqa: B008
+    ca_address: str = typer.Option(None, "--ca-address", help="CA address, instead of --ca-key."),
+    rpc: list[str] = _RPC,
+    network: Path = _NETWORK,
+    deployer_key: Path = typer.Option(  # noqa: B008
+        None,
+        "--deployer-key",
+        help="Pays for and administers the contract "
+        "(default: the network's faucet or the node's dev account).",
+    ),
+    out: Path = typer.Option(Path("ledger.json"), "--out", help="Deployment file to write."),  # noqa: B008
+) -> None:
+    """Deploy the ledger contract and write the deployment file."""
+    from chainsense.ledger.deployment import Deployment, open_chain
+
+    if (ca_key is None) == (ca_address is None):
+        raise ConfigError("ca", "give exactly one of --ca-key and --ca-address")
+    ca = _key(ca_key, "ca-key").address if ca_key else ca_address
+    chain, faucet = open_chain(rpc, network)
+    deployer = _key(deployer_key, "deployer-key") or faucet
+    ledger = chain.deploy_ledger(ca, deployer)
+    result = ledger.deploy_result
+    assert result is not None
+    dep = Deployment(
+        chain_id=chain.chain_id,
+        contract=ledger.address,
+        ca=ledger.ca(),
+        admin=ledger.admin(),
+        block=result.block,
+        rpc=tuple(rpc or ()),
+        network=str(network) if network else None,
+    )
+    dep.write(out)
+    typer.echo(
+        f"ledger {ledger.address} on chain {dep.chain_id} (block {dep.block}, "
+        f"gas {result.gas_used}); CA {dep.ca}; wrote {out}"
+    )
+
+
+@ledger_app.command("fund")
+def fund_cmd(
+    address: str = typer.Argument(..., help="Account to fund."),
+    eth: float = typer.Option(1.0, "--eth", help="Amount in ether."),
+    deployment: Path = _DEPLOYMENT,
+    funder_key: Path = typer.Option(None, "--funder-key", help="Default: faucet or dev account."),  # noqa: B008
+) -> None:
+    """Send ether to an account (MTs pay gas for their submissions)."""
+    from chainsense.ledger.deployment import Deployment, chain_of
+
+    if not 0 < eth <= 1e6:
+        raise ConfigError("eth", f"must be in (0, 1e6], got {eth}")
+    chain, faucet = chain_of(Deployment.read(deployment))
+    result = chain.fund(address, int(eth * 10**18), _key(funder_key, "funder-key") or faucet)
+    typer.echo(f"funded {address} with {eth} ETH in block {result.block}")
+
+
+def _read_events(path: Path) -> list[dict[str, float]]:
+    """Collection events from JSON (list of objects) or CSV: poi, slot, reading, x, y."""
+    if not path.is_file():
+        raise ConfigError("records", f"file not found: {path}")
+    fields = ("poi", "slot", "reading", "x", "y")
+    try:
+        if path.suffix == ".csv":
+            with path.open(newline="") as fh:
+                rows: list[Any] = list(csv.DictReader(fh))
+        else:
+            rows = json.loads(path.read_text())
+    except (json.JSONDecodeError, csv.Error, UnicodeDecodeError) as exc:
+        raise ConfigError("records", f"cannot parse {path.name}: {exc}") from exc
+    if not isinstance(rows, list):
+        raise ConfigError("records", "must be a list of events")
+    events = []
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise ConfigError(f"records[{i}]", "must be an object")
+        try:
+            events.append({f: float(row[f]) for f in fields})
+        except KeyError as exc:
+            raise ConfigError(f"records[{i}].{exc.args[0]}", "missing") from exc
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"records[{i}]", f"not a number: {exc}") from exc
+        for f in ("poi", "slot"):
+            if not events[-1][f].is_integer():
+                raise ConfigError(f"records[{i}].{f}", "must be an integer")
+    return events
+
+
+@ledger_app.command("submit")
+def submit_cmd(
+    records: Path = typer.Argument(  # noqa: B008
+        ..., help="Events file (.json list or .csv: poi,slot,reading,x,y)."
+    ),
+    mt_key: Path = typer.Option(..., "--mt-key", help="The MT's key file."),  # noqa: B008
+    ca_url: str = typer.Option("http://127.0.0.1:8600", "--ca", help="CA service URL."),
+    outbox: Path = typer.Option(  # noqa: B008
+        None, "--outbox", help="Outbox SQLite file (default: <mt>.outbox)."
+    ),
+    batch: bool = typer.Option(False, "--batch", help="Anchor all records under one Merkle root."),
+    bundle: Path = typer.Option(Path("bundle.json"), "--bundle", help="Batch mode: proofs file."),  # noqa: B008
+    deployment: Path = _DEPLOYMENT,
+) -> None:
+    """Sign records as an MT, get them countersigned by the CA and store them on chain.
+
+    Per-record mode keeps every record in the outbox until confirmed: re-running after a crash
+    or an outage resubmits exactly what is missing.
+    """
+    from chainsense.ledger import batch as batching
+    from chainsense.ledger.ca_client import CAClient
+    from chainsense.ledger.deployment import Deployment, chain_of
+    from chainsense.ledger.records import record_from_event
+    from chainsense.ledger.terminal import MobileTerminal
+
+    dep = Deployment.read(deployment)
+    key = _key(mt_key, "mt-key")
+    events = _read_events(records)
+    chain, _ = chain_of(dep)
+    ledger = chain.ledger(dep.contract)
+    ca = CAClient(ca_url)
+    if batch:
+        info = ca.get(key.address)
+        if info is None:
+            raise ChainsenseError(f"ca: MT {key.address} is not registered")
+        start = int(info["last_nonce"]) + 1
+        items = []
+        for i, e in enumerate(events):
+            rec = record_from_event(
+                key.address, int(e["poi"]), int(e["slot"]), e["reading"], e["x"], e["y"], start + i
+            )
+            items.append((rec, key.sign_digest(rec.digest(ledger.domain))))
+        cert = ca.countersign_batch(items, key.address)
+        anchored = batching.anchor(ledger, cert, key)
+        batching.write_bundle(bundle, batching.make_bundle(ledger, cert, anchored.root_id))
+        typer.echo(
+            f"anchored {cert.size} records as root #{anchored.root_id} "
+            f"0x{cert.root.hex()} (gas {anchored.gas_used}); proofs in {bundle}"
+        )
+        return
+    term = MobileTerminal(key, outbox or Path(f"{key.address}.outbox"), ledger, ca)
+    for e in events:
+        term.collect(int(e["poi"]), int(e["slot"]), e["reading"], e["x"], e["y"])
+    report = term.flush()
+    typer.echo(
+        f"confirmed {report.confirmed} (+{report.already_stored} already on chain), "
+        f"rejected {report.rejected}, still queued {report.pending}, gas {report.gas_used}"
+    )
+    for rec, reason in term.rejected()[-5:]:
+        typer.echo(f"  rejected nonce {rec.nonce}: {reason}")
+    if report.pending:
+        raise ChainsenseError(
+            f"submit: {report.pending} records still queued in the outbox; "
+            "run the command again when the CA and chain are reachable"
+        )
+
+
+def _slots(text: str) -> tuple[int, int]:
+    try:
+        a, _, b = text.partition(":")
+        return int(a), int(b or a)
+    except ValueError as exc:
+        raise ConfigError("slots", f"expected FIRST:LAST, got {text!r}") from exc
+
+
+@ledger_app.command("query")
+def query_cmd(
+    record_id: int = typer.Option(None, "--id", help="One record by id."),
+    mt: str = typer.Option(None, "--mt", help="All records of an MT address."),
+    poi: int = typer.Option(None, "--poi", help="All records of a PoI."),
+    slots: str = typer.Option(None, "--slots", help="Records in slot range FIRST:LAST."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON lines instead of a table."),
+    deployment: Path = _DEPLOYMENT,
+) -> None:
+    """Read records from the ledger by id, MT, PoI or slot range (default: all)."""
+    from chainsense.ledger.deployment import Deployment, chain_of
+
+    chosen = [x is not None for x in (record_id, mt, poi, slots)]
+    if sum(chosen) > 1:
+        raise ConfigError("query", "give at most one of --id, --mt, --poi, --slots")
+    dep = Deployment.read(deployment)
+    chain, _ = chain_of(dep)
+    ledger = chain.ledger(dep.contract)
+    if record_id is not None:
+        rows = [ledger.get_record(record_id)]
+    elif mt is not None:
+        rows = ledger.records_of_mt(mt)
+    elif poi is not None:
+        rows = ledger.records_of_poi(poi)
+    elif slots is not None:
+        rows = ledger.records_in_slots(*_slots(slots))
+    else:
+        rows = ledger.records()
+    if as_json:
+        for s in rows:
+            typer.echo(
+                json.dumps(
+                    {"id": s.record_id, "digest": "0x" + s.digest.hex(), **s.record.to_dict()}
+                )
+            )
+        return
+    table = Table("id", "mt", "poi", "slot", "reading", "x", "y", "nonce")
+    for s in rows:
+        r = s.record
+        table.add_row(
+            str(s.record_id),
+            r.mt,
+            str(r.poi),
+            str(r.slot),
+            f"{r.reading_value:g}",
+            f"{r.position[0]:g}",
+            f"{r.position[1]:g}",
+            str(r.nonce),
+        )
+    _console.print(table)
+    _console.print(f"{len(rows)} records")
+
+
+@ledger_app.command("verify")
+def verify_cmd(
+    bundle: Path = typer.Option(None, "--bundle", help="Batch bundle to check against its root."),  # noqa: B008
+    deployment: Path = _DEPLOYMENT,
+) -> None:
+    """Verify stored records (digest + CA countersignature from the event log) or a bundle."""
+    from chainsense.ledger import batch as batching
+    from chainsense.ledger.deployment import Deployment, chain_of
+    from chainsense.ledger.verify import verify_ledger
+
+    dep = Deployment.read(deployment)
+    chain, _ = chain_of(dep)
+    ledger = chain.ledger(dep.contract)
+    if bundle is not None:
+        b = batching.read_bundle(bundle)
+        if b.contract != ledger.address or b.chain_id != ledger.domain.chain_id:
+            raise ChainsenseError("bundle: belongs to another contract or chain")
+        off = batching.verify_offchain(ledger, b)
+        on = batching.verify_onchain(ledger, b)
+        bad = [i for i, (a, c) in enumerate(zip(off, on, strict=True)) if not (a and c)]
+        typer.echo(
+            f"bundle root #{b.root_id}: {len(b.entries) - len(bad)}/{len(b.entries)} "
+            "records verified (off chain and on chain)"
+        )
+        if bad:
+            raise ChainsenseError(f"verify: {len(bad)} records fail, first index {bad[0]}")
+        return
+    report = verify_ledger(ledger)
+    typer.echo(f"{report.ok}/{report.total} records verified (digest, index, CA signature)")
+    if report.failures:
+        for rid, why in report.failures[:10]:
+            typer.echo(f"  record {rid}: {why}")
+        raise ChainsenseError(f"verify: {len(report.failures)} records fail")
+
+
+@ledger_app.command("demo")
+def demo_cmd(
+    records: int = typer.Option(200, "--records", "-n", help="Records to push through."),
+    mts: int = typer.Option(4, "--mts", help="Number of MTs."),
+    batch: bool = typer.Option(False, "--batch", help="Batch (Merkle) mode."),
+) -> None:
+    """Run the whole protocol on the embedded chain (nothing to start) and print what happened."""
+    if not 1 <= records <= 100_000:
+        raise ConfigError("records", f"must be in 1..100000, got {records}")
+    if not 1 <= mts <= 1000:
+        raise ConfigError("mts", f"must be in 1..1000, got {mts}")
+    from chainsense.ledger.demo import run_demo
+
+    with _progress() as progress:
+        task = progress.add_task("records", total=records)
+        summary = run_demo(records, mts, batch, lambda n: progress.update(task, completed=n))
+    for k, v in summary.items():
+        typer.echo(f"{k}: {v}")
+
+
+@ca_app.command("serve")
+def serve_cmd(
+    key: Path = typer.Option(..., "--key", help="The CA's key file."),  # noqa: B008
+    db: Path = typer.Option(Path("ca.db"), "--db", help="Registry (SQLite)."),  # noqa: B008
+    deployment: Path = _DEPLOYMENT,
+    port: int = typer.Option(8600, "--port", help="TCP port on 127.0.0.1."),
+    admin_token_file: Path = typer.Option(  # noqa: B008
+        None, "--admin-token-file", help="File with the bearer token required to register MTs."
+    ),
+) -> None:
+    """Serve the CA on 127.0.0.1 (register MTs, countersign records and batches)."""
+    import uvicorn
+
+    from chainsense.ledger.ca import CertificateAuthority, create_app
+    from chainsense.ledger.deployment import Deployment
+    from chainsense.ledger.records import Domain
+
+    if not 1 <= port <= 65535:
+        raise ConfigError("port", f"must be a TCP port, got {port}")
+    dep = Deployment.read(deployment)
+    ca_key = _key(key, "key")
+    if ca_key.address != dep.ca:
+        raise ConfigError("key", f"is {ca_key.address} but the contract's CA is {dep.ca}")
+    token = admin_token_file.read_text().strip() if admin_token_file else None
+    ca = CertificateAuthority(ca_key, db, Domain(dep.chain_id, dep.contract))
+    typer.echo(f"CA {ca.address} for {dep.contract} on http://127.0.0.1:{port}")
+    uvicorn.run(create_app(ca, token), host="127.0.0.1", port=port, log_level="warning")
+
+
+@ca_app.command("register")
+def register_cmd(
+    address: str = typer.Argument(..., help="MT address."),
+    ca_url: str = typer.Option("http://127.0.0.1:8600", "--ca", help="CA service URL."),
+    metadata: str = typer.Option("{}", "--metadata", help="JSON object stored with the MT."),
+    admin_token_file: Path = typer.Option(None, "--admin-token-file"),  # noqa: B008
+) -> None:
+    """Register an MT with the CA service."""
+    from chainsense.ledger.ca_client import CAClient
+
+    try:
+        meta = json.loads(metadata)
+    except json.JSONDecodeError as exc:
+        raise ConfigError("metadata", f"not JSON: {exc}") from exc
+    token = admin_token_file.read_text().strip() if admin_token_file else None
+    info = CAClient(ca_url, admin_token=token).register(address, meta)
+    typer.echo(f"registered {info['address']} (last nonce {info['last_nonce']})")
 
 
 def register(app: typer.Typer) -> None:
     """Add this area's commands to app."""
+    app.add_typer(ledger_app, name="ledger")
+    app.add_typer(ca_app, name="ca")

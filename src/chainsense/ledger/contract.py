@@ -291,6 +291,22 @@ class Ledger:
             self.view("verify_record", root_id, record.as_tuple(), [bytes(p) for p in proof])
         )
 
+    # --- event log -----------------------------------------------------------------------------
+    def logs(self, event: str, from_block: int = 0) -> list[dict[str, Any]]:
+        """Decoded logs of ``event`` with ``block``/``log_index`` added, in chain order."""
+
+        def fetch(w3: Web3) -> list[Any]:
+            ev = getattr(self._bound(w3).events, event)
+            return list(ev().get_logs(from_block=from_block, to_block="latest"))
+
+        out = []
+        for log in self.chain.call(fetch):
+            out.append(
+                dict(log["args"]) | {"block": log["blockNumber"], "log_index": log["logIndex"]}
+            )
+        out.sort(key=lambda e: (e["block"], e["log_index"]))
+        return out
+
     # --- administration ------------------------------------------------------------------------
     def ca(self) -> str:
         return str(self.view("ca"))

@@ -162,14 +162,18 @@ class MobileTerminal:
         ).fetchall()
         confirmed = already = rejected = gas = 0
         in_flight: list[tuple[Record, str]] = []
+        chain = self.ledger.chain
         for row in rows:
             record = self._record(row)
-            rid = self.ledger.record_id_of(bytes(row[9]))
-            if rid:
-                self._mark_confirmed(record.nonce, rid, row[8])
-                already += 1
-                continue
             try:
+                rid = self.ledger.record_id_of(bytes(row[9]))
+                if rid:
+                    self._mark_confirmed(record.nonce, rid, row[8])
+                    already += 1
+                    continue
+                if row[7] == "sent" and chain.call(lambda w3, h=row[8]: chain._known(w3, h)):
+                    in_flight.append((record, row[8]))  # still in a node's pool: just wait
+                    continue
                 tx_hash = self.ledger.send_submit(record, bytes(row[6]), self.key)
             except RevertError as exc:
                 if self._stored_now(record, row[8]):
@@ -178,6 +182,8 @@ class MobileTerminal:
                     self._mark_rejected(record.nonce, f"contract: {exc.reason}")
                     rejected += 1
                 continue
+            except ChainError:
+                break  # no node reachable: everything left stays queued for the next flush
             with self._tx() as db:
                 db.execute(
                     "UPDATE outbox SET state = 'sent', tx_hash = ? WHERE nonce = ?",
