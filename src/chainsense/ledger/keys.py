@@ -27,11 +27,20 @@ class SignatureError(ChainsenseError):
     """A signature is malformed or does not recover to the expected signer."""
 
 
-@lru_cache(maxsize=65536)
-def checksum(address: str, what: str = "address") -> str:
+def checksum(address: object, what: str = "address") -> str:
     """EIP-55 form of a 0x-prefixed 20-byte hex address; raises naming ``what`` when invalid."""
-    if not isinstance(address, str) or not is_hex_address(address) or not address.startswith("0x"):
+    if not isinstance(address, str):
         raise ChainsenseError(f"{what}: not a 0x-prefixed 20-byte hex address: {address!r}")
+    result = _checksum(address)
+    if result is None:
+        raise ChainsenseError(f"{what}: not a 0x-prefixed 20-byte hex address: {address!r}")
+    return result
+
+
+@lru_cache(maxsize=65536)
+def _checksum(address: str) -> str | None:
+    if not address.startswith("0x") or not is_hex_address(address):
+        return None
     return to_checksum_address(address)
 
 

@@ -100,7 +100,12 @@ class Record:
     nonce: int
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "mt", checksum(self.mt, "record.mt"))
+        try:
+            object.__setattr__(self, "mt", checksum(self.mt, "record.mt"))
+        except RecordError:
+            raise
+        except ChainsenseError as exc:
+            raise RecordError(str(exc)) from exc
         for name, limit in _LIMITS.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):

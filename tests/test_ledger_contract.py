@@ -1,0 +1,176 @@
+"""The Vyper ledger contract on the embedded chain: hostile submissions, queries, rotation."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from test_ledger_support import World, make_world
+
+from chainsense.errors import ChainsenseError
+from chainsense.ledger.artifacts import artifact_path, compile_source
+from chainsense.ledger.chain import RevertError
+from chainsense.ledger.keys import KeyPair
+from chainsense.ledger.records import Domain, Record
+from chainsense.ledger.verify import verify_ledger
+
+
+@pytest.fixture
+def world(tmp_path) -> World:
+    return make_world(tmp_path)
+
+
+def test_committed_artifact_matches_fresh_compile() -> None:
+    committed = json.loads(artifact_path().read_text())
+    fresh = compile_source()
+    assert committed["abi"] == fresh["abi"]
+    assert committed["bytecode"] == fresh["bytecode"], "run scripts/compile_contracts.py"
+    assert committed["compiler"] == fresh["compiler"]
+    assert "5f" not in _opcodes(committed["bytecode"]), "PUSH0 would break geth 1.13 Clique"
+
+
+def _opcodes(bytecode: str) -> set[str]:
+    """Opcodes of the runtime code walk (skipping PUSH data)."""
+    code = bytes.fromhex(bytecode.removeprefix("0x"))
+    seen, i = set(), 0
+    while i < len(code):
+        op = code[i]
+        seen.add(f"{op:02x}")
+        if op == 0xFE:  # INVALID marks the start of data (metadata, constructor args)
+            break
+        i += 1 + (op - 0x5F if 0x60 <= op <= 0x7F else 0)
+    return seen
+
+
+def test_onchain_digest_equals_python_digest(world: World) -> None:
+    rec = world.record(reading=2**64 - 1, x=2**64 - 1, poi=2**32 - 1, slot=2**32 - 1)
+    assert world.ledger.onchain_digest(rec) == rec.digest(world.ledger.domain)
+    assert world.ledger.view("domain_separator") == world.ledger.domain.separator
+
+
+def test_submit_stores_indexes_and_emits(world: World) -> None:
+    rec, sig = world.certified()
+    sub = world.ledger.submit(rec, sig, world.mts[0])
+    assert sub.record_id == 1 and sub.digest == rec.digest(world.ledger.domain)
+    stored = world.ledger.get_record(1)
+    assert stored.record == rec
+    assert world.ledger.verify_stored(rec) == stored
+    assert world.ledger.records_of_mt(world.mts[0].address) == [stored]
+    assert world.ledger.records_of_poi(rec.poi) == [stored]
+    assert world.ledger.records_in_slots(0, 10) == [stored]
+    events = world.ledger.logs("RecordStored")
+    assert len(events) == 1 and bytes(events[0]["ca_signature"]) == sig
+    assert verify_ledger(world.ledger).ok == 1
+
+
+def _rejected(world: World, reason: str, rec: Record, sig: bytes, sender: KeyPair) -> None:
+    before = world.ledger.record_count()
+    with pytest.raises(RevertError, match=reason):
+        world.ledger.submit(rec, sig, sender)
+    assert world.ledger.record_count() == before
+    assert world.ledger.record_id_of(rec) == 0 or reason == "duplicate record"
+
+
+def test_forged_ca_signature_rejected(world: World) -> None:
+    rec = world.record()
+    forger = KeyPair.derive("forger", 0)
+    _rejected(
+        world,
+        "bad CA signature",
+        rec,
+        forger.sign_digest(rec.digest(world.ledger.domain)),
+        world.mts[0],
+    )
+    # the MT's own signature is not a CA signature either
+    _rejected(
+        world,
+        "bad CA signature",
+        rec,
+        world.mts[0].sign_digest(rec.digest(world.ledger.domain)),
+        world.mts[0],
+    )
+
+
+def test_record_altered_after_countersigning_rejected(world: World) -> None:
+    rec, sig = world.certified(reading=1)
+    altered = Record(**(rec.to_dict() | {"reading": 1_000_000_000}))
+    _rejected(world, "bad CA signature", altered, sig, world.mts[0])
+
+
+def test_duplicate_and_replay_rejected(world: World) -> None:
+    rec, sig = world.certified(nonce=5)
+    world.ledger.submit(rec, sig, world.mts[0])
+    _rejected(world, "duplicate record", rec, sig, world.mts[0])
+    # a different record re-using the nonce: even a (compromised) CA signature cannot replay it
+    other = world.record(nonce=5, poi=9)
+    ca_sig = world.ca_key.sign_digest(other.digest(world.ledger.domain))
+    _rejected(world, "nonce already used", other, ca_sig, world.mts[0])
+
+
+def test_submitted_by_another_mt_rejected(world: World) -> None:
+    rec, sig = world.certified(mt=0)
+    _rejected(world, "sender is not the record's MT", rec, sig, world.mts[1])
+
+
+def test_wrong_chain_id_and_wrong_contract_rejected(world: World) -> None:
+    rec = world.record()
+    for domain in (Domain(1, world.ledger.address), Domain(world.chain.chain_id, "0x" + "11" * 20)):
+        sig = world.ca_key.sign_digest(rec.digest(domain))
+        _rejected(world, "bad CA signature", rec, sig, world.mts[0])
+
+
+def test_malformed_signature_bytes_rejected(world: World) -> None:
+    rec, sig = world.certified()
+    _rejected(world, "65 bytes", rec, sig[:64], world.mts[0])
+    _rejected(world, "bad signature v", rec, sig[:64] + b"\x05", world.mts[0])
+
+
+def test_paged_queries_beyond_one_page(world: World) -> None:
+    for n in range(130):
+        rec, sig = world.certified(nonce=n, poi=n % 2, slot=n // 10)
+        world.ledger.submit(rec, sig, world.mts[0])
+    mt = world.mts[0].address
+    everything = world.ledger.records_of_mt(mt)
+    assert [s.record.nonce for s in everything] == list(range(130))
+    assert world.ledger.records_of_mt(mt, start=95, limit=10)[0].record.nonce == 95
+    assert len(world.ledger.records_of_poi(1)) == 65
+    assert {s.record.slot for s in world.ledger.records_in_slots(3, 4)} == {3, 4}
+    assert len(world.ledger.records_in_slots(3, 4)) == 20
+    assert len(world.ledger.records()) == 130
+    assert world.ledger.records_of_mt(world.mts[1].address) == []
+    with pytest.raises(ChainsenseError, match="no such record"):
+        world.ledger.get_record(131)
+    with pytest.raises(ChainsenseError, match="slot range"):
+        world.ledger.records_in_slots(5, 4)
+    with pytest.raises(ChainsenseError, match="poi"):
+        world.ledger.records_of_poi(-1)
+
+
+def test_ca_rotation(world: World) -> None:
+    old_rec, old_sig = world.certified(nonce=0)
+    new_ca = KeyPair.derive("test", 1, "ca")
+    with pytest.raises(RevertError, match="only the admin"):
+        world.ledger.set_ca(new_ca.address, world.mts[0])
+    world.ledger.set_ca(new_ca.address, None)  # the deployer (dev account) is admin
+    assert world.ledger.ca() == new_ca.address
+    rotations = world.ledger.logs("CARotated")
+    assert [r["new_ca"] for r in rotations] == [world.ca_key.address, new_ca.address]
+    _rejected(world, "bad CA signature", old_rec, old_sig, world.mts[0])
+    rec = world.record(nonce=1)
+    world.ledger.submit(rec, new_ca.sign_digest(rec.digest(world.ledger.domain)), world.mts[0])
+    assert verify_ledger(world.ledger).ok == 1
+
+
+def test_verify_ledger_flags_signature_of_a_rotated_out_ca(world: World) -> None:
+    rec, sig = world.certified(nonce=0)
+    world.ledger.submit(rec, sig, world.mts[0])
+    world.ledger.set_ca(KeyPair.derive("test", 1, "ca").address, None)
+    report = verify_ledger(world.ledger)
+    assert report.ok == 1, "a record stored under the old CA stays valid"
+
+
+def test_deploy_rejects_zero_ca_and_missing_contract(world: World) -> None:
+    with pytest.raises(RevertError, match="CA address is zero"):
+        world.chain.deploy_ledger("0x" + "00" * 20)
+    with pytest.raises(ChainsenseError, match="no code"):
+        world.chain.ledger("0x" + "11" * 20)

@@ -1,0 +1,137 @@
+"""Merkle batches: proofs off chain and on chain, tampering, batch anchoring rules."""
+
+from __future__ import annotations
+
+import pytest
+from eth_hash.auto import keccak
+from test_ledger_support import World, make_world
+
+from chainsense.errors import ChainsenseError
+from chainsense.ledger import batch as batching
+from chainsense.ledger.ca import CAError
+from chainsense.ledger.chain import RevertError
+from chainsense.ledger.keys import KeyPair
+from chainsense.ledger.merkle import MerkleTree, verify
+from chainsense.ledger.records import Record, batch_struct_hash
+
+
+def _digests(n: int) -> list[bytes]:
+    return [keccak(i.to_bytes(8)) for i in range(n)]
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 33])
+def test_every_proof_verifies(n: int) -> None:
+    digests = _digests(n)
+    tree = MerkleTree.build(digests)
+    for i, d in enumerate(digests):
+        assert verify(tree.root, d, tree.proof(i))
+    assert not verify(tree.root, keccak(b"outsider"), tree.proof(0))
+
+
+def test_tampered_proofs_fail() -> None:
+    digests = _digests(10)
+    tree = MerkleTree.build(digests)
+    proof = tree.proof(3)
+    assert not verify(tree.root, digests[3], proof[:-1])
+    assert not verify(tree.root, digests[3], [*proof, keccak(b"x")])
+    bad = list(proof)
+    bad[1] = keccak(b"x")
+    assert not verify(tree.root, digests[3], bad)
+    # an inner node is not a leaf: presenting one with the shorter proof fails
+    inner = tree.levels[1][0]
+    assert not verify(tree.root, inner, tree.proof(0)[1:])
+    assert not verify(tree.root, digests[3], [b"short"])
+
+
+def test_tree_input_checks() -> None:
+    with pytest.raises(ChainsenseError, match="at least one"):
+        MerkleTree.build([])
+    with pytest.raises(ChainsenseError, match="32 bytes"):
+        MerkleTree.build([b"abc"])
+    with pytest.raises(ChainsenseError, match="leaf index"):
+        MerkleTree.build(_digests(3)).proof(3)
+
+
+@pytest.fixture
+def world(tmp_path) -> World:
+    return make_world(tmp_path, n_mts=4)
+
+
+def _items(world: World, n: int, start: int = 0) -> list[tuple[Record, bytes]]:
+    out = []
+    for i in range(start, start + n):
+        mt = i % len(world.mts)
+        rec = world.record(mt=mt, nonce=i // len(world.mts), slot=i)
+        out.append((rec, world.mts[mt].sign_digest(rec.digest(world.ledger.domain))))
+    return out
+
+
+def test_batch_anchor_and_onchain_inclusion(world: World, tmp_path) -> None:
+    agg = world.mts[0]
+    cert = world.ca.countersign_batch(_items(world, 37), agg.address)
+    anchor = batching.anchor(world.ledger, cert, agg)
+    assert anchor.root_id == 1 and world.ledger.get_batch(1).size == 37
+    bundle = batching.make_bundle(world.ledger, cert, anchor.root_id)
+    path = batching.write_bundle(tmp_path / "b.json", bundle)
+    loaded = batching.read_bundle(path)
+    assert loaded == bundle
+    assert all(batching.verify_offchain(world.ledger, loaded))
+    assert all(batching.verify_onchain(world.ledger, loaded))
+    e = loaded.entries[5]
+    assert world.ledger.verify_inclusion(1, e.record.digest(world.ledger.domain), e.proof)
+    altered = Record(**(e.record.to_dict() | {"reading": 1}))
+    assert not world.ledger.verify_record(1, altered, e.proof)
+    assert not world.ledger.verify_record(2, e.record, e.proof)  # no such batch
+    assert not world.ledger.verify_inclusion(
+        1, keccak(e.record.digest(world.ledger.domain)), e.proof
+    )
+
+
+def test_batch_anchor_hostile(world: World) -> None:
+    agg, other = world.mts[0], world.mts[1]
+    cert = world.ca.countersign_batch(_items(world, 8), agg.address)
+    with pytest.raises(ChainsenseError, match="submitter"):
+        batching.anchor(world.ledger, cert, other)
+    with pytest.raises(RevertError, match="bad CA signature"):  # another sender, same signature
+        world.ledger.anchor_batch(cert.root, cert.size, cert.ca_signature, other)
+    with pytest.raises(RevertError, match="bad CA signature"):  # size changed
+        world.ledger.anchor_batch(cert.root, cert.size + 1, cert.ca_signature, agg)
+    forged = KeyPair.derive("forger", 0).sign_digest(
+        world.ledger.domain.digest(batch_struct_hash(cert.root, cert.size, agg.address))
+    )
+    with pytest.raises(RevertError, match="bad CA signature"):
+        world.ledger.anchor_batch(cert.root, cert.size, forged, agg)
+    with pytest.raises(RevertError, match="empty batch"):
+        world.ledger.anchor_batch(cert.root, 0, cert.ca_signature, agg)
+    assert world.ledger.batch_count() == 0
+    batching.anchor(world.ledger, cert, agg)
+    with pytest.raises(RevertError, match="duplicate batch root"):
+        batching.anchor(world.ledger, cert, agg)
+    assert world.ledger.batch_count() == 1
+
+
+def test_ca_batch_all_or_nothing(world: World) -> None:
+    agg = world.mts[0].address
+    items = _items(world, 6)
+    rec, _ = items[3]
+    items[3] = (rec, world.mts[(3 + 1) % 4].sign_digest(rec.digest(world.ledger.domain)))
+    with pytest.raises(CAError, match=r"items\[3\].signature"):
+        world.ca.countersign_batch(items, agg)
+    assert all(world.ca.get(k.address).last_nonce == -1 for k in world.mts)
+    stranger = KeyPair.derive("stranger", 0)
+    bad_rec = Record(stranger.address, 1, 1, 1, 1, 1, 0)
+    items = [
+        *_items(world, 2),
+        (bad_rec, stranger.sign_digest(bad_rec.digest(world.ledger.domain))),
+    ]
+    with pytest.raises(CAError, match="not registered"):
+        world.ca.countersign_batch(items, agg)
+    items = _items(world, 8)
+    cert = world.ca.countersign_batch(items, agg)
+    assert world.ca.countersign_batch(items, agg).ca_signature == cert.ca_signature  # idempotent
+    with pytest.raises(CAError, match="stale|above"):
+        world.ca.countersign_batch(items[:4], agg)  # old nonces, different root
+    fresh = _items(world, 8, start=8)
+    with pytest.raises(CAError, match=r"items\[1\].record.nonce"):  # MT 0: nonce 3 then 2
+        world.ca.countersign_batch([fresh[4], fresh[0]], agg)
+    assert world.ca.get(world.mts[0].address).last_nonce == 1
