@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_ledger_support import World, make_world
 
 from chainsense.errors import ChainsenseError
 from chainsense.ledger.artifacts import artifact_path, compile_source
@@ -13,6 +12,7 @@ from chainsense.ledger.chain import RevertError
 from chainsense.ledger.keys import KeyPair
 from chainsense.ledger.records import Domain, Record
 from chainsense.ledger.verify import verify_ledger
+from test_ledger_support import World, make_world
 
 
 @pytest.fixture

@@ -93,9 +93,9 @@ def test_record_from_dict_hostile_shapes() -> None:
     good = Record(MT.address, 1, 2, 3, 4, 5, 6).to_dict()
     with pytest.raises(RecordError, match="must be a JSON object"):
         Record.from_dict([good])
-    with pytest.raises(RecordError, match="record.nonce: missing"):
+    with pytest.raises(RecordError, match=r"record.nonce: missing"):
         Record.from_dict({k: v for k, v in good.items() if k != "nonce"})
-    with pytest.raises(RecordError, match="record.extra: unknown"):
+    with pytest.raises(RecordError, match=r"record.extra: unknown"):
         Record.from_dict(good | {"extra": 1})
     assert Record.from_dict(json.loads(json.dumps(good))) == Record(**good)
 
@@ -106,7 +106,7 @@ def test_record_from_event_fixed_point() -> None:
     assert (rec.reading, rec.x, rec.y) == (1_250_000, 500_000, 15_999_999)
     assert rec.reading_value == 1.25 and rec.position == (0.5, 15.999999)
     for bad in (math.nan, math.inf, -0.001, UINT64_MAX / FIXED_SCALE * 2):
-        with pytest.raises(RecordError, match="record.reading"):
+        with pytest.raises(RecordError, match=r"record.reading"):
             record_from_event(MT.address, 3, 7, bad, 0, 0, 0)
 
 
@@ -155,7 +155,7 @@ def test_key_files(tmp_path) -> None:
     with pytest.raises(ChainsenseError, match="cannot decrypt"):
         load_key(keystore, "wrong")
     (tmp_path / "bad.key").write_text("0xnothex")
-    with pytest.raises(ChainsenseError, match="bad.key"):
+    with pytest.raises(ChainsenseError, match=r"bad.key"):
         load_key(tmp_path / "bad.key")
     with pytest.raises(ChainsenseError, match="not found"):
         load_key(tmp_path / "missing.key")
