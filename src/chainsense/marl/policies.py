@@ -18,7 +18,7 @@ from jax import Array
 
 from chainsense.errors import ConfigError
 from chainsense.sim.params import WorldParams
-from chainsense.sim.world import WorldState, segment_hits_boxes
+from chainsense.sim.world import WorldState, segment_box_entry, segment_hits_boxes
 
 
 @runtime_checkable
@@ -86,40 +86,91 @@ class GreedyPolicy:
         free0 = jnp.ones((p.num_pois,), bool)
         _, targets = jax.lax.scan(choose, free0, jnp.arange(p.num_mts))
         goal = state.poi_pos[targets]  # [M,2]
-        # With nothing left worth a trip, stay put.
-        idle = ~has_data[targets]
-        to_goal = goal - state.mt_pos
-        gdist = jnp.sqrt(jnp.sum(to_goal**2, axis=1))
-        length = jnp.minimum(gdist, p.max_move)
-        theta0 = jnp.arctan2(to_goal[:, 1], to_goal[:, 0])
-
-        n = self.headings
-        offs = jnp.concatenate(
-            [
-                jnp.zeros(1),
-                jnp.repeat(jnp.arange(1, n // 2 + 1), 2) * jnp.tile(jnp.array([1, -1]), n // 2),
-            ]
-        )[:n] * (2.0 * math.pi / n)
-        cand = theta0[:, None] + offs[None, :]  # [M,n]
-        step_len = jnp.broadcast_to(length[:, None], cand.shape)
-        delta = step_len[..., None] * jnp.stack([jnp.cos(cand), jnp.sin(cand)], axis=-1)
-        start = jnp.broadcast_to(state.mt_pos[:, None, :], delta.shape)
-        end = start + delta
-        out = (
-            (end[..., 0] < 0)
-            | (end[..., 0] > p.width)
-            | (end[..., 1] < 0)
-            | (end[..., 1] > p.height)
+        idle = ~has_data[targets]  # nothing left worth a trip: stay put
+        way = _waypoints(state.mt_pos, goal, state.obstacles, p)
+        to_way = way - state.mt_pos
+        length = jnp.minimum(jnp.sqrt(jnp.sum(to_way**2, axis=1)), p.max_move)
+        theta0 = jnp.arctan2(to_way[:, 1], to_way[:, 0])
+        theta, free_way = _steer(
+            state.mt_pos, theta0, length, way, state.obstacles, p, self.headings
         )
-        hit = segment_hits_boxes(start.reshape(-1, 2), delta.reshape(-1, 2), state.obstacles)
-        blocked = out | hit.reshape(cand.shape)
-        remaining = jnp.sqrt(jnp.sum((goal[:, None, :] - end) ** 2, axis=-1))
-        cost = jnp.where(blocked, jnp.inf, remaining + 1.0e-3 * jnp.abs(offs)[None, :])
-        best = jnp.argmin(cost, axis=1)
-        theta = jnp.take_along_axis(cand, best[:, None], axis=1)[:, 0]
-        free_way = jnp.isfinite(jnp.min(cost, axis=1))
         length = jnp.where(idle | ~free_way, 0.0, length)
         return jnp.stack([jnp.mod(theta, 2.0 * math.pi), length], axis=1)
+
+
+_CORNER_MARGIN = 0.05
+
+
+def _blocked(start: Array, delta: Array, boxes: Array, params: WorldParams) -> Array:
+    """[N] bool: the move leaves the area or touches an obstacle."""
+    end = start + delta
+    out = (end[:, 0] < 0) | (end[:, 0] > params.width) | (end[:, 1] < 0)
+    out |= end[:, 1] > params.height
+    return out | segment_hits_boxes(start, delta, boxes)
+
+
+def _waypoints(pos: Array, goal: Array, boxes: Array, params: WorldParams) -> Array:
+    """[M,2] where to head now: the goal if in sight, else the best corner of the first obstacle.
+
+    Corners are pushed ``_CORNER_MARGIN`` outwards; a corner is usable when the MT sees it, it is
+    inside the area and not where the MT already is. Cost = path length via the corner, plus the
+    corner-to-goal leg again if the goal is not visible from the corner (one more corner needed).
+    """
+    if boxes.shape[0] == 0:
+        return goal
+    m = pos.shape[0]
+    entry = segment_box_entry(pos, goal - pos, boxes)  # [M,C]
+    direct = ~jnp.any(jnp.isfinite(entry), axis=1)
+    first = boxes[jnp.argmin(entry, axis=1)]  # [M,4]
+    e = _CORNER_MARGIN
+    x0, y0, x1, y1 = first[:, 0] - e, first[:, 1] - e, first[:, 2] + e, first[:, 3] + e
+    corners = jnp.stack(
+        [
+            jnp.stack([x0, y0], 1),
+            jnp.stack([x1, y0], 1),
+            jnp.stack([x1, y1], 1),
+            jnp.stack([x0, y1], 1),
+        ],
+        axis=1,
+    )  # [M,4,2]
+    flat_c = corners.reshape(-1, 2)
+    src = jnp.repeat(pos, 4, axis=0)
+    dst = jnp.repeat(goal, 4, axis=0)
+    seen = ~_blocked(src, flat_c - src, boxes, params).reshape(m, 4)
+    onward = ~segment_hits_boxes(flat_c, dst - flat_c, boxes).reshape(m, 4)
+    d1 = jnp.sqrt(jnp.sum((corners - pos[:, None]) ** 2, axis=-1))
+    d2 = jnp.sqrt(jnp.sum((corners - goal[:, None]) ** 2, axis=-1))
+    usable = seen & (d1 > 1.0e-2)
+    cost = jnp.where(usable, d1 + d2 + jnp.where(onward, 0.0, d2), jnp.inf)
+    best = jnp.argmin(cost, axis=1)
+    corner = jnp.take_along_axis(corners, best[:, None, None], axis=1)[:, 0]
+    ok = jnp.isfinite(jnp.min(cost, axis=1))
+    return jnp.where((direct | ~ok)[:, None], goal, corner)
+
+
+def _steer(
+    pos: Array,
+    theta0: Array,
+    length: Array,
+    way: Array,
+    boxes: Array,
+    params: WorldParams,
+    n: int,
+) -> tuple[Array, Array]:
+    """Heading closest to ``theta0`` among ``n`` candidates whose move is free; ([M], ok [M])."""
+    half = jnp.arange(1, n // 2 + 1)
+    offs = jnp.concatenate([jnp.zeros(1), jnp.stack([half, -half], 1).reshape(-1)])[:n]
+    offs = offs * (2.0 * math.pi / n)
+    cand = theta0[:, None] + offs[None, :]  # [M,n]
+    delta = length[:, None, None] * jnp.stack([jnp.cos(cand), jnp.sin(cand)], axis=-1)
+    start = jnp.broadcast_to(pos[:, None, :], delta.shape)
+    blocked = _blocked(start.reshape(-1, 2), delta.reshape(-1, 2), boxes, params)
+    blocked = blocked.reshape(cand.shape)
+    remaining = jnp.sqrt(jnp.sum((way[:, None, :] - start - delta) ** 2, axis=-1))
+    cost = jnp.where(blocked, jnp.inf, remaining + 1.0e-3 * jnp.abs(offs)[None, :])
+    best = jnp.argmin(cost, axis=1)
+    theta = jnp.take_along_axis(cand, best[:, None], axis=1)[:, 0]
+    return theta, jnp.isfinite(jnp.min(cost, axis=1))
 
 
 POLICIES: dict[str, type] = {"random": RandomPolicy, "greedy": GreedyPolicy}

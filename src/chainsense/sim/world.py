@@ -71,11 +71,12 @@ class StepInfo:
     fairness: Array  # scalar omega_t after this slot
 
 
-def segment_hits_boxes(start: Array, delta: Array, boxes: Array) -> Array:
-    """[M] bool: segment start -> start + delta touches any closed box [C,4] (slab test)."""
-    if boxes.shape[0] == 0:
-        return jnp.zeros(start.shape[:1], bool)
-    p = start[:, None, :]  # [M,1,2]
+def segment_box_entry(start: Array, delta: Array, boxes: Array) -> Array:
+    """[N,C] entry parameter in [0,1] of segment n into closed box c, +inf where it misses.
+
+    Liang-Barsky slab test of start + s * delta, s in [0, 1]; touching an edge counts as a hit.
+    """
+    p = start[:, None, :]  # [N,1,2]
     d = delta[:, None, :]
     lo = boxes[None, :, 0:2]  # [1,C,2]
     hi = boxes[None, :, 2:4]
@@ -88,7 +89,14 @@ def segment_hits_boxes(start: Array, delta: Array, boxes: Array) -> Array:
     t1 = jnp.where(flat, jnp.where(inside, jnp.inf, -jnp.inf), jnp.maximum(ta, tb))
     tmin = jnp.maximum(jnp.maximum(t0[..., 0], t0[..., 1]), 0.0)
     tmax = jnp.minimum(jnp.minimum(t1[..., 0], t1[..., 1]), 1.0)
-    return jnp.any(tmin <= tmax, axis=1)
+    return jnp.where(tmin <= tmax, tmin, jnp.inf)
+
+
+def segment_hits_boxes(start: Array, delta: Array, boxes: Array) -> Array:
+    """[N] bool: segment start -> start + delta touches any closed box [C,4]."""
+    if boxes.shape[0] == 0:
+        return jnp.zeros(start.shape[:1], bool)
+    return jnp.any(jnp.isfinite(segment_box_entry(start, delta, boxes)), axis=1)
 
 
 def observe(state: WorldState, params: WorldParams) -> Array:

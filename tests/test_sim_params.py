@@ -1,0 +1,65 @@
+"""World parameters: presets, hashing for jit, and validation naming the bad field."""
+
+import jax
+import pytest
+
+from chainsense.errors import ConfigError
+from chainsense.sim.params import PRESETS, WorldParams, obs_dim, preset, state_dim
+
+
+def test_paper_preset_matches_the_issue():
+    p = preset("paper")
+    assert (p.width, p.height, p.num_pois, p.num_obstacles, p.num_mts) == (16, 16, 256, 16, 2)
+    assert (p.initial_energy, p.sensing_range, p.max_move, p.num_slots) == (500, 1.1, 1.0, 500)
+    assert (p.collect_fraction, p.move_cost, p.sense_cost) == (0.2, 0.1, 1.0)
+    assert p.start == (8.0, 8.0)
+
+
+def test_params_hash_and_serve_as_static_jit_argument():
+    assert hash(PRESETS["paper"]) == hash(WorldParams())
+    f = jax.jit(lambda x, params: x * params.num_pois, static_argnames="params")
+    assert int(f(2, params=preset("small"))) == 64
+
+
+def test_dims():
+    p = preset("paper")
+    assert obs_dim(p) == 4 + 2 + 64 + 25
+    assert obs_dim(p.replace(observation="paper")) == 3
+    assert state_dim(p) == 5 * 256 + 4 * 16 + 3 * 2 + 1
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"num_pois": 0}, "num_pois"),
+        ({"sensing_range": -1.0}, "sensing_range"),
+        ({"sensing_range": float("nan")}, "sensing_range"),
+        ({"num_mts": 300}, "num_mts"),
+        ({"num_mts": 0}, "num_mts"),
+        ({"width": 0.0}, "width"),
+        ({"height": float("inf")}, "height"),
+        ({"initial_energy": 0.0}, "initial_energy"),
+        ({"max_move": 100.0}, "max_move"),
+        ({"num_slots": 0}, "num_slots"),
+        ({"collect_fraction": 1.5}, "collect_fraction"),
+        ({"move_cost": -0.1}, "move_cost"),
+        ({"sense_cost": 0.0}, "sense_cost"),
+        ({"collision_penalty": -1.0}, "collision_penalty"),
+        ({"observation": "pixels"}, "observation"),
+        ({"local_grid": 4}, "local_grid"),
+        ({"obstacle_max_size": 0.1}, "obstacle_max_size"),
+        ({"num_obstacles": 500}, "num_obstacles"),
+        ({"start_x": 20.0}, "start_x"),
+        ({"map_seed": -1}, "map_seed"),
+    ],
+)
+def test_invalid_values_name_the_field(changes, field):
+    with pytest.raises(ConfigError) as err:
+        WorldParams(**changes)
+    assert err.value.field == field
+    assert str(err.value).startswith(field)
+
+
+def test_unknown_preset():
+    with pytest.raises(ConfigError, match="preset"):
+        preset("huge")
