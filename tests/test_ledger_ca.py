@@ -1,0 +1,229 @@
+"""The certificate authority: core checks, and the HTTP service run for real under uvicorn."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from chainsense.errors import ChainsenseError
+from chainsense.ledger.ca import CAError, CertificateAuthority
+from chainsense.ledger.ca_client import CAClient, CAUnavailableError
+from chainsense.ledger.deployment import Deployment
+from chainsense.ledger.keys import KeyPair, recover, save_key
+from chainsense.ledger.records import Domain, Record
+from test_ledger_support import free_port, wait_http
+
+DOMAIN = Domain(31337, "0x" + "42" * 20)
+CA_KEY = KeyPair.derive("ca-test", 0, "ca")
+MT = KeyPair.derive("ca-test", 0)
+OTHER = KeyPair.derive("ca-test", 1)
+
+
+def _signed(nonce: int, key: KeyPair = MT, **kw: int) -> tuple[Record, bytes]:
+    rec = Record(
+        key.address, **({"poi": 1, "slot": 2, "reading": 3, "x": 4, "y": 5} | kw), nonce=nonce
+    )
+    return rec, key.sign_digest(rec.digest(DOMAIN))
+
+
+@pytest.fixture
+def ca(tmp_path) -> Iterator[CertificateAuthority]:
+    authority = CertificateAuthority(CA_KEY, tmp_path / "ca.db", DOMAIN)
+    authority.register(MT.address, {"kind": "uav"})
+    yield authority
+    authority.close()
+
+
+def test_countersign_freshness_and_idempotence(ca: CertificateAuthority) -> None:
+    rec, sig = _signed(0)
+    first = ca.countersign(rec, sig)
+    assert first.digest == rec.digest(DOMAIN)
+    assert KeyPair
+    from chainsense.ledger.keys import recover
+
+    assert recover(first.digest, first.ca_signature) == CA_KEY.address
+    assert ca.countersign(rec, sig).ca_signature == first.ca_signature  # retry: same answer
+    rec2, sig2 = _signed(0, poi=7)  # a different record with a used nonce: replay
+    with pytest.raises(CAError, match=r"record\.nonce") as exc:
+        ca.countersign(rec2, sig2)
+    assert exc.value.code == "stale_nonce"
+    ca.countersign(*_signed(5))  # gaps are fine, order is what matters
+    with pytest.raises(CAError, match="not above the last countersigned nonce 5"):
+        ca.countersign(*_signed(3))
+    assert ca.get(MT.address).last_nonce == 5
+
+
+def test_countersign_refusals_change_nothing(ca: CertificateAuthority) -> None:
+    rec, sig = _signed(0)
+    cases = [
+        (_signed(0, OTHER), "unknown_mt"),
+        ((rec, OTHER.sign_digest(rec.digest(DOMAIN))), "bad_signature"),
+        ((rec, sig[:64] + b"\x09"), "bad_signature"),
+        ((Record(**(rec.to_dict() | {"reading": 99})), sig), "bad_signature"),
+        ((rec, MT.sign_digest(rec.digest(Domain(1, DOMAIN.contract)))), "bad_signature"),
+    ]
+    for (r, s), code in cases:
+        with pytest.raises(CAError) as exc:
+            ca.countersign(r, s)
+        assert exc.value.code == code
+    assert ca.get(MT.address).last_nonce == -1
+    assert ca.get(OTHER.address) is None
+    assert ca._db.execute("SELECT COUNT(*) FROM countersigned").fetchone()[0] == 0
+
+
+def test_registry_persists_and_is_bound_to_its_domain(tmp_path) -> None:
+    db = tmp_path / "ca.db"
+    a = CertificateAuthority(CA_KEY, db, DOMAIN)
+    a.register(MT.address)
+    a.countersign(*_signed(4))
+    a.close()
+    b = CertificateAuthority(CA_KEY, db, DOMAIN)
+    assert b.get(MT.address).last_nonce == 4
+    b.close()
+    with pytest.raises(ChainsenseError, match="belongs to"):
+        CertificateAuthority(CA_KEY, db, Domain(1, DOMAIN.contract))
+    with pytest.raises(ChainsenseError, match="belongs to"):
+        CertificateAuthority(KeyPair.derive("x", 0), db, DOMAIN)
+
+
+def test_register_validates(ca: CertificateAuthority) -> None:
+    with pytest.raises(CAError, match="address"):
+        ca.register("0x1234")
+    with pytest.raises(CAError, match="metadata"):
+        ca.register(OTHER.address, ["not", "a", "dict"])  # type: ignore[arg-type]
+    with pytest.raises(CAError, match="metadata"):
+        ca.register(OTHER.address, {"blob": "x" * 5000})
+    assert ca.mt_count() == 1
+
+
+# ------------------------------------------------------------------ the HTTP service, for real
+
+
+@pytest.fixture
+def service(tmp_path) -> Iterator[tuple[str, str]]:
+    """`chainsense ca serve` in a subprocess on a free loopback port, with an admin token."""
+    key_file = save_key(tmp_path / "ca.key", CA_KEY)
+    dep = Deployment(
+        DOMAIN.chain_id, DOMAIN.contract, CA_KEY.address, MT.address, 1, rpc=("http://127.0.0.1:1",)
+    )
+    dep.write(tmp_path / "ledger.json")
+    (tmp_path / "token").write_text("s3cret\n")
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "chainsense",
+            "ca",
+            "serve",
+            "--key",
+            str(key_file),
+            "--db",
+            str(tmp_path / "ca.db"),
+            "--deployment",
+            str(tmp_path / "ledger.json"),
+            "--port",
+            str(port),
+            "--admin-token-file",
+            str(tmp_path / "token"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(url + "/ca")
+        yield url, "s3cret"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def test_http_roundtrip(service) -> None:
+    url, token = service
+    client = CAClient(url, admin_token=token)
+    assert client.info() == {
+        "address": CA_KEY.address,
+        "chain_id": DOMAIN.chain_id,
+        "contract": DOMAIN.contract,
+    }
+    assert client.register(MT.address, {"kind": "uav"})["last_nonce"] == -1
+    rec, sig = _signed(0)
+    cs = client.countersign(rec, sig)
+    assert recover(rec.digest(DOMAIN), cs.ca_signature) == CA_KEY.address
+    assert client.get(MT.address)["last_nonce"] == 0
+    assert client.get(OTHER.address) is None
+    items = [_signed(n) for n in (1, 2, 3)]
+    cert = client.countersign_batch(items, MT.address)
+    assert cert.size == 3 and client.get(MT.address)["last_nonce"] == 3
+
+
+def test_http_rejects_bad_input_with_named_fields(service) -> None:
+    url, token = service
+    auth = {"authorization": f"Bearer {token}"}
+    http = httpx.Client(base_url=url, timeout=10)
+    r = http.post("/mts", json={"address": MT.address})
+    assert r.status_code == 401 and r.json()["field"] == "authorization"
+    assert http.post("/mts", json={"address": MT.address}, headers=auth).status_code == 201
+    rec, sig = _signed(0)
+    good = {"record": rec.to_dict(), "signature": "0x" + sig.hex()}
+    cases = [
+        (b"{not json", 400, "body"),
+        (b"[1, 2]", 400, "body"),
+        ({"record": rec.to_dict()}, 400, "signature"),
+        (good | {"signature": "0xzz" + sig.hex()[2:]}, 400, "signature"),
+        (good | {"signature": sig.hex()}, 400, "signature"),
+        (good | {"signature": "0x" + sig.hex()[:-2]}, 400, "signature"),
+        (good | {"record": rec.to_dict() | {"mt": "0x12"}}, 400, "record.mt"),
+        (good | {"record": rec.to_dict() | {"poi": -1}}, 400, "record.poi"),
+        (good | {"record": rec.to_dict() | {"slot": "3"}}, 400, "record.slot"),
+        (good | {"record": {k: v for k, v in rec.to_dict().items() if k != "y"}}, 400, "record.y"),
+        (
+            {
+                "record": _signed(0, OTHER)[0].to_dict(),
+                "signature": "0x" + _signed(0, OTHER)[1].hex(),
+            },
+            404,
+            "record.mt",
+        ),
+        (
+            good | {"signature": "0x" + OTHER.sign_digest(rec.digest(DOMAIN)).hex()},
+            401,
+            "signature",
+        ),
+    ]
+    for body, status, field in cases:
+        if isinstance(body, bytes):
+            r = http.post(
+                "/countersign", content=body, headers={"content-type": "application/json"}
+            )
+        else:
+            r = http.post("/countersign", json=body)
+        assert r.status_code == status, (body, r.text)
+        assert r.json()["field"] == field, r.json()
+        assert r.json()["detail"]
+    assert http.get(f"/mts/{MT.address}").json()["last_nonce"] == -1  # nothing changed
+    assert http.post("/countersign", json=good).status_code == 200
+    stale = _signed(0, poi=9)
+    r = http.post(
+        "/countersign", json={"record": stale[0].to_dict(), "signature": "0x" + stale[1].hex()}
+    )
+    assert r.status_code == 409 and r.json()["error"] == "stale_nonce"
+    assert http.get("/mts/0xnothex").status_code == 400
+    r = http.post("/countersign/batch", json={"items": [], "submitter": MT.address})
+    assert r.status_code == 400 and r.json()["field"] == "items"
+    r = http.post(
+        "/countersign/batch",
+        json={"items": [good | {"signature": "0x00"}], "submitter": MT.address},
+    )
+    assert r.status_code == 400 and r.json()["field"] == "items[0].signature"
+
+
+def test_client_reports_unreachable_service() -> None:
+    client = CAClient(f"http://127.0.0.1:{free_port()}", timeout=1)
+    with pytest.raises(CAUnavailableError, match="cannot reach"):
+        client.info()
