@@ -208,15 +208,21 @@ class MobileTerminal:
         return FlushReport(0, confirmed, already, rejected, self.pending(), gas)
 
     def flush(self) -> FlushReport:
-        """:meth:`certify` then :meth:`submit`; connection problems leave records queued."""
+        """:meth:`certify` then :meth:`submit`; connection problems leave records queued.
+
+        ``rejected`` counts refusals by the CA and by the contract in this flush.
+        """
+        before = self.counts().get("rejected", 0)
         certified = self.certify()
         report = self.submit()
+        rejected = self.counts().get("rejected", 0) - before
         return FlushReport(
             certified,
-            *[
-                getattr(report, f)
-                for f in ("confirmed", "already_stored", "rejected", "pending", "gas_used")
-            ],
+            report.confirmed,
+            report.already_stored,
+            rejected,
+            report.pending,
+            report.gas_used,
         )
 
     def _stored_now(self, record: Record, tx_hash: str | None) -> bool:
