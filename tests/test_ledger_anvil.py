@@ -1,0 +1,84 @@
+"""Integration against a real anvil node started here: deploy, submit, query, verify, failover,
+node outage with restart, and a transaction left in the pool by a dead client."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from chainsense.ledger import batch as batching
+from chainsense.ledger.chain import ChainError, RpcChain
+from chainsense.ledger.terminal import MobileTerminal
+from chainsense.ledger.verify import verify_ledger
+from test_ledger_support import Anvil, free_port, make_world
+
+
+@pytest.fixture
+def anvil(tmp_path):
+    node = Anvil(state=tmp_path / "anvil-state.json").start()
+    yield node
+    node.stop()
+
+
+def test_full_protocol_with_failover(anvil, tmp_path) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    chain = RpcChain([dead, anvil.url], timeout=2, cooldown=30)
+    assert chain.chain_id == 31337
+    world = make_world(tmp_path, chain=chain)
+    assert chain.failovers >= 1  # the dead endpoint was tried, benched, and skipped since
+    term = MobileTerminal(world.mts[0], tmp_path / "o.db", world.ledger, world.ca)
+    for i in range(5):
+        term.collect(poi=i % 2, slot=i, amount=1.0 + i, x=3.5, y=4.5)
+    report = term.flush()
+    assert (report.confirmed, report.pending) == (5, 0)
+    assert len(world.ledger.records_of_poi(0)) == 3
+    assert [s.record.slot for s in world.ledger.records_in_slots(1, 3)] == [1, 2, 3]
+    assert verify_ledger(world.ledger).ok == 5
+    agg = world.mts[1]
+    items = []
+    for n in range(20):
+        rec = world.record(mt=2, nonce=n, slot=100 + n)
+        items.append((rec, world.mts[2].sign_digest(rec.digest(world.ledger.domain))))
+    cert = world.ca.countersign_batch(items, agg.address)
+    anchor = batching.anchor(world.ledger, cert, agg)
+    bundle = batching.make_bundle(world.ledger, cert, anchor.root_id)
+    assert all(batching.verify_onchain(world.ledger, bundle))
+
+
+def test_node_outage_then_restart_loses_nothing(anvil, tmp_path) -> None:
+    chain = RpcChain([anvil.url], timeout=2, cooldown=0.1)
+    world = make_world(tmp_path, chain=chain)
+    term = MobileTerminal(world.mts[0], tmp_path / "o.db", world.ledger, world.ca)
+    for i in range(4):
+        term.collect(poi=1, slot=i, amount=1.0, x=1.0, y=1.0)
+    assert term.certify() == 4
+    anvil.stop()  # the node goes away (state dumped to disk)
+    report = term.submit()
+    assert (report.confirmed, report.pending) == (0, 4)
+    with pytest.raises(ChainError, match="no JSON-RPC endpoint reachable"):
+        world.ledger.record_count()
+    anvil.start()  # same port, state reloaded
+    report = term.flush()
+    assert (report.confirmed, report.pending) == (4, 0)
+    assert world.ledger.record_count() == 4
+
+
+def test_sent_but_unmined_then_client_restart(anvil, tmp_path) -> None:
+    chain = RpcChain([anvil.url], timeout=2)
+    world = make_world(tmp_path, chain=chain)
+    httpx.post(
+        anvil.url, json={"jsonrpc": "2.0", "id": 1, "method": "evm_setAutomine", "params": [False]}
+    )
+    chain.receipt_timeout = 1.0
+    term = MobileTerminal(world.mts[0], tmp_path / "o.db", world.ledger, world.ca)
+    for i in range(3):
+        term.collect(poi=1, slot=i, amount=1.0, x=1.0, y=1.0)
+    report = term.flush()  # sent, but nothing is mined: receipts time out
+    assert (report.confirmed, report.pending) == (0, 3)
+    assert term.counts() == {"sent": 3}
+    term.close()
+    restarted = MobileTerminal(world.mts[0], tmp_path / "o.db", world.ledger, world.ca)
+    httpx.post(anvil.url, json={"jsonrpc": "2.0", "id": 1, "method": "evm_mine", "params": []})
+    report = restarted.flush()  # the old transactions are recognised, nothing is sent twice
+    assert report.confirmed + report.already_stored == 3 and report.pending == 0
+    assert world.ledger.record_count() == 3
