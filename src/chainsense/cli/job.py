@@ -1,9 +1,111 @@
-"""CLI commands of the 'job' area; registered on the main app by :func:`register`."""
+"""``chainsense run``: the main job (world -> fleet -> ledger -> verified records -> report)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+_console = Console()
+
+
+def run_cmd(
+    preset_name: str = typer.Option("paper", "--preset", help="World preset: paper or small."),
+    config: Path | None = typer.Option(  # noqa: B008
+        None, "--config", help="TOML/YAML with [world] and [train] sections."
+    ),
+    policy: str = typer.Option(
+        "maddpg", "--policy", "-p", help="maddpg | iddpg | greedy | random."
+    ),
+    checkpoint: Path | None = typer.Option(  # noqa: B008
+        None, "--checkpoint", help="A saved fleet (chainsense train); else a quick one is trained."
+    ),
+    train_minutes: float = typer.Option(
+        2.0, "--train-minutes", help="Budget of the quick training run when no checkpoint is given."
+    ),
+    mode: str = typer.Option(
+        "batch",
+        "--mode",
+        help="record: one record per transaction (as in the paper); "
+        "batch: records under one Merkle root per transaction.",
+    ),
+    batch_size: int = typer.Option(500, "--batch-size", help="Records per batch in batch mode."),
+    network: Path | None = typer.Option(  # noqa: B008
+        None,
+        "--network",
+        help="network.json of `chainsense network up` instead of the embedded chain.",
+    ),
+    rpc: list[str] = typer.Option(  # noqa: B008
+        [], "--rpc", help="JSON-RPC endpoint(s) instead of the embedded chain (repeatable)."
+    ),
+    episodes: int = typer.Option(
+        10, "--episodes", "-n", help="Episodes for the baseline comparison."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the map, the episode and the keys."),
+    out: Path = typer.Option(Path("runs/latest"), "--out", help="Output directory."),  # noqa: B008
+    include: list[Path] = typer.Option(  # noqa: B008
+        [],
+        "--include",
+        help="Experiment output directories (reproduce, ddos) to add to the report.",
+    ),
+) -> None:
+    """Run the whole system once and write a summary and a self-contained HTML report."""
+    from chainsense.cli.world import load_world_params
+    from chainsense.job import JobOptions, run_job, summary_rows
+
+    train_config = None
+    if config is not None and policy in ("maddpg", "iddpg"):
+        from chainsense.cli.learn import load_train_config
+
+        train_config = load_train_config(config, policy)
+    opts = JobOptions(
+        params=load_world_params(preset_name, config),
+        policy=policy,
+        checkpoint=checkpoint,
+        train_minutes=train_minutes,
+        train_config=train_config,
+        mode=mode,  # type: ignore[arg-type]  # validated by JobOptions
+        batch_size=batch_size,
+        network=network,
+        rpc=tuple(rpc),
+        episodes=episodes,
+        seed=seed,
+        out=out,
+        include=tuple(include),
+    )
+    tasks: dict[str, TaskID] = {}
+    with Progress(
+        TextColumn("{task.description:<34}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=_console,
+    ) as bar:
+
+        def progress(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(phase, total=total)
+            bar.update(tasks[phase], completed=done, total=total)
+
+        result = run_job(opts, progress)
+    table = Table(title="chainsense run")
+    table.add_column("quantity")
+    table.add_column("value", justify="right")
+    for k, v in summary_rows(result):
+        table.add_row(k, v)
+    _console.print(table)
+    _console.print(f"report: {result.files['report']}")
+    if not result.ledger.all_accounted:
+        _console.print(
+            "[bold red]ledger verification failed[/]: "
+            + "; ".join(result.ledger.verify_failures[:5])
+        )
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this area's commands to app."""
+    """Add ``run`` to ``app``."""
+    app.command("run")(run_cmd)
