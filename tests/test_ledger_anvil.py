@@ -69,7 +69,7 @@ def test_sent_but_unmined_then_client_restart(anvil, tmp_path) -> None:
     httpx.post(
         anvil.url, json={"jsonrpc": "2.0", "id": 1, "method": "evm_setAutomine", "params": [False]}
     )
-    chain.receipt_timeout = 1.0
+    chain.receipt_timeout = 0.3
     term = MobileTerminal(world.mts[0], tmp_path / "o.db", world.ledger, world.ca)
     for i in range(3):
         term.collect(poi=1, slot=i, amount=1.0, x=1.0, y=1.0)

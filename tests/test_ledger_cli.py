@@ -1,0 +1,115 @@
+"""The ledger / CA commands: user mistakes exit 2 with one line; a whole session on anvil."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from test_ledger_support import Anvil, free_port, wait_http
+
+
+def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "chainsense", *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=cwd,
+    )
+
+
+def _one_line_error(out: subprocess.CompletedProcess[str], text: str) -> None:
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "Traceback" not in out.stderr
+    assert text in out.stderr
+
+
+def test_user_mistakes_exit_2(tmp_path) -> None:
+    _one_line_error(
+        cli("ledger", "query", "-d", str(tmp_path / "none.json")), "deployment: file not found"
+    )
+    (tmp_path / "bad.json").write_text("{broken")
+    _one_line_error(cli("ledger", "query", "-d", str(tmp_path / "bad.json")), "is malformed")
+    _one_line_error(cli("ledger", "demo", "--records", "0"), "records: must be in")
+    _one_line_error(cli("ledger", "deploy", "--rpc", "http://127.0.0.1:1"), "give exactly one of")
+    _one_line_error(
+        cli("ledger", "deploy", "--ca-address", "0x12", "--rpc", "ftp://x"), "not an http(s) URL"
+    )
+    (tmp_path / "k.key").write_text("0x" + "ab" * 32)
+    _one_line_error(cli("ledger", "keygen", str(tmp_path / "k.key")), "refusing to overwrite")
+
+
+def test_demo_runs_the_protocol_on_the_embedded_chain() -> None:
+    out = cli("ledger", "demo", "--records", "30", "--mts", "3")
+    assert out.returncode == 0, out.stderr
+    assert "records confirmed: 30/30" in out.stdout and "verified: 30/30" in out.stdout
+    out = cli("ledger", "demo", "--records", "300", "--mts", "3", "--batch")
+    assert "records confirmed: 300/300" in out.stdout and "transactions: 1" in out.stdout
+
+
+@pytest.mark.slow
+def test_cli_session_against_anvil_and_ca_service(tmp_path) -> None:
+    anvil = Anvil().start()
+    port = free_port()
+    ca_url = f"http://127.0.0.1:{port}"
+    ca = None
+    try:
+        assert cli("ledger", "keygen", "ca.key", cwd=tmp_path).returncode == 0
+        mt = cli("ledger", "keygen", "mt.key", cwd=tmp_path).stdout.strip()
+        out = cli("ledger", "deploy", "--rpc", anvil.url, "--ca-key", "ca.key", cwd=tmp_path)
+        assert out.returncode == 0, out.stderr
+        ca = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "chainsense",
+                "ca",
+                "serve",
+                "--key",
+                "ca.key",
+                "--port",
+                str(port),
+            ],
+            cwd=tmp_path,
+        )
+        wait_http(ca_url + "/ca")
+        assert cli("ca", "register", mt, "--ca", ca_url, cwd=tmp_path).returncode == 0
+        assert cli("ledger", "fund", mt, "--eth", "2", cwd=tmp_path).returncode == 0
+        events = [{"poi": i % 3, "slot": i, "reading": 0.5 * i, "x": 1, "y": 2} for i in range(6)]
+        (tmp_path / "ev.json").write_text(json.dumps(events))
+        out = cli("ledger", "submit", "ev.json", "--mt-key", "mt.key", "--ca", ca_url, cwd=tmp_path)
+        assert out.returncode == 0 and "confirmed 6" in out.stdout, out.stdout + out.stderr
+        out = cli("ledger", "query", "--poi", "0", "--json", cwd=tmp_path)
+        rows = [json.loads(line) for line in out.stdout.splitlines()]
+        assert [r["slot"] for r in rows] == [0, 3] and rows[1]["reading"] == 1_500_000
+        out = cli("ledger", "verify", cwd=tmp_path)
+        assert "6/6 records verified" in out.stdout, out.stdout + out.stderr
+        out = cli(
+            "ledger",
+            "submit",
+            "ev.json",
+            "--mt-key",
+            "mt.key",
+            "--ca",
+            ca_url,
+            "--batch",
+            cwd=tmp_path,
+        )
+        assert "anchored 6 records" in out.stdout, out.stdout + out.stderr
+        out = cli("ledger", "verify", "--bundle", "bundle.json", cwd=tmp_path)
+        assert "6/6 records verified" in out.stdout
+        bundle = json.loads((tmp_path / "bundle.json").read_text())
+        bundle["entries"][2]["record"]["reading"] += 1
+        (tmp_path / "bundle.json").write_text(json.dumps(bundle))
+        _one_line_error(
+            cli("ledger", "verify", "--bundle", "bundle.json", cwd=tmp_path), "1 records fail"
+        )
+    finally:
+        if ca is not None:
+            ca.terminate()
+            ca.wait(timeout=20)
+        anvil.stop()
