@@ -1,9 +1,174 @@
-"""CLI commands of the 'learn' area; registered on the main app by :func:`register`."""
+"""CLI commands of the 'learn' area: ``train`` (MADDPG / IDDPG fleets) and ``reproduce``."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from chainsense.config import load_file
+from chainsense.errors import ConfigError
+
+_console = Console()
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[info]}"),
+        console=_console,
+    )
+
+
+def load_train_config(config: Path | None, algo: str | None) -> object:
+    """The ``[train]`` section of ``config`` (defaults without one); ``algo`` overrides it."""
+    from chainsense.marl.config import TrainConfig
+
+    section: dict = {}
+    if config is not None:
+        data = load_file(config)
+        section = data.get("train", {})
+        if not isinstance(section, dict):
+            raise ConfigError("train", "must be a table of settings")
+    if algo is not None:
+        section = {**section, "algo": algo}
+    return TrainConfig.from_dict(section)
+
+
+def _print_tables(tables: list, title: str) -> None:
+    from chainsense.sim.metrics import METRIC_NAMES
+
+    table = Table(title=title)
+    table.add_column("metric")
+    for tb in tables:
+        table.add_column(tb.policy, justify="right")
+    for metric in METRIC_NAMES:
+        table.add_row(metric, *(f"{tb.mean[metric]:.4g} +- {tb.std[metric]:.2g}" for tb in tables))
+    _console.print(table)
+
+
+def train_cmd(
+    config: Path | None = typer.Option(  # noqa: B008
+        None, "--config", help="TOML/YAML with [world] and [train] sections."
+    ),
+    preset_name: str = typer.Option("paper", "--preset", help="World preset: paper or small."),
+    algo: str | None = typer.Option(None, "--algo", help="maddpg or iddpg (overrides config)."),
+    minutes: float | None = typer.Option(None, "--minutes", help="Wall-clock training budget."),
+    steps: int | None = typer.Option(None, "--steps", help="Environment-step budget."),
+    seed: int = typer.Option(0, "--seed", help="Seed of networks, worlds and noise."),
+    out: Path = typer.Option(Path("runs/train"), "--out", help="Output directory."),  # noqa: B008
+    resume: Path | None = typer.Option(None, "--resume", help="Continue from a checkpoint."),  # noqa: B008
+    eval_episodes: int = typer.Option(
+        10, "--eval-episodes", help="Seeded evaluation episodes after training (0: skip)."
+    ),
+    compare: bool = typer.Option(
+        True, "--compare/--no-compare", help="Also evaluate random and greedy on the same seeds."
+    ),
+) -> None:
+    """Train a MADDPG / IDDPG fleet; writes checkpoint, CSV + TensorBoard logs, curves, eval."""
+    from chainsense.cli.world import load_world_params
+    from chainsense.marl import session
+    from chainsense.marl.config import TrainConfig
+
+    if algo is not None and algo not in ("maddpg", "iddpg"):
+        raise ConfigError("algo", f"must be maddpg or iddpg, got {algo!r}")
+    if minutes is None and steps is None:
+        minutes = 10.0
+    if not 0 <= seed < 2**31:
+        raise ConfigError("seed", f"must be in [0, 2^31), got {seed}")
+    if not 0 <= eval_episodes <= 10_000:
+        raise ConfigError("eval_episodes", f"must be in [0, 10000], got {eval_episodes}")
+    params = load_world_params(preset_name, config)
+    cfg = load_train_config(config, algo)
+    assert isinstance(cfg, TrainConfig)
+    budget = f"{minutes:g} min" if minutes is not None else f"{steps:,} steps"
+    _console.print(
+        f"training {cfg.algo} on {preset_name} ({params.num_mts} MTs, {params.observation} obs), "
+        f"{cfg.num_envs} worlds in parallel, budget {budget}; compiling first ..."
+    )
+    with _progress() as bar:
+        task = bar.add_task(f"{cfg.algo}", total=1.0, info="compiling")
+
+        def on_chunk(row: dict[str, float], frac: float) -> None:
+            info = (
+                f"steps {int(row['env_steps']):,}  upd {int(row['updates']):,}  "
+                f"ep {int(row['episodes'])}"
+            )
+            if row["episodes"] > 0:
+                info += (
+                    f"  ret {row['return']:.1f}  eff {row['energy_efficiency']:.2f}  "
+                    f"dcr {row['data_collection_ratio']:.2f}"
+                )
+            bar.update(task, completed=frac, info=info)
+
+        result = session.run(
+            cfg,
+            params,
+            seed=seed,
+            steps=steps,
+            minutes=minutes,
+            out_dir=out,
+            resume=resume,
+            on_chunk=on_chunk,
+        )
+    _console.print(
+        f"trained {result.env_steps:,} env steps, {result.updates:,} updates, "
+        f"{result.episodes:,} episodes in {result.seconds:.1f} s "
+        f"({result.steps_per_second:,.0f} env steps/s incl. compilation)"
+    )
+    if eval_episodes > 0:
+        from chainsense.marl.evaluate import evaluate, write_table
+        from chainsense.marl.learned import LearnedPolicy
+        from chainsense.marl.policies import get_policy
+
+        seeds = range(eval_episodes)
+        tables = [evaluate(LearnedPolicy(result.learner.actor, cfg), params, seeds, cfg.algo)]
+        if compare:
+            tables += [evaluate(get_policy(n), params, seeds, n) for n in ("greedy", "random")]
+        files = write_table(tables, out)
+        _print_tables(tables, f"{preset_name} world, {eval_episodes} episodes (mean +- std)")
+        result.files.update({"eval": files[0]})
+    _console.print("wrote " + ", ".join(str(f) for f in result.files.values()))
+
+
+def reproduce_cmd(
+    preset_name: str = typer.Option("quick", "--preset", help="quick (minutes) or full."),
+    out: Path = typer.Option(Path("runs/reproduce"), "--out", help="Output directory."),  # noqa: B008
+    seeds: int | None = typer.Option(None, "--seeds", help="Training seeds per point."),
+    episodes: int | None = typer.Option(None, "--episodes", help="Evaluation episodes per fleet."),
+    train_steps: int | None = typer.Option(
+        None, "--train-steps", help="Environment steps per training run."
+    ),
+) -> None:
+    """Metrics vs number of MTs and vs sensing range: MADDPG, IDDPG, greedy, random (PNG + CSV)."""
+    from chainsense.experiments import sweeps
+
+    spec = sweeps.spec(preset_name, seeds=seeds, episodes=episodes, train_steps=train_steps)
+    with _progress() as bar:
+        task = bar.add_task("reproduce", total=float(sweeps.count_runs(spec)), info="")
+
+        def on_run(done: int, label: str) -> None:
+            bar.update(task, completed=float(done), info=label)
+
+        files = sweeps.run(spec, out, on_run=on_run)
+    _console.print("wrote " + ", ".join(str(f) for f in files))
 
 
 def register(app: typer.Typer) -> None:
     """Add this area's commands to app."""
+    app.command("train")(train_cmd)
+    app.command("reproduce")(reproduce_cmd)

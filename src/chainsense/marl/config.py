@@ -43,6 +43,7 @@ class TrainConfig:
     noise_start: float = 0.5
     noise_end: float = 0.05
     noise_decay_steps: int = 2_000_000
+    eval_noise: float = 0.2
     grad_clip: float = 1.0
     reward_scale: float = 1.0
     shaping: Literal["none", "data", "coverage"] = "none"
@@ -73,7 +74,7 @@ class TrainConfig:
             raise ConfigError("tau", f"must be in (0, 1], got {self.tau}")
         if self.warmup_steps < 0:
             raise ConfigError("warmup_steps", f"must be >= 0, got {self.warmup_steps}")
-        for name in ("noise_start", "noise_end"):
+        for name in ("noise_start", "noise_end", "eval_noise"):
             if not 0.0 <= getattr(self, name) <= 2.0:
                 raise ConfigError(name, f"must be in [0, 2], got {getattr(self, name)}")
         if self.buffer_size < self.num_envs:

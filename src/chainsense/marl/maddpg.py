@@ -106,8 +106,8 @@ def init(
     return Learner(
         actor=actor,
         critic=critic,
-        actor_target=actor,
-        critic_target=critic,
+        actor_target=jax.tree_util.tree_map(jnp.copy, actor),  # own buffers (donation)
+        critic_target=jax.tree_util.tree_map(jnp.copy, critic),
         actor_opt=jax.vmap(actor_tx.init)(actor),
         critic_opt=jax.vmap(critic_tx.init)(critic),
         updates=jnp.zeros((), jnp.int32),

@@ -71,7 +71,13 @@ def init_carry(key: jax.Array, cfg: TrainConfig, params: WorldParams) -> Carry:
     """Fresh learner, empty buffer and ``num_envs`` freshly reset worlds, all from one key."""
     k_learn, k_env, k_run = jax.random.split(key, 3)
     learner = maddpg.init(k_learn, cfg, params.num_mts, obs_dim(params), state_dim(params))
-    env, obs = world.batch_reset(jax.random.split(k_env, cfg.num_envs), params)
+    k_env, k_off = jax.random.split(k_env)
+    env, _ = world.batch_reset(jax.random.split(k_env, cfg.num_envs), params)
+    # Desynchronise the worlds: world b starts its first episode at a random slot, so the buffer
+    # always mixes early and late slots instead of holding one time window of lock-stepped worlds.
+    offset = jax.random.randint(k_off, (cfg.num_envs,), 0, params.num_slots)
+    env = env.replace(t=offset.astype(env.t.dtype))
+    obs = jax.vmap(lambda s: world.observe(s, params))(env)
     return Carry(
         env=env,
         obs=obs,
@@ -81,6 +87,11 @@ def init_carry(key: jax.Array, cfg: TrainConfig, params: WorldParams) -> Carry:
         env_steps=jnp.zeros((), jnp.int32),
         ep_return=jnp.zeros((cfg.num_envs,), jnp.float32),
     )
+
+
+def min_fill(cfg: TrainConfig) -> int:
+    """Transitions the buffer must hold before updates start (also after a resume)."""
+    return max(cfg.batch_size, min(cfg.warmup_steps, cfg.buffer_size))
 
 
 def noise_scale(cfg: TrainConfig, env_steps: jax.Array) -> jax.Array:
@@ -157,7 +168,7 @@ def _iteration(cfg: TrainConfig, params: WorldParams, carry: Carry, _: Any) -> t
 
     env_steps = carry.env_steps + b
     learner = carry.learner
-    ready = (buf.size >= jnp.maximum(cfg.batch_size, 1)) & (env_steps >= cfg.warmup_steps)
+    ready = buf.size >= min_fill(cfg)
 
     def train(learner: maddpg.Learner) -> tuple[maddpg.Learner, dict]:
         def one(i: int, acc: tuple[maddpg.Learner, dict]) -> tuple[maddpg.Learner, dict]:
@@ -201,7 +212,7 @@ def make_chunk(cfg: TrainConfig, params: WorldParams) -> Callable[[Carry], tuple
     means of the losses over the iterations that ran updates (``updated`` counts them).
     """
 
-    @jax.jit
+    @partial(jax.jit, donate_argnums=0)  # the buffer is updated in place, not copied
     def chunk(carry: Carry) -> tuple[Carry, dict]:
         carry, (stats, logs) = jax.lax.scan(
             partial(_iteration, cfg, params), carry, None, length=cfg.chunk_iters

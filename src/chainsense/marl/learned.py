@@ -1,0 +1,79 @@
+"""A trained MADDPG / IDDPG fleet behind the baselines' ``Policy`` call signature.
+
+The policy is a ``flax.struct`` pytree: the stacked actor weights are array leaves and the
+training config is static, so the same jitted rollout serves every checkpoint of one shape.
+The fleet reads only the observations. It acts with Gaussian noise of std ``cfg.eval_noise`` on
+the unit-disk action (0 gives the deterministic actor): neither observation shows obstacles, and
+a memoryless deterministic actor that bumps into one gets the same observation back after the
+refused move, so it repeats the move for the rest of the episode; a little noise frees it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jax
+from flax import struct
+from jax import Array
+
+from chainsense.errors import ChainsenseError, ConfigError
+from chainsense.marl import checkpoint, maddpg, networks
+from chainsense.marl.config import TrainConfig
+from chainsense.sim.params import WorldParams, obs_dim
+
+LEARNED = ("maddpg", "iddpg")
+
+
+@struct.dataclass
+class LearnedPolicy:
+    """Actor of every MT: pi^m(o^m) (+ noise of std ``cfg.eval_noise``) as physical (theta, l)."""
+
+    actor: Any
+    cfg: TrainConfig = struct.field(pytree_node=False)
+
+    def act(self, key: Array, obs: Array, state: Any, params: WorldParams) -> Array:
+        """Physical actions [M,2] from observations [M,obs_dim]."""
+        del state
+        d = maddpg.act(self.cfg, self.actor, obs)
+        if self.cfg.eval_noise > 0:
+            noise = self.cfg.eval_noise * jax.random.normal(key, d.shape, d.dtype)
+            d = networks.clip_to_disk(d + noise)
+        return networks.to_physical(d, params.max_move)
+
+
+def check_compatible(trained: WorldParams, params: WorldParams) -> None:
+    """ChainsenseError unless a fleet trained on ``trained`` can act in worlds of ``params``."""
+    if trained.num_mts != params.num_mts:
+        raise ConfigError(
+            "num_mts",
+            f"checkpoint was trained with {trained.num_mts} MTs, world has {params.num_mts}",
+        )
+    if obs_dim(trained) != obs_dim(params) or trained.observation != params.observation:
+        raise ConfigError(
+            "observation",
+            f"checkpoint expects the {trained.observation!r} observation of size "
+            f"{obs_dim(trained)}, world gives {params.observation!r} of size {obs_dim(params)}",
+        )
+
+
+def load_policy(
+    name: str, checkpoint_path: str | Path, params: WorldParams | None = None
+) -> tuple[LearnedPolicy, WorldParams]:
+    """The fleet saved at ``checkpoint_path`` and the world it was trained on.
+
+    ``name`` ('maddpg' or 'iddpg') must match the algorithm recorded in the checkpoint; with
+    ``params``, also checks the fleet can act in that world.
+    """
+    if name not in LEARNED:
+        raise ConfigError(
+            "policy", f"unknown learned policy {name!r} (known: {', '.join(LEARNED)})"
+        )
+    ckpt = checkpoint.load(checkpoint_path)
+    if ckpt.cfg.algo != name:
+        raise ChainsenseError(
+            f"checkpoint: {Path(checkpoint_path).name} holds a {ckpt.cfg.algo} fleet, not {name}"
+        )
+    if params is not None:
+        check_compatible(ckpt.params, params)
+    return LearnedPolicy(actor=ckpt.learner.actor, cfg=ckpt.cfg), ckpt.params

@@ -1,0 +1,244 @@
+"""A training session: budget, progress bar, CSV / TensorBoard logs, curves and checkpoints.
+
+The heavy lifting runs in :func:`chainsense.marl.train.make_chunk`; this module only calls it
+repeatedly from Python, turns each chunk's statistics into a log row and stops on a step or
+wall-clock budget. Time spent compiling counts against the budget.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from chainsense.errors import ConfigError
+from chainsense.marl import checkpoint, train
+from chainsense.marl.config import TrainConfig
+from chainsense.sim.params import WorldParams
+
+LOG_COLUMNS = (
+    "env_steps",
+    "updates",
+    "seconds",
+    "episodes",
+    "return",
+    *train.METRIC_NAMES,
+    "critic_loss",
+    "actor_loss",
+    "q_mean",
+    "noise",
+)
+
+
+@dataclass
+class TrainResult:
+    """Outcome of :func:`run`: final learner, log rows, counters and the files written."""
+
+    cfg: TrainConfig
+    params: WorldParams
+    learner: Any
+    rows: list[dict[str, float]]
+    env_steps: int
+    updates: int
+    episodes: int
+    seconds: float
+    files: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def steps_per_second(self) -> float:
+        """Environment steps per wall-clock second, compilation included."""
+        return self.env_steps / max(self.seconds, 1e-9)
+
+
+class _Logger:
+    """CSV + TensorBoard event files in ``out``; both flushed on every row."""
+
+    def __init__(self, out: Path) -> None:
+        from tensorboardX import SummaryWriter
+
+        out.mkdir(parents=True, exist_ok=True)
+        self.csv_path = out / "train_log.csv"
+        self._fh = self.csv_path.open("w", newline="", encoding="utf-8")
+        self._csv = csv.DictWriter(self._fh, fieldnames=LOG_COLUMNS)
+        self._csv.writeheader()
+        self.tb_dir = out / "tensorboard"
+        self._tb = SummaryWriter(logdir=str(self.tb_dir))
+
+    def write(self, row: dict[str, float]) -> None:
+        self._csv.writerow({k: f"{row[k]:.6g}" for k in LOG_COLUMNS})
+        self._fh.flush()
+        step = int(row["env_steps"])
+        for k in LOG_COLUMNS[2:]:
+            group = "episode" if k in ("return", *train.METRIC_NAMES) else "train"
+            if group == "episode" and row["episodes"] == 0:
+                continue
+            self._tb.add_scalar(f"{group}/{k}", row[k], step)
+        self._tb.flush()
+
+    def close(self) -> None:
+        self._fh.close()
+        self._tb.close()
+
+
+def _row(out: dict[str, Any], env_steps: int, updates: int, seconds: float, noise: float) -> dict:
+    n = float(out["episodes"])
+    row: dict[str, float] = {
+        "env_steps": float(env_steps),
+        "updates": float(updates),
+        "seconds": seconds,
+        "episodes": n,
+        "noise": noise,
+    }
+    for k in ("return", *train.METRIC_NAMES):
+        row[k] = float(out[k]) / n if n > 0 else float("nan")
+    for k in ("critic_loss", "actor_loss", "q_mean"):
+        row[k] = float(out[k])
+    return row
+
+
+def run(
+    cfg: TrainConfig,
+    params: WorldParams,
+    *,
+    seed: int = 0,
+    steps: int | None = None,
+    minutes: float | None = None,
+    out_dir: str | Path | None = None,
+    resume: str | Path | None = None,
+    on_chunk: Callable[[dict[str, float], float], None] | None = None,
+) -> TrainResult:
+    """Train until ``steps`` env steps or ``minutes`` of wall clock, whichever comes first.
+
+    With ``out_dir``, writes ``train_log.csv``, TensorBoard events under ``tensorboard/``,
+    ``curves.png`` and ``fleet.msgpack``. ``resume`` continues from a checkpoint (its learner,
+    optimiser state and step counters; the replay buffer starts empty and refills).
+    ``on_chunk(row, fraction_done)`` is called after every chunk (progress bars).
+    """
+    if steps is None and minutes is None:
+        raise ConfigError("steps", "give a step budget (--steps) or a time budget (--minutes)")
+    if steps is not None and steps <= 0:
+        raise ConfigError("steps", f"must be positive, got {steps}")
+    if minutes is not None and not minutes > 0:
+        raise ConfigError("minutes", f"must be positive, got {minutes}")
+    out = Path(out_dir) if out_dir is not None else None
+    start_steps = start_episodes = 0
+    start_seconds = 0.0
+    carry = train.init_carry(jax.random.PRNGKey(seed), cfg, params)
+    if resume is not None:
+        ck = checkpoint.load(resume)
+        if ck.cfg != cfg or ck.params != params:
+            raise ConfigError(
+                "resume",
+                "checkpoint was trained with a different config or world; "
+                "resume with the same --config/--preset",
+            )
+        start_steps = int(ck.progress["env_steps"])
+        start_episodes = int(ck.progress["episodes"])
+        start_seconds = float(ck.progress["seconds"])
+        key = jax.random.fold_in(jax.random.PRNGKey(seed), start_steps)
+        carry = carry.replace(learner=ck.learner, env_steps=jax.numpy.int32(start_steps), key=key)
+    chunk = train.make_chunk(cfg, params)
+    logger = _Logger(out) if out is not None else None
+    rows: list[dict[str, float]] = []
+    per_chunk = cfg.num_envs * cfg.chunk_iters
+    budget_steps = steps if steps is not None else None
+    budget_seconds = minutes * 60.0 if minutes is not None else None
+    t0 = time.perf_counter()
+    done_steps = 0
+    episodes = start_episodes
+    try:
+        while True:
+            elapsed = time.perf_counter() - t0
+            if budget_steps is not None and done_steps >= budget_steps:
+                break
+            if budget_seconds is not None and elapsed >= budget_seconds:
+                break
+            carry, stats = chunk(carry)
+            stats = jax.device_get(stats)
+            done_steps += per_chunk
+            episodes += int(stats["episodes"])
+            env_steps = start_steps + done_steps
+            noise = float(train.noise_scale(cfg, np.int64(env_steps)))
+            updates = int(carry.learner.updates)  # restored with the learner on resume
+            elapsed = time.perf_counter() - t0
+            row = _row(stats, env_steps, updates, start_seconds + elapsed, noise)
+            rows.append(row)
+            if logger is not None:
+                logger.write(row)
+            if on_chunk is not None:
+                fracs = []
+                if budget_steps is not None:
+                    fracs.append(done_steps / budget_steps)
+                if budget_seconds is not None:
+                    fracs.append(elapsed / budget_seconds)
+                on_chunk(row, min(1.0, max(fracs)))
+    finally:
+        if logger is not None:
+            logger.close()
+    seconds = time.perf_counter() - t0
+    result = TrainResult(
+        cfg=cfg,
+        params=params,
+        learner=carry.learner,
+        rows=rows,
+        env_steps=start_steps + done_steps,
+        updates=int(carry.learner.updates),
+        episodes=episodes,
+        seconds=seconds,
+    )
+    if out is not None:
+        progress = {
+            "env_steps": result.env_steps,
+            "updates": result.updates,
+            "episodes": episodes,
+            "seconds": start_seconds + seconds,
+            "seed": seed,
+        }
+        ck_path = checkpoint.save(
+            out / "fleet.msgpack", checkpoint.Checkpoint(cfg, params, carry.learner, progress)
+        )
+        result.files = {
+            "checkpoint": ck_path,
+            "log": logger.csv_path if logger else out / "train_log.csv",
+            "tensorboard": out / "tensorboard",
+            "curves": plot_curves(rows, out / "curves.png", title=f"{cfg.algo} training"),
+        }
+    return result
+
+
+def plot_curves(rows: list[dict[str, float]], path: str | Path, title: str = "") -> Path:
+    """Learning curves (per-chunk means of finished training episodes) vs env steps, as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    p = Path(path)
+    shown = (
+        ("return", "episode return (sum over MTs)"),
+        ("energy_efficiency", "energy efficiency"),
+        ("data_collection_ratio", "data collection ratio"),
+        ("fairness", "fairness"),
+        ("critic_loss", "critic loss"),
+        ("q_mean", "mean Q"),
+    )
+    fig, axes = plt.subplots(2, 3, figsize=(12, 6))
+    x = np.array([r["env_steps"] for r in rows], dtype=float)
+    for ax, (key, label) in zip(axes.ravel(), shown, strict=True):
+        y = np.array([r[key] for r in rows], dtype=float)
+        ok = np.isfinite(y)
+        ax.plot(x[ok], y[ok], lw=1.2)
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("env steps", fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.suptitle(title + " (training episodes, with exploration noise)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(p, dpi=110)
+    plt.close(fig)
+    return p
