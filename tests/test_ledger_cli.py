@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from chainsense.cli import main
 from test_ledger_support import Anvil, free_port, wait_http
 
 
@@ -28,19 +29,54 @@ def _one_line_error(out: subprocess.CompletedProcess[str], text: str) -> None:
     assert text in out.stderr
 
 
-def test_user_mistakes_exit_2(tmp_path) -> None:
-    _one_line_error(
-        cli("ledger", "query", "-d", str(tmp_path / "none.json")), "deployment: file not found"
-    )
+def _main_error(capsys: pytest.CaptureFixture[str], text: str, *args: str) -> None:
+    """Run the CLI entry point in process (fast) and expect exit 2 with ``text`` on stderr."""
+    with pytest.raises(SystemExit) as exc:
+        main(list(args))
+    err = capsys.readouterr().err
+    assert exc.value.code == 2, err
+    assert text in " ".join(err.split()), err
+
+
+def test_user_mistakes_exit_2(tmp_path, capsys) -> None:
+    _main_error(capsys, "deployment: file not found", "ledger", "query", "-d", str(tmp_path / "x"))
     (tmp_path / "bad.json").write_text("{broken")
-    _one_line_error(cli("ledger", "query", "-d", str(tmp_path / "bad.json")), "is malformed")
-    _one_line_error(cli("ledger", "demo", "--records", "0"), "records: must be in")
-    _one_line_error(cli("ledger", "deploy", "--rpc", "http://127.0.0.1:1"), "give exactly one of")
-    _one_line_error(
-        cli("ledger", "deploy", "--ca-address", "0x12", "--rpc", "ftp://x"), "not an http(s) URL"
+    _main_error(capsys, "is malformed", "ledger", "query", "-d", str(tmp_path / "bad.json"))
+    _main_error(capsys, "records: must be in", "ledger", "demo", "--records", "0")
+    _main_error(capsys, "give exactly one of", "ledger", "deploy", "--rpc", "http://127.0.0.1:1")
+    _main_error(
+        capsys, "not an http(s) URL", "ledger", "deploy", "--ca-address", "0x12", "--rpc", "ftp://x"
     )
     (tmp_path / "k.key").write_text("0x" + "ab" * 32)
-    _one_line_error(cli("ledger", "keygen", str(tmp_path / "k.key")), "refusing to overwrite")
+    _main_error(capsys, "refusing to overwrite", "ledger", "keygen", str(tmp_path / "k.key"))
+    _main_error(capsys, "expected FIRST:LAST", "ledger", "query", "--slots", "1:x")
+    (tmp_path / "ev.json").write_text('[{"poi": 1, "slot": 2, "reading": "a lot", "x": 0, "y": 0}]')
+    (tmp_path / "mt.key").write_text("0x" + "cd" * 32)
+    dep = tmp_path / "ledger.json"
+    dep.write_text(
+        json.dumps(
+            {
+                "chain_id": 1,
+                "contract": "0x" + "11" * 20,
+                "ca": "0x" + "22" * 20,
+                "admin": "0x" + "33" * 20,
+                "block": 1,
+                "rpc": ["http://127.0.0.1:1"],
+            }
+        )
+    )
+    _main_error(
+        capsys,
+        "records[0]: not a number",
+        "ledger",
+        "submit",
+        str(tmp_path / "ev.json"),
+        "--mt-key",
+        str(tmp_path / "mt.key"),
+        "-d",
+        str(dep),
+    )
+    _main_error(capsys, "no JSON-RPC endpoint reachable", "ledger", "query", "-d", str(dep))
 
 
 def test_demo_runs_the_protocol_on_the_embedded_chain() -> None:

@@ -239,6 +239,7 @@ def query_cmd(
     chosen = [x is not None for x in (record_id, mt, poi, slots)]
     if sum(chosen) > 1:
         raise ConfigError("query", "give at most one of --id, --mt, --poi, --slots")
+    slot_range = _slots(slots) if slots is not None else None
     dep = Deployment.read(deployment)
     chain, _ = chain_of(dep)
     ledger = chain.ledger(dep.contract)
@@ -248,8 +249,8 @@ def query_cmd(
         rows = ledger.records_of_mt(mt)
     elif poi is not None:
         rows = ledger.records_of_poi(poi)
-    elif slots is not None:
-        rows = ledger.records_in_slots(*_slots(slots))
+    elif slot_range is not None:
+        rows = ledger.records_in_slots(*slot_range)
     else:
         rows = ledger.records()
     if as_json:
