@@ -1,0 +1,143 @@
+"""Network layer without starting geth: specs, genesis, the network file, refusal of bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from chainsense.errors import ChainsenseError, ConfigError
+from chainsense.ledger import network as nw
+
+
+@pytest.mark.parametrize(
+    ("field", "kwargs"),
+    [
+        ("sealers", {"sealers": 0}),
+        ("sealers", {"sealers": 17}),
+        ("followers", {"followers": -1}),
+        ("period", {"period": 0}),
+        ("chain_id", {"chain_id": 1}),  # mainnet: never
+        ("chain_id", {"chain_id": 11155111}),
+        ("chain_id", {"chain_id": 2**40}),
+        ("gas_limit", {"gas_limit": 10}),
+    ],
+)
+def test_spec_rejects_bad_values_naming_the_field(field, kwargs) -> None:
+    with pytest.raises(ConfigError) as err:
+        nw.NetworkSpec(**kwargs)
+    assert err.value.field == field
+
+
+def test_clique_genesis_lists_signers_in_extradata_and_funds_accounts() -> None:
+    signers = ["0x" + "11" * 20, "0x" + "22" * 20, "0x" + "33" * 20]
+    g = nw.clique_genesis(nw.NetworkSpec(period=2, chain_id=4242), signers, ["0x" + "aa" * 20])
+    extra = bytes.fromhex(g["extradata"][2:])
+    assert len(extra) == 32 + 20 * 3 + 65
+    assert extra[32 : 32 + 60] == bytes.fromhex("11" * 20 + "22" * 20 + "33" * 20)
+    assert g["config"]["clique"]["period"] == 2
+    assert g["config"]["chainId"] == 4242
+    # 1.13 Clique refuses Shanghai/Cancun: the genesis must stop at London.
+    assert "shanghaiTime" not in g["config"] and "cancunTime" not in g["config"]
+    assert int(g["alloc"]["aa" * 20]["balance"], 16) == 1_000_000 * 10**18
+
+
+def test_free_ports_are_distinct_and_bindable() -> None:
+    ports = nw.free_ports(12)
+    assert len(set(ports)) == 12
+    assert all(1024 <= p < 65536 for p in ports)
+
+
+def _node(name: str, role: str = "sealer") -> nw.NodeInfo:
+    return nw.NodeInfo(name, role, "http://127.0.0.1:1", 0, name, "enode://x", 1, 2, 3)  # type: ignore[arg-type]
+
+
+def test_network_file_roundtrip_keeps_relative_paths(tmp_path: Path) -> None:
+    info = nw.NetworkInfo(
+        directory=tmp_path,
+        chain_id=99,
+        period=1,
+        nodes=(_node("sealer-1"), _node("follower-1", "follower")),
+        faucet_keyfile=tmp_path / "faucet.key",
+        faucet_address="0x" + "ab" * 20,
+        extra={"poa": True},
+    )
+    nw.save(info)
+    raw = json.loads((tmp_path / "network.json").read_text())
+    assert raw["faucet"]["keyfile"] == "faucet.key"
+    assert raw["nodes"][1]["role"] == "follower" and raw["nodes"][0]["datadir"] == "sealer-1"
+    back = nw.load(tmp_path)
+    assert back.nodes == info.nodes and back.chain_id == 99 and back.extra["poa"] is True
+    assert back.endpoints("follower") == ["http://127.0.0.1:1"]
+    with pytest.raises(ChainsenseError, match="no node named"):
+        back.node("sealer-9")
+
+
+@pytest.mark.parametrize(
+    "content", ["{", "[]", '{"chain_id": 1}', '{"chain_id": 1, "nodes": [], "faucet": {}}']
+)
+def test_load_rejects_malformed_files(tmp_path: Path, content: str) -> None:
+    (tmp_path / "network.json").write_text(content)
+    with pytest.raises(ChainsenseError):
+        nw.load(tmp_path)
+
+
+def test_load_missing_directory_says_how_to_fix(tmp_path: Path) -> None:
+    with pytest.raises(ChainsenseError, match="network up"):
+        nw.load(tmp_path / "nope")
+
+
+def test_up_refuses_a_non_empty_directory_and_leaves_it_alone(tmp_path: Path) -> None:
+    if not nw.geth_available():
+        pytest.skip("geth not installed")
+    (tmp_path / "precious.txt").write_text("keep me")
+    with pytest.raises(ChainsenseError, match="not empty"):
+        nw.up(tmp_path, nw.NetworkSpec())
+    assert [p.name for p in tmp_path.iterdir()] == ["precious.txt"]
+
+
+def test_pid_alive_refuses_a_pid_that_is_not_the_node(tmp_path: Path) -> None:
+    assert nw.pid_alive(os.getpid())
+    # Our own pid is alive but is not a geth running on that datadir: never signal it.
+    assert not nw.pid_alive(os.getpid(), tmp_path / "sealer-1")
+    assert not nw.pid_alive(0)
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    assert not nw.pid_alive(proc.pid)
+
+
+def test_find_geth_rejects_a_wrong_binary(tmp_path: Path) -> None:
+    fake = tmp_path / "geth"
+    fake.write_text("#!/bin/sh\necho 'Version: 1.14.0-stable'\n")
+    fake.chmod(0o755)
+    with pytest.raises(ChainsenseError, match=r"1\.13"):
+        nw.find_geth(fake)
+    with pytest.raises(ChainsenseError, match="not found"):
+        nw.find_geth(tmp_path / "missing")
+
+
+def test_cli_status_on_missing_network_exits_2(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "chainsense", "network", "status", "--dir", str(tmp_path / "x")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 2
+    assert "network up" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_cli_up_rejects_bad_sealers_before_starting_anything(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "chainsense", "network", "up", "--dir", str(tmp_path / "n"),
+         "--sealers", "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 2 and "sealers" in out.stderr
+    assert not (tmp_path / "n").exists()
