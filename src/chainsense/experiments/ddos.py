@@ -184,7 +184,8 @@ def _is_timeout(exc: BaseException) -> bool:
 
 def _reason(exc: BaseException) -> str:
     args = getattr(exc, "args", ())
-    if args and isinstance(args[0], int):  # pymysql: (1040, 'Too many connections')
+    from_pymysql = type(exc).__module__.startswith("pymysql")
+    if from_pymysql and args and isinstance(args[0], int):  # (1040, 'Too many connections')
         return f"mysql{args[0]}"
     return type(exc).__name__
 

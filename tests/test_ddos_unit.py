@@ -1,0 +1,226 @@
+"""Availability experiment parts that need no database or chain: config, metrics, the flood."""
+
+from __future__ import annotations
+
+import json
+import math
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from chainsense.errors import ConfigError
+from chainsense.experiments import ddos
+from chainsense.experiments.flood import Flood, FloodSpec, Target, mysql_handshake_response
+from chainsense.ledger.network import free_ports
+
+
+@pytest.mark.parametrize(
+    ("field", "kwargs"),
+    [
+        ("levels", {"levels": ()}),
+        ("levels[1]", {"levels": (0.0, -5.0)}),
+        ("levels[0]", {"levels": (1e9,)}),
+        ("repetitions", {"repetitions": 0}),
+        ("duration_s", {"duration_s": 600}),
+        ("warmup_s", {"warmup_s": 6.0}),
+        ("legit_rate", {"legit_rate": 0}),
+        ("query_timeout_s", {"query_timeout_s": 0}),
+        ("records", {"records": 0}),
+        ("attack_processes", {"attack_processes": 100}),
+        ("systems", {"systems": ("oracle",)}),
+    ],
+)
+def test_config_rejects_bad_values_naming_the_field(field, kwargs) -> None:
+    with pytest.raises(ConfigError) as err:
+        ddos.DdosConfig(**kwargs)
+    assert err.value.field == field
+
+
+def test_presets_are_valid_and_full_covers_the_papers_levels() -> None:
+    assert ddos.PRESETS["full"].levels == (0.0, 100.0, 500.0, 1000.0, 5000.0)
+    assert ddos.PRESETS["quick"].levels[0] == 0.0  # a no-attack baseline first
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"protocol": "mysql", "port": 3306, "host": "10.0.0.1"}, "target.host"),
+        ({"protocol": "mysql", "port": 3306, "host": "localhost"}, "target.host"),
+        ({"protocol": "mysql", "port": 0}, "target.port"),
+        ({"protocol": "smtp", "port": 25}, "target.protocol"),
+    ],
+)
+def test_flood_targets_only_loopback(kwargs, field) -> None:
+    with pytest.raises(ConfigError) as err:
+        Target(**kwargs)
+    assert err.value.field == field
+
+
+def test_flood_spec_is_bounded() -> None:
+    with pytest.raises(ConfigError):
+        FloodSpec(rate=10**6, duration=1)
+    with pytest.raises(ConfigError):
+        FloodSpec(rate=10, duration=3600)
+    with pytest.raises(ConfigError):
+        FloodSpec(rate=10, duration=1, max_open=10**6)
+
+
+def test_percentile_nearest_rank() -> None:
+    xs = [float(i) for i in range(1, 101)]
+    assert ddos.percentile(xs, 50) == 50.0
+    assert ddos.percentile(xs, 99) == 99.0
+    assert ddos.percentile([3.0], 99) == 3.0
+    assert math.isnan(ddos.percentile([], 50))
+
+
+def _closed_port() -> int:
+    return free_ports(1)[0]
+
+
+def test_classify_outcomes() -> None:
+    assert ddos.classify(lambda: (1, "a"), (1, "a"), 1.0)[0] == "success"
+    assert ddos.classify(lambda: (1, "b"), (1, "a"), 1.0)[:3:2] == ("failure", "wrong-answer")
+
+    def refused() -> None:
+        socket.create_connection(("127.0.0.1", _closed_port()), timeout=1.0)
+
+    outcome, latency, reason = ddos.classify(refused, None, 1.0)
+    assert (outcome, reason) == ("failure", "ConnectionRefusedError") and latency < 1.0
+
+    def slow() -> int:
+        time.sleep(0.3)
+        return 1
+
+    assert ddos.classify(slow, 1, 0.1)[0] == "timeout"
+
+    def times_out() -> None:
+        raise TimeoutError("timed out")
+
+    assert ddos.classify(times_out, None, 5.0)[0] == "timeout"
+
+
+def _trial(system: str, level: float, rep: int, s: int, f: int, t: int, p99: float) -> ddos.Trial:
+    n = s + f + t
+    return ddos.Trial(
+        system, level, rep, n, s, f, t, s / n, f / n, t / n, 1.0, p99, 0, 0, 0, 0, 0, level, ""
+    )
+
+
+def test_summarize_means_and_sample_std() -> None:
+    trials = [
+        _trial("geth", 100, 0, 10, 0, 0, 5.0),
+        _trial("geth", 100, 1, 8, 2, 0, 7.0),
+        _trial("mariadb", 100, 0, 5, 5, 0, math.nan),
+    ]
+    by = {(s.system, s.level): s for s in ddos.summarize(trials)}
+    g = by[("geth", 100)]
+    assert g.reps == 2 and g.attempts == 20
+    assert g.success_mean == pytest.approx(0.9) and g.success_std == pytest.approx(0.1414, abs=1e-3)
+    assert g.p99_ms_mean == pytest.approx(6.0)
+    m = by[("mariadb", 100)]
+    assert m.success_std == 0.0 and math.isnan(m.p99_ms_mean)
+    table = ddos.markdown_table(list(by.values()))
+    assert "| geth | 100 |" in table and table.count("\n") == 4
+
+
+def test_plot_writes_png(tmp_path: Path) -> None:
+    summary = ddos.summarize(
+        [
+            _trial(s, lv, r, 9, 1, 0, 3.0)
+            for s in ("geth", "mariadb")
+            for lv in (0, 50)
+            for r in (0, 1)
+        ]
+    )
+    path = ddos.plot(summary, tmp_path / "p.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_mysql_handshake_response_layout() -> None:
+    body = mysql_handshake_response("flood", "chainsense")
+    caps, max_packet, charset = struct.unpack("<IIB", body[:9])
+    assert caps & 0x200 and caps & 0x8  # protocol 4.1, connect with database
+    assert max_packet == 1 << 24 and charset == 33
+    assert body[9:32] == bytes(23)
+    assert body[32:].split(b"\0")[0] == b"flood"
+    assert body.endswith(b"chainsense\0")
+
+
+class _RpcHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    hits = 0
+    lock = threading.Lock()
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        req = json.loads(body)
+        with _RpcHandler.lock:
+            _RpcHandler.hits += 1
+        out = json.dumps({"jsonrpc": "2.0", "id": req["id"], "result": "0x1"}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_flood_against_a_real_loopback_server_is_bounded_and_stops() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _RpcHandler)
+    server.daemon_threads = True
+    t = threading.Thread(target=server.serve_forever, daemon=True)
+    t.start()
+    try:
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []})
+        target = Target("jsonrpc", server.server_address[1], request=body)
+        spec = FloodSpec(rate=60, duration=1.0, processes=2, hold_s=0.1, timeout_s=2.0)
+        t0 = time.monotonic()
+        flood = Flood([target], spec).start()
+        procs = list(flood._procs)
+        stats = flood.join()
+        assert time.monotonic() - t0 < 20
+        # rate x duration attempts, never more; on a loaded machine a few may be skipped late
+        assert stats.launched + stats.skipped == 60 and stats.launched >= 45
+        assert stats.answered == stats.launched == _RpcHandler.hits
+        assert stats.rejected == stats.timed_out == 0
+        assert not any(p.is_alive() for p in procs)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_flood_on_a_closed_port_counts_rejections() -> None:
+    target = Target("mysql", _closed_port(), request="SELECT 1")
+    stats = Flood([target], FloodSpec(rate=40, duration=0.5, processes=1)).start().join()
+    assert stats.launched + stats.skipped == 20 and stats.launched >= 10
+    assert stats.rejected == stats.launched and stats.answered == 0
+
+
+def test_zero_rate_starts_no_process() -> None:
+    flood = Flood([Target("mysql", 3306)], FloodSpec(rate=0, duration=1)).start()
+    assert flood._procs == [] and flood.join().launched == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [(["--preset", "huge"], "--preset"), (["--levels", "1,x"], "--levels"),
+     (["--levels", "-5"], "levels[0]"), (["--repetitions", "0"], "repetitions")],
+)  # fmt: skip
+def test_cli_rejects_bad_options_with_exit_2(tmp_path: Path, args: list[str], needle: str) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "chainsense", "experiment", "ddos", "--out", str(tmp_path), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 2, out.stderr
+    assert needle in out.stderr and "Traceback" not in out.stderr
