@@ -24,6 +24,7 @@ def test_params_hash_and_serve_as_static_jit_argument():
 def test_dims():
     p = preset("paper")
     assert obs_dim(p) == 4 + 2 + 64 + 25
+    assert obs_dim(p.replace(num_mts=3)) == 4 + 4 + 64 + 25
     assert obs_dim(p.replace(observation="paper")) == 3
     assert state_dim(p) == 5 * 256 + 4 * 16 + 3 * 2 + 1
 
@@ -47,6 +48,8 @@ def test_dims():
         ({"collision_penalty": -1.0}, "collision_penalty"),
         ({"observation": "pixels"}, "observation"),
         ({"local_grid": 4}, "local_grid"),
+        ({"fine_factor": 0}, "fine_factor"),
+        ({"obs_grid": 64, "fine_factor": 4}, "fine_factor"),
         ({"obstacle_max_size": 0.1}, "obstacle_max_size"),
         ({"num_obstacles": 500}, "num_obstacles"),
         ({"start_x": 20.0}, "start_x"),

@@ -165,3 +165,23 @@ def test_reward_uses_jain_of_visits_after_the_slot():
     assert omega == pytest.approx(16 / (2 * 10))
     # no move: phi = b, so b / phi = 1 for each MT serving the PoI
     np.testing.assert_allclose(r, [omega, omega], rtol=1e-5)
+
+
+def test_rich_observation_layout_and_content():
+    s = world(mt_pos=[[5.0, 5.0], [2.0, 8.0]])
+    _, obs, _, _, _ = step(KEY, s, act((0.0, 0.0), (0.0, 0.0)), P)
+    o = np.asarray(obs)
+    np.testing.assert_allclose(o[0, :4], [0.5, 0.5, 1.0, 1 - 1 / P.num_slots], atol=1e-6)
+    np.testing.assert_allclose(o[0, 4:6], [-0.3, 0.3], atol=1e-6)  # offset to the other MT
+    np.testing.assert_allclose(o[1, 4:6], [0.3, -0.3], atol=1e-6)
+    # coarse 2x2 map (5-unit cells), normalised so an untouched average cell reads 1
+    np.testing.assert_allclose(o[0, 6:10], [0.0, 2.0, 0.0, 2.0], atol=1e-6)
+    np.testing.assert_allclose(o[1, 6:10], o[0, 6:10])
+    # 3x3 window of the 4x4 fine map (2.5-unit cells) around MT 0's cell (2, 2):
+    # the PoI at (9.5, 9.5) lies in fine cell (3, 3), the window's last entry
+    local = o[0, 10:].reshape(3, 3)
+    expected = np.zeros((3, 3))
+    expected[2, 2] = 1.0 / (2.0 / 16)
+    np.testing.assert_allclose(local, expected, atol=1e-5)
+    # MT 1 sits in fine cell (0, 3): its window reaches past the map edge (zero padding)
+    np.testing.assert_allclose(o[1, 10:], 0.0)

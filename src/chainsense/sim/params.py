@@ -41,7 +41,7 @@ class WorldParams:
     observation: Observation = "rich"
     obs_grid: int = 8
     local_grid: int = 5
-    local_cell: float = 1.0
+    fine_factor: int = 2
     obstacle_min_size: float = 0.5
     obstacle_max_size: float = 2.0
     start_x: float | None = None
@@ -90,7 +90,12 @@ class WorldParams:
             raise ConfigError(
                 "local_grid", f"must be an odd number in [1, 31], got {self.local_grid!r}"
             )
-        self._positive("local_cell", self.local_cell)
+        if not 1 <= self.fine_factor <= 16:
+            raise ConfigError("fine_factor", f"must be in [1, 16], got {self.fine_factor!r}")
+        if self.obs_grid * self.fine_factor > 128:
+            raise ConfigError(
+                "fine_factor", f"obs_grid * fine_factor must be <= 128, got {self.fine_factor!r}"
+            )
         self._positive("obstacle_min_size", self.obstacle_min_size)
         if self.obstacle_max_size < self.obstacle_min_size:
             raise ConfigError(
@@ -171,7 +176,8 @@ def obs_dim(params: WorldParams) -> int:
     """Length of one MT's observation vector.
 
     paper: (x, y, e). rich: (x, y, e, time left), the other MTs' offsets (2 per MT), a global
-    ``obs_grid``^2 map of remaining data and a ``local_grid``^2 egocentric view of it.
+    ``obs_grid``^2 map of remaining data and a ``local_grid``^2 window of the fine map
+    (``obs_grid * fine_factor`` cells per side) centred on the MT's fine cell.
     """
     if params.observation == "paper":
         return 3

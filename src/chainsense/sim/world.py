@@ -99,6 +99,19 @@ def segment_hits_boxes(start: Array, delta: Array, boxes: Array) -> Array:
     return jnp.any(jnp.isfinite(segment_box_entry(start, delta, boxes)), axis=1)
 
 
+def fine_grid(state: WorldState, params: WorldParams) -> Array:
+    """Remaining data summed per cell of the fine grid [F,F] (F = obs_grid * fine_factor).
+
+    One scatter-add of K values: the only non-elementwise work of the rich observation.
+    """
+    fine_n = params.obs_grid * params.fine_factor
+    scale = jnp.array([fine_n / params.width, fine_n / params.height], _F)
+    cell = jnp.clip(jnp.floor(state.poi_pos * scale).astype(jnp.int32), 0, fine_n - 1)
+    idx = cell[:, 1] * fine_n + cell[:, 0]
+    grid = jnp.zeros((fine_n * fine_n,), _F).at[idx].add(state.poi_data)
+    return grid.reshape(fine_n, fine_n)
+
+
 def observe(state: WorldState, params: WorldParams) -> Array:
     """Observations [M, obs_dim] (see ``params.obs_dim``), all normalised to about [-1, 1]."""
     size = jnp.array([params.width, params.height], _F)
@@ -115,20 +128,16 @@ def observe(state: WorldState, params: WorldParams) -> Array:
         offsets = (state.mt_pos[others] - state.mt_pos[:, None, :]) / size
         parts.append(offsets.reshape(m, 2 * (m - 1)))
     total_init = jnp.maximum(jnp.sum(state.poi_init), 1.0e-6)
-    g = params.obs_grid
-    cell = jnp.clip(jnp.floor(state.poi_pos / size * g).astype(jnp.int32), 0, g - 1)
-    idx = cell[:, 1] * g + cell[:, 0]
-    grid = jnp.zeros((g * g,), _F).at[idx].add(state.poi_data)
-    grid = grid / (total_init / (g * g))
-    parts.append(jnp.broadcast_to(grid, (m, g * g)))
-    n = params.local_grid
-    rel = (state.poi_pos[None, :, :] - state.mt_pos[:, None, :]) / params.local_cell + n / 2
-    rc = jnp.floor(rel).astype(jnp.int32)  # [M,K,2]
-    ok = jnp.all((rc >= 0) & (rc < n), axis=-1)
-    lidx = jnp.where(ok, rc[..., 1] * n + rc[..., 0], n * n)  # n*n = dropped bucket
-    local = jax.vmap(lambda ix: jnp.zeros((n * n + 1,), _F).at[ix].add(state.poi_data))(lidx)
-    expected = total_init * params.local_cell**2 / (params.width * params.height)
-    parts.append(local[:, : n * n] / expected)
+    g, n = params.obs_grid, params.local_grid
+    fine_n = g * params.fine_factor
+    fine = fine_grid(state, params)  # [F,F], row = y cell
+    coarse = fine.reshape(g, params.fine_factor, g, params.fine_factor).sum(axis=(1, 3))
+    parts.append(jnp.broadcast_to(coarse.reshape(-1) / (total_init / (g * g)), (m, g * g)))
+    h = n // 2
+    padded = jnp.pad(fine, h)
+    mc = jnp.clip(jnp.floor(state.mt_pos / size * fine_n).astype(jnp.int32), 0, fine_n - 1)
+    window = jax.vmap(lambda c: jax.lax.dynamic_slice(padded, (c[1], c[0]), (n, n)))(mc)
+    parts.append(window.reshape(m, n * n) / (total_init / (fine_n * fine_n)))
     return jnp.concatenate(parts, axis=1)
 
 
@@ -195,6 +204,37 @@ def _reset_with_arrays(
     return state, observe(state, params)
 
 
+def _sense(
+    state: WorldState, pos: Array, senses: Array, energy_left: Array, p: WorldParams
+) -> tuple[Array, Array, Array]:
+    """Data taken per (MT, PoI) [M,K], per MT [M] and per PoI [K] after the move.
+
+    The MT loop is unrolled (M is small and static) over structure-of-arrays PoI coordinates so
+    that XLA emits a few fused, vectorised passes over K without [M,K,2] temporaries.
+    """
+    px, py = state.poi_pos[:, 0], state.poi_pos[:, 1]
+    r2 = p.sensing_range**2
+    ins = []
+    for m in range(p.num_mts):
+        dx, dy = px - pos[m, 0], py - pos[m, 1]
+        ins.append(((dx * dx + dy * dy) <= r2) & senses[m])
+    servers = ins[0].astype(_F)
+    for i in ins[1:]:
+        servers = servers + i.astype(_F)
+    quota = jnp.minimum(p.collect_fraction * state.poi_init, state.poi_data)
+    quota = jnp.where(state.poi_data - quota <= _EPS_DATA * state.poi_init, state.poi_data, quota)
+    each = quota / jnp.maximum(servers, 1.0)
+    shares = [jnp.where(i, each, 0.0) for i in ins]
+    demand = jnp.stack([jnp.sum(sh) for sh in shares])  # [M]
+    cost = p.sense_cost * demand
+    scale = jnp.where(cost > energy_left, energy_left / jnp.where(cost > 0, cost, 1.0), 1.0)
+    taken = [sh * scale[m] for m, sh in enumerate(shares)]
+    per_poi = taken[0]
+    for tk in taken[1:]:
+        per_poi = per_poi + tk
+    return jnp.stack(taken), demand * scale, per_poi
+
+
 @partial(jax.jit, static_argnames=("params",))
 def step(
     key: Array, state: WorldState, actions: Array, params: WorldParams
@@ -223,20 +263,8 @@ def step(
     move_energy = p.move_cost * moved
     energy_left = jnp.maximum(state.energy - move_energy, 0.0)
 
-    diff = state.poi_pos[None, :, :] - pos[:, None, :]  # [M,K,2]
-    dist2 = diff[..., 0] ** 2 + diff[..., 1] ** 2
     senses = live & (energy_left > 0)
-    in_range = (dist2 <= p.sensing_range**2) & senses[:, None]  # [M,K]
-    servers = jnp.sum(in_range, axis=0)  # [K]
-    quota = jnp.minimum(p.collect_fraction * state.poi_init, state.poi_data)
-    quota = jnp.where(state.poi_data - quota <= _EPS_DATA * state.poi_init, state.poi_data, quota)
-    share = jnp.where(in_range, (quota / jnp.maximum(servers, 1))[None, :], 0.0)  # [M,K]
-    demand = jnp.sum(share, axis=1)  # [M]
-    cost = p.sense_cost * demand
-    scale = jnp.where(cost > energy_left, energy_left / jnp.where(cost > 0, cost, 1.0), 1.0)
-    taken = share * scale[:, None]
-    b = jnp.sum(taken, axis=1)
-    per_poi = jnp.sum(taken, axis=0)
+    taken, b, per_poi = _sense(state, pos, senses, energy_left, p)
     poi_data = jnp.maximum(state.poi_data - per_poi, 0.0)
     poi_data = jnp.where(poi_data <= _EPS_DATA * state.poi_init, 0.0, poi_data)
     visits = state.visits + (per_poi > 0).astype(jnp.int32)
