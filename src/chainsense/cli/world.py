@@ -59,15 +59,18 @@ def evaluate_cmd(
     seed: int = typer.Option(0, "--seed", help="Episode i uses seed + i."),
     out: Path = typer.Option(Path("runs/eval"), "--out", help="Directory for CSV/JSON/plot."),  # noqa: B008
     config: Path | None = typer.Option(None, "--config", help="TOML/YAML with a [world] section."),  # noqa: B008
+    checkpoint: Path | None = typer.Option(  # noqa: B008
+        None, "--checkpoint", help="Saved fleet for --policy maddpg / iddpg (chainsense train)."
+    ),
 ) -> None:
     """Run N seeded episodes per policy; print mean +- std of every metric, write CSV/JSON/PNG."""
     from chainsense.marl.evaluate import evaluate, write_table
-    from chainsense.marl.policies import get_policy
+    from chainsense.marl.learned import resolve_policy
     from chainsense.sim.metrics import METRIC_NAMES
 
     _check_run_args(episodes, seed)
     params = load_world_params(preset_name, config)
-    policies = [(name, get_policy(name)) for name in policy]
+    policies = [(name, resolve_policy(name, checkpoint, params)) for name in policy]
     seeds = range(seed, seed + episodes)
     tables = []
     with _progress() as bar:

@@ -77,3 +77,14 @@ def load_policy(
     if params is not None:
         check_compatible(ckpt.params, params)
     return LearnedPolicy(actor=ckpt.learner.actor, cfg=ckpt.cfg), ckpt.params
+
+
+def resolve_policy(name: str, checkpoint_path: str | Path | None, params: WorldParams) -> Any:
+    """Any policy by name: a baseline, or a learned fleet loaded from ``checkpoint_path``."""
+    from chainsense.marl.policies import get_policy
+
+    if name in LEARNED:
+        if checkpoint_path is None:
+            raise ConfigError("checkpoint", f"--policy {name} needs --checkpoint PATH")
+        return load_policy(name, checkpoint_path, params)[0]
+    return get_policy(name)
