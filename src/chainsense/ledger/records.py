@@ -9,12 +9,11 @@ fixed-point integers with :data:`FIXED_SCALE` units per document unit.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
-from eth_hash.auto import keccak
-
 from chainsense.errors import ChainsenseError
+from chainsense.ledger.hashing import keccak
 from chainsense.ledger.keys import checksum
 
 FIXED_SCALE = 1_000_000
@@ -134,7 +133,15 @@ class Record:
         return (self.mt, self.poi, self.slot, self.reading, self.x, self.y, self.nonce)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {
+            "mt": self.mt,
+            "poi": self.poi,
+            "slot": self.slot,
+            "reading": self.reading,
+            "x": self.x,
+            "y": self.y,
+            "nonce": self.nonce,
+        }
 
     @classmethod
     def from_dict(cls, data: Any) -> Record:
