@@ -13,6 +13,7 @@ from pathlib import Path
 
 from chainsense.errors import ChainsenseError
 from chainsense.ledger import network
+from chainsense.ledger.artifacts import load_artifact
 from chainsense.ledger.contract import Ledger, StoredRecord
 from chainsense.ledger.keys import KeyPair
 from chainsense.ledger.records import Record
@@ -78,6 +79,15 @@ def publish(directory: str | Path, count: int, seed: int = 0, n_mts: int = 4) ->
             for r in records
         ]
         subs = [ledger.finish_submit(r, h) for r, h in zip(records, hashes, strict=True)]
+        abi = load_artifact().abi
+        network.wait_everywhere(  # every node must serve every record before measuring
+            chain,
+            lambda w3: (
+                w3.eth.contract(address=ledger.address, abi=abi).functions.record_count().call()
+                >= count
+            ),
+            f"{count} records",
+        )
         stored = tuple(
             StoredRecord(s.record_id, s.digest, r) for s, r in zip(subs, records, strict=True)
         )

@@ -785,30 +785,67 @@ def ledger_bytecode_for_london() -> str:
     return str(out["bytecode"])
 
 
-def deploy_ledger(chain: RpcChain, ca_address: str, deployer: KeyPair | None) -> Ledger:
-    """Deploy the ledger contract on a geth network.
+def wait_everywhere(
+    chain: RpcChain, check: Callable[[Any], bool], what: str, timeout: float = 30.0
+) -> None:
+    """Wait until ``check(w3)`` holds on every reachable endpoint of ``chain``.
 
-    Uses the committed artifact when the chain accepts it; if the node refuses it for an opcode
-    newer than London (the committed bytecode targets Cancun, 1.13 Clique stops at London), the
-    same source is compiled for Paris and deployed instead.
+    Nodes import a block a moment apart: right after a receipt from one node, another may not
+    have the new state yet. Unreachable endpoints (a stopped node) are skipped.
+    """
+    deadline = time.monotonic() + timeout
+    pending = list(chain.endpoints)
+    while pending:
+        still = []
+        for ep in pending:
+            try:
+                ok = check(ep.w3)
+            except Exception:  # unreachable or not ready: try again, skip if it stays down
+                ok = not pid_alive_url(ep.url)
+            if not ok:
+                still.append(ep)
+        pending = still
+        if pending and time.monotonic() > deadline:
+            names = ", ".join(ep.name for ep in pending)
+            raise ChainsenseError(f"network: {what} not visible on {names} after {timeout:.0f}s")
+        if pending:
+            time.sleep(0.2)
+
+
+def pid_alive_url(url: str) -> bool:
+    """True when something accepts TCP connections at ``url``'s loopback port."""
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def deploy_ledger(chain: RpcChain, ca_address: str, deployer: KeyPair | None) -> Ledger:
+    """Deploy the ledger contract on a geth network; returns once every node has its code.
+
+    Uses the committed artifact; if the node refuses it for an opcode newer than London (1.13
+    Clique stops at London), the same source is compiled for Paris and deployed instead.
     """
     from web3 import Web3
 
     from chainsense.ledger.artifacts import load_artifact
     from chainsense.ledger.chain import ChainError
     from chainsense.ledger.contract import Ledger
-    from chainsense.ledger.contract import deploy_ledger as deploy_committed
 
+    art = load_artifact()
+    ca = Web3.to_checksum_address(ca_address)
+    factory = Web3().eth.contract(abi=art.abi, bytecode=art.bytecode)
     try:
-        return deploy_committed(chain, ca_address, deployer)
+        result = chain.transact(deployer, to=None, data=factory.constructor(ca).data_in_transaction)
     except ChainError as exc:
         if "opcode" not in str(exc).lower():
             raise
-    factory = Web3().eth.contract(abi=load_artifact().abi, bytecode=ledger_bytecode_for_london())
-    data = factory.constructor(Web3.to_checksum_address(ca_address)).data_in_transaction
-    result = chain.transact(deployer, to=None, data=data)
-    if not result.contract_address:
+        factory = Web3().eth.contract(abi=art.abi, bytecode=ledger_bytecode_for_london())
+        result = chain.transact(deployer, to=None, data=factory.constructor(ca).data_in_transaction)
+    address = result.contract_address
+    if not address:
         raise ChainsenseError(f"deploy: transaction {result.tx_hash} created no contract")
-    ledger = Ledger(chain, result.contract_address)
+    wait_everywhere(chain, lambda w3: len(w3.eth.get_code(address)) > 0, "ledger contract code")
+    ledger = Ledger(chain, address)
     ledger.deploy_result = result
     return ledger
