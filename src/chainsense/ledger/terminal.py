@@ -1,11 +1,12 @@
 """The mobile terminal (MT) client: sign, get countersigned, submit, with a durable outbox.
 
 Every record goes through the states ``signed -> certified -> sent -> confirmed`` in a SQLite
-outbox that is committed before each step's side effect, so a crash or a node outage at any
-point loses nothing: on restart :meth:`MobileTerminal.flush` picks every unconfirmed record up
-again. Retrying is idempotent end to end: the CA returns the stored countersignature for an
-identical record, and before (re)sending, the client asks the contract whether the record's
-digest is already stored (a "duplicate record" revert is recognised the same way).
+outbox; a record is marked ``sent`` *before* its transaction goes out, so a crash or a node
+outage at any point loses nothing: on restart :meth:`MobileTerminal.flush` picks every
+unconfirmed record up again. Retrying is idempotent end to end: the CA returns the stored
+countersignature for an identical record, and before re-sending a ``sent`` record the client
+asks the contract whether its digest is already stored, or waits for the old transaction if a
+node still holds it (a "duplicate record" revert is recognised the same way).
 Records the CA or the contract refuse for good are marked ``rejected`` with the reason.
 """
 
@@ -165,18 +166,25 @@ class MobileTerminal:
         chain = self.ledger.chain
         for row in rows:
             record = self._record(row)
+            state, old_hash = row[7], row[8]
             try:
-                rid = self.ledger.record_id_of(bytes(row[9]))
-                if rid:
-                    self._mark_confirmed(record.nonce, rid, row[8])
-                    already += 1
-                    continue
-                if row[7] == "sent" and chain.call(lambda w3, h=row[8]: chain._known(w3, h)):
-                    in_flight.append((record, row[8]))  # still in a node's pool: just wait
-                    continue
+                if state == "sent":  # an earlier attempt may have reached the chain
+                    rid = self.ledger.record_id_of(bytes(row[9]))
+                    if rid:
+                        self._mark_confirmed(record.nonce, rid, old_hash)
+                        already += 1
+                        continue
+                    if old_hash and chain.call(lambda w3, h=old_hash: chain._known(w3, h)):
+                        in_flight.append((record, old_hash))  # still in a node's pool: wait
+                        continue
+                else:  # durably mark the attempt before making it
+                    with self._tx() as db:
+                        db.execute(
+                            "UPDATE outbox SET state = 'sent' WHERE nonce = ?", (record.nonce,)
+                        )
                 tx_hash = self.ledger.send_submit(record, bytes(row[6]), self.key)
             except RevertError as exc:
-                if self._stored_now(record, row[8]):
+                if self._stored_now(record, old_hash):
                     already += 1
                 else:
                     self._mark_rejected(record.nonce, f"contract: {exc.reason}")
@@ -185,10 +193,7 @@ class MobileTerminal:
             except ChainError:
                 break  # no node reachable: everything left stays queued for the next flush
             with self._tx() as db:
-                db.execute(
-                    "UPDATE outbox SET state = 'sent', tx_hash = ? WHERE nonce = ?",
-                    (tx_hash, record.nonce),
-                )
+                db.execute("UPDATE outbox SET tx_hash = ? WHERE nonce = ?", (tx_hash, record.nonce))
             in_flight.append((record, tx_hash))
         for record, tx_hash in in_flight:
             try:
