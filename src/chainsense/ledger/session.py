@@ -85,8 +85,12 @@ class LedgerSession:
         self.aggregator = KeyPair.derive(seed, 0, "aggregator")
         self.ledger = self.chain.deploy_ledger(self.ca_key.address, funder)
         payees = [k.address for k in self.mt_keys] if mode == "record" else []
-        for address in [self.aggregator.address, *payees]:
-            self.chain.fund(address, fund_wei, funder)
+        sent = [  # send all, then wait: on a sealing network this takes one block, not N
+            self.chain.send(funder, to=a, value=fund_wei, gas=21_000)
+            for a in [self.aggregator.address, *payees]
+        ]
+        for tx_hash in sent:
+            self.chain.wait(tx_hash)
         self.ca = CertificateAuthority(self.ca_key, self.workdir / "ca.db", self.ledger.domain)
         for i, k in enumerate(self.mt_keys):
             self.ca.register(k.address, {"index": i})
