@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from chainsense.errors import ConfigError
+
+if TYPE_CHECKING:
+    from chainsense.ledger.chain import Chain
+    from chainsense.ledger.keys import KeyPair
 
 
 @dataclass(frozen=True)
@@ -44,3 +48,15 @@ class LedgerConfig:
             raise ConfigError("fund_wei", "must be positive")
         if not 0 < self.rpc_timeout <= 300:
             raise ConfigError("rpc_timeout", f"must be in (0, 300] seconds, got {self.rpc_timeout}")
+
+
+def chain_for(cfg: LedgerConfig) -> tuple[Chain, KeyPair | None]:
+    """The chain a config names, and the key that pays for deployment and funding (None: the
+    node's dev account, as on the embedded chain and anvil)."""
+    from chainsense.ledger.chain import EmbeddedChain, RpcChain, chain_from_network_file
+
+    if cfg.backend == "embedded":
+        return EmbeddedChain(), None
+    if cfg.backend == "rpc":
+        return RpcChain(list(cfg.rpc), timeout=cfg.rpc_timeout), None
+    return chain_from_network_file(cfg.network, timeout=cfg.rpc_timeout)
