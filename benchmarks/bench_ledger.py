@@ -139,16 +139,21 @@ def bench_end_to_end(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
         ledger.record_id_of(st.record)
         lat["record_id_of"].append(time.perf_counter() - t)
     s.close()
-    # batch mode: one Merkle root per batch_size records
+    # batch mode: one Merkle root per batch_size records; best of `repeats` runs (the machine
+    # is shared, so wall time is noisy) and the rate per CPU-second of this process
     s = LedgerSession(10, tmp / "batch", mode="batch", batch_size=args.batch_size)
-    evs = events(args.batch_records, 10, seed=2)
-    t = time.perf_counter()
-    rep = s.submit_events(evs)
-    t_total = time.perf_counter() - t
-    assert rep.confirmed == args.batch_records
-    out["batch_mode_records_per_s"] = rep.records_per_s
+    walls, cpus = [], []
+    for rep_i in range(args.repeats):
+        evs = events(args.batch_records, 10, seed=2 + rep_i)
+        t, c = time.perf_counter(), time.process_time()
+        rep = s.submit_events(evs)
+        walls.append(time.perf_counter() - t)
+        cpus.append(time.process_time() - c)
+        assert rep.confirmed == args.batch_records
+    out["batch_mode_records_per_s"] = args.batch_records / min(walls)
+    out["batch_mode_records_per_s_median"] = args.batch_records / statistics.median(walls)
+    out["batch_mode_records_per_cpu_s"] = args.batch_records / min(cpus)
     out["batch_mode_gas_per_record"] = rep.gas_per_record
-    out["batch_mode_seconds"] = t_total
     b = s.bundles[0]
     lat["verify_record_onchain"] = []
     for e in rng.sample(list(b.entries), min(args.queries, len(b.entries))):
@@ -180,10 +185,14 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=5_000)
     p.add_argument("--signatures", type=int, default=5_000)
     p.add_argument("--queries", type=int, default=200)
+    p.add_argument("--repeats", type=int, default=3, help="batch-mode runs (best is reported)")
     p.add_argument("--out", type=Path, default=Path("runs/bench_ledger"))
     args = p.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    print(f"cpus available: {len(os.sched_getaffinity(0))}; chain: {EmbeddedChain.__name__}")
+    print(
+        f"cpus available: {len(os.sched_getaffinity(0))}; load average: {os.getloadavg()[0]:.1f}; "
+        f"chain: {EmbeddedChain.__name__}"
+    )
     figures: dict[str, object] = {}
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)

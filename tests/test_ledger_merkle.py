@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from eth_hash.auto import keccak
 
@@ -135,3 +137,31 @@ def test_ca_batch_all_or_nothing(world: World) -> None:
     with pytest.raises(CAError, match=r"items\[1\].record.nonce"):  # MT 0: nonce 3 then 2
         world.ca.countersign_batch([fresh[4], fresh[0]], agg)
     assert world.ca.get(world.mts[0].address).last_nonce == 1
+
+
+def test_read_bundle_rejects_malformed_files(world: World, tmp_path) -> None:
+    agg = world.mts[0]
+    cert = world.ca.countersign_batch(_items(world, 3), agg.address)
+    anchor = batching.anchor(world.ledger, cert, agg)
+    path = batching.write_bundle(
+        tmp_path / "b.json", batching.make_bundle(world.ledger, cert, anchor.root_id)
+    )
+    good = json.loads(path.read_text())
+    cases = [
+        ("{", "is malformed"),
+        (json.dumps(good | {"root": "0x12"}), "bundle.root"),
+        (json.dumps({k: v for k, v in good.items() if k != "entries"}), "is malformed"),
+    ]
+    bad_entry = json.loads(json.dumps(good))
+    bad_entry["entries"][1]["proof"] = "0xzz"
+    cases.append((json.dumps(bad_entry), r"entries[1].proof: not hex"))
+    bad_entry["entries"][1]["proof"] = "0x" + "ab" * 31
+    cases.append((json.dumps(bad_entry), "at most 32 hashes"))
+    bad_entry["entries"][1]["proof"] = good["entries"][1]["proof"]
+    bad_entry["entries"][2]["record"]["poi"] = -4
+    cases.append((json.dumps(bad_entry), "record.poi"))
+    for text, message in cases:
+        path.write_text(text)
+        with pytest.raises(ChainsenseError) as exc:
+            batching.read_bundle(path)
+        assert message in str(exc.value)

@@ -58,8 +58,9 @@ def write_bundle(path: str | Path, bundle: Bundle) -> Path:
         "root": "0x" + bundle.root.hex(),
         "chain_id": bundle.chain_id,
         "contract": bundle.contract,
+        # a proof is stored as one hex string of its 32-byte siblings (one conversion, not 13)
         "entries": [
-            {"record": e.record.to_dict(), "proof": ["0x" + p.hex() for p in e.proof]}
+            {"record": e.record.to_dict(), "proof": "0x" + b"".join(e.proof).hex()}
             for e in bundle.entries
         ],
     }
@@ -77,6 +78,19 @@ def _hex32(value: Any, field: str) -> bytes:
         raise ChainsenseError(f"{field}: not hex") from exc
 
 
+def _proof(value: Any, index: int) -> tuple[bytes, ...]:
+    field = f"bundle.entries[{index}].proof"
+    if not isinstance(value, str) or not value.startswith("0x"):
+        raise ChainsenseError(f"{field}: must be a 0x-prefixed hex string")
+    try:
+        raw = bytes.fromhex(value[2:])
+    except ValueError as exc:
+        raise ChainsenseError(f"{field}: not hex") from exc
+    if len(raw) % 32 or len(raw) > 32 * 32:
+        raise ChainsenseError(f"{field}: must be at most 32 hashes of 32 bytes")
+    return tuple(raw[i : i + 32] for i in range(0, len(raw), 32))
+
+
 def read_bundle(path: str | Path) -> Bundle:
     p = Path(path)
     if not p.is_file():
@@ -84,10 +98,7 @@ def read_bundle(path: str | Path) -> Bundle:
     try:
         data = json.loads(p.read_text())
         entries = tuple(
-            BundleEntry(
-                Record.from_dict(e["record"]),
-                tuple(_hex32(h, f"bundle.entries[{i}].proof") for h in e["proof"]),
-            )
+            BundleEntry(Record.from_dict(e["record"]), _proof(e["proof"], i))
             for i, e in enumerate(data["entries"])
         )
         return Bundle(
@@ -97,6 +108,8 @@ def read_bundle(path: str | Path) -> Bundle:
             str(data["contract"]),
             entries,
         )
+    except ChainsenseError:
+        raise
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise ChainsenseError(f"bundle: {p.name} is malformed: {exc}") from exc
 
