@@ -10,7 +10,7 @@ import httpx
 from chainsense.errors import ChainsenseError
 from chainsense.ledger.ca import BatchCertificate, CAError, Countersignature
 from chainsense.ledger.merkle import MerkleTree
-from chainsense.ledger.records import Record
+from chainsense.ledger.records import Domain, Record
 
 
 class CAUnavailableError(ChainsenseError):
@@ -25,6 +25,7 @@ class CAClient:
     ) -> None:
         headers = {"authorization": f"Bearer {admin_token}"} if admin_token else {}
         self._http = httpx.Client(base_url=base_url, timeout=timeout, headers=headers)
+        self._domain: Domain | None = None
 
     def close(self) -> None:
         self._http.close()
@@ -73,10 +74,10 @@ class CAClient:
             "items": [{"record": r.to_dict(), "signature": "0x" + s.hex()} for r, s in items],
         }
         data = self._request("POST", "/countersign/batch", body)
-        info = self.info()
-        from chainsense.ledger.records import Domain
-
-        domain = Domain(info["chain_id"], info["contract"])
+        if self._domain is None:
+            info = self.info()
+            self._domain = Domain(info["chain_id"], info["contract"])
+        domain = self._domain
         tree = MerkleTree.build([r.digest(domain) for r, _ in items])
         if "0x" + tree.root.hex() != data["root"]:
             raise ChainsenseError("ca: batch root from the CA differs from the local tree")

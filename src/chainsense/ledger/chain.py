@@ -107,6 +107,14 @@ def _revert_reason(exc: BaseException) -> str:
     return message.strip().strip("'\"") or "reverted without a reason"
 
 
+def _known(w3: Web3, tx_hash: str) -> bool:
+    try:
+        w3.eth.get_transaction(tx_hash)  # type: ignore[arg-type]
+        return True
+    except TransactionNotFound:
+        return False
+
+
 class Chain:
     """Backend-independent operations; subclasses provide :meth:`_run` (a call with failover)."""
 
@@ -159,14 +167,15 @@ class Chain:
 
     # --- transactions --------------------------------------------------------------------
     def _fees(self) -> dict[str, int]:
-        if self._eip1559 is None:
-            block = self._run(lambda w3: w3.eth.get_block("latest"))
-            self._eip1559 = block.get("baseFeePerGas") is not None
-        if self._eip1559:
-            base = int(self._run(lambda w3: w3.eth.get_block("latest"))["baseFeePerGas"])
-            tip = 10**9
-            return {"maxFeePerGas": 2 * base + tip, "maxPriorityFeePerGas": tip}
-        return {"gasPrice": int(self._run(lambda w3: w3.eth.gas_price))}
+        """EIP-1559 fees when the chain has a base fee (London), else a legacy gas price."""
+        if self._eip1559 is False:
+            return {"gasPrice": int(self._run(lambda w3: w3.eth.gas_price))}
+        base = self._run(lambda w3: w3.eth.get_block("latest")).get("baseFeePerGas")
+        self._eip1559 = base is not None
+        if base is None:
+            return self._fees()
+        tip = 10**9
+        return {"maxFeePerGas": 2 * int(base) + tip, "maxPriorityFeePerGas": tip}
 
     def _next_nonce(self, address: str) -> int:
         with self._lock:
@@ -240,7 +249,7 @@ class Chain:
             try:
                 w3.eth.send_raw_transaction(raw.raw_transaction)
             except Web3RPCError as exc:
-                if any(s in str(exc).lower() for s in _ALREADY_KNOWN) and self._known(w3, tx_hash):
+                if any(s in str(exc).lower() for s in _ALREADY_KNOWN) and _known(w3, tx_hash):
                     return  # a previous attempt (maybe via another endpoint) got through
                 raise
 
@@ -251,13 +260,9 @@ class Chain:
             raise
         return tx_hash
 
-    @staticmethod
-    def _known(w3: Web3, tx_hash: str) -> bool:
-        try:
-            w3.eth.get_transaction(tx_hash)  # type: ignore[arg-type]
-            return True
-        except TransactionNotFound:
-            return False
+    def tx_known(self, tx_hash: str) -> bool:
+        """Whether a node knows the transaction (in its pool or mined)."""
+        return bool(self._run(lambda w3: _known(w3, tx_hash)))
 
     def wait(self, tx_hash: str, timeout: float | None = None) -> TxResult:
         """Wait for a receipt; a failed transaction raises :class:`RevertError` with the reason."""

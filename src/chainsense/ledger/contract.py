@@ -12,7 +12,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import ContractLogicError
@@ -327,7 +326,3 @@ class Ledger:
 def _check_u32(value: int, name: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**32:
         raise ChainsenseError(f"{name}: must be an integer in [0, 2^32), got {value!r}")
-
-
-def tx_hex(value: bytes | str) -> str:
-    return HexBytes(value).to_0x_hex()

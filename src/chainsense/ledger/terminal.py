@@ -174,7 +174,7 @@ class MobileTerminal:
                         self._mark_confirmed(record.nonce, rid, old_hash)
                         already += 1
                         continue
-                    if old_hash and chain.call(lambda w3, h=old_hash: chain._known(w3, h)):
+                    if old_hash and chain.tx_known(old_hash):
                         in_flight.append((record, old_hash))  # still in a node's pool: wait
                         continue
                 else:  # durably mark the attempt before making it
