@@ -21,9 +21,9 @@ from flax import serialization
 
 from chainsense.config import from_mapping
 from chainsense.errors import ChainsenseError
-from chainsense.marl import maddpg
+from chainsense.marl import features, maddpg
 from chainsense.marl.config import TrainConfig
-from chainsense.sim.params import WorldParams, obs_dim, state_dim
+from chainsense.sim.params import WorldParams, state_dim
 
 FORMAT = "chainsense-fleet/1"
 
@@ -77,7 +77,11 @@ def load(path: str | Path) -> Checkpoint:
         params = from_mapping(WorldParams, json.loads(payload["world"]), "world")
         progress = json.loads(payload["progress"])
         template = maddpg.init(
-            jax.random.PRNGKey(0), cfg, params.num_mts, obs_dim(params), state_dim(params)
+            jax.random.PRNGKey(0),
+            cfg,
+            params.num_mts,
+            features.learner_obs_dim(cfg, params),
+            state_dim(params),
         )
         learner = serialization.from_state_dict(template, payload["learner"])
     except (KeyError, ValueError, TypeError) as exc:

@@ -44,9 +44,11 @@ class TrainConfig:
     noise_end: float = 0.05
     noise_decay_steps: int = 2_000_000
     eval_noise: float = 0.2
+    sensor_headings: int = 8
     grad_clip: float = 1.0
     reward_scale: float = 1.0
-    shaping: Literal["none", "data", "coverage"] = "none"
+    shaping: Literal["none", "move"] = "none"
+    move_penalty: float = 0.1
     chunk_iters: int = 50
 
     def __post_init__(self) -> None:
@@ -72,6 +74,12 @@ class TrainConfig:
             raise ConfigError("gamma", f"must be in [0, 1), got {self.gamma}")
         if not 0.0 < self.tau <= 1.0:
             raise ConfigError("tau", f"must be in (0, 1], got {self.tau}")
+        if not 0 <= self.sensor_headings <= 64:
+            raise ConfigError(
+                "sensor_headings", f"must be in [0, 64] (0: no sensor), got {self.sensor_headings}"
+            )
+        if not 0.0 <= self.move_penalty <= 10.0:
+            raise ConfigError("move_penalty", f"must be in [0, 10], got {self.move_penalty}")
         if self.warmup_steps < 0:
             raise ConfigError("warmup_steps", f"must be >= 0, got {self.warmup_steps}")
         for name in ("noise_start", "noise_end", "eval_noise"):

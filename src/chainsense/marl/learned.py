@@ -2,10 +2,10 @@
 
 The policy is a ``flax.struct`` pytree: the stacked actor weights are array leaves and the
 training config is static, so the same jitted rollout serves every checkpoint of one shape.
-The fleet reads only the observations. It acts with Gaussian noise of std ``cfg.eval_noise`` on
-the unit-disk action (0 gives the deterministic actor): neither observation shows obstacles, and
-a memoryless deterministic actor that bumps into one gets the same observation back after the
-refused move, so it repeats the move for the rest of the episode; a little noise frees it.
+The fleet reads its observations and its proximity sensor (``marl.features``). It acts with
+Gaussian noise of std ``cfg.eval_noise`` on the unit-disk action (0: the deterministic actor): a
+memoryless deterministic actor that is refused a move gets the same observation back and would
+repeat the move for the rest of the episode; a little noise frees it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from flax import struct
 from jax import Array
 
 from chainsense.errors import ChainsenseError, ConfigError
-from chainsense.marl import checkpoint, maddpg, networks
+from chainsense.marl import checkpoint, features, maddpg, networks
 from chainsense.marl.config import TrainConfig
 from chainsense.sim.params import WorldParams, obs_dim
 
@@ -33,9 +33,8 @@ class LearnedPolicy:
     cfg: TrainConfig = struct.field(pytree_node=False)
 
     def act(self, key: Array, obs: Array, state: Any, params: WorldParams) -> Array:
-        """Physical actions [M,2] from observations [M,obs_dim]."""
-        del state
-        d = maddpg.act(self.cfg, self.actor, obs)
+        """Physical actions [M,2] from observations [M,obs_dim] (+ the sensor, from state)."""
+        d = maddpg.act(self.cfg, self.actor, features.learner_obs(self.cfg, state, obs, params))
         if self.cfg.eval_noise > 0:
             noise = self.cfg.eval_noise * jax.random.normal(key, d.shape, d.dtype)
             d = networks.clip_to_disk(d + noise)

@@ -19,10 +19,10 @@ import jax.numpy as jnp
 from flax import struct
 
 from chainsense.marl import buffer as rb
-from chainsense.marl import maddpg, networks
+from chainsense.marl import features, maddpg, networks
 from chainsense.marl.config import TrainConfig
 from chainsense.sim import metrics, world
-from chainsense.sim.params import WorldParams, obs_dim, state_dim
+from chainsense.sim.params import WorldParams, state_dim
 
 METRIC_NAMES = (
     "data_collection_ratio",
@@ -53,7 +53,7 @@ def _critic_state(cfg: TrainConfig, state: Any, params: WorldParams) -> jax.Arra
 
 
 def _example_transition(cfg: TrainConfig, params: WorldParams) -> maddpg.Transition:
-    m, od = params.num_mts, obs_dim(params)
+    m, od = params.num_mts, features.learner_obs_dim(cfg, params)
     sd = state_dim(params) if cfg.algo == "maddpg" and cfg.critic_input == "global" else 0
     z = partial(jnp.zeros, dtype=jnp.float32)
     return maddpg.Transition(
@@ -70,14 +70,15 @@ def _example_transition(cfg: TrainConfig, params: WorldParams) -> maddpg.Transit
 def init_carry(key: jax.Array, cfg: TrainConfig, params: WorldParams) -> Carry:
     """Fresh learner, empty buffer and ``num_envs`` freshly reset worlds, all from one key."""
     k_learn, k_env, k_run = jax.random.split(key, 3)
-    learner = maddpg.init(k_learn, cfg, params.num_mts, obs_dim(params), state_dim(params))
+    od = features.learner_obs_dim(cfg, params)
+    learner = maddpg.init(k_learn, cfg, params.num_mts, od, state_dim(params))
     k_env, k_off = jax.random.split(k_env)
     env, _ = world.batch_reset(jax.random.split(k_env, cfg.num_envs), params)
     # Desynchronise the worlds: world b starts its first episode at a random slot, so the buffer
     # always mixes early and late slots instead of holding one time window of lock-stepped worlds.
     offset = jax.random.randint(k_off, (cfg.num_envs,), 0, params.num_slots)
     env = env.replace(t=offset.astype(env.t.dtype))
-    obs = jax.vmap(lambda s: world.observe(s, params))(env)
+    obs = _learner_obs(cfg, env, jax.vmap(lambda s: world.observe(s, params))(env), params)
     return Carry(
         env=env,
         obs=obs,
@@ -92,6 +93,11 @@ def init_carry(key: jax.Array, cfg: TrainConfig, params: WorldParams) -> Carry:
 def min_fill(cfg: TrainConfig) -> int:
     """Transitions the buffer must hold before updates start (also after a resume)."""
     return max(cfg.batch_size, min(cfg.warmup_steps, cfg.buffer_size))
+
+
+def _learner_obs(cfg: TrainConfig, env: Any, obs: jax.Array, params: WorldParams) -> jax.Array:
+    """Batched learner observations [B, M, learner_obs_dim] (world obs + proximity sensor)."""
+    return jax.vmap(lambda s, o: features.learner_obs(cfg, s, o, params))(env, obs)
 
 
 def noise_scale(cfg: TrainConfig, env_steps: jax.Array) -> jax.Array:
@@ -115,14 +121,16 @@ def _explore(cfg: TrainConfig, carry: Carry, key: jax.Array) -> jax.Array:
 
 
 def _shape_reward(cfg: TrainConfig, reward: jax.Array, info: Any, params: WorldParams) -> jax.Array:
-    """Training reward: the world's reward, optionally plus a documented shaping term."""
+    """Training reward: the world's reward, or with ``shaping = "move"`` minus
+    ``move_penalty * l / max_move`` for the distance l actually moved this slot.
+
+    The world's reward omega * b / phi is 0 for any slot without data, however far the MT
+    moved, so movement that collects nothing costs the fleet nothing while the energy efficiency
+    metric pays for it; the move penalty makes the reward see that cost.
+    """
     if cfg.shaping == "none":
         return reward
-    per_poi_share = params.collect_fraction * 0.5  # data of an average PoI served for one slot
-    bonus = info.collected / per_poi_share
-    if cfg.shaping == "data":
-        return reward + 0.1 * bonus
-    return reward + 0.1 * bonus * info.fairness[..., None]
+    return reward - cfg.move_penalty * info.moved / params.max_move
 
 
 def _iteration(cfg: TrainConfig, params: WorldParams, carry: Carry, _: Any) -> tuple[Carry, Any]:
@@ -133,6 +141,7 @@ def _iteration(cfg: TrainConfig, params: WorldParams, carry: Carry, _: Any) -> t
     env, next_obs, reward, done, info = world.batch_step(
         jax.random.split(k_step, b), carry.env, physical, params
     )
+    next_obs = _learner_obs(cfg, env, next_obs, params)
     cstate = jax.vmap(lambda s: _critic_state(cfg, s, params))(carry.env)
     next_cstate = jax.vmap(lambda s: _critic_state(cfg, s, params))(env)
     trans = maddpg.Transition(
@@ -160,6 +169,7 @@ def _iteration(cfg: TrainConfig, params: WorldParams, carry: Carry, _: Any) -> t
     def do_reset(args: tuple[Any, jax.Array]) -> tuple[Any, jax.Array]:
         env_, obs_ = args
         fresh, fresh_obs = world.batch_reset(jax.random.split(k_reset, b), params)
+        fresh_obs = _learner_obs(cfg, fresh, fresh_obs, params)
         pick = partial(_select, done)
         return jax.tree_util.tree_map(pick, fresh, env_), pick(fresh_obs, obs_)
 

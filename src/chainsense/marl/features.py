@@ -1,0 +1,52 @@
+"""What a learned MT sees: the world's observation plus an optional proximity sensor.
+
+Neither world observation shows obstacles, so a learned actor cannot tell a cleared area from
+an obstacle and keeps walking into obstacles it cannot see (the move is refused, the
+observation stays the same, the same action follows). The proximity sensor is a bumper ring an
+MT can carry: for ``sensor_headings`` evenly spaced headings and two lengths (half and full
+``max_move``), 1.0 when that straight move would hit an obstacle or leave the area, else 0.0.
+It is local (what the MT could sense from where it stands) and is computed from the MT's own
+position and the obstacle geometry with the world's own segment test.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import jax.numpy as jnp
+from jax import Array
+
+from chainsense.marl.config import TrainConfig
+from chainsense.sim.params import WorldParams, obs_dim
+from chainsense.sim.world import segment_hits_boxes
+
+_LENGTHS = (0.5, 1.0)  # fractions of max_move probed per heading
+
+
+def learner_obs_dim(cfg: TrainConfig, params: WorldParams) -> int:
+    """Length of one MT's learner observation."""
+    return obs_dim(params) + len(_LENGTHS) * cfg.sensor_headings
+
+
+def proximity(state: Any, params: WorldParams, headings: int) -> Array:
+    """[M, 2 * headings] blocked flags of one world (see the module docstring)."""
+    ang = jnp.arange(headings, dtype=jnp.float32) * (2.0 * math.pi / headings)
+    unit = jnp.stack([jnp.cos(ang), jnp.sin(ang)], axis=-1)  # [H,2]
+    lengths = jnp.array(_LENGTHS, jnp.float32) * params.max_move
+    delta = (lengths[:, None, None] * unit[None]).reshape(-1, 2)  # [2H,2]
+    m = state.mt_pos.shape[0]
+    start = jnp.repeat(state.mt_pos, delta.shape[0], axis=0)  # [M*2H,2]
+    d = jnp.tile(delta, (m, 1))
+    end = start + d
+    outside = (end[:, 0] < 0) | (end[:, 0] > params.width) | (end[:, 1] < 0)
+    outside = outside | (end[:, 1] > params.height)
+    hit = segment_hits_boxes(start, d, state.obstacles) | outside
+    return hit.astype(jnp.float32).reshape(m, -1)
+
+
+def learner_obs(cfg: TrainConfig, state: Any, obs: Array, params: WorldParams) -> Array:
+    """One world's learner observation [M, learner_obs_dim] from its state and world obs."""
+    if cfg.sensor_headings == 0:
+        return obs
+    return jnp.concatenate([obs, proximity(state, params, cfg.sensor_headings)], axis=-1)
