@@ -92,6 +92,7 @@ class Endpoint:
     role: Role = "unknown"
     name: str = ""
     w3: Web3 = field(init=False, repr=False)
+    session: requests.Session = field(init=False, repr=False)
     down_until: float = 0.0
     failures: int = 0
 
@@ -394,9 +395,13 @@ class RpcChain(Chain):
             if not isinstance(url, str) or not url.startswith(("http://", "https://")):
                 raise ChainsenseError(f"endpoints[{i}]: not an http(s) URL: {url!r}")
             ep = Endpoint(url=url, role=role, name=names[i] if names else url)
+            ep.session = requests.Session()  # ours, so that close() can release it
             ep.w3 = Web3(
                 HTTPProvider(
-                    url, request_kwargs={"timeout": timeout}, exception_retry_configuration=None
+                    url,
+                    request_kwargs={"timeout": timeout},
+                    session=ep.session,
+                    exception_retry_configuration=None,
                 )
             )
             # Clique (geth PoA) headers carry 97 bytes of extraData that web3 refuses unless
@@ -433,13 +438,7 @@ class RpcChain(Chain):
 
     def close(self) -> None:
         for ep in self.endpoints:
-            provider = ep.w3.provider
-            session = getattr(provider, "_request_session_manager", None)
-            if session is not None:
-                with_cache = getattr(session, "session_cache", None)
-                if with_cache is not None:
-                    for s in list(with_cache._data.values()):
-                        s.close()
+            ep.session.close()
 
     def __repr__(self) -> str:
         return f"RpcChain({[e.url for e in self.endpoints]!r})"
