@@ -35,7 +35,6 @@ from flax import struct
 from jax import Array
 
 from chainsense.sim.maps import WorldMap, generate_map
-from chainsense.sim.metrics import jain_fairness
 from chainsense.sim.params import WorldParams
 
 _F = jnp.float32
@@ -243,13 +242,27 @@ def _reset_with_arrays(
     return state, observe(state, params)
 
 
+def _inverse_count(n: Array, m: int) -> Array:
+    """1 / max(n, 1) for small integer counts n in [0, m], by selects (no divide) when m <= 4."""
+    if m > 4:
+        return 1.0 / jnp.maximum(n, 1.0)
+    inv = jnp.ones_like(n)
+    for c in range(2, m + 1):
+        inv = jnp.where(n == c, 1.0 / c, inv)
+    return inv
+
+
 def _sense(
     state: WorldState, pos: Array, senses: Array, energy_left: Array, p: WorldParams
-) -> tuple[Array, Array, Array]:
-    """Data taken per (MT, PoI) [M,K], per MT [M] and per PoI [K] after the move.
+) -> tuple[Array, Array, Array, Array, Array]:
+    """Sensing after the move: (taken [M,K], b [M], poi_data [K], visits [K], jain [2]).
 
-    The MT loop is unrolled (M is small and static) over structure-of-arrays PoI coordinates so
-    that XLA emits a few fused, vectorised passes over K without [M,K,2] temporaries.
+    Written for the CPU memory system: the MT loop is unrolled over structure-of-arrays PoI
+    coordinates and every per-PoI quantity is a cheap elementwise function of the state, so XLA
+    fuses it into its consumers instead of writing [K] temporaries. One reduction pass gives each
+    MT's demand and Jain's sums; one elementwise pass writes the new data and visits. A PoI
+    counts as served when a sensing MT covers it and it still holds data (then it gives a
+    nonzero amount: scale > 0 because a sensing MT has energy left).
     """
     px, py = state.poi_pos[:, 0], state.poi_pos[:, 1]
     r2 = p.sensing_range**2
@@ -260,18 +273,24 @@ def _sense(
     servers = ins[0].astype(_F)
     for i in ins[1:]:
         servers = servers + i.astype(_F)
-    quota = jnp.minimum(p.collect_fraction * state.poi_init, state.poi_data)
-    quota = jnp.where(state.poi_data - quota <= _EPS_DATA * state.poi_init, state.poi_data, quota)
-    each = quota / jnp.maximum(servers, 1.0)
-    shares = [jnp.where(i, each, 0.0) for i in ins]
-    demand = jnp.stack([jnp.sum(sh) for sh in shares])  # [M]
+    data, init = state.poi_data, state.poi_init
+    quota = jnp.minimum(p.collect_fraction * init, data)
+    quota = jnp.where(data - quota <= _EPS_DATA * init, data, quota)
+    each = quota * _inverse_count(servers, p.num_mts)
+    demand = jnp.stack([jnp.sum(jnp.where(i, each, 0.0)) for i in ins])  # [M]
+    served = (servers > 0) & (quota > 0)
+    visits = state.visits + served.astype(state.visits.dtype)
+    h = visits.astype(_F)
+    jain = jnp.stack([jnp.sum(h), jnp.sum(h * h)])
     cost = p.sense_cost * demand
     scale = jnp.where(cost > energy_left, energy_left / jnp.where(cost > 0, cost, 1.0), 1.0)
-    taken = [sh * scale[m] for m, sh in enumerate(shares)]
+    taken = [jnp.where(i, each * scale[m], 0.0) for m, i in enumerate(ins)]
     per_poi = taken[0]
     for tk in taken[1:]:
         per_poi = per_poi + tk
-    return jnp.stack(taken), demand * scale, per_poi
+    left = jnp.maximum(data - per_poi, 0.0)
+    left = jnp.where(left <= _EPS_DATA * init, 0.0, left)
+    return jnp.stack(taken), demand * scale, left, visits, jain
 
 
 @partial(jax.jit, static_argnames=("params",))
@@ -303,15 +322,14 @@ def step(
     energy_left = jnp.maximum(state.energy - move_energy, 0.0)
 
     senses = live & (energy_left > 0)
-    taken, b, per_poi = _sense(state, pos, senses, energy_left, p)
-    poi_data = jnp.maximum(state.poi_data - per_poi, 0.0)
-    poi_data = jnp.where(poi_data <= _EPS_DATA * state.poi_init, 0.0, poi_data)
-    visits = state.visits + (per_poi > 0).astype(jnp.int32)
+    taken, b, poi_data, visits, (h_sum, h_sq) = _sense(state, pos, senses, energy_left, p)
 
     energy = jnp.maximum(energy_left - p.sense_cost * b, 0.0)
     energy = jnp.where(energy <= _EPS_DATA * p.initial_energy, 0.0, energy)
     used = state.energy - energy
-    fairness = jain_fairness(visits)
+    fairness = jnp.where(
+        h_sq > 0, h_sum * h_sum / (p.num_pois * jnp.where(h_sq > 0, h_sq, 1.0)), 0.0
+    )
     ratio = jnp.where(used > 0, b / jnp.where(used > 0, used, 1.0), 0.0)
     rewards = fairness * ratio - p.collision_penalty * collision.astype(_F)
 
