@@ -3,6 +3,9 @@ node outage with restart, and a transaction left in the pool by a dead client.""
 
 from __future__ import annotations
 
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
 import httpx
 import pytest
 
@@ -20,12 +23,32 @@ def anvil(tmp_path):
     node.stop()
 
 
-def test_full_protocol_with_failover(anvil, tmp_path) -> None:
+class _BadGateway(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        self.send_response(502)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def bad_gateway():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _BadGateway)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_full_protocol_with_failover(anvil, bad_gateway, tmp_path) -> None:
     dead = f"http://127.0.0.1:{free_port()}"
-    chain = RpcChain([dead, anvil.url], timeout=2, cooldown=30)
+    chain = RpcChain([dead, bad_gateway, anvil.url], timeout=2, cooldown=30)
     assert chain.chain_id == 31337
     world = make_world(tmp_path, chain=chain)
-    assert chain.failovers >= 1  # the dead endpoint was tried, benched, and skipped since
+    assert chain.failovers >= 2  # refused and 502 endpoints were tried, benched, skipped since
+    assert [e.failures for e in chain.endpoints[:2]] == [1, 1]
     term = MobileTerminal(world.mts[0], tmp_path / "o.db", world.ledger, world.ca)
     for i in range(5):
         term.collect(poi=i % 2, slot=i, amount=1.0 + i, x=3.5, y=4.5)

@@ -49,8 +49,7 @@ T = TypeVar("T")
 Role = Literal["sealer", "follower", "unknown"]
 
 _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
-    requests.exceptions.ConnectionError,
-    requests.exceptions.Timeout,
+    requests.exceptions.RequestException,  # connection refused/reset, timeout, HTTP 5xx
     ProviderConnectionError,
     ConnectionError,
     TimeoutError,
@@ -267,7 +266,8 @@ class Chain:
 
     def wait(self, tx_hash: str, timeout: float | None = None) -> TxResult:
         """Wait for a receipt; a failed transaction raises :class:`RevertError` with the reason."""
-        deadline = time.monotonic() + (self.receipt_timeout if timeout is None else timeout)
+        limit = self.receipt_timeout if timeout is None else timeout
+        deadline = time.monotonic() + limit
         while True:
             try:
                 receipt = self._run(lambda w3: w3.eth.get_transaction_receipt(tx_hash))  # type: ignore[arg-type]
@@ -275,7 +275,7 @@ class Chain:
             except TransactionNotFound:
                 pass
             if time.monotonic() > deadline:
-                raise ChainError(f"transaction {tx_hash}: no receipt after {timeout}s")
+                raise ChainError(f"transaction {tx_hash}: no receipt after {limit:g} s")
             time.sleep(self.poll_interval)
         result = TxResult(
             tx_hash=tx_hash,
