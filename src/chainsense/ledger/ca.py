@@ -15,7 +15,8 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -180,16 +181,29 @@ class CertificateAuthority:
             raise CAError("bad_signature", field, f"not signed by the record's MT {record.mt}")
         return digest
 
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taken before reading what it checks: several CA processes
+        on one registry cannot both accept the same nonce."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
     def countersign(self, record: Record, mt_signature: bytes) -> Countersignature:
         """Verify (registered, signed by record.mt, fresh nonce) and countersign one record."""
         digest = self._check_signature(record, mt_signature, "signature")
-        with self._lock:
-            row = self._db.execute(
+        with self._write() as db:
+            row = db.execute(
                 "SELECT last_nonce FROM mts WHERE address = ?", (record.mt,)
             ).fetchone()
             if row is None:
                 raise CAError("unknown_mt", "record.mt", f"{record.mt} is not registered")
-            done = self._db.execute(
+            done = db.execute(
                 "SELECT signature FROM countersigned WHERE digest = ?", (digest,)
             ).fetchone()
             if done is not None:
@@ -203,19 +217,11 @@ class CertificateAuthority:
                     f"{record.nonce} is not above the last countersigned nonce {row[0]}",
                 )
             ca_sig = self.key.sign_digest(digest)
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.execute(
-                    "INSERT INTO countersigned(digest, mt, nonce, signature) VALUES (?, ?, ?, ?)",
-                    (digest, record.mt, record.nonce, ca_sig),
-                )
-                self._db.execute(
-                    "UPDATE mts SET last_nonce = ? WHERE address = ?", (record.nonce, record.mt)
-                )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+            db.execute(
+                "INSERT INTO countersigned(digest, mt, nonce, signature) VALUES (?, ?, ?, ?)",
+                (digest, record.mt, record.nonce, ca_sig),
+            )
+            db.execute("UPDATE mts SET last_nonce = ? WHERE address = ?", (record.nonce, record.mt))
         return Countersignature(record, digest, ca_sig)
 
     def countersign_batch(
@@ -237,8 +243,8 @@ class CertificateAuthority:
             digests.append(self._check_signature(record, sig, f"items[{i}].signature"))
         tree = MerkleTree.build(digests)
         records = tuple(r for r, _ in items)
-        with self._lock:
-            known = self._db.execute(
+        with self._write() as db:
+            known = db.execute(
                 "SELECT size, submitter, signature FROM batches WHERE root = ?", (tree.root,)
             ).fetchone()
             if known is not None:
@@ -265,27 +271,19 @@ class CertificateAuthority:
             ca_sig = self.key.sign_digest(
                 self.domain.digest(batch_struct_hash(tree.root, tree.size, submitter))
             )
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.executemany(
+                db.executemany(
                     "INSERT INTO countersigned(digest, mt, nonce, batch_root) VALUES (?, ?, ?, ?)",
                     [(d, r.mt, r.nonce, tree.root) for d, r in zip(digests, records, strict=True)],
                 )
-                self._db.executemany(
-                    "UPDATE mts SET last_nonce = ? WHERE address = ?",
-                    [(n, a) for a, n in last.items()],
-                )
-                self._db.execute(
-                    "INSERT INTO batches VALUES (?, ?, ?, ?)",
-                    (tree.root, tree.size, submitter, ca_sig),
-                )
-                self._db.execute("COMMIT")
             except sqlite3.IntegrityError as exc:
-                self._db.execute("ROLLBACK")
                 raise CAError("duplicate", "items", "a record was already certified") from exc
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+            db.executemany(
+                "UPDATE mts SET last_nonce = ? WHERE address = ?", [(n, a) for a, n in last.items()]
+            )
+            db.execute(
+                "INSERT INTO batches VALUES (?, ?, ?, ?)", (tree.root, tree.size, submitter, ca_sig)
+            )
         return BatchCertificate(records, tree, submitter, ca_sig)
 
     def _last_nonces(self, addresses: set[str]) -> dict[str, int]:
