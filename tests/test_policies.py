@@ -65,9 +65,9 @@ def test_greedy_walks_around_a_wall_to_reach_data_behind_it():
         np.array([[6.4, 3.5, 6.6, 6.5]], np.float32),
     )
     s, obs = reset_with_map(m, p)
-    pol = GreedyPolicy()
+    act = jax.jit(lambda o, st: GreedyPolicy().act(None, o, st, p))
     for _ in range(p.num_slots):
-        s, obs, _, _done, info = step(jax.random.PRNGKey(0), s, pol.act(None, obs, s, p), p)
+        s, obs, _, _done, info = step(jax.random.PRNGKey(0), s, act(obs, s), p)
         assert not bool(info.collision[0])
     assert float(s.poi_data[0]) == 0.0  # reached and drained
 

@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+from chainsense.cli import main
+
 
 def run_cli(*args, cwd=None):
     return subprocess.run(
@@ -57,15 +59,26 @@ def test_render_writes_map_gif_and_events(tmp_path):
         ("[world\n", "config"),
     ],
 )
-def test_bad_config_exits_2_naming_the_field(tmp_path, toml, field):
+def test_bad_config_exits_2_naming_the_field(tmp_path, capsys, toml, field):
     cfg = tmp_path / "bad.toml"
     cfg.write_text(toml)
-    out = run_cli("evaluate", "--preset", "small", "--config", str(cfg), "--out", str(tmp_path))
+    with pytest.raises(SystemExit) as done:
+        main(["evaluate", "--preset", "small", "--config", str(cfg), "--out", str(tmp_path)])
+    assert done.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and field in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "eval.json").exists()
+
+
+def test_user_error_in_a_real_process_is_one_line_without_traceback(tmp_path):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("world:\n  sensing_range: -2\n")
+    out = run_cli("render", "--config", str(cfg), "--out", str(tmp_path / "o"))
     assert out.returncode == 2
     assert "Traceback" not in out.stderr
-    assert field in out.stderr
-    assert len(out.stderr.strip().splitlines()) == 1
-    assert not (tmp_path / "eval.json").exists()
+    assert out.stderr.strip() == "error: world.sensing_range: must be a finite number > 0, got -2.0"
+    assert not (tmp_path / "o").exists()
 
 
 @pytest.mark.parametrize(
@@ -79,9 +92,11 @@ def test_bad_config_exits_2_naming_the_field(tmp_path, toml, field):
         (["render", "--config", "missing.toml"], "config"),
     ],
 )
-def test_bad_arguments_exit_2_naming_the_field(tmp_path, args, field):
-    out = run_cli(*args, "--out", str(tmp_path / "o"), cwd=tmp_path)
-    assert out.returncode == 2
-    assert "Traceback" not in out.stderr
-    assert field in out.stderr
+def test_bad_arguments_exit_2_naming_the_field(tmp_path, capsys, monkeypatch, args, field):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as done:
+        main([*args, "--out", str(tmp_path / "o")])
+    assert done.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and field in err
     assert not (tmp_path / "o").exists()

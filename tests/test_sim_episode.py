@@ -24,7 +24,7 @@ def _inside(points, boxes):
 def test_generated_maps_keep_pois_out_of_obstacles_and_the_start_free():
     p = preset("paper")
     keys = jax.random.split(jax.random.PRNGKey(7), 64)
-    pos, data, boxes = jax.vmap(lambda k: generate_map(k, p))(keys)
+    pos, data, boxes = jax.jit(jax.vmap(lambda k: generate_map(k, p)))(keys)
     pos, data, boxes = np.asarray(pos), np.asarray(data), np.asarray(boxes)
     for i in range(64):
         assert not np.any(_inside(pos[i], boxes[i]))
