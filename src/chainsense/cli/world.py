@@ -58,7 +58,9 @@ def evaluate_cmd(
     episodes: int = typer.Option(10, "--episodes", "-n", help="Episodes per policy."),
     seed: int = typer.Option(0, "--seed", help="Episode i uses seed + i."),
     out: Path = typer.Option(Path("runs/eval"), "--out", help="Directory for CSV/JSON/plot."),  # noqa: B008
-    config: Path | None = typer.Option(None, "--config", help="TOML/YAML with a [world] section."),  # noqa: B008
+    config: Path | None = typer.Option(  # noqa: B008
+        None, "--config", help="TOML/YAML with a \\[world] section."
+    ),
     checkpoint: Path | None = typer.Option(  # noqa: B008
         None, "--checkpoint", help="Saved fleet for --policy maddpg / iddpg (chainsense train)."
     ),
@@ -92,20 +94,27 @@ def evaluate_cmd(
 
 
 def render_cmd(
-    policy: str = typer.Option("greedy", "--policy", "-p", help="Policy to play: random, greedy."),
+    policy: str = typer.Option(
+        "greedy", "--policy", "-p", help="Policy to play: random, greedy, maddpg, iddpg."
+    ),
     preset_name: str = typer.Option("paper", "--preset", help="World preset: paper or small."),
     seed: int = typer.Option(0, "--seed", help="Episode seed."),
     out: Path = typer.Option(Path("runs/render"), "--out", help="Directory for PNG/GIF/CSV."),  # noqa: B008
-    config: Path | None = typer.Option(None, "--config", help="TOML/YAML with a [world] section."),  # noqa: B008
+    config: Path | None = typer.Option(  # noqa: B008
+        None, "--config", help="TOML/YAML with a \\[world] section."
+    ),
     fps: int = typer.Option(12, "--fps", help="GIF frames per second."),
     frames: int = typer.Option(100, "--frames", help="Most GIF frames (slots are subsampled)."),
     gif: bool = typer.Option(True, "--gif/--no-gif", help="Also write the animated GIF."),
+    checkpoint: Path | None = typer.Option(  # noqa: B008
+        None, "--checkpoint", help="Saved fleet for --policy maddpg / iddpg (chainsense train)."
+    ),
 ) -> None:
     """Play one episode; write map.png, heat.png (visits), episode.gif and events.csv."""
     import jax
 
     from chainsense.marl.evaluate import rollout
-    from chainsense.marl.policies import get_policy
+    from chainsense.marl.learned import resolve_policy
     from chainsense.sim.render import animate_episode, plot_map
 
     _check_run_args(1, seed)
@@ -114,7 +123,7 @@ def render_cmd(
     if not 2 <= frames <= 2000:
         raise ConfigError("frames", f"must be in [2, 2000], got {frames}")
     params = load_world_params(preset_name, config)
-    pol = get_policy(policy)
+    pol = resolve_policy(policy, checkpoint, params)
     out.mkdir(parents=True, exist_ok=True)
     with _progress() as bar:
         task = bar.add_task("playing the episode", total=3 if gif else 2)
