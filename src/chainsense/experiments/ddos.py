@@ -453,6 +453,8 @@ def plot(summary: list[Summary], path: Path) -> Path:
         ax.set_title(title)
         if ylim:
             ax.set_ylim(*ylim)
+        else:
+            ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
