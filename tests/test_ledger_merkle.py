@@ -165,3 +165,16 @@ def test_read_bundle_rejects_malformed_files(world: World, tmp_path) -> None:
         with pytest.raises(ChainsenseError) as exc:
             batching.read_bundle(path)
         assert message in str(exc.value)
+
+
+def test_pending_bundle_resumes_idempotently(world: World, tmp_path) -> None:
+    agg = world.mts[0]
+    cert = world.ca.countersign_batch(_items(world, 5), agg.address)
+    path = batching.write_bundle(tmp_path / "p.json", batching.make_bundle(world.ledger, cert, 0))
+    pending = batching.read_bundle(path)  # as if the submitter crashed before anchoring
+    assert pending.root_id == 0 and pending.ca_signature == cert.ca_signature
+    with pytest.raises(ChainsenseError, match="submitter"):
+        batching.anchor_bundle(world.ledger, pending, world.mts[1])
+    first = batching.anchor_bundle(world.ledger, pending, agg)
+    again = batching.anchor_bundle(world.ledger, pending, agg)  # crashed after anchoring
+    assert first == again == 1 and world.ledger.batch_count() == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -168,10 +169,8 @@ def submit_cmd(
     Per-record mode keeps every record in the outbox until confirmed: re-running after a crash
     or an outage resubmits exactly what is missing.
     """
-    from chainsense.ledger import batch as batching
     from chainsense.ledger.ca_client import CAClient
     from chainsense.ledger.deployment import Deployment, chain_of
-    from chainsense.ledger.records import record_from_event
     from chainsense.ledger.terminal import MobileTerminal
 
     dep = Deployment.read(deployment)
@@ -181,23 +180,7 @@ def submit_cmd(
     ledger = chain.ledger(dep.contract)
     ca = CAClient(ca_url)
     if batch:
-        info = ca.get(key.address)
-        if info is None:
-            raise ChainsenseError(f"ca: MT {key.address} is not registered")
-        start = int(info["last_nonce"]) + 1
-        items = []
-        for i, e in enumerate(events):
-            rec = record_from_event(
-                key.address, int(e["poi"]), int(e["slot"]), e["reading"], e["x"], e["y"], start + i
-            )
-            items.append((rec, key.sign_digest(rec.digest(ledger.domain))))
-        cert = ca.countersign_batch(items, key.address)
-        anchored = batching.anchor(ledger, cert, key)
-        batching.write_bundle(bundle, batching.make_bundle(ledger, cert, anchored.root_id))
-        typer.echo(
-            f"anchored {cert.size} records as root #{anchored.root_id} "
-            f"0x{cert.root.hex()} (gas {anchored.gas_used}); proofs in {bundle}"
-        )
+        _submit_batch(ledger, ca, key, events, bundle)
         return
     term = MobileTerminal(key, outbox or Path(f"{key.address}.outbox"), ledger, ca)
     for e in events:
@@ -214,6 +197,46 @@ def submit_cmd(
             f"submit: {report.pending} records still queued in the outbox; "
             "run the command again when the CA and chain are reachable"
         )
+
+
+def _submit_batch(
+    ledger: Any, ca: Any, key: Any, events: list[dict[str, float]], bundle: Path
+) -> None:
+    """Batch mode, resumable: the certified bundle is written before the root is anchored, so
+    re-running after a crash anchors (or finds) that same root instead of certifying again."""
+    from chainsense.ledger import batch as batching
+    from chainsense.ledger.records import record_from_event
+
+    if bundle.exists():
+        pending = batching.read_bundle(bundle)
+        if pending.root_id:
+            raise ChainsenseError(
+                f"bundle: {bundle} is already anchored as root "
+                f"#{pending.root_id}; choose another --bundle"
+            )
+        if pending.contract != ledger.address:
+            raise ChainsenseError(f"bundle: {bundle} belongs to another contract")
+        typer.echo(f"resuming the certified batch in {bundle}")
+    else:
+        info = ca.get(key.address)
+        if info is None:
+            raise ChainsenseError(f"ca: MT {key.address} is not registered")
+        start = int(info["last_nonce"]) + 1
+        items = []
+        for i, e in enumerate(events):
+            rec = record_from_event(
+                key.address, int(e["poi"]), int(e["slot"]), e["reading"], e["x"], e["y"], start + i
+            )
+            items.append((rec, key.sign_digest(rec.digest(ledger.domain))))
+        cert = ca.countersign_batch(items, key.address)
+        pending = batching.make_bundle(ledger, cert, 0)
+        batching.write_bundle(bundle, pending)
+    root_id = batching.anchor_bundle(ledger, pending, key)
+    batching.write_bundle(bundle, replace(pending, root_id=root_id))
+    typer.echo(
+        f"anchored {pending.size} records as root #{root_id} 0x{pending.root.hex()}; "
+        f"proofs in {bundle}"
+    )
 
 
 def _slots(text: str) -> tuple[int, int]:

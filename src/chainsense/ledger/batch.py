@@ -29,13 +29,20 @@ class BundleEntry:
 
 @dataclass(frozen=True)
 class Bundle:
-    """Records of one anchored batch with their proofs."""
+    """Records of one batch with their proofs and the CA certificate; ``root_id`` 0 means
+    certified but not anchored yet (written before anchoring, so a crash can resume)."""
 
     root_id: int
     root: bytes
     chain_id: int
     contract: str
     entries: tuple[BundleEntry, ...]
+    submitter: str = ""
+    ca_signature: bytes = b""
+
+    @property
+    def size(self) -> int:
+        return len(self.entries)
 
 
 def anchor(ledger: Ledger, cert: BatchCertificate, sender: KeyPair) -> Anchor:
@@ -47,9 +54,29 @@ def anchor(ledger: Ledger, cert: BatchCertificate, sender: KeyPair) -> Anchor:
     return ledger.anchor_batch(cert.root, cert.size, cert.ca_signature, sender)
 
 
+def anchor_bundle(ledger: Ledger, bundle: Bundle, sender: KeyPair) -> int:
+    """Anchor a pending bundle's root, or find it if a previous attempt already did; root id."""
+    if sender.address != bundle.submitter:
+        raise ChainsenseError(
+            f"submitter: the CA certified {bundle.submitter}, not the sender {sender.address}"
+        )
+    existing = ledger.root_id_of(bundle.root)
+    if existing:
+        return existing
+    return ledger.anchor_batch(bundle.root, bundle.size, bundle.ca_signature, sender).root_id
+
+
 def make_bundle(ledger: Ledger, cert: BatchCertificate, root_id: int) -> Bundle:
     entries = tuple(BundleEntry(r, tuple(cert.proof(i))) for i, r in enumerate(cert.records))
-    return Bundle(root_id, cert.root, ledger.domain.chain_id, ledger.address, entries)
+    return Bundle(
+        root_id,
+        cert.root,
+        ledger.domain.chain_id,
+        ledger.address,
+        entries,
+        cert.submitter,
+        cert.ca_signature,
+    )
 
 
 def write_bundle(path: str | Path, bundle: Bundle) -> Path:
@@ -58,6 +85,8 @@ def write_bundle(path: str | Path, bundle: Bundle) -> Path:
         "root": "0x" + bundle.root.hex(),
         "chain_id": bundle.chain_id,
         "contract": bundle.contract,
+        "submitter": bundle.submitter,
+        "ca_signature": "0x" + bundle.ca_signature.hex(),
         # a proof is stored as one hex string of its 32-byte siblings (one conversion, not 13)
         "entries": [
             {"record": e.record.to_dict(), "proof": "0x" + b"".join(e.proof).hex()}
@@ -65,7 +94,9 @@ def write_bundle(path: str | Path, bundle: Bundle) -> Path:
         ],
     }
     p = Path(path)
-    p.write_text(json.dumps(data))
+    tmp = p.with_name(p.name + ".tmp")
+    tmp.write_text(json.dumps(data))
+    tmp.replace(p)  # atomic: a crash leaves the old bundle or the new one, never half of one
     return p
 
 
@@ -107,6 +138,8 @@ def read_bundle(path: str | Path) -> Bundle:
             int(data["chain_id"]),
             str(data["contract"]),
             entries,
+            str(data.get("submitter", "")),
+            bytes.fromhex(str(data.get("ca_signature", "0x"))[2:]),
         )
     except ChainsenseError:
         raise
