@@ -34,6 +34,9 @@ def ddos_cmd(
     repetitions: int | None = typer.Option(None, help="Override repetitions per level."),
     duration: float | None = typer.Option(None, help="Override seconds of flood per trial."),
     seed: int | None = typer.Option(None, help="Override the seed (record contents, query ids)."),
+    hold: float | None = typer.Option(
+        None, help="Override how long each attack connection stays open after its answer (s)."
+    ),
 ) -> None:
     """Flood a MariaDB server and a geth network on loopback; measure legitimate queries."""
     from chainsense.errors import ConfigError
@@ -47,6 +50,7 @@ def ddos_cmd(
         "repetitions": repetitions,
         "duration_s": duration,
         "seed": seed,
+        "hold_s": hold,
     }
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     with Progress(
