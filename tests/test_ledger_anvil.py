@@ -105,3 +105,16 @@ def test_sent_but_unmined_then_client_restart(anvil, tmp_path) -> None:
     report = restarted.flush()  # the old transactions are recognised, nothing is sent twice
     assert report.confirmed + report.already_stored == 3 and report.pending == 0
     assert world.ledger.record_count() == 3
+
+
+def test_confirmations_wait_for_blocks_on_top(anvil, tmp_path) -> None:
+    chain = RpcChain([anvil.url], timeout=2)
+    world = make_world(tmp_path, chain=chain)
+    chain.confirmations = 1
+    rec, sig = world.certified()
+    tx_hash = world.ledger.send_submit(rec, sig, world.mts[0])
+    mined_at = chain.block_number()
+    with pytest.raises(ChainError, match="no receipt and 1 blocks on top"):
+        chain.wait(tx_hash, timeout=0.5)  # mined, but nothing on top yet
+    httpx.post(anvil.url, json={"jsonrpc": "2.0", "id": 1, "method": "evm_mine", "params": []})
+    assert chain.wait(tx_hash, timeout=5).block == mined_at

@@ -126,6 +126,8 @@ class Chain:
     #: execute a transaction as a call before sending it, so that a revert costs no gas and
     #: its reason comes back at once (a mined failure is explained by replaying it instead)
     dry_run_before_send = True
+    #: blocks required on top of a transaction's block before it counts as confirmed
+    confirmations = 0
 
     def __init__(self) -> None:
         self._nonces: dict[str, int] = {}
@@ -265,17 +267,24 @@ class Chain:
         return bool(self._run(lambda w3: _known(w3, tx_hash)))
 
     def wait(self, tx_hash: str, timeout: float | None = None) -> TxResult:
-        """Wait for a receipt; a failed transaction raises :class:`RevertError` with the reason."""
+        """Wait for a receipt (and :attr:`confirmations` blocks on top of it); a failed
+        transaction raises :class:`RevertError` with the reason."""
         limit = self.receipt_timeout if timeout is None else timeout
         deadline = time.monotonic() + limit
         while True:
-            try:
-                receipt = self._run(lambda w3: w3.eth.get_transaction_receipt(tx_hash))  # type: ignore[arg-type]
+            receipt = self._receipt(tx_hash)
+            if receipt is not None and self.confirmations:
+                # on a chain with several sealers a block can be replaced: accept the receipt
+                # once enough blocks are on top and it is still the one the node reports
+                if self.block_number() >= int(receipt["blockNumber"]) + self.confirmations:
+                    again = self._receipt(tx_hash)
+                    if again is not None and again["blockHash"] == receipt["blockHash"]:
+                        break
+            elif receipt is not None:
                 break
-            except TransactionNotFound:
-                pass
             if time.monotonic() > deadline:
-                raise ChainError(f"transaction {tx_hash}: no receipt after {limit:g} s")
+                depth = f" and {self.confirmations} blocks on top" if self.confirmations else ""
+                raise ChainError(f"transaction {tx_hash}: no receipt{depth} after {limit:g} s")
             time.sleep(self.poll_interval)
         result = TxResult(
             tx_hash=tx_hash,
@@ -288,6 +297,12 @@ class Chain:
         if result.status != 1:
             raise RevertError(self._failure_reason(tx_hash, result.block), tx_hash)
         return result
+
+    def _receipt(self, tx_hash: str) -> Any:
+        try:
+            return self._run(lambda w3: w3.eth.get_transaction_receipt(tx_hash))  # type: ignore[arg-type]
+        except TransactionNotFound:
+            return None
 
     def _failure_reason(self, tx_hash: str, block: int) -> str:
         """Replay a failed transaction as a call on the state before its block to get the reason."""
@@ -498,10 +513,13 @@ def chain_from_network_file(
 ) -> tuple[RpcChain, KeyPair | None]:
     """An :class:`RpcChain` over every node of a network file, and its faucet key (if any).
 
-    Raises when the nodes report a different chain id than the file says.
+    With several sealers a transaction counts as confirmed one block deep (Clique can replace
+    an out-of-turn block). Raises when the nodes report a different chain id than the file says.
     """
     info = read_network_file(path)
     chain = RpcChain(info.endpoints, timeout=timeout, cooldown=cooldown, names=info.names)
+    sealers = sum(1 for _, role in info.endpoints if role == "sealer")
+    chain.confirmations = 1 if sealers > 1 else 0  # Clique: an out-of-turn block can be replaced
     if chain.chain_id != info.chain_id:
         raise ChainsenseError(
             f"network file: chain_id {info.chain_id} but the nodes report {chain.chain_id}"
