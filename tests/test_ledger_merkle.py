@@ -6,6 +6,8 @@ import json
 
 import pytest
 from eth_hash.auto import keccak
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chainsense.errors import ChainsenseError
 from chainsense.ledger import batch as batching
@@ -28,6 +30,19 @@ def test_every_proof_verifies(n: int) -> None:
     for i, d in enumerate(digests):
         assert verify(tree.root, d, tree.proof(i))
     assert not verify(tree.root, keccak(b"outsider"), tree.proof(0))
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 300), data=st.data())
+def test_proofs_property(n: int, data: st.DataObject) -> None:
+    digests = _digests(n)
+    tree = MerkleTree.build(digests)
+    i = data.draw(st.integers(0, n - 1))
+    j = data.draw(st.integers(0, n - 1))
+    assert verify(tree.root, digests[i], tree.proof(i))
+    assert verify(tree.root, digests[i], tree.proof(j)) == (
+        i == j or tree.proof(i) == tree.proof(j)
+    )
 
 
 def test_tampered_proofs_fail() -> None:
