@@ -73,6 +73,9 @@ def parse_record(value: Any, field: str) -> Record:
 
 
 async def _json(request: Request) -> dict[str, Any]:
+    declared = request.headers.get("content-length", "0")
+    if not declared.isdigit() or int(declared) > MAX_BODY:
+        raise CAError("too_large", "body", f"larger than {MAX_BODY} bytes (or bad length)")
     body = await request.body()
     if len(body) > MAX_BODY:
         raise CAError("too_large", "body", f"larger than {MAX_BODY} bytes")
