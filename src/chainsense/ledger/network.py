@@ -623,7 +623,7 @@ def up(
     if timeout <= 0:
         raise ConfigError("timeout", f"must be positive, got {timeout}")
     binary = find_geth(geth)
-    d = Path(directory).absolute()
+    d = Path(directory).resolve()  # same spelling as load(), which the pid checks use
     if d.exists() and (not d.is_dir() or any(d.iterdir())):
         raise ChainsenseError(
             f"network: {d} already exists and is not empty "
