@@ -104,3 +104,26 @@ def test_record_mode_and_report_renders(tmp_path: Path) -> None:
     assert 'data-figures-loaded="4"' in dom
     for table in ("summary", "comparison", "ledger", "timing"):
         assert f'id="{table}"' in dom
+
+
+@pytest.mark.slow
+def test_cli_run_against_a_real_anvil_node(tmp_path: Path) -> None:
+    """``chainsense run --rpc URL``: the same job on a real JSON-RPC node, per-record mode."""
+    from test_ledger_support import Anvil
+
+    node = Anvil().start()
+    try:
+        out = subprocess.run(
+            [sys.executable, "-m", "chainsense", "run", "--preset", "small", "--policy", "greedy",
+             "--mode", "record", "--episodes", "2", "--rpc", node.url, "--out", str(tmp_path)],
+            capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+    finally:
+        node.stop()
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    lg = summary["ledger"]
+    assert lg["mode"] == "record"
+    assert lg["records_on_chain"] == lg["events"] == lg["verified"] > 0
+    assert lg["all_accounted"] is True
+    assert "JSON-RPC" in out.stdout
