@@ -3,6 +3,8 @@
 Prints, per observation kind, world-steps per second of
   * the batched world inside one jitted ``lax.scan`` (how training and evaluation use it), the
     batch split across ``--devices`` XLA host devices (one per core),
+  * the same, cache-blocked: each device runs its worlds in blocks of ``--block`` worlds, each
+    block scanned through all slots while its state stays in cache (``lax.map(batch_size=)``),
   * one ``batch_step`` call per slot from Python (adds dispatch and materialises every output),
   * stepping worlds one at a time through ``CrowdsensingParallelEnv`` (measured on
     ``--pz-steps`` steps round-robin over ``--pz-envs`` of the same worlds),
@@ -31,6 +33,7 @@ def _args() -> argparse.Namespace:
     ap.add_argument("--devices", type=int, default=2, help="XLA host devices (cores) to split B")
     ap.add_argument("--preset", default="paper")
     ap.add_argument("--observation", choices=["both", "rich", "paper"], default="both")
+    ap.add_argument("--block", type=int, default=128, help="worlds per cache block")
     ap.add_argument("--pz-steps", type=int, default=400, help="PettingZoo steps timed")
     ap.add_argument("--pz-envs", type=int, default=16, help="distinct worlds stepped by PettingZoo")
     a = ap.parse_args()
@@ -40,6 +43,7 @@ def _args() -> argparse.Namespace:
 
 
 ARGS = _args()
+BLOCK = ARGS.block
 os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={ARGS.devices}"
 )
@@ -89,6 +93,33 @@ def bench_batched(params: WorldParams, b: int, steps: int, repeats: int, devices
     jax.block_until_ready(run(states, table))  # compile
     scan_t = _timed(lambda: run(states, table), repeats)
 
+    def one_world(args: tuple[world.WorldState, jax.Array]) -> jax.Array:
+        s, acts = args
+
+        def body(carry, t):
+            st, acc = carry
+            a = jax.lax.dynamic_index_in_dim(acts, t % 8, axis=0, keepdims=False)
+            st, obs, r, _, _ = world.step(key, st, a, params)
+            return (st, acc + r.sum() + obs.sum()), None
+
+        (_, acc), _ = jax.lax.scan(body, (s, jnp.float32(0)), jnp.arange(steps))
+        return acc
+
+    # Cache-blocked: each device runs its worlds in blocks of `block` (vmapped), every block
+    # scanned through all slots while its state stays in cache (lax.map with batch_size).
+    block = min(BLOCK, b // devices)
+    blocked = jax.jit(
+        jax.shard_map(
+            lambda s, a: jax.lax.map(one_world, (s, a), batch_size=block),
+            mesh=mesh,
+            in_specs=(PS("b"), PS("b")),
+            out_specs=PS("b"),
+            check_vma=False,
+        )
+    )
+    jax.block_until_ready(blocked(states, table))  # compile
+    blocked_t = _timed(lambda: blocked(states, table), repeats)
+
     a0 = table[:, 0]
     one = jax.block_until_ready(world.batch_step(keys, states, a0, params))
 
@@ -102,6 +133,7 @@ def bench_batched(params: WorldParams, b: int, steps: int, repeats: int, devices
     call_t = _timed(calls, max(2, repeats // 2))
     return {
         "scan": [(b * steps / w, c / w) for w, c in scan_t],
+        "blocked": [(b * steps / w, c / w) for w, c in blocked_t],
         "call": [(b * 10 / w, c / w) for w, c in call_t],
     }
 
@@ -140,10 +172,15 @@ def main() -> None:
         best = max(res["scan"])
         med = statistics.median(scan_rates)
         call_best = max(res["call"])
+        blk = max(res["blocked"])
         print(f"\n[observation={kind}]")
         print(
             f"  batched scan : best {best[0]:>12,.0f} world-steps/s (cpu use {best[1]:.2f}, "
             f"{best[0] / max(best[1], 1e-9):,.0f} per CPU-second), median {med:,.0f}"
+        )
+        print(
+            f"  blocked scan : best {blk[0]:>12,.0f} world-steps/s (cpu use {blk[1]:.2f}, "
+            f"{blk[0] / max(blk[1], 1e-9):,.0f} per CPU-second; blocks of {BLOCK} worlds)"
         )
         print(
             f"  batch_step   : best {call_best[0]:>12,.0f} world-steps/s (one Python call per "
@@ -153,17 +190,16 @@ def main() -> None:
             f"  pettingzoo   :      {pz_rate:>12,.1f} world-steps/s (one world at a time; "
             f"cpu use {pz_cpu:.2f})"
         )
-        per_cpu = best[0] / max(best[1], 1e-9)
+        top = max(best, blk)
+        per_cpu = top[0] / max(top[1], 1e-9)
         pz_per_cpu = pz_rate / max(pz_cpu, 1e-9)
         print(
-            f"  ratio        : batched scan / pettingzoo = {best[0] / pz_rate:,.0f}x wall, "
+            f"  ratio        : best batched / pettingzoo = {top[0] / pz_rate:,.0f}x wall, "
             f"{per_cpu / pz_per_cpu:,.0f}x per CPU-second"
         )
-        target = "met" if best[0] >= 1_000_000 else "NOT met"
-        print(
-            f"  target 1,000,000 world-steps/s: {target}; target 100x: "
-            f"{'met' if best[0] / pz_rate >= 100 else 'NOT met'}"
-        )
+        target = "met" if top[0] >= 1_000_000 else "NOT met"
+        ratio_ok = "met" if top[0] / pz_rate >= 100 else "NOT met"
+        print(f"  target 1,000,000 world-steps/s: {target}; target 100x (wall): {ratio_ok}")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(f"\npeak resident memory: {peak / 1024:,.0f} MiB (ru_maxrss)")
     sys.stdout.flush()
