@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 
 from chainsense.errors import ChainsenseError, ConfigError
-from chainsense.marl import checkpoint, maddpg, session
+from chainsense.marl import checkpoint, features, maddpg, session
 from chainsense.marl.config import TrainConfig
 from chainsense.marl.evaluate import evaluate
 from chainsense.marl.learned import LearnedPolicy, load_policy
+from chainsense.sim import world
 from chainsense.sim.params import obs_dim, preset, state_dim
 
 SMALL = preset("small")
@@ -32,7 +33,8 @@ def trained(tmp_path_factory) -> session.TrainResult:
 
 
 def test_short_training_improves_over_initial_policy(trained) -> None:
-    initial = maddpg.init(jax.random.PRNGKey(0), FAST, 2, obs_dim(SMALL), state_dim(SMALL))
+    od = features.learner_obs_dim(FAST, SMALL)
+    initial = maddpg.init(jax.random.PRNGKey(0), FAST, 2, od, state_dim(SMALL))
     # the session derives its learner key from PRNGKey(seed) by a split; any fresh actor will do
     before = evaluate(LearnedPolicy(initial.actor, FAST), SMALL, EVAL_SEEDS, "initial")
     after = evaluate(LearnedPolicy(trained.learner.actor, FAST), SMALL, EVAL_SEEDS, "trained")
@@ -59,11 +61,12 @@ def test_checkpoint_round_trip_gives_identical_actions(trained) -> None:
     policy, params = load_policy("maddpg", trained.files["checkpoint"], SMALL)
     assert params == SMALL
     original = LearnedPolicy(trained.learner.actor, FAST)
+    state, _ = world.reset(jax.random.PRNGKey(4), SMALL)
     obs = jax.random.normal(jax.random.PRNGKey(5), (2, obs_dim(SMALL)))
     key = jax.random.PRNGKey(9)
     np.testing.assert_array_equal(
-        np.asarray(policy.act(key, obs, None, SMALL)),
-        np.asarray(original.act(key, obs, None, SMALL)),
+        np.asarray(policy.act(key, obs, state, SMALL)),
+        np.asarray(original.act(key, obs, state, SMALL)),
     )
     a = evaluate(policy, SMALL, range(3)).per_episode
     b = evaluate(original, SMALL, range(3)).per_episode

@@ -29,26 +29,26 @@ class TrainConfig:
 
     algo: Algo = "maddpg"
     critic_input: CriticInput = "joint_obs"
-    num_envs: int = 128
+    num_envs: int = 256
     actor_hidden: tuple[int, ...] = (64, 64)
     critic_hidden: tuple[int, ...] = (128, 128)
-    actor_lr: float = 1e-3
+    actor_lr: float = 1e-4
     critic_lr: float = 1e-3
-    gamma: float = 0.95
-    tau: float = 0.01
+    gamma: float = 0.99
+    tau: float = 0.005
     batch_size: int = 256
-    buffer_size: int = 200_000
+    buffer_size: int = 300_000
     updates_per_iter: int = 1
     warmup_steps: int = 10_000
     noise_start: float = 0.5
-    noise_end: float = 0.05
-    noise_decay_steps: int = 2_000_000
-    eval_noise: float = 0.2
+    noise_end: float = 0.1
+    noise_decay_steps: int = 2_500_000
+    eval_noise: float = 0.1
     sensor_headings: int = 8
     grad_clip: float = 1.0
     reward_scale: float = 1.0
-    shaping: Literal["none", "move"] = "none"
-    move_penalty: float = 0.1
+    shaping: Literal["none", "move"] = "move"
+    move_penalty: float = 0.25
     chunk_iters: int = 50
 
     def __post_init__(self) -> None:
