@@ -17,7 +17,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from chainsense.errors import ConfigError
+from chainsense.errors import ChainsenseError, ConfigError
 from chainsense.marl import checkpoint, train
 from chainsense.marl.config import TrainConfig
 from chainsense.sim.params import WorldParams
@@ -48,6 +48,7 @@ class TrainResult:
     updates: int
     episodes: int
     seconds: float
+    interrupted: bool = False
     files: dict[str, Path] = field(default_factory=dict)
 
     @property
@@ -118,7 +119,8 @@ def run(
     With ``out_dir``, writes ``train_log.csv``, TensorBoard events under ``tensorboard/``,
     ``curves.png`` and ``fleet.msgpack``. ``resume`` continues from a checkpoint (its learner,
     optimiser state and step counters; the replay buffer starts empty and refills).
-    ``on_chunk(row, fraction_done)`` is called after every chunk (progress bars).
+    ``on_chunk(row, fraction_done)`` is called after every chunk (progress bars). Ctrl-C stops
+    after the current chunk is lost and still writes the checkpoint of the last finished chunk.
     """
     if steps is None and minutes is None:
         raise ConfigError("steps", "give a step budget (--steps) or a time budget (--minutes)")
@@ -152,6 +154,7 @@ def run(
     t0 = time.perf_counter()
     done_steps = 0
     episodes = start_episodes
+    interrupted = False
     try:
         while True:
             elapsed = time.perf_counter() - t0
@@ -178,10 +181,14 @@ def run(
                 if budget_seconds is not None:
                     fracs.append(elapsed / budget_seconds)
                 on_chunk(row, min(1.0, max(fracs)))
+    except KeyboardInterrupt:
+        interrupted = True  # keep what was learned: fall through to the checkpoint
     finally:
         if logger is not None:
             logger.close()
     seconds = time.perf_counter() - t0
+    if any(x.is_deleted() for x in jax.tree_util.tree_leaves(carry.learner)):
+        raise ChainsenseError("train: interrupted inside a compiled chunk; nothing was saved")
     result = TrainResult(
         cfg=cfg,
         params=params,
@@ -191,6 +198,7 @@ def run(
         updates=int(carry.learner.updates),
         episodes=episodes,
         seconds=seconds,
+        interrupted=interrupted,
     )
     if out is not None:
         progress = {

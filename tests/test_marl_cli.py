@@ -1,0 +1,101 @@
+"""train, evaluate --checkpoint and reproduce from the CLI: outputs, exit 2 on mistakes."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from chainsense.errors import ConfigError
+from chainsense.experiments import sweeps
+
+
+def run_cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "chainsense", *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_train_then_evaluate_checkpoint(tmp_path: Path) -> None:
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text("[train]\nnum_envs = 16\nwarmup_steps = 500\nchunk_iters = 10\n")
+    out = tmp_path / "run"
+    res = run_cli(
+        "train", "--preset", "small", "--steps", "3200", "--config", str(cfg),
+        "--out", str(out), "--eval-episodes", "3", "--no-compare", "--algo", "iddpg",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    for name in ("fleet.msgpack", "train_log.csv", "curves.png", "eval.json"):
+        assert (out / name).is_file(), name
+    assert "iddpg" in json.loads((out / "eval.json").read_text())
+    ev = run_cli(
+        "evaluate", "--policy", "iddpg", "--policy", "random", "--preset", "small", "-n", "2",
+        "--checkpoint", str(out / "fleet.msgpack"), "--out", str(tmp_path / "ev"),
+    )  # fmt: skip
+    assert ev.returncode == 0, ev.stderr
+    assert set(json.loads((tmp_path / "ev" / "eval.json").read_text())) == {"iddpg", "random"}
+    wrong = run_cli(
+        "evaluate", "--policy", "maddpg", "--preset", "small", "-n", "2",
+        "--checkpoint", str(out / "fleet.msgpack"), "--out", str(tmp_path / "ev2"),
+    )  # fmt: skip
+    assert wrong.returncode == 2 and "iddpg fleet, not maddpg" in wrong.stderr
+    other_world = run_cli(
+        "evaluate", "--policy", "iddpg", "--preset", "paper", "-n", "1",
+        "--checkpoint", str(out / "fleet.msgpack"), "--out", str(tmp_path / "ev3"),
+    )  # fmt: skip
+    assert other_world.returncode == 2 and "Traceback" not in other_world.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["train", "--algo", "ppo", "--steps", "10"], "algo"),
+        (["train", "--steps", "0", "--preset", "small"], "steps"),
+        (["train", "--minutes", "-1", "--preset", "small"], "minutes"),
+        (["train", "--preset", "huge", "--steps", "10"], "preset"),
+        (["train", "--preset", "small", "--steps", "10", "--eval-episodes", "-1"], "eval_episodes"),
+        (["train", "--preset", "small", "--steps", "10", "--resume", "nope.msgpack"], "not found"),
+        (["evaluate", "--policy", "maddpg", "--preset", "small"], "--checkpoint"),
+        (["reproduce", "--preset", "medium"], "preset"),
+        (["reproduce", "--seeds", "0"], "seeds"),
+    ],
+)
+def test_mistakes_exit_2_with_one_line(args: list[str], needle: str) -> None:
+    res = run_cli(*args, timeout=120)
+    assert res.returncode == 2, res.stderr
+    assert needle in res.stderr and "Traceback" not in res.stderr
+
+
+def test_bad_train_section_names_field(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("[train]\ngamma = 1.5\n")
+    res = run_cli("train", "--preset", "small", "--steps", "10", "--config", str(cfg))
+    assert res.returncode == 2 and "train.gamma" in res.stderr
+
+
+def test_reproduce_spec_and_tiny_run(tmp_path: Path) -> None:
+    quick = sweeps.spec("quick")
+    assert quick.mts == (1, 2, 3, 4, 5) and quick.world.num_pois == 32
+    full = sweeps.spec("full", seeds=2)
+    assert full.seeds == 2 and full.world.num_pois == 256
+    with pytest.raises(ConfigError):
+        sweeps.spec("quick", episodes=0)
+    tiny = sweeps.Spec(
+        name="tiny",
+        world=quick.world,
+        mts=(1, 2),
+        ranges=(1.1,),
+        seeds=1,
+        episodes=2,
+        train_steps=640,
+        train=quick.train.__class__(num_envs=16, warmup_steps=100, chunk_iters=10),
+    )
+    files = sweeps.run(tiny, tmp_path)
+    names = {f.name for f in files}
+    assert names == {
+        "reproduce.csv", "reproduce_summary.csv", "metrics_vs_mts.png", "metrics_vs_range.png"
+    }  # fmt: skip
+    rows = (tmp_path / "reproduce.csv").read_text().splitlines()
+    # 3 points x 4 policies x 2 episodes (+ header)
+    assert len(rows) == 1 + 3 * 4 * 2
