@@ -33,7 +33,7 @@ def _args() -> argparse.Namespace:
     ap.add_argument("--devices", type=int, default=2, help="XLA host devices (cores) to split B")
     ap.add_argument("--preset", default="paper")
     ap.add_argument("--observation", choices=["both", "rich", "paper"], default="both")
-    ap.add_argument("--block", type=int, default=128, help="worlds per cache block")
+    ap.add_argument("--block", type=int, default=64, help="worlds per cache block")
     ap.add_argument("--pz-steps", type=int, default=400, help="PettingZoo steps timed")
     ap.add_argument("--pz-envs", type=int, default=16, help="distinct worlds stepped by PettingZoo")
     a = ap.parse_args()
