@@ -98,8 +98,9 @@ def _show(directory: Path) -> None:
     from chainsense.ledger import network
 
     table = Table(title=f"geth network {network.network_file(directory)}")
-    for col in ("node", "role", "pid", "alive", "peers", "head", "rpc"):
-        table.add_column(col)
+    for col in ("node", "role", "pid", "alive", "peers", "head"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("rpc", no_wrap=True, min_width=22)
     for s in network.status(directory):
         table.add_row(
             s.name,
