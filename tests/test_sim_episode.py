@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from chainsense.marl.policies import RandomPolicy
 from chainsense.sim.maps import generate_map
 from chainsense.sim.params import preset
-from chainsense.sim.world import batch_reset, batch_step, reset, step
+from chainsense.sim.world import batch_reset, batch_step, observe, reset, step
 
 SMALL = preset("small")
 
@@ -116,3 +116,14 @@ def test_invariants_hold_under_any_actions(seed, actions):
         assert np.all(np.isfinite(np.asarray(obs))) and np.all(np.isfinite(np.asarray(r)))
         taken = init_total - float(jnp.sum(s.poi_data))
         assert abs(taken - float(jnp.sum(s.collected))) < 1e-4
+
+
+def test_observation_under_nested_vmap_matches_single_worlds():
+    keys = jax.random.split(jax.random.PRNGKey(3), 6).reshape(2, 3, 2)
+    states, _ = jax.vmap(jax.vmap(lambda k: reset(k, SMALL)))(keys)
+    states = states.replace(poi_data=states.poi_data * 0.5)  # make the maps differ from reset
+    nested = jax.jit(jax.vmap(jax.vmap(lambda s: observe(s, SMALL))))(states)
+    for i in range(2):
+        for j in range(3):
+            one = observe(jax.tree.map(lambda x, i=i, j=j: x[i, j], states), SMALL)
+            np.testing.assert_allclose(nested[i, j], one, atol=1e-5)

@@ -10,7 +10,8 @@ One slot of :func:`step`, for every MT that still has energy (and while the epis
 3. After moving, the MT senses every PoI within ``sensing_range``. A served PoI gives up
    ``collect_fraction * poi_init`` per slot (or what remains, if less), split equally among the
    MTs serving it this slot. An MT whose remaining energy cannot pay for its whole share takes a
-   proportional part of every share. ``visits[k]`` (h_t(k)) counts slots in which PoI k gave data.
+   proportional part of every share. ``visits[k]`` (h_t(k)) counts the slots in which PoI k was
+   served: covered by an MT with energy left while it still held data.
 4. Reward r_m = omega_t * b_m / phi_m - collision_penalty * collided_m, with omega_t Jain's index
    of the visits after this slot, b_m the data collected and phi_m the energy spent this slot.
    0/0 conventions: b/phi = 0 when phi = 0 (then b = 0 too, because sense_cost > 0); Jain's index
@@ -50,7 +51,7 @@ class WorldState:
     poi_pos: Array  # [K,2]
     poi_init: Array  # [K] initial data
     poi_data: Array  # [K] remaining data
-    visits: Array  # [K] int32, h_t(k): slots in which PoI k gave data
+    visits: Array  # [K] int32, h_t(k): slots in which PoI k was served
     obstacles: Array  # [C,4] (x0, y0, x1, y1)
     t: Array  # int32 scalar: slots elapsed
     collisions: Array  # [M] int32, cumulative refused moves
