@@ -373,8 +373,3 @@ def batch_step(
 ) -> tuple[WorldState, Array, Array, Array, StepInfo]:
     """:func:`step` over a batch: keys [B,...], states [B,...], actions [B,M,2]."""
     return jax.vmap(lambda k, s, a: step(k, s, a, params))(keys, states, actions)
-
-
-def stack_states(states: list[WorldState]) -> Any:
-    """Stack single-world states into one batched state (leading axis B)."""
-    return jax.tree.map(lambda *xs: jnp.stack(xs), *states)
