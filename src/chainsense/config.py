@@ -14,11 +14,14 @@ import types
 import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
 from chainsense.errors import ConfigError
+
+if TYPE_CHECKING:
+    from chainsense.sim.params import WorldParams
 
 T = TypeVar("T")
 
@@ -113,3 +116,24 @@ def from_mapping(cls: type[T], data: Mapping[str, Any], section: str = "") -> T:
         if section and not exc.field.startswith(prefix):
             raise ConfigError(f"{prefix}{exc.field}", str(exc).split(": ", 1)[-1]) from exc
         raise
+
+
+def read_section(config: str | Path | None, name: str) -> dict[str, Any]:
+    """The ``[name]`` table of a config file; empty without a file or without that section."""
+    if config is None:
+        return {}
+    section = load_file(config).get(name, {})
+    if not isinstance(section, dict):
+        raise ConfigError(name, "must be a table of settings")
+    return section
+
+
+def load_world_params(preset_name: str, config: str | Path | None = None) -> WorldParams:
+    """The named world preset, overridden by the ``[world]`` section of ``config`` when given."""
+    from chainsense.sim.params import WorldParams, preset
+
+    base = preset(preset_name)
+    section = read_section(config, "world")
+    if not section:
+        return base
+    return from_mapping(WorldParams, {**dataclasses.asdict(base), **section}, "world")

@@ -53,7 +53,7 @@ def run_cmd(
     ),
 ) -> None:
     """Run the whole system once and write a summary and a self-contained HTML report."""
-    from chainsense.cli.world import load_world_params
+    from chainsense.config import load_world_params
     from chainsense.job import JobOptions, run_job, summary_rows
 
     train_config = None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import dataclasses
 from pathlib import Path
 
 import typer
@@ -11,24 +10,10 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from chainsense.config import from_mapping, load_file
+from chainsense.config import load_world_params
 from chainsense.errors import ConfigError
-from chainsense.sim.params import WorldParams, preset
 
 _console = Console()
-
-
-def load_world_params(preset_name: str, config: Path | None) -> WorldParams:
-    """The named preset, overridden by the ``[world]`` section of ``config`` when given."""
-    base = preset(preset_name)
-    if config is None:
-        return base
-    data = load_file(config)
-    section = data.get("world", {})
-    if not isinstance(section, dict):
-        raise ConfigError("world", "must be a table of settings")
-    merged = {**dataclasses.asdict(base), **section}
-    return from_mapping(WorldParams, merged, "world")
 
 
 def _check_run_args(episodes: int, seed: int) -> None:
