@@ -30,7 +30,6 @@ pytestmark = [
 def _records_on(url: str, address: str, ids: dict[int, object]) -> int:
     """How many of ``ids`` the node at ``url`` returns unchanged."""
     chain = RpcChain([url], timeout=5.0)
-    nw.add_poa_middleware(chain)
     try:
         ledger = Ledger(chain, address)
         return sum(ledger.get_record(rid).record == rec for rid, rec in ids.items())
@@ -54,7 +53,7 @@ def test_four_nodes_submit_via_follower_kill_a_sealer_lose_nothing(tmp_path: Pat
         # Writes prefer the follower, as in the paper's deployment.
         assert chain._order(write=True)[0].role == "follower"
         ca_key = KeyPair.derive(7, 0, "ca")
-        ledger = nw.deploy_ledger(chain, ca_key.address, faucet)
+        ledger = chain.deploy_ledger(ca_key.address, faucet)
         ca = CertificateAuthority(ca_key, tmp_path / "ca.sqlite", ledger.domain)
         mt_key = KeyPair.derive(7, 0, "mt")
         ca.register(mt_key.address)

@@ -41,7 +41,6 @@ from chainsense.errors import ChainsenseError, ConfigError
 
 if TYPE_CHECKING:
     from chainsense.ledger.chain import RpcChain
-    from chainsense.ledger.contract import Ledger
     from chainsense.ledger.keys import KeyPair
 
 NETWORK_FILE = "network.json"
@@ -746,106 +745,8 @@ def running(
 def connect(
     directory: str | Path, *, timeout: float = 5.0, cooldown: float = 2.0
 ) -> tuple[RpcChain, KeyPair | None]:
-    """The ledger client (:class:`RpcChain` with failover) over this network, plus its faucet.
-
-    Clique headers carry 97 bytes of extraData, which web3.py rejects unless its POA middleware
-    is installed; it is added here to every endpoint (if the client has not done so already).
-    """
+    """The ledger client over this network (:class:`RpcChain`: failover, head tracking, read
+    your writes; Clique headers handled) plus the faucet key."""
     from chainsense.ledger.chain import chain_from_network_file
 
-    chain, faucet = chain_from_network_file(
-        network_file(directory), timeout=timeout, cooldown=cooldown
-    )
-    add_poa_middleware(chain)
-    return chain, faucet
-
-
-def add_poa_middleware(chain: RpcChain) -> None:
-    """Install web3's ExtraDataToPOAMiddleware on every endpoint of ``chain`` (idempotent)."""
-    from web3.middleware import ExtraDataToPOAMiddleware
-
-    for ep in chain.endpoints:
-        onion = ep.w3.middleware_onion
-        if "chainsense_poa" not in onion:
-            onion.inject(ExtraDataToPOAMiddleware, name="chainsense_poa", layer=0)
-
-
-def ledger_bytecode_for_london() -> str:
-    """The ledger contract compiled for the Paris EVM (no PUSH0), which 1.13 Clique executes."""
-    import vyper
-    from vyper.compiler.settings import Settings
-
-    from chainsense.ledger.artifacts import source_path
-
-    out = vyper.compile_code(
-        source_path().read_text(),
-        output_formats=["bytecode"],
-        settings=Settings(evm_version="paris"),
-    )
-    return str(out["bytecode"])
-
-
-def wait_everywhere(
-    chain: RpcChain, check: Callable[[Any], bool], what: str, timeout: float = 30.0
-) -> None:
-    """Wait until ``check(w3)`` holds on every reachable endpoint of ``chain``.
-
-    Nodes import a block a moment apart: right after a receipt from one node, another may not
-    have the new state yet. Unreachable endpoints (a stopped node) are skipped.
-    """
-    deadline = time.monotonic() + timeout
-    pending = list(chain.endpoints)
-    while pending:
-        still = []
-        for ep in pending:
-            try:
-                ok = check(ep.w3)
-            except Exception:  # unreachable or not ready: try again, skip if it stays down
-                ok = not pid_alive_url(ep.url)
-            if not ok:
-                still.append(ep)
-        pending = still
-        if pending and time.monotonic() > deadline:
-            names = ", ".join(ep.name for ep in pending)
-            raise ChainsenseError(f"network: {what} not visible on {names} after {timeout:.0f}s")
-        if pending:
-            time.sleep(0.2)
-
-
-def pid_alive_url(url: str) -> bool:
-    """True when something accepts TCP connections at ``url``'s loopback port."""
-    port = int(url.rsplit(":", 1)[1].split("/")[0])
-    with socket.socket() as s:
-        s.settimeout(0.5)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def deploy_ledger(chain: RpcChain, ca_address: str, deployer: KeyPair | None) -> Ledger:
-    """Deploy the ledger contract on a geth network; returns once every node has its code.
-
-    Uses the committed artifact; if the node refuses it for an opcode newer than London (1.13
-    Clique stops at London), the same source is compiled for Paris and deployed instead.
-    """
-    from web3 import Web3
-
-    from chainsense.ledger.artifacts import load_artifact
-    from chainsense.ledger.chain import ChainError
-    from chainsense.ledger.contract import Ledger
-
-    art = load_artifact()
-    ca = Web3.to_checksum_address(ca_address)
-    factory = Web3().eth.contract(abi=art.abi, bytecode=art.bytecode)
-    try:
-        result = chain.transact(deployer, to=None, data=factory.constructor(ca).data_in_transaction)
-    except ChainError as exc:
-        if "opcode" not in str(exc).lower():
-            raise
-        factory = Web3().eth.contract(abi=art.abi, bytecode=ledger_bytecode_for_london())
-        result = chain.transact(deployer, to=None, data=factory.constructor(ca).data_in_transaction)
-    address = result.contract_address
-    if not address:
-        raise ChainsenseError(f"deploy: transaction {result.tx_hash} created no contract")
-    wait_everywhere(chain, lambda w3: len(w3.eth.get_code(address)) > 0, "ledger contract code")
-    ledger = Ledger(chain, address)
-    ledger.deploy_result = result
-    return ledger
+    return chain_from_network_file(network_file(directory), timeout=timeout, cooldown=cooldown)
