@@ -592,6 +592,7 @@ class RpcChain(Chain):
                     continue
                 if head < need:
                     short.append(f"{ep.name}: at block {head}")
+                    self.lag_skips += 1
                     continue
                 if head + self.lag_tolerance < self.best_head:
                     lagging.append(ep)  # behind the network: last resort
