@@ -69,9 +69,9 @@ def spec(
             world=preset("paper"),
             mts=(1, 2, 3, 4, 5),
             ranges=(0.7, 0.9, 1.1, 1.3, 1.5),
-            seeds=3,
+            seeds=2,
             episodes=10,
-            train_steps=8_000_000,
+            train_steps=6_000_000,
             train=TrainConfig(),
         )
     else:

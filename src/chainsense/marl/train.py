@@ -2,7 +2,8 @@
 
 One *iteration* acts in all ``num_envs`` worlds at once (actor + decaying Gaussian noise on the
 unit-disk action; uniform random actions during warm-up), steps them with the vmapped world,
-writes the ``num_envs`` transitions into the device replay buffer, resets finished worlds, and runs
+writes the ``num_envs`` transitions into the device replay buffer, restarts finished worlds from a
+pool of fresh worlds drawn once per chunk, and runs
 ``updates_per_iter`` MADDPG/IDDPG updates once the buffer holds ``warmup_steps`` transitions.
 ``chunk_iters`` iterations run inside one ``lax.scan`` call, so Python only wakes up between
 chunks (progress bar, CSV / TensorBoard rows, time budget, checkpoints).
@@ -133,8 +134,10 @@ def _shape_reward(cfg: TrainConfig, reward: jax.Array, info: Any, params: WorldP
     return reward - cfg.move_penalty * info.moved / params.max_move
 
 
-def _iteration(cfg: TrainConfig, params: WorldParams, carry: Carry, _: Any) -> tuple[Carry, Any]:
-    key, k_act, k_step, k_reset, k_upd = jax.random.split(carry.key, 5)
+def _iteration(
+    cfg: TrainConfig, params: WorldParams, pool: Any, carry: Carry, _: Any
+) -> tuple[Carry, Any]:
+    key, k_act, k_step, k_upd = jax.random.split(carry.key, 4)
     b = cfg.num_envs
     action = _explore(cfg, carry, k_act)
     physical = networks.to_physical(action, params.max_move)
@@ -165,15 +168,11 @@ def _iteration(cfg: TrainConfig, params: WorldParams, carry: Carry, _: Any) -> t
     stats["episodes"] = jnp.sum(fin)
     stats["return"] = jnp.sum(fin * ep_return)
 
-    # Reset finished worlds (only computed when one finished).
-    def do_reset(args: tuple[Any, jax.Array]) -> tuple[Any, jax.Array]:
-        env_, obs_ = args
-        fresh, fresh_obs = world.batch_reset(jax.random.split(k_reset, b), params)
-        fresh_obs = _learner_obs(cfg, fresh, fresh_obs, params)
-        pick = partial(_select, done)
-        return jax.tree_util.tree_map(pick, fresh, env_), pick(fresh_obs, obs_)
-
-    env, next_obs = jax.lax.cond(jnp.any(done), do_reset, lambda a: a, (env, next_obs))
+    # Finished worlds restart from this chunk's pool of fresh worlds (world b takes entry b).
+    fresh, fresh_obs = pool
+    pick = partial(_select, done)
+    env = jax.tree_util.tree_map(pick, fresh, env)
+    next_obs = pick(fresh_obs, next_obs)
     ep_return = jnp.where(done, 0.0, ep_return)
 
     env_steps = carry.env_steps + b
@@ -224,8 +223,17 @@ def make_chunk(cfg: TrainConfig, params: WorldParams) -> Callable[[Carry], tuple
 
     @partial(jax.jit, donate_argnums=0)  # the buffer is updated in place, not copied
     def chunk(carry: Carry) -> tuple[Carry, dict]:
+        # Fresh worlds for the resets of this chunk, drawn once per chunk: the worlds are
+        # desynchronised, so some world finishes in almost every iteration, and resetting all B
+        # worlds there (map generation by rejection sampling) would cost more than the steps.
+        key, k_pool = jax.random.split(carry.key)
+        fresh, fresh_obs = world.batch_reset(jax.random.split(k_pool, cfg.num_envs), params)
+        pool = (fresh, _learner_obs(cfg, fresh, fresh_obs, params))
         carry, (stats, logs) = jax.lax.scan(
-            partial(_iteration, cfg, params), carry, None, length=cfg.chunk_iters
+            partial(_iteration, cfg, params, pool),
+            carry.replace(key=key),
+            None,
+            length=cfg.chunk_iters,
         )
         out = {k: jnp.sum(v) for k, v in stats.items()}
         n_upd = jnp.sum(logs["updated"])
