@@ -63,11 +63,13 @@ def _print_tables(tables: list, title: str) -> None:
 
 def train_cmd(
     config: Path | None = typer.Option(  # noqa: B008
-        None, "--config", help="TOML/YAML with [world] and [train] sections."
+        None, "--config", help="TOML/YAML with 'world' and 'train' tables."
     ),
     preset_name: str = typer.Option("paper", "--preset", help="World preset: paper or small."),
     algo: str | None = typer.Option(None, "--algo", help="maddpg or iddpg (overrides config)."),
-    minutes: float | None = typer.Option(None, "--minutes", help="Wall-clock training budget."),
+    minutes: float | None = typer.Option(
+        None, "--minutes", help="Wall-clock budget (10 when neither budget is given)."
+    ),
     steps: int | None = typer.Option(None, "--steps", help="Environment-step budget."),
     seed: int = typer.Option(0, "--seed", help="Seed of networks, worlds and noise."),
     out: Path = typer.Option(Path("runs/train"), "--out", help="Output directory."),  # noqa: B008
