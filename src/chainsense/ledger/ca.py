@@ -25,6 +25,7 @@ from chainsense.errors import ChainsenseError
 from chainsense.ledger.keys import KeyPair, SignatureError, checksum, recover_bytes
 from chainsense.ledger.merkle import MerkleTree
 from chainsense.ledger.records import Domain, Record, batch_struct_hash
+from chainsense.ledger.sqlite_tx import write_transaction
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -185,14 +186,8 @@ class CertificateAuthority:
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction, taken before reading what it checks: several CA processes
         on one registry cannot both accept the same nonce."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        with self._lock, write_transaction(self._db) as db:
+            yield db
 
     def countersign(self, record: Record, mt_signature: bytes) -> Countersignature:
         """Verify (registered, signed by record.mt, fresh nonce) and countersign one record."""

@@ -13,8 +13,6 @@ Records the CA or the contract refuse for good are marked ``rejected`` with the 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -26,6 +24,7 @@ from chainsense.ledger.chain import ChainError, RevertError
 from chainsense.ledger.contract import Ledger
 from chainsense.ledger.keys import KeyPair
 from chainsense.ledger.records import Record, record_from_event
+from chainsense.ledger.sqlite_tx import write_transaction
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -89,16 +88,6 @@ class MobileTerminal:
     def close(self) -> None:
         self._db.close()
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
-
     # --- collecting --------------------------------------------------------------------------
     def next_nonce(self) -> int:
         row = self._db.execute("SELECT MAX(nonce) FROM outbox").fetchone()
@@ -106,7 +95,7 @@ class MobileTerminal:
 
     def collect(self, poi: int, slot: int, amount: float, x: float, y: float) -> Record:
         """Make, sign and store (durably) the record of one collection event."""
-        with self._tx() as db:
+        with write_transaction(self._db) as db:
             nonce = self.next_nonce()
             record = record_from_event(self.key.address, poi, slot, amount, x, y, nonce)
             digest = record.digest(self.domain)
@@ -147,7 +136,7 @@ class MobileTerminal:
                 continue
             except CAUnavailableError:
                 break  # CA down: keep the rest queued, submit what is already certified
-            with self._tx() as db:
+            with write_transaction(self._db) as db:
                 db.execute(
                     "UPDATE outbox SET ca_signature = ?, state = 'certified' WHERE nonce = ?",
                     (cs.ca_signature, record.nonce),
@@ -178,7 +167,7 @@ class MobileTerminal:
                         in_flight.append((record, old_hash))  # still in a node's pool: wait
                         continue
                 else:  # durably mark the attempt before making it
-                    with self._tx() as db:
+                    with write_transaction(self._db) as db:
                         db.execute(
                             "UPDATE outbox SET state = 'sent' WHERE nonce = ?", (record.nonce,)
                         )
@@ -192,7 +181,7 @@ class MobileTerminal:
                 continue
             except ChainError:
                 break  # no node reachable: everything left stays queued for the next flush
-            with self._tx() as db:
+            with write_transaction(self._db) as db:
                 db.execute("UPDATE outbox SET tx_hash = ? WHERE nonce = ?", (tx_hash, record.nonce))
             in_flight.append((record, tx_hash))
         for record, tx_hash in in_flight:
@@ -238,7 +227,7 @@ class MobileTerminal:
         return False
 
     def _mark_confirmed(self, nonce: int, record_id: int, tx_hash: str | None) -> None:
-        with self._tx() as db:
+        with write_transaction(self._db) as db:
             db.execute(
                 "UPDATE outbox SET state = 'confirmed', record_id = ?, tx_hash = ?, error = NULL "
                 "WHERE nonce = ?",
@@ -246,7 +235,7 @@ class MobileTerminal:
             )
 
     def _mark_rejected(self, nonce: int, reason: str) -> None:
-        with self._tx() as db:
+        with write_transaction(self._db) as db:
             db.execute(
                 "UPDATE outbox SET state = 'rejected', error = ? WHERE nonce = ?", (reason, nonce)
             )
