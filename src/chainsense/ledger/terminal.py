@@ -147,7 +147,7 @@ class MobileTerminal:
     def submit(self) -> FlushReport:
         """Send every certified/sent record to the ledger and wait for the receipts."""
         rows = self._db.execute(
-            "SELECT nonce, poi, slot, reading, x, y, ca_signature, state, tx_hash, digest "
+            "SELECT nonce, poi, slot, reading, x, y, ca_signature, state, tx_hash "
             "FROM outbox WHERE state IN ('certified', 'sent') ORDER BY nonce"
         ).fetchall()
         confirmed = already = rejected = gas = 0
@@ -158,9 +158,7 @@ class MobileTerminal:
             state, old_hash = row[7], row[8]
             try:
                 if state == "sent":  # an earlier attempt may have reached the chain
-                    rid = self.ledger.record_id_of(bytes(row[9]))
-                    if rid:
-                        self._mark_confirmed(record.nonce, rid, old_hash)
+                    if self._stored_now(record, old_hash):
                         already += 1
                         continue
                     if old_hash and chain.tx_known(old_hash):
@@ -173,11 +171,9 @@ class MobileTerminal:
                         )
                 tx_hash = self.ledger.send_submit(record, bytes(row[6]), self.key)
             except RevertError as exc:
-                if self._stored_now(record, old_hash):
-                    already += 1
-                else:
-                    self._mark_rejected(record.nonce, f"contract: {exc.reason}")
-                    rejected += 1
+                stored = self._settle_revert(record, old_hash, exc)
+                already += stored
+                rejected += not stored
                 continue
             except ChainError:
                 break  # no node reachable: everything left stays queued for the next flush
@@ -188,11 +184,9 @@ class MobileTerminal:
             try:
                 result = self.ledger.finish_submit(record, tx_hash)
             except RevertError as exc:
-                if self._stored_now(record, tx_hash):
-                    already += 1
-                else:
-                    self._mark_rejected(record.nonce, f"contract: {exc.reason}")
-                    rejected += 1
+                stored = self._settle_revert(record, tx_hash, exc)
+                already += stored
+                rejected += not stored
                 continue
             except ChainError:
                 continue  # stays 'sent'; the next flush asks the chain again
@@ -218,6 +212,14 @@ class MobileTerminal:
             report.pending,
             report.gas_used,
         )
+
+    def _settle_revert(self, record: Record, tx_hash: str | None, exc: RevertError) -> bool:
+        """A reverted submit: True when the record is stored after all (an earlier attempt
+        landed: "duplicate record"), else it is marked rejected with the contract's reason."""
+        if self._stored_now(record, tx_hash):
+            return True
+        self._mark_rejected(record.nonce, f"contract: {exc.reason}")
+        return False
 
     def _stored_now(self, record: Record, tx_hash: str | None) -> bool:
         rid = self.ledger.record_id_of(record)
