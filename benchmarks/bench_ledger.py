@@ -25,6 +25,7 @@ from eth_account import Account
 
 from chainsense.ledger.ca import CertificateAuthority
 from chainsense.ledger.chain import EmbeddedChain
+from chainsense.ledger.demo import synthetic_events
 from chainsense.ledger.keys import KeyPair, recover_bytes
 from chainsense.ledger.records import Domain, Record
 from chainsense.ledger.session import LedgerSession
@@ -94,21 +95,6 @@ def bench_ca(n: int, tmp: Path) -> dict[str, float]:
     }
 
 
-def events(n: int, mts: int, seed: int = 0) -> list[tuple[int, int, int, float, float, float]]:
-    rng = random.Random(seed)
-    return [
-        (
-            i % mts,
-            rng.randrange(100),
-            i // mts,
-            rng.uniform(0, 5),
-            rng.uniform(0, 16),
-            rng.uniform(0, 16),
-        )
-        for i in range(n)
-    ]
-
-
 def percentile(xs: list[float], q: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(q * len(xs)))]
@@ -118,7 +104,7 @@ def bench_end_to_end(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
     out: dict[str, object] = {}
     # per-record mode: one transaction per record
     s = LedgerSession(10, tmp / "record", mode="record")
-    rep = s.submit_events(events(args.records_per_tx, 10))
+    rep = s.submit_events(synthetic_events(args.records_per_tx, 10, pois=100))
     assert rep.confirmed == args.records_per_tx
     out["record_mode_records_per_s"] = rep.records_per_s
     out["record_mode_gas_per_record"] = rep.gas_per_record
@@ -144,7 +130,7 @@ def bench_end_to_end(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
     s = LedgerSession(10, tmp / "batch", mode="batch", batch_size=args.batch_size)
     walls, cpus = [], []
     for rep_i in range(args.repeats):
-        evs = events(args.batch_records, 10, seed=2 + rep_i)
+        evs = synthetic_events(args.batch_records, 10, pois=100, seed=2 + rep_i)
         t, c = time.perf_counter(), time.process_time()
         rep = s.submit_events(evs)
         walls.append(time.perf_counter() - t)
@@ -172,7 +158,7 @@ def bench_gas_vs_batch(sizes: list[int], tmp: Path) -> dict[int, float]:
     res = {}
     for size in sizes:
         s = LedgerSession(4, tmp / f"gas-{size}", mode="batch", batch_size=size)
-        rep = s.submit_events(events(size, 4, seed=size))
+        rep = s.submit_events(synthetic_events(size, 4, pois=100, seed=size))
         res[size] = rep.gas_per_record
         s.close()
     return res

@@ -10,22 +10,30 @@ from typing import Any
 from chainsense.ledger.session import LedgerSession
 
 
-def run_demo(
-    records: int, mts: int, batch: bool, progress: Callable[[int], None] | None = None
-) -> dict[str, Any]:
-    """Submit ``records`` synthetic collection events from ``mts`` MTs, verify, summarise."""
-    rng = random.Random(0)
-    events = [
+def synthetic_events(
+    n: int, mts: int, *, pois: int = 50, seed: int = 0
+) -> list[tuple[int, int, int, float, float, float]]:
+    """``n`` collection events ``(mt, poi, slot, amount, x, y)``, round robin over ``mts`` MTs
+    (each MT's slots count up), on a 16x16 map; seeded, so runs compare."""
+    rng = random.Random(seed)
+    return [
         (
             i % mts,
-            rng.randrange(50),
+            rng.randrange(pois),
             i // mts,
             rng.uniform(0, 5),
             rng.uniform(0, 16),
             rng.uniform(0, 16),
         )
-        for i in range(records)
+        for i in range(n)
     ]
+
+
+def run_demo(
+    records: int, mts: int, batch: bool, progress: Callable[[int], None] | None = None
+) -> dict[str, Any]:
+    """Submit ``records`` synthetic collection events from ``mts`` MTs, verify, summarise."""
+    events = synthetic_events(records, mts)
     with tempfile.TemporaryDirectory(prefix="chainsense-demo-") as tmp:
         session = LedgerSession(
             mts, tmp, mode="batch" if batch else "record", batch_size=min(records, 5000)
