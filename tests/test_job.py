@@ -127,3 +127,14 @@ def test_cli_run_against_a_real_anvil_node(tmp_path: Path) -> None:
     assert lg["records_on_chain"] == lg["events"] == lg["verified"] > 0
     assert lg["all_accounted"] is True
     assert "JSON-RPC" in out.stdout
+
+
+def test_unreachable_rpc_node_fails_before_any_work(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "chainsense", "run", "--preset", "small", "--policy", "greedy",
+         "--rpc", "http://127.0.0.1:9", "--out", str(tmp_path / "o")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert "Traceback" not in out.stderr
+    assert not (tmp_path / "o").exists()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
+import shutil
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -207,7 +208,13 @@ def _chain(opts: JobOptions) -> tuple[Any, Any]:
     if opts.network is not None:
         return chain_from_network_file(opts.network)
     if opts.rpc:
-        return RpcChain(list(opts.rpc)), None
+        chain = RpcChain(list(opts.rpc))
+        try:
+            _ = chain.chain_id  # reach a node now, before minutes of training
+        except Exception:
+            chain.close()
+            raise
+        return chain, None
     return EmbeddedChain(), None
 
 
@@ -227,6 +234,8 @@ def _expected_records(events: Sequence[tuple[int, int, int, float, float, float]
 
 def share_on_ledger(
     opts: JobOptions,
+    chain: Any,
+    funder: Any,
     events: Sequence[tuple[int, int, int, float, float, float]],
     progress: Progress,
 ) -> LedgerFigures:
@@ -234,10 +243,12 @@ def share_on_ledger(
     from chainsense.ledger.batch import verify_offchain
     from chainsense.ledger.session import LedgerSession
 
-    chain, funder = _chain(opts)
+    workdir = opts.out / "ledger"
+    if workdir.exists():  # a previous run's CA registry, outboxes and bundles: not this chain's
+        shutil.rmtree(workdir)
     session = LedgerSession(
         opts.params.num_mts,
-        opts.out / "ledger",
+        workdir,
         chain=chain,
         funder=funder,
         seed=opts.seed,
@@ -301,7 +312,6 @@ def share_on_ledger(
         )
     finally:
         session.close()
-        chain.close()
 
 
 def _tamper_is_detected(session: Any, on_chain: Sequence[Any], verify_offchain: Any) -> bool:
@@ -345,14 +355,33 @@ def compare_policies(opts: JobOptions, fleet: Any) -> tuple[list[Any], list[dict
 
 def run_job(opts: JobOptions, progress: Progress = _noop) -> JobResult:
     """Run the whole system once (see the module docstring); writes into ``opts.out``."""
-    from chainsense.marl.evaluate import plot_table, rollout, write_table
-    from chainsense.sim.render import animate_episode, plot_map
-
-    opts.out.mkdir(parents=True, exist_ok=True)
     phases: dict[str, float] = {}
     files: dict[str, Path] = {}
-    with _timed(phases, "fleet"):
-        fleet, training = make_fleet(opts, progress)
+    chain, funder = _chain(opts)  # connect first: an unreachable node fails before any work
+    try:
+        opts.out.mkdir(parents=True, exist_ok=True)
+        with _timed(phases, "fleet"):
+            fleet, training = make_fleet(opts, progress)
+        result = _run_with_chain(opts, chain, funder, fleet, training, phases, files, progress)
+    finally:
+        chain.close()
+    return result
+
+
+def _run_with_chain(
+    opts: JobOptions,
+    chain: Any,
+    funder: Any,
+    fleet: Any,
+    training: dict[str, float],
+    phases: dict[str, float],
+    files: dict[str, Path],
+    progress: Progress,
+) -> JobResult:
+    """Episode, ledger, baselines and report, once the chain and the fleet are ready."""
+    from chainsense.marl.evaluate import rollout, write_table
+    from chainsense.sim.render import animate_episode, plot_map
+
     with _timed(phases, "episode"):
         progress("episode", 0, 1)
         episode = rollout(fleet, opts.params, jax.random.PRNGKey(opts.seed), record=True)
@@ -368,14 +397,12 @@ def run_job(opts: JobOptions, progress: Progress = _noop) -> JobResult:
         files["animation"] = animate_episode(episode, opts.params, opts.out / "episode.gif")
     events = _events(episode)
     with _timed(phases, "ledger"):
-        ledger = share_on_ledger(opts, events, progress)
+        ledger = share_on_ledger(opts, chain, funder, events, progress)
         files["ledger_plot"] = plot_ledger(ledger, opts.out / "ledger.png")
     with _timed(phases, "baselines"):
         progress("baselines", 0, 1)
         tables, rows = compare_policies(opts, fleet)
-        write_table(tables, opts.out / "metrics")
-        plot_table(tables, opts.out / "metrics.png")
-        files["metrics_plot"] = opts.out / "metrics.png"
+        _, _, files["metrics_plot"] = write_table(tables, opts.out / "metrics")
         progress("baselines", 1, 1)
     result = JobResult(
         options=opts,
