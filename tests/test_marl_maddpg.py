@@ -6,23 +6,9 @@ import numpy as np
 import pytest
 
 from chainsense.errors import ConfigError
-from chainsense.marl import buffer, maddpg, networks
+from chainsense.marl import buffer, maddpg
 from chainsense.marl.config import TrainConfig
-
-M, OD, SD, N = 3, 11, 17, 8
-
-
-def _batch(key: jax.Array) -> maddpg.Transition:
-    k = jax.random.split(key, 6)
-    return maddpg.Transition(
-        obs=jax.random.normal(k[0], (N, M, OD)),
-        cstate=jax.random.normal(k[1], (N, SD)),
-        action=networks.clip_to_disk(jax.random.normal(k[2], (N, M, 2))),
-        reward=jax.random.normal(k[3], (N, M)),
-        next_obs=jax.random.normal(k[4], (N, M, OD)),
-        next_cstate=jax.random.normal(k[5], (N, SD)),
-        done=jnp.zeros((N,)),
-    )
+from marl_batches import OD, SD, M, N, random_batch
 
 
 def test_td_target_hand_example() -> None:
@@ -47,7 +33,7 @@ def test_soft_update_arithmetic() -> None:
 def test_update_moves_critic_towards_target_and_targets_by_tau(algo) -> None:
     cfg = TrainConfig(algo=algo, actor_hidden=(16,), critic_hidden=(32,), tau=0.1, critic_lr=1e-2)
     learner = maddpg.init(jax.random.PRNGKey(0), cfg, M, OD, SD)
-    batch = _batch(jax.random.PRNGKey(1))._replace(done=jnp.ones((8,)))  # y = r exactly
+    batch = random_batch(jax.random.PRNGKey(1))._replace(done=jnp.ones((N,)))  # y = r exactly
     step = jax.jit(lambda lrn: maddpg.update(cfg, lrn, batch))
     x, a = maddpg.critic_inputs(cfg, batch.obs, batch.cstate, batch.action)
 
@@ -75,7 +61,7 @@ def test_actor_uses_other_agents_batch_actions() -> None:
     """Agent m's actor gradient flows only through critic m; others' actions come from the batch."""
     cfg = TrainConfig(actor_hidden=(8,), critic_hidden=(8,))
     learner = maddpg.init(jax.random.PRNGKey(0), cfg, M, OD, SD)
-    batch = _batch(jax.random.PRNGKey(2))
+    batch = random_batch(jax.random.PRNGKey(2))
     new, _ = maddpg.update(cfg, learner, batch)
     # changing agent 1's batch action changes agent 0's actor update (it is critic 0's input)
     act2 = batch.action.at[:, 1].set(-batch.action[:, 1])

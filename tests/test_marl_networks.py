@@ -7,21 +7,7 @@ import pytest
 
 from chainsense.marl import maddpg, networks
 from chainsense.marl.config import TrainConfig
-
-M, OD, SD, N = 3, 11, 17, 8
-
-
-def _batch(key: jax.Array, sd: int = SD) -> maddpg.Transition:
-    k = jax.random.split(key, 6)
-    return maddpg.Transition(
-        obs=jax.random.normal(k[0], (N, M, OD)),
-        cstate=jax.random.normal(k[1], (N, sd)),
-        action=networks.clip_to_disk(jax.random.normal(k[2], (N, M, 2))),
-        reward=jax.random.normal(k[3], (N, M)),
-        next_obs=jax.random.normal(k[4], (N, M, OD)),
-        next_cstate=jax.random.normal(k[5], (N, sd)),
-        done=jnp.zeros((N,)),
-    )
+from marl_batches import OD, SD, M, N, random_batch
 
 
 def _all_finite_nonzero(tree) -> None:
@@ -50,7 +36,7 @@ def test_shapes_and_gradients(algo, critic_input, x_dim, a_shape) -> None:
     assert all(leaf.shape[0] == M for leaf in jax.tree_util.tree_leaves(learner.actor))
     kernel = learner.critic["params"]["MLP_0"]["Dense_0"]["kernel"]
     assert kernel.shape == (M, x_dim + a_shape[0] * a_shape[1], 32)
-    batch = _batch(jax.random.PRNGKey(1))
+    batch = random_batch(jax.random.PRNGKey(1))
     acts = maddpg.act(cfg, learner.actor, batch.obs)
     assert acts.shape == (N, M, 2)
     assert bool(jnp.all(jnp.linalg.norm(acts, axis=-1) < 1.0))
