@@ -21,7 +21,7 @@ from pathlib import Path
 
 import jax
 
-from chainsense.cli.learn import load_train_config
+from chainsense.config import load_train_config
 from chainsense.marl import session, train
 from chainsense.marl.evaluate import evaluate
 from chainsense.marl.learned import LearnedPolicy

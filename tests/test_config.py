@@ -6,7 +6,7 @@ from typing import Literal
 
 import pytest
 
-from chainsense.config import from_mapping, load_file
+from chainsense.config import from_mapping, load_file, load_train_config
 from chainsense.errors import ConfigError
 
 
@@ -54,3 +54,20 @@ def test_load_file_errors(tmp_path: Path) -> None:
     good = tmp_path / "good.yaml"
     good.write_text("world:\n  size: 5\n")
     assert load_file(good) == {"world": {"size": 5}}
+
+
+def test_load_train_config_section_override_and_bad_fields(tmp_path: Path) -> None:
+    assert load_train_config(None).algo == "maddpg"
+    cfg_file = tmp_path / "c.toml"
+    cfg_file.write_text("[train]\nalgo = 'iddpg'\ntau = 0.05\n")
+    cfg = load_train_config(cfg_file)
+    assert (cfg.algo, cfg.tau) == ("iddpg", 0.05)
+    assert load_train_config(cfg_file, "maddpg").algo == "maddpg"  # the CLI flag wins
+    cfg_file.write_text("train = 3\n")
+    with pytest.raises(ConfigError) as info:
+        load_train_config(cfg_file)
+    assert info.value.field == "train"
+    cfg_file.write_text("[train]\ntua = 0.05\n")
+    with pytest.raises(ConfigError) as info:
+        load_train_config(cfg_file)
+    assert info.value.field == "train.tua"

@@ -21,6 +21,7 @@ import yaml
 from chainsense.errors import ConfigError
 
 if TYPE_CHECKING:
+    from chainsense.marl.config import TrainConfig
     from chainsense.sim.params import WorldParams
 
 T = TypeVar("T")
@@ -137,3 +138,13 @@ def load_world_params(preset_name: str, config: str | Path | None = None) -> Wor
     if not section:
         return base
     return from_mapping(WorldParams, {**dataclasses.asdict(base), **section}, "world")
+
+
+def load_train_config(config: str | Path | None, algo: str | None = None) -> TrainConfig:
+    """The ``[train]`` section of ``config`` (defaults without one); ``algo`` overrides it."""
+    from chainsense.marl.config import TrainConfig
+
+    section = read_section(config, "train")
+    if algo is not None:
+        section = {**section, "algo": algo}
+    return TrainConfig.from_dict(section)

@@ -16,7 +16,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from chainsense.config import load_file
+from chainsense.config import load_train_config, load_world_params
 from chainsense.errors import ConfigError
 
 _console = Console()
@@ -32,21 +32,6 @@ def _progress() -> Progress:
         TextColumn("{task.fields[info]}"),
         console=_console,
     )
-
-
-def load_train_config(config: Path | None, algo: str | None) -> object:
-    """The ``[train]`` section of ``config`` (defaults without one); ``algo`` overrides it."""
-    from chainsense.marl.config import TrainConfig
-
-    section: dict = {}
-    if config is not None:
-        data = load_file(config)
-        section = data.get("train", {})
-        if not isinstance(section, dict):
-            raise ConfigError("train", "must be a table of settings")
-    if algo is not None:
-        section = {**section, "algo": algo}
-    return TrainConfig.from_dict(section)
 
 
 def _print_tables(tables: list, title: str) -> None:
@@ -82,9 +67,7 @@ def train_cmd(
     ),
 ) -> None:
     """Train a MADDPG / IDDPG fleet; writes checkpoint, CSV + TensorBoard logs, curves, eval."""
-    from chainsense.cli.world import load_world_params
     from chainsense.marl import session
-    from chainsense.marl.config import TrainConfig
 
     if algo is not None and algo not in ("maddpg", "iddpg"):
         raise ConfigError("algo", f"must be maddpg or iddpg, got {algo!r}")
@@ -96,7 +79,6 @@ def train_cmd(
         raise ConfigError("eval_episodes", f"must be in [0, 10000], got {eval_episodes}")
     params = load_world_params(preset_name, config)
     cfg = load_train_config(config, algo)
-    assert isinstance(cfg, TrainConfig)
     budget = f"{minutes:g} min" if minutes is not None else f"{steps:,} steps"
     _console.print(
         f"training {cfg.algo} on {preset_name} ({params.num_mts} MTs, {params.observation} obs), "
