@@ -18,6 +18,7 @@ MAX_DEPTH = 32  # the contract accepts proofs of at most 32 levels
 
 
 def leaf_hash(digest: bytes) -> bytes:
+    """The leaf of a record digest (one rule for building and for verifying)."""
     return keccak(digest)
 
 
@@ -37,7 +38,7 @@ class MerkleTree:
             raise ChainsenseError("batch: a Merkle tree needs at least one record")
         if any(len(d) != 32 for d in digests):
             raise ChainsenseError("batch: every leaf digest must be 32 bytes")
-        level = [keccak(d) for d in digests]
+        level = [leaf_hash(d) for d in digests]
         levels = [tuple(level)]
         while len(level) > 1:
             nxt = [_parent(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
@@ -74,7 +75,7 @@ def verify(root: bytes, digest: bytes, proof: Sequence[bytes]) -> bool:
     """Off-chain inclusion check of a record digest under ``root``."""
     if len(proof) > MAX_DEPTH or any(len(p) != 32 for p in proof):
         return False
-    node = keccak(digest)
+    node = leaf_hash(digest)
     for sibling in proof:
         node = _parent(node, sibling)
     return node == root
