@@ -20,6 +20,7 @@ from chainsense.errors import ChainsenseError
 from chainsense.ledger.artifacts import load_artifact
 from chainsense.ledger.chain import Chain, ChainError, RevertError, TxResult, _revert_reason
 from chainsense.ledger.keys import KeyPair, checksum
+from chainsense.ledger.merkle import MAX_DEPTH
 from chainsense.ledger.records import Domain, Record
 
 PAGE = 100  # the contract's MAX_PAGE
@@ -236,11 +237,12 @@ class Ledger:
 
     def verify_stored(self, record: Record) -> StoredRecord | None:
         """The stored copy of exactly this record, or None (digest lookup + field comparison)."""
-        rid = self.record_id_of(record)
+        digest = record.digest(self.domain)
+        rid = self.record_id_of(digest)
         if rid == 0:
             return None
         stored = self.get_record(rid)
-        if stored.record != record or stored.digest != record.digest(self.domain):
+        if stored.record != record or stored.digest != digest:
             return None
         return stored
 
@@ -276,7 +278,7 @@ class Ledger:
 
     def verify_inclusion(self, root_id: int, digest: bytes, proof: Sequence[bytes]) -> bool:
         """On-chain check that record digest ``digest`` is under anchored root ``root_id``."""
-        if len(proof) > 32:
+        if len(proof) > MAX_DEPTH:
             return False
         return bool(
             self.view("verify_inclusion", root_id, bytes(digest), [bytes(p) for p in proof])
@@ -284,7 +286,7 @@ class Ledger:
 
     def verify_record(self, root_id: int, record: Record, proof: Sequence[bytes]) -> bool:
         """On-chain check that exactly ``record`` is in anchored batch ``root_id``."""
-        if len(proof) > 32:
+        if len(proof) > MAX_DEPTH:
             return False
         return bool(
             self.view("verify_record", root_id, record.as_tuple(), [bytes(p) for p in proof])
