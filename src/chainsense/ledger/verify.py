@@ -1,9 +1,10 @@
 """Independent verification of everything stored on a ledger contract.
 
 Trusts nothing but the chain's state and logs: for every stored record it recomputes the
-EIP-712 digest from the stored fields, checks the digest index points back at the record, and
-recovers the CA countersignature carried in the record's ``RecordStored`` event, which must be
-the CA in office (per the ``CARotated`` log) when the record was stored.
+EIP-712 digest from the stored fields, checks it against the stored digest and the one in the
+record's ``RecordStored`` event, and recovers the CA countersignature carried in that event,
+which must be the CA in office (per the ``CARotated`` log) when the record was stored.
+(The digest -> id index is not walked here; ``Ledger.verify_stored`` checks one record that way.)
 """
 
 from __future__ import annotations
