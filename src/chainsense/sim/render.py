@@ -67,7 +67,9 @@ def plot_map(
     heat map of the visit counts h(k) summed over a 16 x 16 grid.
     """
     if positions is not None and np.asarray(positions).ndim != 3:
-        raise ConfigError("positions", "must have shape [T+1, M, 2]")
+        raise ConfigError(
+            "positions", f"must have shape [T+1, M, 2], got {np.asarray(positions).shape}"
+        )
     fig, ax = plt.subplots(figsize=(6.4, 6.0))
     _draw_static(ax, state, params)
     if heat:
@@ -114,8 +116,10 @@ def animate_episode(
     """Save a GIF of a recorded rollout (``positions`` and ``data_history`` must be present)."""
     if rollout.positions is None or rollout.data_history is None:
         raise ConfigError("rollout", "record the rollout (record=True) before animating it")
-    if fps < 1 or max_frames < 2:
-        raise ConfigError("fps", "fps must be >= 1 and max_frames >= 2")
+    if fps < 1:
+        raise ConfigError("fps", f"must be >= 1, got {fps!r}")
+    if max_frames < 2:
+        raise ConfigError("max_frames", f"must be >= 2, got {max_frames!r}")
     traj, data = np.asarray(rollout.positions), np.asarray(rollout.data_history)
     state = rollout.final_state
     last = int(state.t)
