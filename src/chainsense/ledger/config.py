@@ -45,7 +45,7 @@ class LedgerConfig:
         if not 1 <= self.ca_port <= 65535:
             raise ConfigError("ca_port", f"must be a TCP port, got {self.ca_port}")
         if self.fund_wei <= 0:
-            raise ConfigError("fund_wei", "must be positive")
+            raise ConfigError("fund_wei", f"must be positive, got {self.fund_wei}")
         if not 0 < self.rpc_timeout <= 300:
             raise ConfigError("rpc_timeout", f"must be in (0, 300] seconds, got {self.rpc_timeout}")
 
