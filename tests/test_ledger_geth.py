@@ -19,7 +19,7 @@ def test_session_on_geth_network_survives_a_killed_follower(tmp_path) -> None:
             pytest.fail("geth is missing in CI: run scripts/install-geth.sh")
         pytest.skip("geth 1.13 not installed (scripts/install-geth.sh); CI unset")
     netdir = tmp_path / "net"
-    info = network.up(netdir, network.NetworkSpec(sealers=2, followers=1, period=1))
+    info = network.up(netdir, network.NetworkSpec(sealers=1, followers=2, period=1))
     try:
         chain, faucet = chain_from_network_file(netdir, timeout=3, cooldown=5)
         assert faucet is not None and chain.chain_id == info.chain_id
