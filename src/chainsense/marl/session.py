@@ -29,9 +29,7 @@ LOG_COLUMNS = (
     "episodes",
     "return",
     *train.METRIC_NAMES,
-    "critic_loss",
-    "actor_loss",
-    "q_mean",
+    *train.LOSS_NAMES,
     "noise",
 )
 
@@ -98,7 +96,7 @@ def _row(out: dict[str, Any], env_steps: int, updates: int, seconds: float, nois
     }
     for k in ("return", *train.METRIC_NAMES):
         row[k] = float(out[k]) / n if n > 0 else float("nan")
-    for k in ("critic_loss", "actor_loss", "q_mean"):
+    for k in train.LOSS_NAMES:
         row[k] = float(out[k])
     return row
 

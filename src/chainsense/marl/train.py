@@ -32,6 +32,8 @@ METRIC_NAMES = (
     "energy_efficiency",
     "collisions",
 )
+#: what one update logs (``maddpg.update``); chunks report their means over the updates
+LOSS_NAMES = ("critic_loss", "actor_loss", "q_mean")
 
 
 @struct.dataclass
@@ -186,14 +188,11 @@ def _iteration(
             lrn, new_logs = maddpg.update(cfg, lrn, batch)
             return lrn, jax.tree_util.tree_map(jnp.add, logs, new_logs)
 
-        zero = {"critic_loss": 0.0, "actor_loss": 0.0, "q_mean": 0.0}
-        zero = jax.tree_util.tree_map(jnp.float32, zero)
-        lrn, logs = jax.lax.fori_loop(0, cfg.updates_per_iter, one, (learner, zero))
+        lrn, logs = jax.lax.fori_loop(0, cfg.updates_per_iter, one, (learner, _zero_logs()))
         return lrn, jax.tree_util.tree_map(lambda x: x / cfg.updates_per_iter, logs)
 
     def skip(learner: maddpg.Learner) -> tuple[maddpg.Learner, dict]:
-        zero = {"critic_loss": 0.0, "actor_loss": 0.0, "q_mean": 0.0}
-        return learner, jax.tree_util.tree_map(jnp.float32, zero)
+        return learner, _zero_logs()
 
     learner, logs = jax.lax.cond(ready, train, skip, learner)
     logs["updated"] = ready.astype(jnp.float32)
@@ -207,6 +206,10 @@ def _iteration(
         ep_return=ep_return,
     )
     return new, (stats, logs)
+
+
+def _zero_logs() -> dict[str, jax.Array]:
+    return {k: jnp.float32(0.0) for k in LOSS_NAMES}
 
 
 def _select(mask: jax.Array, a: jax.Array, b: jax.Array) -> jax.Array:
@@ -237,7 +240,7 @@ def make_chunk(cfg: TrainConfig, params: WorldParams) -> Callable[[Carry], tuple
         )
         out = {k: jnp.sum(v) for k, v in stats.items()}
         n_upd = jnp.sum(logs["updated"])
-        for k in ("critic_loss", "actor_loss", "q_mean"):
+        for k in LOSS_NAMES:
             out[k] = jnp.sum(logs[k]) / jnp.maximum(n_upd, 1.0)
         out["updated_iters"] = n_upd
         return carry, out
