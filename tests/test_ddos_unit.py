@@ -35,6 +35,9 @@ from chainsense.ledger.network import free_ports
         ("records", {"records": 0}),
         ("attack_processes", {"attack_processes": 100}),
         ("systems", {"systems": ("oracle",)}),
+        ("systems", {"systems": ()}),
+        ("sealers", {"sealers": 0}),
+        ("followers", {"followers": -1}),
     ],
 )
 def test_config_rejects_bad_values_naming_the_field(field, kwargs) -> None:

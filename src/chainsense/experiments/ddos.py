@@ -28,6 +28,7 @@ import statistics
 import tempfile
 import threading
 import time
+import typing
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -91,10 +92,15 @@ class DdosConfig:
             raise ConfigError("hold_s", f"must be in 0..30 s, got {self.hold_s}")
         if not 1 <= self.max_open <= 8000:
             raise ConfigError("max_open", f"must be in 1..8000, got {self.max_open}")
-        if self.sealers < 1 or self.followers < 0:
-            raise ConfigError("sealers", "need >= 1 sealer and >= 0 followers")
-        if not self.systems or any(s not in ("mariadb", "geth") for s in self.systems):
-            raise ConfigError("systems", f"must be a subset of mariadb, geth; got {self.systems}")
+        if self.sealers < 1:
+            raise ConfigError("sealers", f"need >= 1 sealer, got {self.sealers}")
+        if self.followers < 0:
+            raise ConfigError("followers", f"must be >= 0, got {self.followers}")
+        known = typing.get_args(System)
+        if not self.systems or any(s not in known for s in self.systems):
+            raise ConfigError(
+                "systems", f"must be a subset of {', '.join(known)}; got {self.systems}"
+            )
 
 
 PRESETS: dict[str, DdosConfig] = {
