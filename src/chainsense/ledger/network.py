@@ -50,6 +50,7 @@ Role = Literal["sealer", "follower"]
 Progress = Callable[[str], None]
 
 _REPO_ROOT = Path(__file__).resolve().parents[3]
+_PUBLIC_TESTNETS = (5, 11155111, 17000)  # Goerli, Sepolia, Holesky: never reuse their ids
 
 
 @dataclass(frozen=True)
@@ -72,8 +73,12 @@ class NetworkSpec:
         # holds for an idle network; the paper's chain seals at a fixed rate.
         if not 1 <= self.period <= 60:
             raise ConfigError("period", f"must be in 1..60 seconds, got {self.period}")
-        if not 1 < self.chain_id < 2**32 or self.chain_id in (1, 5, 11155111, 17000):
-            raise ConfigError("chain_id", f"must be a private id in 2..2^32-1, got {self.chain_id}")
+        if not 1 < self.chain_id < 2**32 or self.chain_id in _PUBLIC_TESTNETS:
+            raise ConfigError(
+                "chain_id",
+                f"must be a private id in 2..2^32-1 (not a public testnet's: "
+                f"{', '.join(map(str, _PUBLIC_TESTNETS))}), got {self.chain_id}",
+            )
         if not 1 <= self.faucet_balance_eth <= 10**12:
             raise ConfigError(
                 "faucet_balance_eth", f"must be in 1..1e12, got {self.faucet_balance_eth}"
