@@ -14,8 +14,8 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-from rich.table import Table
 
+from chainsense.cli.world import metric_table
 from chainsense.config import load_train_config, load_world_params
 from chainsense.errors import ConfigError
 
@@ -32,18 +32,6 @@ def _progress() -> Progress:
         TextColumn("{task.fields[info]}"),
         console=_console,
     )
-
-
-def _print_tables(tables: list, title: str) -> None:
-    from chainsense.sim.metrics import METRIC_NAMES
-
-    table = Table(title=title)
-    table.add_column("metric")
-    for tb in tables:
-        table.add_column(tb.policy, justify="right")
-    for metric in METRIC_NAMES:
-        table.add_row(metric, *(f"{tb.mean[metric]:.4g} +- {tb.std[metric]:.2g}" for tb in tables))
-    _console.print(table)
 
 
 def train_cmd(
@@ -124,7 +112,8 @@ def train_cmd(
         if compare:
             tables += [evaluate(get_policy(n), params, seeds, n) for n in ("greedy", "random")]
         files = write_table(tables, out)
-        _print_tables(tables, f"{preset_name} world, {eval_episodes} episodes (mean +- std)")
+        title = f"{preset_name} world, {eval_episodes} episodes (mean +- std)"
+        _console.print(metric_table(tables, title))
         result.files.update({"eval": files[0]})
     _console.print("wrote " + ", ".join(str(f) for f in result.files.values()))
 

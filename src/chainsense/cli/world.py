@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -13,7 +15,23 @@ from rich.table import Table
 from chainsense.config import load_world_params
 from chainsense.errors import ConfigError
 
+if TYPE_CHECKING:
+    from chainsense.marl.evaluate import EvalTable
+
 _console = Console()
+
+
+def metric_table(tables: Sequence[EvalTable], title: str) -> Table:
+    """Mean +- std of every metric, one column per policy (``evaluate`` and ``train``)."""
+    from chainsense.sim.metrics import METRIC_NAMES
+
+    table = Table(title=title)
+    table.add_column("metric")
+    for tb in tables:
+        table.add_column(tb.policy, justify="right")
+    for metric in METRIC_NAMES:
+        table.add_row(metric, *(f"{tb.mean[metric]:.4g} +- {tb.std[metric]:.2g}" for tb in tables))
+    return table
 
 
 def _check_run_args(episodes: int, seed: int) -> None:
@@ -53,7 +71,6 @@ def evaluate_cmd(
     """Run N seeded episodes per policy; print mean +- std of every metric, write CSV/JSON/PNG."""
     from chainsense.marl.evaluate import evaluate, write_table
     from chainsense.marl.learned import resolve_policy
-    from chainsense.sim.metrics import METRIC_NAMES
 
     _check_run_args(episodes, seed)
     params = load_world_params(preset_name, config)
@@ -67,14 +84,7 @@ def evaluate_cmd(
             tables.append(evaluate(pol, params, seeds, name))
             bar.advance(task)
     files = write_table(tables, out)
-    table = Table(title=f"{preset_name} world, {episodes} episodes (mean +- std)")
-    table.add_column("metric")
-    for tb in tables:
-        table.add_column(tb.policy, justify="right")
-    for metric in METRIC_NAMES:
-        row = [f"{tb.mean[metric]:.4g} +- {tb.std[metric]:.2g}" for tb in tables]
-        table.add_row(metric, *row)
-    _console.print(table)
+    _console.print(metric_table(tables, f"{preset_name} world, {episodes} episodes (mean +- std)"))
     _console.print("wrote " + ", ".join(str(f) for f in files))
 
 
