@@ -17,7 +17,7 @@ from chainsense.errors import ChainsenseError
 from chainsense.ledger.ca import BatchCertificate
 from chainsense.ledger.contract import Anchor, Ledger
 from chainsense.ledger.keys import KeyPair
-from chainsense.ledger.merkle import verify
+from chainsense.ledger.merkle import MAX_DEPTH, verify
 from chainsense.ledger.records import Record
 
 
@@ -45,21 +45,23 @@ class Bundle:
         return len(self.entries)
 
 
+def _check_sender(submitter: str, sender: KeyPair) -> None:
+    """The contract only accepts a batch root from the submitter the CA certified."""
+    if sender.address != submitter:
+        raise ChainsenseError(
+            f"submitter: the CA certified {submitter}, not the sender {sender.address}"
+        )
+
+
 def anchor(ledger: Ledger, cert: BatchCertificate, sender: KeyPair) -> Anchor:
     """Anchor ``cert``'s root (sent by the certified submitter)."""
-    if sender.address != cert.submitter:
-        raise ChainsenseError(
-            f"submitter: the CA certified {cert.submitter}, not the sender {sender.address}"
-        )
+    _check_sender(cert.submitter, sender)
     return ledger.anchor_batch(cert.root, cert.size, cert.ca_signature, sender)
 
 
 def anchor_bundle(ledger: Ledger, bundle: Bundle, sender: KeyPair) -> int:
     """Anchor a pending bundle's root, or find it if a previous attempt already did; root id."""
-    if sender.address != bundle.submitter:
-        raise ChainsenseError(
-            f"submitter: the CA certified {bundle.submitter}, not the sender {sender.address}"
-        )
+    _check_sender(bundle.submitter, sender)
     existing = ledger.root_id_of(bundle.root)
     if existing:
         return existing
@@ -117,8 +119,8 @@ def _proof(value: Any, index: int) -> tuple[bytes, ...]:
         raw = bytes.fromhex(value[2:])
     except ValueError as exc:
         raise ChainsenseError(f"{field}: not hex") from exc
-    if len(raw) % 32 or len(raw) > 32 * 32:
-        raise ChainsenseError(f"{field}: must be at most 32 hashes of 32 bytes")
+    if len(raw) % 32 or len(raw) > MAX_DEPTH * 32:
+        raise ChainsenseError(f"{field}: must be at most {MAX_DEPTH} hashes of 32 bytes")
     return tuple(raw[i : i + 32] for i in range(0, len(raw), 32))
 
 
