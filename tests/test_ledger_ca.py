@@ -227,3 +227,34 @@ def test_client_reports_unreachable_service() -> None:
     client = CAClient(f"http://127.0.0.1:{free_port()}", timeout=1)
     with pytest.raises(CAUnavailableError, match="cannot reach"):
         client.info()
+
+
+def test_client_reports_a_non_json_answer_as_unavailable() -> None:
+    """A server that is not the CA (here a proxy-like error page) is no CA decision: the MT
+    keeps its records queued instead of crashing or rejecting them."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class BadGateway(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b"<html>502 Bad Gateway</html>"
+            self.send_response(502)
+            self.send_header("content-type", "text/html")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), BadGateway)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        client = CAClient(f"http://127.0.0.1:{server.server_port}", timeout=5)
+        with pytest.raises(CAUnavailableError, match="HTTP 502 without JSON"):
+            client.info()
+        client.close()
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -35,7 +35,12 @@ class CAClient:
             resp = self._http.request(method, path, json=body)
         except httpx.HTTPError as exc:
             raise CAUnavailableError(f"ca: cannot reach {self._http.base_url}: {exc}") from exc
-        data = resp.json()
+        try:
+            data = resp.json()
+        except ValueError as exc:  # not the CA (a proxy's error page) or a crashed handler
+            raise CAUnavailableError(
+                f"ca: {self._http.base_url} answered HTTP {resp.status_code} without JSON"
+            ) from exc
         if resp.status_code >= 400:
             raise CAError(
                 data.get("error", "error"), data.get("field", "?"), data.get("detail", "")
