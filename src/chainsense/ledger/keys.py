@@ -29,9 +29,7 @@ class SignatureError(ChainsenseError):
 
 def checksum(address: object, what: str = "address") -> str:
     """EIP-55 form of a 0x-prefixed 20-byte hex address; raises naming ``what`` when invalid."""
-    if not isinstance(address, str):
-        raise ChainsenseError(f"{what}: not a 0x-prefixed 20-byte hex address: {address!r}")
-    result = _checksum(address)
+    result = _checksum(address) if isinstance(address, str) else None
     if result is None:
         raise ChainsenseError(f"{what}: not a 0x-prefixed 20-byte hex address: {address!r}")
     return result
