@@ -77,6 +77,20 @@ def test_user_mistakes_exit_2(tmp_path, capsys) -> None:
         str(dep),
     )
     _main_error(capsys, "no JSON-RPC endpoint reachable", "ledger", "query", "-d", str(dep))
+    missing, empty = tmp_path / "no-token", tmp_path / "empty-token"
+    empty.write_text("\n")
+    for token in (missing, empty):
+        _main_error(
+            capsys,
+            "admin-token-file: ",
+            "ca",
+            "register",
+            "0x" + "44" * 20,
+            "--ca",
+            "http://127.0.0.1:1",
+            "--admin-token-file",
+            str(token),
+        )
 
 
 def test_demo_runs_the_protocol_on_the_embedded_chain() -> None:

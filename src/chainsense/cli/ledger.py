@@ -119,6 +119,19 @@ def fund_cmd(
     typer.echo(f"funded {address} with {eth} ETH in block {result.block}")
 
 
+def _admin_token(path: Path | None) -> str | None:
+    """The bearer token in ``--admin-token-file`` (None without the option)."""
+    if path is None:
+        return None
+    try:
+        token = path.read_text().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError("admin-token-file", f"cannot read {path}: {exc}") from exc
+    if not token:
+        raise ConfigError("admin-token-file", f"{path} is empty")
+    return token
+
+
 def _read_events(path: Path) -> list[dict[str, float]]:
     """Collection events from JSON (list of objects) or CSV: poi, slot, reading, x, y."""
     if not path.is_file():
@@ -329,7 +342,7 @@ def verify_cmd(
             raise ChainsenseError(f"verify: {len(bad)} records fail, first index {bad[0]}")
         return
     report = verify_ledger(ledger)
-    typer.echo(f"{report.ok}/{report.total} records verified (digest, index, CA signature)")
+    typer.echo(f"{report.ok}/{report.total} records verified (digest, event, CA signature)")
     if report.failures:
         for rid, why in report.failures[:10]:
             typer.echo(f"  record {rid}: {why}")
@@ -379,7 +392,7 @@ def serve_cmd(
     ca_key = _key(key, "key")
     if ca_key.address != dep.ca:
         raise ConfigError("key", f"is {ca_key.address} but the contract's CA is {dep.ca}")
-    token = admin_token_file.read_text().strip() if admin_token_file else None
+    token = _admin_token(admin_token_file)
     ca = CertificateAuthority(ca_key, db, Domain(dep.chain_id, dep.contract))
     typer.echo(f"CA {ca.address} for {dep.contract} on http://127.0.0.1:{port}")
     uvicorn.run(create_app(ca, token), host="127.0.0.1", port=port, log_level="warning")
@@ -399,7 +412,7 @@ def register_cmd(
         meta = json.loads(metadata)
     except json.JSONDecodeError as exc:
         raise ConfigError("metadata", f"not JSON: {exc}") from exc
-    token = admin_token_file.read_text().strip() if admin_token_file else None
+    token = _admin_token(admin_token_file)
     info = CAClient(ca_url, admin_token=token).register(address, meta)
     typer.echo(f"registered {info['address']} (last nonce {info['last_nonce']})")
 
