@@ -159,5 +159,8 @@ def test_key_files(tmp_path) -> None:
         load_key(tmp_path / "bad.key")
     with pytest.raises(ChainsenseError, match="not found"):
         load_key(tmp_path / "missing.key")
+    (tmp_path / "binary.key").write_bytes(b"\xff\xfe\x00 not text")
+    with pytest.raises(ChainsenseError, match=r"key file: binary.key is neither hex"):
+        load_key(tmp_path / "binary.key")
     with pytest.raises(ChainsenseError, match="private key"):
         KeyPair(bytes(32))

@@ -141,3 +141,11 @@ def test_cli_up_rejects_bad_sealers_before_starting_anything(tmp_path: Path) -> 
     )  # fmt: skip
     assert out.returncode == 2 and "sealers" in out.stderr
     assert not (tmp_path / "n").exists()
+
+
+def test_client_network_file_reader_refuses_binary_garbage(tmp_path: Path) -> None:
+    from chainsense.ledger.chain import read_network_file
+
+    (tmp_path / "network.json").write_bytes(b"\xff\xfe\x00 not text")
+    with pytest.raises(ChainsenseError, match=r"network file: network\.json is not JSON"):
+        read_network_file(tmp_path)

@@ -640,7 +640,7 @@ def read_network_file(path: str | Path) -> NetworkFile:
         raise ChainsenseError(f"network file: not found: {p}")
     try:
         data = json.loads(p.read_text())
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ChainsenseError(f"network file: {p.name} is not JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise ChainsenseError("network file: must hold a JSON object")

@@ -144,7 +144,10 @@ def load_key(path: str | Path, password: str = "") -> KeyPair:
     p = Path(path)
     if not p.is_file():
         raise ChainsenseError(f"key file: not found: {p}")
-    text = p.read_text().strip()
+    try:
+        text = p.read_text().strip()
+    except UnicodeDecodeError as exc:
+        raise ChainsenseError(f"key file: {p.name} is neither hex nor a keystore") from exc
     if text.startswith("{"):
         try:
             return KeyPair(bytes(Account.decrypt(json.loads(text), password)))
