@@ -51,6 +51,10 @@ def test_load_file_errors(tmp_path: Path) -> None:
     bad.write_text("size = = 3")
     with pytest.raises(ConfigError, match="cannot parse"):
         load_file(bad)
+    binary = tmp_path / "binary.toml"
+    binary.write_bytes(b"\xff\xfe\x00 not text")
+    with pytest.raises(ConfigError, match=r"cannot parse binary\.toml"):
+        load_file(binary)
     good = tmp_path / "good.yaml"
     good.write_text("world:\n  size: 5\n")
     assert load_file(good) == {"world": {"size": 5}}

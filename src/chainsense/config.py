@@ -32,15 +32,15 @@ def load_file(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
         raise ConfigError("config", f"file not found: {p}")
-    text = p.read_text(encoding="utf-8")
     try:
+        text = p.read_text(encoding="utf-8")
         if p.suffix == ".toml":
             data: Any = tomllib.loads(text)
         elif p.suffix in {".yaml", ".yml"}:
             data = yaml.safe_load(text) or {}
         else:
             raise ConfigError("config", f"unsupported file type {p.suffix!r} (use .toml or .yaml)")
-    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+    except (tomllib.TOMLDecodeError, yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError("config", f"cannot parse {p.name}: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigError("config", f"{p.name} must hold a table of sections")
