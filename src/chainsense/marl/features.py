@@ -6,7 +6,7 @@ observation stays the same, the same action follows). The proximity sensor is a 
 MT can carry: for ``sensor_headings`` evenly spaced headings and two lengths (half and full
 ``max_move``), 1.0 when that straight move would hit an obstacle or leave the area, else 0.0.
 It is local (what the MT could sense from where it stands) and is computed from the MT's own
-position and the obstacle geometry with the world's own segment test.
+position and the obstacle geometry with the world's own move test (``world.move_blocked``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from jax import Array
 
 from chainsense.marl.config import TrainConfig
 from chainsense.sim.params import WorldParams, obs_dim
-from chainsense.sim.world import segment_hits_boxes
+from chainsense.sim.world import move_blocked
 
 _LENGTHS = (0.5, 1.0)  # fractions of max_move probed per heading
 
@@ -38,10 +38,7 @@ def proximity(state: Any, params: WorldParams, headings: int) -> Array:
     m = state.mt_pos.shape[0]
     start = jnp.repeat(state.mt_pos, delta.shape[0], axis=0)  # [M*2H,2]
     d = jnp.tile(delta, (m, 1))
-    end = start + d
-    outside = (end[:, 0] < 0) | (end[:, 0] > params.width) | (end[:, 1] < 0)
-    outside = outside | (end[:, 1] > params.height)
-    hit = segment_hits_boxes(start, d, state.obstacles) | outside
+    hit = move_blocked(start, d, state.obstacles, params)
     return hit.astype(jnp.float32).reshape(m, -1)
 
 

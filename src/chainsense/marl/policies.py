@@ -18,7 +18,7 @@ from jax import Array
 
 from chainsense.errors import ConfigError
 from chainsense.sim.params import WorldParams
-from chainsense.sim.world import WorldState, segment_box_entry, segment_hits_boxes
+from chainsense.sim.world import WorldState, move_blocked, segment_box_entry, segment_hits_boxes
 
 
 @runtime_checkable
@@ -101,14 +101,6 @@ class GreedyPolicy:
 _CORNER_MARGIN = 0.05
 
 
-def _blocked(start: Array, delta: Array, boxes: Array, params: WorldParams) -> Array:
-    """[N] bool: the move leaves the area or touches an obstacle."""
-    end = start + delta
-    out = (end[:, 0] < 0) | (end[:, 0] > params.width) | (end[:, 1] < 0)
-    out |= end[:, 1] > params.height
-    return out | segment_hits_boxes(start, delta, boxes)
-
-
 def _waypoints(pos: Array, goal: Array, boxes: Array, params: WorldParams) -> Array:
     """[M,2] where to head now: the goal if in sight, else the best corner of the first obstacle.
 
@@ -136,7 +128,7 @@ def _waypoints(pos: Array, goal: Array, boxes: Array, params: WorldParams) -> Ar
     flat_c = corners.reshape(-1, 2)
     src = jnp.repeat(pos, 4, axis=0)
     dst = jnp.repeat(goal, 4, axis=0)
-    seen = ~_blocked(src, flat_c - src, boxes, params).reshape(m, 4)
+    seen = ~move_blocked(src, flat_c - src, boxes, params).reshape(m, 4)
     onward = ~segment_hits_boxes(flat_c, dst - flat_c, boxes).reshape(m, 4)
     d1 = jnp.sqrt(jnp.sum((corners - pos[:, None]) ** 2, axis=-1))
     d2 = jnp.sqrt(jnp.sum((corners - goal[:, None]) ** 2, axis=-1))
@@ -164,7 +156,7 @@ def _steer(
     cand = theta0[:, None] + offs[None, :]  # [M,n]
     delta = length[:, None, None] * jnp.stack([jnp.cos(cand), jnp.sin(cand)], axis=-1)
     start = jnp.broadcast_to(pos[:, None, :], delta.shape)
-    blocked = _blocked(start.reshape(-1, 2), delta.reshape(-1, 2), boxes, params)
+    blocked = move_blocked(start.reshape(-1, 2), delta.reshape(-1, 2), boxes, params)
     blocked = blocked.reshape(cand.shape)
     remaining = jnp.sqrt(jnp.sum((way[:, None, :] - start - delta) ** 2, axis=-1))
     cost = jnp.where(blocked, jnp.inf, remaining + 1.0e-3 * jnp.abs(offs)[None, :])

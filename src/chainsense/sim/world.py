@@ -100,6 +100,14 @@ def segment_hits_boxes(start: Array, delta: Array, boxes: Array) -> Array:
     return jnp.any(jnp.isfinite(segment_box_entry(start, delta, boxes)), axis=1)
 
 
+def move_blocked(start: Array, delta: Array, boxes: Array, p: WorldParams) -> Array:
+    """[N] bool: the straight move start -> start + delta leaves the area [0, width] x
+    [0, height] or touches an obstacle; :func:`step` refuses such a move (a collision)."""
+    end = start + delta
+    outside = (end[:, 0] < 0) | (end[:, 0] > p.width) | (end[:, 1] < 0) | (end[:, 1] > p.height)
+    return outside | segment_hits_boxes(start, delta, boxes)
+
+
 @functools.cache
 def _scatter_add(size: int) -> Any:
     """``zeros(size).at[idx].add(values)`` whose vmap is one flat 1-D scatter.
@@ -314,9 +322,7 @@ def step(
     length = jnp.where(live, length, 0.0)
     delta = length[:, None] * jnp.stack([jnp.cos(theta), jnp.sin(theta)], axis=1)
     end = state.mt_pos + delta
-    outside = (end[:, 0] < 0) | (end[:, 0] > p.width) | (end[:, 1] < 0) | (end[:, 1] > p.height)
-    hit = segment_hits_boxes(state.mt_pos, delta, state.obstacles)
-    collision = live & (length > 0) & (outside | hit)
+    collision = live & (length > 0) & move_blocked(state.mt_pos, delta, state.obstacles, p)
     moved = jnp.where(collision, 0.0, length)
     pos = jnp.where(collision[:, None], state.mt_pos, end)
     move_energy = p.move_cost * moved
