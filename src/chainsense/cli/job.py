@@ -58,7 +58,7 @@ def run_cmd(
 
     train_config = None
     if config is not None and policy in ("maddpg", "iddpg"):
-        from chainsense.cli.learn import load_train_config
+        from chainsense.config import load_train_config
 
         train_config = load_train_config(config, policy)
     opts = JobOptions(
