@@ -29,6 +29,7 @@ from chainsense.ledger.demo import synthetic_events
 from chainsense.ledger.keys import KeyPair, recover_bytes
 from chainsense.ledger.records import Domain, Record
 from chainsense.ledger.session import LedgerSession
+from chainsense.stats import percentile
 
 
 def rate(n: int, seconds: float) -> float:
@@ -95,11 +96,6 @@ def bench_ca(n: int, tmp: Path) -> dict[str, float]:
     }
 
 
-def percentile(xs: list[float], q: float) -> float:
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(q * len(xs)))]
-
-
 def bench_end_to_end(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
     out: dict[str, object] = {}
     # per-record mode: one transaction per record
@@ -148,8 +144,8 @@ def bench_end_to_end(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
         lat["verify_record_onchain"].append(time.perf_counter() - t)
     s.close()
     for name, xs in lat.items():
-        out[f"query_{name}_p50_ms"] = 1000 * statistics.median(xs)
-        out[f"query_{name}_p99_ms"] = 1000 * percentile(xs, 0.99)
+        out[f"query_{name}_p50_ms"] = 1000 * percentile(xs, 50)
+        out[f"query_{name}_p99_ms"] = 1000 * percentile(xs, 99)
     return out
 
 

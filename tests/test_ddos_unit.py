@@ -19,6 +19,7 @@ from chainsense.errors import ConfigError
 from chainsense.experiments import ddos
 from chainsense.experiments.flood import Flood, FloodSpec, Target, mysql_handshake_response
 from chainsense.ledger.network import free_ports
+from chainsense.stats import percentile
 
 
 @pytest.mark.parametrize(
@@ -77,10 +78,10 @@ def test_flood_spec_is_bounded() -> None:
 
 def test_percentile_nearest_rank() -> None:
     xs = [float(i) for i in range(1, 101)]
-    assert ddos.percentile(xs, 50) == 50.0
-    assert ddos.percentile(xs, 99) == 99.0
-    assert ddos.percentile([3.0], 99) == 3.0
-    assert math.isnan(ddos.percentile([], 50))
+    assert percentile(xs, 50) == 50.0
+    assert percentile(xs, 99) == 99.0
+    assert percentile([3.0], 99) == 3.0
+    assert math.isnan(percentile([], 50))
 
 
 def _closed_port() -> int:

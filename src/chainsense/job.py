@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import jax
-import numpy as np
 
 from chainsense.errors import ChainsenseError, ConfigError
 from chainsense.sim.params import WorldParams
+from chainsense.stats import percentile
 
 PolicyName = Literal["maddpg", "iddpg", "greedy", "random"]
 POLICIES: tuple[str, ...] = ("maddpg", "iddpg", "greedy", "random")
@@ -219,7 +219,8 @@ def _chain(opts: JobOptions) -> tuple[Any, Any]:
 
 
 def _percentile_ms(samples: Sequence[float], q: float) -> float:
-    return float(np.percentile(np.asarray(samples) * 1000.0, q)) if samples else 0.0
+    """Latency percentile in ms; 0 when nothing was queried (an episode with no events)."""
+    return 1000.0 * percentile(samples, q) if samples else 0.0
 
 
 def _expected_records(events: Sequence[tuple[int, int, int, float, float, float]]) -> Counter:

@@ -38,6 +38,7 @@ from typing import Any, Literal
 
 from chainsense.errors import ChainsenseError, ConfigError
 from chainsense.experiments.flood import MAX_RATE, Flood, FloodSpec, FloodStats, Target
+from chainsense.stats import percentile
 
 System = Literal["mariadb", "geth"]
 Outcome = Literal["success", "failure", "timeout"]
@@ -172,15 +173,6 @@ class DdosResult:
 
 
 # ----------------------------------------------------------------------------- measuring
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (q in [0, 100]); NaN for no values."""
-    if not values:
-        return math.nan
-    s = sorted(values)
-    k = max(0, min(len(s) - 1, math.ceil(q / 100 * len(s)) - 1))
-    return s[k]
 
 
 def _is_timeout(exc: BaseException) -> bool:
