@@ -241,7 +241,6 @@ def share_on_ledger(
     progress: Progress,
 ) -> LedgerFigures:
     """Sign, countersign, store, then read back and verify every record of the episode."""
-    from chainsense.ledger.batch import verify_offchain
     from chainsense.ledger.session import LedgerSession
 
     workdir = opts.out / "ledger"
@@ -295,7 +294,7 @@ def share_on_ledger(
             failures.append(f"{sum(missing.values())} collection events have no record on chain")
         if extra:
             failures.append(f"{sum(extra.values())} records on chain match no collection event")
-        tamper_detected = _tamper_is_detected(session, on_chain, verify_offchain)
+        tamper_detected = _tamper_is_detected(session, on_chain)
         progress("ledger: read back and verify", 1, 1)
         return LedgerFigures(
             mode=report.mode,
@@ -315,15 +314,17 @@ def share_on_ledger(
         session.close()
 
 
-def _tamper_is_detected(session: Any, on_chain: Sequence[Any], verify_offchain: Any) -> bool:
+def _tamper_is_detected(session: Any, on_chain: Sequence[Any]) -> bool:
     """Alter one stored record's reading by one unit; every check must then reject it."""
     if not on_chain:
         return True  # nothing to tamper with; vacuously nothing undetected
     ledger = session.ledger
-    original = on_chain[0]
-    forged = dataclasses.replace(original, reading=original.reading + 1)
     if session.mode == "record":
+        original = on_chain[0]
+        forged = dataclasses.replace(original, reading=original.reading + 1)
         return ledger.verify_stored(forged) is None and ledger.verify_stored(original) is not None
+    from chainsense.ledger.batch import verify_offchain
+
     bundle = session.bundles[0]
     entry = bundle.entries[0]
     forged = dataclasses.replace(entry.record, reading=entry.record.reading + 1)
