@@ -55,12 +55,16 @@ def spec(
             seeds=1,
             episodes=10,
             train_steps=100_000,
+            # 50-slot episodes and 100k steps: the paper world's horizon (gamma = 0.995) and
+            # move penalty are tuned for 500 slots and 10 minutes; here they lower every score
             train=TrainConfig(
                 num_envs=64,
                 buffer_size=50_000,
                 warmup_steps=2_000,
                 noise_decay_steps=80_000,
                 chunk_iters=50,
+                gamma=0.99,
+                move_penalty=0.25,
             ),
         )
     elif name == "full":

@@ -34,7 +34,7 @@ class TrainConfig:
     critic_hidden: tuple[int, ...] = (128, 128)
     actor_lr: float = 1e-4
     critic_lr: float = 1e-3
-    gamma: float = 0.99
+    gamma: float = 0.995
     tau: float = 0.005
     batch_size: int = 256
     buffer_size: int = 300_000
@@ -48,7 +48,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     reward_scale: float = 1.0
     shaping: Literal["none", "move"] = "move"
-    move_penalty: float = 0.25
+    move_penalty: float = 0.5
     chunk_iters: int = 50
 
     def __post_init__(self) -> None:
