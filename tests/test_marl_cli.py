@@ -37,6 +37,15 @@ def test_train_then_evaluate_checkpoint(tmp_path: Path) -> None:
     )  # fmt: skip
     assert ev.returncode == 0, ev.stderr
     assert set(json.loads((tmp_path / "ev" / "eval.json").read_text())) == {"iddpg", "random"}
+    noisy = {}
+    for noise in ("0", "2"):
+        res = run_cli(
+            "evaluate", "--policy", "iddpg", "--preset", "small", "-n", "2", "--eval-noise", noise,
+            "--checkpoint", str(out / "fleet.msgpack"), "--out", str(tmp_path / f"n{noise}"),
+        )  # fmt: skip
+        assert res.returncode == 0, res.stderr
+        noisy[noise] = json.loads((tmp_path / f"n{noise}" / "eval.json").read_text())["iddpg"]
+    assert noisy["0"] != noisy["2"]  # the override reaches the fleet's actions
     wrong = run_cli(
         "evaluate", "--policy", "maddpg", "--preset", "small", "-n", "2",
         "--checkpoint", str(out / "fleet.msgpack"), "--out", str(tmp_path / "ev2"),
@@ -59,6 +68,7 @@ def test_train_then_evaluate_checkpoint(tmp_path: Path) -> None:
         (["train", "--preset", "small", "--steps", "10", "--eval-episodes", "-1"], "eval_episodes"),
         (["train", "--preset", "small", "--steps", "10", "--resume", "nope.msgpack"], "not found"),
         (["evaluate", "--policy", "maddpg", "--preset", "small"], "--checkpoint"),
+        (["evaluate", "--preset", "small", "--eval-noise", "-0.5"], "eval_noise"),
         (["reproduce", "--preset", "medium"], "preset"),
         (["reproduce", "--seeds", "0"], "seeds"),
     ],

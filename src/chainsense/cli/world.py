@@ -67,6 +67,11 @@ def evaluate_cmd(
     checkpoint: Path | None = typer.Option(  # noqa: B008
         None, "--checkpoint", help="Saved fleet for --policy maddpg / iddpg (chainsense train)."
     ),
+    eval_noise: float | None = typer.Option(
+        None,
+        "--eval-noise",
+        help="Action noise std of a learned fleet (default: the checkpoint's; 0: deterministic).",
+    ),
 ) -> None:
     """Run N seeded episodes per policy; print mean +- std of every metric, write CSV/JSON/PNG."""
     from chainsense.marl.evaluate import evaluate, write_table
@@ -74,7 +79,7 @@ def evaluate_cmd(
 
     _check_run_args(episodes, seed)
     params = load_world_params(preset_name, config)
-    policies = [(name, resolve_policy(name, checkpoint, params)) for name in policy]
+    policies = [(name, resolve_policy(name, checkpoint, params, eval_noise)) for name in policy]
     seeds = range(seed, seed + episodes)
     tables = []
     with _progress() as bar:

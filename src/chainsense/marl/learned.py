@@ -10,6 +10,7 @@ repeat the move for the rest of the episode; a little noise frees it.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -78,12 +79,23 @@ def load_policy(
     return LearnedPolicy(actor=ckpt.learner.actor, cfg=ckpt.cfg), ckpt.params
 
 
-def resolve_policy(name: str, checkpoint_path: str | Path | None, params: WorldParams) -> Any:
-    """Any policy by name: a baseline, or a learned fleet loaded from ``checkpoint_path``."""
+def resolve_policy(
+    name: str,
+    checkpoint_path: str | Path | None,
+    params: WorldParams,
+    eval_noise: float | None = None,
+) -> Any:
+    """Any policy by name: a baseline, or a learned fleet loaded from ``checkpoint_path``
+    (acting with ``eval_noise`` instead of the checkpoint's own when given)."""
     from chainsense.marl.policies import get_policy
 
+    if eval_noise is not None and not 0.0 <= eval_noise <= 2.0:
+        raise ConfigError("eval_noise", f"must be in [0, 2], got {eval_noise}")
     if name in LEARNED:
         if checkpoint_path is None:
             raise ConfigError("checkpoint", f"--policy {name} needs --checkpoint PATH")
-        return load_policy(name, checkpoint_path, params)[0]
+        policy = load_policy(name, checkpoint_path, params)[0]
+        if eval_noise is None:
+            return policy
+        return policy.replace(cfg=dataclasses.replace(policy.cfg, eval_noise=eval_noise))
     return get_policy(name)
