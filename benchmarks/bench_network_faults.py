@@ -13,8 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from chainsense import devnet as network
 from chainsense.experiments.faults import run_drill
-from chainsense.ledger import network
 
 
 def main() -> None:

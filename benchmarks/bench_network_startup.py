@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from chainsense.ledger import network
+from chainsense import devnet as network
 
 
 def main() -> None:

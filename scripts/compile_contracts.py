@@ -6,7 +6,8 @@ Usage: .venv/bin/python scripts/compile_contracts.py
 
 from __future__ import annotations
 
-from chainsense.ledger.artifacts import CONTRACT_NAME, write_artifact
+from chainsense.ledger.artifacts import CONTRACT_NAME
+from chainsense.ledger.compile import write_artifact
 
 
 def main() -> None:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from chainsense.devnet import geth_available, pid_alive
 from chainsense.experiments import ddos
 from chainsense.experiments.sqlserver import mariadb_available
-from chainsense.ledger.network import geth_available, pid_alive
 
 pytestmark = [
     pytest.mark.slow,

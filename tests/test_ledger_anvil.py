@@ -9,8 +9,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
+from chainsense.chain.errors import ChainError
+from chainsense.chain.rpc import RpcChain
 from chainsense.ledger import batch as batching
-from chainsense.ledger.chain import ChainError, RpcChain
 from chainsense.ledger.terminal import MobileTerminal
 from chainsense.ledger.verify import verify_ledger
 from test_ledger_support import Anvil, free_port, make_world

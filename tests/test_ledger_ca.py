@@ -9,11 +9,11 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from chainsense.chain.keys import KeyPair, recover, save_key
 from chainsense.errors import ChainsenseError
 from chainsense.ledger.ca import CAError, CertificateAuthority
 from chainsense.ledger.ca_client import CAClient, CAUnavailableError
 from chainsense.ledger.deployment import Deployment
-from chainsense.ledger.keys import KeyPair, recover, save_key
 from chainsense.ledger.records import Domain, Record
 from test_ledger_support import free_port, wait_http
 
@@ -43,7 +43,7 @@ def test_countersign_freshness_and_idempotence(ca: CertificateAuthority) -> None
     first = ca.countersign(rec, sig)
     assert first.digest == rec.digest(DOMAIN)
     assert KeyPair
-    from chainsense.ledger.keys import recover
+    from chainsense.chain.keys import recover
 
     assert recover(first.digest, first.ca_signature) == CA_KEY.address
     assert ca.countersign(rec, sig).ca_signature == first.ca_signature  # retry: same answer

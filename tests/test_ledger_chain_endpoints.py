@@ -14,9 +14,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from chainsense.chain.errors import ChainError
+from chainsense.chain.keys import KeyPair
+from chainsense.chain.rpc import RpcChain
 from chainsense.errors import ChainsenseError
-from chainsense.ledger.chain import ChainError, RpcChain
-from chainsense.ledger.keys import KeyPair
 from test_ledger_support import Anvil
 
 ETH = 10**18

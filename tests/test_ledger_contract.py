@@ -6,10 +6,12 @@ import json
 
 import pytest
 
+from chainsense.chain.errors import RevertError, revert_reason
+from chainsense.chain.keys import KeyPair
 from chainsense.errors import ChainsenseError
-from chainsense.ledger.artifacts import artifact_path, compile_source
-from chainsense.ledger.chain import RevertError
-from chainsense.ledger.keys import KeyPair
+from chainsense.ledger.artifacts import artifact_path
+from chainsense.ledger.compile import compile_source
+from chainsense.ledger.contract import Ledger, deploy_ledger
 from chainsense.ledger.records import Domain, Record
 from chainsense.ledger.verify import verify_ledger
 from test_ledger_support import World, make_world
@@ -157,6 +159,15 @@ def test_paged_queries_beyond_one_page(world: World) -> None:
     assert {s.record.slot for s in world.ledger.records_in_slots(3, 4)} == {3, 4}
     assert len(world.ledger.records_in_slots(3, 4)) == 20
     assert len(world.ledger.records()) == 130
+    assert [s.record_id for s in world.ledger.records(start=99, limit=5)] == [
+        99,
+        100,
+        101,
+        102,
+        103,
+    ]
+    assert [s.record_id for s in world.ledger.records(start=128)] == [128, 129, 130]
+    assert world.ledger.records(start=131) == [] and world.ledger.records(limit=0) == []
     assert world.ledger.records_of_mt(world.mts[1].address) == []
     with pytest.raises(ChainsenseError, match="no such record"):
         world.ledger.get_record(131)
@@ -191,6 +202,33 @@ def test_verify_ledger_flags_signature_of_a_rotated_out_ca(world: World) -> None
 
 def test_deploy_rejects_zero_ca_and_missing_contract(world: World) -> None:
     with pytest.raises(RevertError, match="CA address is zero"):
-        world.chain.deploy_ledger("0x" + "00" * 20)
+        deploy_ledger(world.chain, "0x" + "00" * 20)
     with pytest.raises(ChainsenseError, match="no code"):
-        world.chain.ledger("0x" + "11" * 20)
+        Ledger(world.chain, "0x" + "11" * 20)
+
+
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [
+        (lambda lg: lg.get_record(2**256), "record id"),
+        (lambda lg: lg.get_record(0), "record id"),
+        (lambda lg: lg.get_record(True), "record id"),
+        (lambda lg: lg.records(start=-1), "start"),
+        (lambda lg: lg.records(start=1, limit=-5), "limit"),
+        (lambda lg: lg.records_of_poi(1, start=-1), "start"),
+        (lambda lg: lg.records_of_poi(1, start=0, limit=2**256), "limit"),
+        (lambda lg: lg.get_batch(2**300), "root id"),
+        (lambda lg: lg.verify_inclusion(-1, b"\0" * 32, []), "root id"),
+    ],
+)
+def test_out_of_range_ids_and_pages_name_the_argument(world: World, call, field: str) -> None:
+    """Values a uint256 argument cannot hold are refused before the call (they used to end in a
+    MismatchedABI traceback)."""
+    with pytest.raises(ChainsenseError, match=f"^{field}: must be an integer"):
+        call(world.ledger)
+
+
+def test_an_empty_revert_reason_reads_as_no_reason() -> None:
+    assert revert_reason(Exception("execution reverted: b''")) == "reverted without a reason"
+    assert revert_reason(Exception("execution reverted: b'duplicate record'")) == "duplicate record"
+    assert revert_reason(Exception("execution reverted: bad CA signature")) == "bad CA signature"

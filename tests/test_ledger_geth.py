@@ -7,9 +7,14 @@ import os
 
 import pytest
 
-from chainsense.ledger import network
-from chainsense.ledger.chain import chain_from_network_file
+from chainsense import devnet as network
+from chainsense.ledger.config import LedgerConfig, open_chain
 from chainsense.ledger.session import LedgerSession
+from chainsense.sim.events import CollectionEvent
+
+
+def _event(mt: int, poi: int, slot: int, amount: float, x: float, y: float) -> CollectionEvent:
+    return CollectionEvent(slot=slot, mt=mt, poi=poi, amount=amount, x=x, y=y)
 
 
 @pytest.mark.slow
@@ -21,21 +26,26 @@ def test_session_on_geth_network_survives_a_killed_follower(tmp_path) -> None:
     netdir = tmp_path / "net"
     info = network.up(netdir, network.NetworkSpec(sealers=1, followers=2, period=1))
     try:
-        chain, faucet = chain_from_network_file(netdir, timeout=3, cooldown=5)
+        cfg = LedgerConfig(backend="network", network=str(netdir), rpc_timeout=3, rpc_cooldown=5)
+        chain, faucet = open_chain(cfg)
         assert faucet is not None and chain.chain_id == info.chain_id
-        session = LedgerSession(3, tmp_path / "rec", chain=chain, funder=faucet, mode="record")
-        events = [(i % 3, i % 4, i, 0.5 * i, 1.0, 2.0) for i in range(6)]
+        session = LedgerSession(
+            3, tmp_path / "rec", chain=chain, funder=faucet, cfg=LedgerConfig(mode="record")
+        )
+        events = [_event(i % 3, i % 4, i, 0.5 * i, 1.0, 2.0) for i in range(6)]
         report = session.submit_events(events)
         assert report.confirmed == 6
         follower = next(n for n in info.nodes if n.role == "follower")
         network.kill_node(netdir, follower.name)
-        report = session.submit_events([(i % 3, 1, 100 + i, 1.0, 1.0, 1.0) for i in range(6)])
+        report = session.submit_events([_event(i % 3, 1, 100 + i, 1.0, 1.0, 1.0) for i in range(6)])
         assert report.confirmed == 6
         assert chain.failovers >= 1
         check = session.verify()
         assert (check.checked, check.ok) == (12, 12)
-        batch = LedgerSession(3, tmp_path / "bat", chain=chain, funder=faucet, batch_size=250)
-        report = batch.submit_events([(i % 3, i % 7, i, 1.0, 2.0, 3.0) for i in range(500)])
+        batch = LedgerSession(
+            3, tmp_path / "bat", chain=chain, funder=faucet, cfg=LedgerConfig(batch_size=250)
+        )
+        report = batch.submit_events([_event(i % 3, i % 7, i, 1.0, 2.0, 3.0) for i in range(500)])
         assert (report.confirmed, report.transactions) == (500, 2)
         assert batch.verify().ok == 500
     finally:

@@ -12,8 +12,7 @@ from eth_hash.auto import keccak
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chainsense.errors import ChainsenseError
-from chainsense.ledger.keys import (
+from chainsense.chain.keys import (
     SECP256K1_N,
     KeyPair,
     SignatureError,
@@ -21,6 +20,7 @@ from chainsense.ledger.keys import (
     recover,
     save_key,
 )
+from chainsense.errors import ChainsenseError
 from chainsense.ledger.records import (
     FIXED_SCALE,
     UINT64_MAX,

@@ -13,10 +13,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from chainsense.chain.base import Chain
+from chainsense.chain.embedded import EmbeddedChain
+from chainsense.chain.keys import KeyPair
 from chainsense.ledger.ca import CertificateAuthority
-from chainsense.ledger.chain import Chain, EmbeddedChain
-from chainsense.ledger.contract import Ledger
-from chainsense.ledger.keys import KeyPair
+from chainsense.ledger.contract import Ledger, deploy_ledger
 from chainsense.ledger.records import Record
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,7 +46,7 @@ def make_world(tmp: Path, chain: Chain | None = None, n_mts: int = 3) -> World:
     chain = chain or EmbeddedChain()
     ca_key = KeyPair.derive("test", 0, "ca")
     mts = [KeyPair.derive("test", i) for i in range(n_mts)]
-    ledger = chain.deploy_ledger(ca_key.address)
+    ledger = deploy_ledger(chain, ca_key.address)
     for k in [ca_key, *mts]:
         chain.fund(k.address, 10**18)
     ca = CertificateAuthority(ca_key, tmp / "ca.db", ledger.domain)

@@ -10,9 +10,9 @@ import textwrap
 
 import pytest
 
+from chainsense.chain.embedded import EmbeddedChain
 from chainsense.ledger.ca import CertificateAuthority
 from chainsense.ledger.ca_client import CAClient
-from chainsense.ledger.chain import EmbeddedChain
 from chainsense.ledger.terminal import MobileTerminal
 from chainsense.ledger.verify import verify_ledger
 from test_ledger_support import World, free_port, make_world
@@ -56,7 +56,7 @@ def test_already_stored_counts_as_confirmation(world: World, tmp_path) -> None:
 
 def test_unregistered_mt_is_rejected_with_reason(tmp_path) -> None:
     world = make_world(tmp_path)
-    from chainsense.ledger.keys import KeyPair
+    from chainsense.chain.keys import KeyPair
 
     stranger = KeyPair.derive("stranger", 0)
     world.chain.fund(stranger.address, 10**18)
@@ -85,13 +85,14 @@ CHILD = textwrap.dedent(
     import os, signal, sys
     from pathlib import Path
     from chainsense.ledger.ca import CertificateAuthority
-    from chainsense.ledger.chain import EmbeddedChain
-    from chainsense.ledger.keys import KeyPair
+    from chainsense.chain.embedded import EmbeddedChain
+    from chainsense.chain.keys import KeyPair
+    from chainsense.ledger.contract import deploy_ledger
     from chainsense.ledger.terminal import MobileTerminal
 
     tmp, kill_after = Path(sys.argv[1]), int(sys.argv[2])
     chain = EmbeddedChain()  # same deployer, nonce and code as the parent: same address
-    ledger = chain.deploy_ledger(KeyPair.derive("test", 0, "ca").address)
+    ledger = deploy_ledger(chain, KeyPair.derive("test", 0, "ca").address)
     print(ledger.address, flush=True)
     ca = CertificateAuthority(KeyPair.derive("test", 0, "ca"), tmp / "ca.db", ledger.domain)
 

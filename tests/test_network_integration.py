@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from chainsense.ledger import network as nw
+from chainsense import devnet as nw
+from chainsense.chain.keys import KeyPair
+from chainsense.chain.rpc import RpcChain
 from chainsense.ledger.ca import CertificateAuthority
-from chainsense.ledger.chain import RpcChain
-from chainsense.ledger.contract import Ledger
-from chainsense.ledger.keys import KeyPair
+from chainsense.ledger.contract import Ledger, deploy_ledger
 from chainsense.ledger.terminal import MobileTerminal
 
 pytestmark = [
@@ -53,7 +53,7 @@ def test_four_nodes_submit_via_follower_kill_a_sealer_lose_nothing(tmp_path: Pat
         # Writes prefer the follower, as in the paper's deployment.
         assert chain._order(write=True)[0].role == "follower"
         ca_key = KeyPair.derive(7, 0, "ca")
-        ledger = chain.deploy_ledger(ca_key.address, faucet)
+        ledger = deploy_ledger(chain, ca_key.address, faucet)
         ca = CertificateAuthority(ca_key, tmp_path / "ca.sqlite", ledger.domain)
         mt_key = KeyPair.derive(7, 0, "mt")
         ca.register(mt_key.address)

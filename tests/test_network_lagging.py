@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from chainsense import devnet as nw
+from chainsense.chain.keys import KeyPair
+from chainsense.chain.rpc import RpcChain
 from chainsense.errors import ChainsenseError
-from chainsense.ledger import network as nw
 from chainsense.ledger.ca import CertificateAuthority
-from chainsense.ledger.chain import RpcChain
-from chainsense.ledger.contract import Ledger
-from chainsense.ledger.keys import KeyPair
+from chainsense.ledger.contract import Ledger, deploy_ledger
 from chainsense.ledger.records import Record
 from chainsense.ledger.terminal import MobileTerminal
 
@@ -62,7 +62,7 @@ def test_restarted_follower_is_avoided_until_it_has_caught_up(tmp_path: Path) ->
         # Deploy race: the contract is used straight away, through whichever node is next.
         ca_key = KeyPair.derive(11, 0, "ca")
         for _ in range(3):
-            ledger = chain.deploy_ledger(ca_key.address, faucet)
+            ledger = deploy_ledger(chain, ca_key.address, faucet)
             assert ledger.record_count() == 0 and ledger.ca() == ca_key.address
         ca = CertificateAuthority(ca_key, tmp_path / "ca.sqlite", ledger.domain)
         keys = [KeyPair.derive(11, i, "mt") for i in range(2)]

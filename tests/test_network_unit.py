@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from chainsense import devnet as nw
 from chainsense.errors import ChainsenseError, ConfigError
-from chainsense.ledger import network as nw
 
 
 @pytest.mark.parametrize(
@@ -143,9 +143,31 @@ def test_cli_up_rejects_bad_sealers_before_starting_anything(tmp_path: Path) -> 
     assert not (tmp_path / "n").exists()
 
 
-def test_client_network_file_reader_refuses_binary_garbage(tmp_path: Path) -> None:
-    from chainsense.ledger.chain import read_network_file
-
+def test_network_file_reader_refuses_binary_garbage(tmp_path: Path) -> None:
     (tmp_path / "network.json").write_bytes(b"\xff\xfe\x00 not text")
     with pytest.raises(ChainsenseError, match=r"network file: network\.json is not JSON"):
-        read_network_file(tmp_path)
+        nw.load(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("content", "field"),
+    [
+        ('{"chain_id": "1", "nodes": [{"rpc": "http://127.0.0.1:1"}]}', "chain_id"),
+        ('{"chain_id": 1, "nodes": [{"rpc": "ftp://x"}]}', r"nodes\[0\]\.rpc"),
+        ('{"chain_id": 1, "nodes": [{"rpc": "http://a", "role": "miner"}]}', r"nodes\[0\]\.role"),
+        ('{"chain_id": 1, "nodes": [{"rpc": "http://a", "pid": "7"}]}', r"nodes\[0\]\.pid"),
+        ('{"chain_id": 1, "nodes": [{"rpc": "http://a"}], "faucet": []}', "faucet"),
+    ],
+)
+def test_network_file_reader_names_the_bad_field(tmp_path: Path, content: str, field: str) -> None:
+    (tmp_path / "network.json").write_text(content)
+    with pytest.raises(ChainsenseError, match=field):
+        nw.load(tmp_path)
+
+
+def test_a_hand_written_network_file_needs_only_chain_id_and_rpc(tmp_path: Path) -> None:
+    (tmp_path / "network.json").write_text(
+        '{"chain_id": 7, "nodes": [{"rpc": "http://127.0.0.1:1", "role": "sealer"}]}'
+    )
+    info = nw.load(tmp_path)
+    assert info.chain_id == 7 and info.sealers == 1 and info.faucet_keyfile is None

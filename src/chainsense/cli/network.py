@@ -33,7 +33,7 @@ def up_cmd(
     timeout: float = typer.Option(90.0, help="Seconds to wait for peering and sealing."),
 ) -> None:
     """Write genesis + keys, start every node on 127.0.0.1, wait until peered and sealing."""
-    from chainsense.ledger import network
+    from chainsense import devnet as network
 
     spec = network.NetworkSpec(
         sealers=sealers, followers=followers, period=period, chain_id=chain_id
@@ -58,7 +58,7 @@ def down_cmd(
     wipe: bool = typer.Option(False, "--wipe", help="Also delete the network directory."),
 ) -> None:
     """Stop every node by pid (SIGTERM, then SIGKILL); keep data unless --wipe."""
-    from chainsense.ledger import network
+    from chainsense import devnet as network
 
     stopped = network.down(directory, wipe=wipe)
     _out.print(
@@ -72,7 +72,7 @@ def stop_cmd(
     name: str = typer.Argument(..., help="Node name, e.g. sealer-2."), directory: Path = _DIR
 ) -> None:
     """Stop one node (fault injection); its data is kept for a later `network start`."""
-    from chainsense.ledger import network
+    from chainsense import devnet as network
 
     network.stop_node(directory, name)
     _out.print(f"stopped {name}")
@@ -85,7 +85,7 @@ def start_cmd(
     timeout: float = typer.Option(60.0, help="Seconds to wait until it has resynced."),
 ) -> None:
     """Restart one stopped node and wait until it is peered and has caught up."""
-    from chainsense.ledger import network
+    from chainsense import devnet as network
 
     network.start_node(directory, name)
     with _out.status(f"waiting for {name} to resync"):
@@ -95,7 +95,7 @@ def start_cmd(
 
 
 def _show(directory: Path) -> None:
-    from chainsense.ledger import network
+    from chainsense import devnet as network
 
     table = Table(title=f"geth network {network.network_file(directory)}")
     for col in ("node", "role", "pid", "alive", "peers", "head"):

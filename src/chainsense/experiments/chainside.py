@@ -1,4 +1,4 @@
-"""Put the same sensing records on a geth network (through the ledger client) and in SQL rows.
+"""Put the same sensing records on a chain (through the ledger client) and in SQL rows.
 
 Both groups of the availability experiment must hold identical data: the records are stored
 on chain first (CA-countersigned, sent by their MTs, as in the paper), and the ids and digests
@@ -12,10 +12,11 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from chainsense.chain.base import Chain
+from chainsense.chain.keys import KeyPair
 from chainsense.errors import ChainsenseError
-from chainsense.ledger import network
-from chainsense.ledger.contract import Ledger, StoredRecord
-from chainsense.ledger.keys import KeyPair
+from chainsense.ledger.config import connect_network
+from chainsense.ledger.contract import Ledger, StoredRecord, deploy_ledger
 from chainsense.ledger.records import Record
 
 MT_FUNDING_WEI = 10**18
@@ -60,37 +61,33 @@ def make_records(count: int, seed: int, mts: list[KeyPair]) -> list[Record]:
     return out
 
 
-def publish(directory: str | Path, count: int, seed: int = 0, n_mts: int = 4) -> PublishedData:
-    """Deploy the ledger on the network in ``directory`` and store ``count`` records on it."""
+def publish(
+    chain: Chain, funder: KeyPair | None, count: int, seed: int = 0, n_mts: int = 4
+) -> PublishedData:
+    """Deploy the ledger on ``chain`` (paid by ``funder``; None: the node's dev account) and
+    store ``count`` records on it, each CA-countersigned and sent by its MT."""
     if count < 1:
         raise ChainsenseError(f"records: must be >= 1, got {count}")
-    chain, faucet = network.connect(directory, timeout=10.0)
-    try:
-        if faucet is None:
-            raise ChainsenseError("network: the network file names no faucet key")
-        ca = KeyPair.derive(seed, 0, "ca")
-        mts = [KeyPair.derive(seed, i, "mt") for i in range(n_mts)]
-        ledger = chain.deploy_ledger(ca.address, faucet)
-        for mt in mts:
-            chain.fund(mt.address, MT_FUNDING_WEI, faucet)
-        records = make_records(count, seed, mts)
-        by_mt = {mt.address: mt for mt in mts}
-        # Send everything first, then collect receipts: a few blocks instead of one per record.
-        hashes = [
-            ledger.send_submit(r, ca.sign_digest(r.digest(ledger.domain)), by_mt[r.mt])
-            for r in records
-        ]
-        subs = [ledger.finish_submit(r, h) for r, h in zip(records, hashes, strict=True)]
-        stored = tuple(
-            StoredRecord(s.record_id, s.digest, r) for s, r in zip(subs, records, strict=True)
-        )
-        return PublishedData(
-            ledger.address,
-            tuple(sorted(stored, key=lambda s: s.record_id)),
-            max(s.block or 0 for s in subs),
-        )
-    finally:
-        chain.close()
+    ca = KeyPair.derive(seed, 0, "ca")
+    mts = [KeyPair.derive(seed, i, "mt") for i in range(n_mts)]
+    ledger = deploy_ledger(chain, ca.address, funder)
+    for mt in mts:
+        chain.fund(mt.address, MT_FUNDING_WEI, funder)
+    records = make_records(count, seed, mts)
+    by_mt = {mt.address: mt for mt in mts}
+    # Send everything first, then collect receipts: a few blocks instead of one per record.
+    hashes = [
+        ledger.send_submit(r, ca.sign_digest(r.digest(ledger.domain)), by_mt[r.mt]) for r in records
+    ]
+    subs = [ledger.finish_submit(r, h) for r, h in zip(records, hashes, strict=True)]
+    stored = tuple(
+        StoredRecord(s.record_id, s.digest, r) for s, r in zip(subs, records, strict=True)
+    )
+    return PublishedData(
+        ledger.address,
+        tuple(sorted(stored, key=lambda s: s.record_id)),
+        max(s.block or 0 for s in subs),
+    )
 
 
 def open_ledger(
@@ -101,7 +98,7 @@ def open_ledger(
     It reads only from nodes that have ``min_block`` (default: the best head any node has now,
     so everything published before this call is visible whichever node answers).
     """
-    chain, _ = network.connect(directory, timeout=timeout, cooldown=1.0)
+    chain, _ = connect_network(directory, timeout=timeout, cooldown=1.0)
     try:
         if min_block is None:
             chain.require_latest()

@@ -18,12 +18,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from chainsense import devnet as network
+from chainsense.chain.keys import KeyPair
+from chainsense.chain.rpc import RpcChain
 from chainsense.errors import ChainsenseError
-from chainsense.ledger import network
 from chainsense.ledger.ca import CertificateAuthority
-from chainsense.ledger.chain import RpcChain
-from chainsense.ledger.contract import Ledger
-from chainsense.ledger.keys import KeyPair
+from chainsense.ledger.config import connect_network
+from chainsense.ledger.contract import Ledger, deploy_ledger
 from chainsense.ledger.terminal import MobileTerminal
 
 Progress = Callable[[str], None]
@@ -118,10 +119,10 @@ def run_drill(
     for name in fail:
         info.node(name)  # names a real node
     say = progress or (lambda _m: None)
-    chain, faucet = network.connect(d, timeout=3.0, cooldown=2.0)
+    chain, faucet = connect_network(d, timeout=3.0, cooldown=2.0)
     try:
         ca_key = KeyPair.derive(seed, 0, "ca")
-        ledger = chain.deploy_ledger(ca_key.address, faucet)
+        ledger = deploy_ledger(chain, ca_key.address, faucet)
         with tempfile.TemporaryDirectory(prefix="chainsense-drill-") as tmp:
             ca = CertificateAuthority(ca_key, Path(tmp) / "ca.sqlite", ledger.domain)
             terminals = []

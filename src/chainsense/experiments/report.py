@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from chainsense.errors import ChainsenseError
+from chainsense.files import atomic_write
 
 _STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1100px;
@@ -144,7 +145,5 @@ class Report:
         """Write the report atomically (temp file then rename) and return its path."""
         p = Path(path)
         p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_suffix(p.suffix + ".tmp")
-        tmp.write_text(self.render(), encoding="utf-8")
-        tmp.replace(p)
+        atomic_write(p, self.render())
         return p

@@ -23,8 +23,8 @@ from typing import Any
 
 import pymysql
 
+from chainsense.devnet import free_ports, pid_alive
 from chainsense.errors import ChainsenseError
-from chainsense.ledger.network import free_ports, pid_alive
 
 DATABASE = "chainsense"
 COLUMNS = ("id", "mt", "poi", "slot", "reading", "x", "y", "nonce", "digest")
@@ -35,6 +35,11 @@ CREATE_TABLE = (
     "digest CHAR(66) NOT NULL) ENGINE=InnoDB"
 )
 SELECT_BY_ID = "SELECT id, mt, poi, slot, reading, x, y, nonce, digest FROM records WHERE id = %s"
+
+
+def select_by_id_text(record_id: int) -> str:
+    """:data:`SELECT_BY_ID` as literal SQL text, for raw protocol clients (the flood)."""
+    return SELECT_BY_ID % int(record_id)
 
 
 def _binary(name: str) -> str:

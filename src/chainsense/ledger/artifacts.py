@@ -34,25 +34,6 @@ def artifact_path(name: str = CONTRACT_NAME) -> Path:
     return CONTRACTS_DIR / f"{name}.json"
 
 
-def compile_source(name: str = CONTRACT_NAME) -> dict[str, Any]:
-    """Compile the Vyper source now (imports vyper lazily: only the script and a test need it)."""
-    import vyper
-
-    out = vyper.compile_code(source_path(name).read_text(), output_formats=["abi", "bytecode"])
-    return {
-        "contract": name,
-        "compiler": f"vyper {vyper.__version__}",
-        "abi": out["abi"],
-        "bytecode": out["bytecode"],
-    }
-
-
-def write_artifact(name: str = CONTRACT_NAME) -> Path:
-    path = artifact_path(name)
-    path.write_text(json.dumps(compile_source(name), indent=1, sort_keys=True) + "\n")
-    return path
-
-
 @cache
 def load_artifact(name: str = CONTRACT_NAME) -> Artifact:
     data = json.loads(artifact_path(name).read_text())

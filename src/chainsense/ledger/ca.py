@@ -1,6 +1,6 @@
 """The certificate authority: MT registry, signature + freshness checks, countersigning.
 
-Plain Python core over a SQLite registry; the HTTP face is :func:`create_app` (FastAPI, in
+Plain Python core over a SQLite registry; the HTTP face is ``ca_api.build_app`` (FastAPI, in
 :mod:`chainsense.ledger.ca_api`). Protocol step 3: the CA accepts a record only from a
 registered MT whose EIP-712 signature over the record is valid and whose nonce is fresh
 (strictly above the last one the CA countersigned for that MT), then signs the same digest.
@@ -19,16 +19,13 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from chainsense.chain.keys import KeyPair, SignatureError, checksum, recover_bytes
 from chainsense.errors import ChainsenseError
-from chainsense.ledger.keys import KeyPair, SignatureError, checksum, recover_bytes
 from chainsense.ledger.merkle import MerkleTree
 from chainsense.ledger.records import Domain, Record, batch_struct_hash
 from chainsense.ledger.sqlite_tx import write_transaction
-
-if TYPE_CHECKING:
-    from fastapi import FastAPI
 
 MAX_BATCH = 100_000
 MAX_METADATA_BYTES = 4096
@@ -299,10 +296,3 @@ def _address(value: Any, field: str) -> str:
         return checksum(value, field)
     except ChainsenseError as exc:
         raise CAError("bad_input", field, "not a 0x-prefixed 20-byte hex address") from exc
-
-
-def create_app(ca: CertificateAuthority, admin_token: str | None = None) -> FastAPI:
-    """FastAPI app serving ``ca`` (see :mod:`chainsense.ledger.ca_api`)."""
-    from chainsense.ledger.ca_api import build_app
-
-    return build_app(ca, admin_token)

@@ -18,7 +18,7 @@ class CAUnavailableError(ChainsenseError):
 
 
 class CAClient:
-    """Talks to ``chainsense ca serve`` at ``base_url`` (e.g. http://127.0.0.1:8545)."""
+    """Talks to ``chainsense ca serve`` at ``base_url`` (e.g. http://127.0.0.1:8600)."""
 
     def __init__(
         self, base_url: str, *, timeout: float = 10.0, admin_token: str | None = None

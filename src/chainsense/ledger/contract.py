@@ -8,7 +8,7 @@ estimate before anything is sent.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,10 +16,11 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import ContractLogicError
 
+from chainsense.chain.base import Chain, TxResult
+from chainsense.chain.errors import ChainError, RevertError, revert_reason
+from chainsense.chain.keys import KeyPair, checksum
 from chainsense.errors import ChainsenseError
 from chainsense.ledger.artifacts import load_artifact
-from chainsense.ledger.chain import Chain, ChainError, RevertError, TxResult, _revert_reason
-from chainsense.ledger.keys import KeyPair, checksum
 from chainsense.ledger.merkle import MAX_DEPTH
 from chainsense.ledger.records import Domain, Record
 
@@ -41,7 +42,7 @@ class StoredRecord:
 
 @dataclass(frozen=True)
 class Submission:
-    """Result of submitting one record; ``already_stored`` when it was on chain before."""
+    """Result of submitting one record: its id and digest on chain, the transaction and its gas."""
 
     record_id: int
     digest: bytes
@@ -124,7 +125,7 @@ class Ledger:
         try:
             return self.chain.call(lambda w3: getattr(self._bound(w3).functions, fn)(*args).call())
         except ContractLogicError as exc:
-            raise RevertError(_revert_reason(exc)) from exc
+            raise RevertError(revert_reason(exc)) from exc
 
     def encode(self, fn: str, *args: Any) -> str:
         return self._iface.encode_abi(fn, args=list(args))
@@ -174,52 +175,48 @@ class Ledger:
         return int(self.view("record_count"))
 
     def get_record(self, record_id: int) -> StoredRecord:
-        if record_id < 1:
-            raise ChainsenseError(f"record id: must be >= 1, got {record_id}")
+        _check_uint(record_id, "record id", low=1)
         try:
             return _stored(self.view("get_record", record_id))
         except RevertError as exc:
             raise ChainsenseError(f"record id: {record_id}: {exc.reason}") from exc
 
-    def _paged(
-        self, fn: str, key: Any, total: int, start: int, limit: int | None
-    ) -> Iterator[StoredRecord]:
-        end = total if limit is None else min(total, start + limit)
+    def _paged(self, fn: str, args: tuple[Any, ...], start: int, end: int) -> list[StoredRecord]:
+        """Entries ``start`` (inclusive) to ``end`` (exclusive) of a paged view, ``PAGE`` a call."""
+        out: list[StoredRecord] = []
         pos = start
         while pos < end:
-            page = self.view(fn, key, pos, min(PAGE, end - pos))
-            if not page:
-                break
-            yield from (_stored(r) for r in page)
-            pos += len(page)
-
-    def records(self, start: int = 1, limit: int | None = None) -> list[StoredRecord]:
-        """Records by id from ``start`` (1-based)."""
-        total = self.record_count()
-        end = total if limit is None else min(total, start + limit - 1)
-        out: list[StoredRecord] = []
-        pos = max(1, start)
-        while pos <= end:
-            page = self.view("records", pos, min(PAGE, end - pos + 1))
+            page = self.view(fn, *args, pos, min(PAGE, end - pos))
             if not page:
                 break
             out.extend(_stored(r) for r in page)
             pos += len(page)
         return out
 
+    def records(self, start: int = 1, limit: int | None = None) -> list[StoredRecord]:
+        """Records by id from ``start`` (1-based), at most ``limit`` of them."""
+        _check_uint(start, "start", low=1)
+        total = self.record_count()
+        end = total + 1 if limit is None else min(total + 1, start + _check_uint(limit, "limit"))
+        return self._paged("records", (), start, end)
+
+    def _window(self, kind: str, key: Any, start: int, limit: int | None) -> tuple[int, int]:
+        """``(start, end)`` of a query by ``kind`` (``mt``, ``poi``) with range-checked bounds."""
+        _check_uint(start, "start")
+        total = int(self.view(f"{kind}_record_count", key))
+        return start, total if limit is None else min(total, start + _check_uint(limit, "limit"))
+
     def records_of_mt(
         self, mt: str, start: int = 0, limit: int | None = None
     ) -> list[StoredRecord]:
         addr = checksum(mt, "mt")
-        total = int(self.view("mt_record_count", addr))
-        return list(self._paged("records_of_mt", addr, total, start, limit))
+        return self._paged("records_of_mt", (addr,), *self._window("mt", addr, start, limit))
 
     def records_of_poi(
         self, poi: int, start: int = 0, limit: int | None = None
     ) -> list[StoredRecord]:
         _check_u32(poi, "poi")
-        total = int(self.view("poi_record_count", poi))
-        return list(self._paged("records_of_poi", poi, total, start, limit))
+        return self._paged("records_of_poi", (poi,), *self._window("poi", poi, start, limit))
 
     def records_in_slots(self, first: int, last: int) -> list[StoredRecord]:
         """Records whose slot is in ``[first, last]`` (one bounded page walk per slot)."""
@@ -232,7 +229,7 @@ class Ledger:
         out: list[StoredRecord] = []
         for slot in range(first, last + 1):
             total = int(self.view("slot_record_count", slot))
-            out.extend(self._paged("records_of_slot", slot, total, 0, None))
+            out.extend(self._paged("records_of_slot", (slot,), 0, total))
         return out
 
     def verify_stored(self, record: Record) -> StoredRecord | None:
@@ -270,6 +267,7 @@ class Ledger:
         return int(self.view("root_id_of", bytes(root)))
 
     def get_batch(self, root_id: int) -> BatchInfo:
+        _check_uint(root_id, "root id", low=1)
         try:
             rid, root, size, submitter = self.view("get_batch", root_id)
         except RevertError as exc:
@@ -278,6 +276,7 @@ class Ledger:
 
     def verify_inclusion(self, root_id: int, digest: bytes, proof: Sequence[bytes]) -> bool:
         """On-chain check that record digest ``digest`` is under anchored root ``root_id``."""
+        _check_uint(root_id, "root id")
         if len(proof) > MAX_DEPTH:
             return False
         return bool(
@@ -286,6 +285,7 @@ class Ledger:
 
     def verify_record(self, root_id: int, record: Record, proof: Sequence[bytes]) -> bool:
         """On-chain check that exactly ``record`` is in anchored batch ``root_id``."""
+        _check_uint(root_id, "root id")
         if len(proof) > MAX_DEPTH:
             return False
         return bool(
@@ -323,6 +323,13 @@ class Ledger:
     def onchain_digest(self, record: Record) -> bytes:
         """The contract's own EIP-712 digest of ``record`` (cross-checks the Python hashing)."""
         return bytes(self.view("record_digest", record.as_tuple()))
+
+
+def _check_uint(value: int, name: str, low: int = 0) -> int:
+    """``value`` if it is an integer in ``[low, 2^256)`` (what a uint256 argument takes)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value < 2**256:
+        raise ChainsenseError(f"{name}: must be an integer in [{low}, 2^256), got {value!r}")
+    return value
 
 
 def _check_u32(value: int, name: str) -> None:

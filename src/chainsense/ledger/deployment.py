@@ -13,9 +13,13 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from chainsense.chain.base import Chain
+from chainsense.chain.keys import KeyPair, checksum
 from chainsense.errors import ChainsenseError
-from chainsense.ledger.chain import Chain, RpcChain, chain_from_network_file
-from chainsense.ledger.keys import KeyPair, checksum
+from chainsense.files import atomic_write
+from chainsense.ledger.config import LedgerConfig, open_chain
+
+_MAX_BYTES = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -29,11 +33,9 @@ class Deployment:
     network: str | None = None
 
     def write(self, path: str | Path) -> Path:
-        p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
+        """Write the file atomically (a crash never leaves a half-written deployment)."""
         data = asdict(self) | {"rpc": list(self.rpc)}
-        p.write_text(json.dumps(data, indent=1) + "\n")
-        return p
+        return atomic_write(path, json.dumps(data, indent=1) + "\n")
 
     @classmethod
     def read(cls, path: str | Path) -> Deployment:
@@ -42,8 +44,10 @@ class Deployment:
             raise ChainsenseError(
                 f"deployment: file not found: {p} (run `chainsense ledger deploy`)"
             )
+        if p.stat().st_size > _MAX_BYTES:
+            raise ChainsenseError(f"deployment: {p.name} is larger than {_MAX_BYTES} bytes")
         try:
-            data = json.loads(p.read_text())
+            data = json.loads(p.read_text(encoding="utf-8"))
             dep = cls(
                 chain_id=int(data["chain_id"]),
                 contract=checksum(data["contract"], "deployment.contract"),
@@ -53,35 +57,33 @@ class Deployment:
                 rpc=tuple(str(u) for u in data.get("rpc", [])),
                 network=data.get("network"),
             )
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise ChainsenseError(f"deployment: {p.name} is malformed: {exc}") from exc
         if not dep.rpc and not dep.network:
             raise ChainsenseError("deployment: names neither rpc endpoints nor a network")
         return dep
 
-
-def open_chain(
-    rpc: list[str] | None, network: str | Path | None, *, timeout: float = 5.0
-) -> tuple[Chain, KeyPair | None]:
-    """The chain named on the command line: ``--network DIR`` or ``--rpc URL`` (repeatable)."""
-    if network is not None and rpc:
-        raise ChainsenseError("chain: give --network or --rpc, not both")
-    if network is not None:
-        return chain_from_network_file(network, timeout=timeout)
-    if rpc:
-        return RpcChain(rpc, timeout=timeout), None
-    raise ChainsenseError(
-        "chain: give --network DIR or --rpc URL (the embedded chain lives "
-        "only inside one process: use `chainsense ledger demo` for it)"
-    )
+    @property
+    def ledger_config(self) -> LedgerConfig:
+        """The chain this deployment was made on, as a ledger config."""
+        return LedgerConfig().with_chain(self.rpc, None if self.rpc else self.network)
 
 
-def chain_of(dep: Deployment, *, timeout: float = 5.0) -> tuple[Chain, KeyPair | None]:
+def external_chain(cfg: LedgerConfig) -> tuple[Chain, KeyPair | None]:
+    """The chain of a ledger command that outlives one process: ``--network`` or ``--rpc``."""
+    if cfg.backend == "embedded":
+        raise ChainsenseError(
+            "chain: give --network DIR or --rpc URL (the embedded chain lives "
+            "only inside one process: use `chainsense ledger demo` for it)"
+        )
+    return open_chain(cfg)
+
+
+def chain_of(dep: Deployment) -> tuple[Chain, KeyPair | None]:
     """Reconnect to a deployment's chain and check it is the same chain."""
-    chain, faucet = open_chain(
-        list(dep.rpc) or None, None if dep.rpc else dep.network, timeout=timeout
-    )
+    chain, faucet = open_chain(dep.ledger_config)
     if chain.chain_id != dep.chain_id:
+        chain.close()
         raise ChainsenseError(
             f"deployment: chain id {dep.chain_id} but the node reports {chain.chain_id}"
         )

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from chainsense.chain.hashing import keccak
 from chainsense.errors import ChainsenseError
-from chainsense.ledger.hashing import keccak
 
 MAX_DEPTH = 32  # the contract accepts proofs of at most 32 levels
 

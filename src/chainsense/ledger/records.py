@@ -12,9 +12,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from chainsense.chain.hashing import keccak
+from chainsense.chain.keys import checksum
 from chainsense.errors import ChainsenseError
-from chainsense.ledger.hashing import keccak
-from chainsense.ledger.keys import checksum
 
 FIXED_SCALE = 1_000_000
 UINT32_MAX = 2**32 - 1

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from chainsense.chain.errors import ChainError, RevertError
+from chainsense.chain.keys import KeyPair
 from chainsense.errors import ChainsenseError
 from chainsense.ledger.ca import CAError, Countersignature
 from chainsense.ledger.ca_client import CAUnavailableError
-from chainsense.ledger.chain import ChainError, RevertError
 from chainsense.ledger.contract import Ledger
-from chainsense.ledger.keys import KeyPair
 from chainsense.ledger.records import Record, record_from_event
 from chainsense.ledger.sqlite_tx import write_transaction
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 
+from chainsense.chain.keys import SignatureError, recover
 from chainsense.ledger.contract import Ledger
-from chainsense.ledger.keys import SignatureError, recover
 
 
 @dataclass

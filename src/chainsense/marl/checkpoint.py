@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from flax import serialization
 
 from chainsense.config import from_mapping
 from chainsense.errors import ChainsenseError
+from chainsense.files import atomic_write
 from chainsense.marl import features, maddpg
 from chainsense.marl.config import TrainConfig
 from chainsense.sim.params import WorldParams, state_dim
@@ -53,9 +53,7 @@ def save(path: str | Path, ckpt: Checkpoint) -> Path:
         "progress": json.dumps(ckpt.progress),
         "learner": serialization.to_state_dict(jax.device_get(ckpt.learner)),
     }
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_bytes(serialization.msgpack_serialize(payload))
-    os.replace(tmp, p)
+    atomic_write(p, serialization.msgpack_serialize(payload))
     return p
 
 

@@ -17,8 +17,8 @@ import coincurve
 from eth_account import Account
 from eth_utils import is_hex_address, to_checksum_address
 
+from chainsense.chain.hashing import keccak
 from chainsense.errors import ChainsenseError
-from chainsense.ledger.hashing import keccak
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 

@@ -1,0 +1,56 @@
+"""Local geth Clique private networks of sealers and followers, for real runs and tests.
+
+The paper's chain is a private Ethereum network of mining nodes (which seal blocks) and
+non-mining nodes (which relay transactions and serve queries). This package runs exactly that
+with the reference client, geth v1.13.15 (the last release line that seals Clique
+proof-of-authority blocks), on one machine: every node binds to 127.0.0.1 only, peers statically
+with every other node (no discovery), and the whole network is described by its network file
+(:mod:`~chainsense.devnet.netfile`). Sealer keys, their passwords and the faucet key are generated
+per network, written 0600 and never printed. Nodes run detached (own session) so that ``chainsense
+network up`` can return; they are stopped by the process ids recorded in the file, after checking
+the id still belongs to that node.
+
+Modules: ``netfile`` (the one reader and writer of network.json), ``genesis`` (spec, keys,
+genesis, ``geth init``), ``geth`` (the binary and a node's command line), ``processes`` (ports and
+pids, also used by the experiments' servers), ``health`` (probes, status, readiness),
+``lifecycle`` (up, down, stop, start). The names below are the public face.
+"""
+
+from chainsense.devnet.genesis import NetworkSpec, clique_genesis
+from chainsense.devnet.geth import find_geth, geth_available
+from chainsense.devnet.health import NodeStatus, rpc_call, status, wait_ready
+from chainsense.devnet.lifecycle import down, kill_node, running, start_node, stop_node, up
+from chainsense.devnet.netfile import (
+    NETWORK_FILE,
+    NetworkInfo,
+    NodeInfo,
+    load,
+    network_file,
+    save,
+)
+from chainsense.devnet.processes import free_ports, pid_alive
+
+__all__ = [
+    "NETWORK_FILE",
+    "NetworkInfo",
+    "NetworkSpec",
+    "NodeInfo",
+    "NodeStatus",
+    "clique_genesis",
+    "down",
+    "find_geth",
+    "free_ports",
+    "geth_available",
+    "kill_node",
+    "load",
+    "network_file",
+    "pid_alive",
+    "rpc_call",
+    "running",
+    "save",
+    "start_node",
+    "status",
+    "stop_node",
+    "up",
+    "wait_ready",
+]
