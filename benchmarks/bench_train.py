@@ -21,11 +21,11 @@ from pathlib import Path
 
 import jax
 
-from chainsense.config import load_train_config
 from chainsense.marl import session, train
+from chainsense.marl.config import load_train_config
 from chainsense.marl.evaluate import evaluate
 from chainsense.marl.learned import LearnedPolicy
-from chainsense.marl.policies import get_policy
+from chainsense.marl.registry import baseline
 from chainsense.sim.params import preset
 
 
@@ -89,7 +89,7 @@ def main() -> None:
         )
         tables[algo] = evaluate(LearnedPolicy(res.learner.actor, c), params, seeds, algo)
     for name in ("greedy", "random"):
-        tables[name] = evaluate(get_policy(name), params, seeds, name)
+        tables[name] = evaluate(baseline(name), params, seeds, name)
 
     cols = ("data_collection_ratio", "energy_usage_ratio", "fairness", "energy_efficiency")
     print(f"\n{'policy':8s} " + " ".join(f"{c:>24s}" for c in cols))

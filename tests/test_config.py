@@ -6,8 +6,9 @@ from typing import Literal
 
 import pytest
 
-from chainsense.config import from_mapping, load_file, load_train_config
+from chainsense.config import from_mapping, load_file
 from chainsense.errors import ConfigError
+from chainsense.marl.config import load_train_config
 
 
 @dataclass(frozen=True)

@@ -100,9 +100,9 @@ def test_seed_determinism() -> None:
     leaves = [jax.tree_util.tree_leaves(r.learner) for r in runs]
     for x, y in zip(leaves[0], leaves[1], strict=True):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
-    assert [r["return"] for r in runs[0].rows] == [r["return"] for r in runs[1].rows] or all(
-        np.isnan(r["return"]) for r in runs[0].rows
-    )
+    returns = [np.array([r["return"] for r in run.rows]) for run in runs[:2]]
+    assert np.isfinite(returns[0]).any()  # episodes finished, so the logs hold real returns
+    np.testing.assert_array_equal(returns[0], returns[1])  # (a chunk without one logs NaN)
     differ = [
         not np.array_equal(np.asarray(x), np.asarray(y))
         for x, y in zip(leaves[0], leaves[2], strict=True)

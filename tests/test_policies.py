@@ -9,7 +9,8 @@ import pytest
 
 from chainsense.errors import ConfigError
 from chainsense.marl.evaluate import evaluate, rollout
-from chainsense.marl.policies import GreedyPolicy, Policy, RandomPolicy, get_policy
+from chainsense.marl.policies import GreedyPolicy, Policy, RandomPolicy
+from chainsense.marl.registry import baseline
 from chainsense.sim.maps import WorldMap
 from chainsense.sim.params import WorldParams, preset
 from chainsense.sim.world import reset, reset_with_map, step
@@ -27,10 +28,10 @@ def test_actions_are_physical_and_jittable(pol):
     assert np.all((a[:, 1] >= 0) & (a[:, 1] <= SMALL.max_move + 1e-6))
 
 
-def test_get_policy():
-    assert isinstance(get_policy("greedy"), GreedyPolicy)
+def test_baseline():
+    assert isinstance(baseline("greedy"), GreedyPolicy)
     with pytest.raises(ConfigError, match="policy"):
-        get_policy("oracle")
+        baseline("oracle")
 
 
 def test_greedy_beats_random_clearly():

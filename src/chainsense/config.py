@@ -1,9 +1,10 @@
-"""Loading typed configuration sections from TOML or YAML files.
+"""Reading typed configuration sections from TOML or YAML files.
 
-Each subsystem owns its own frozen dataclass of settings (``sim.params.WorldParams``, the training
-config in ``marl``, the ledger config in ``ledger``); this module only reads files and turns a
-mapping into one of those dataclasses, rejecting unknown keys and wrong types with a message that
-names the offending field.
+Each subsystem owns its settings and the loader of its section, beside them:
+``sim.params.load_world_params`` (``[world]``), ``marl.config.load_train_config`` (``[train]``),
+``ledger.config.load_ledger_config`` (``[ledger]``). This module, at the bottom of the layers,
+only reads files and turns a mapping into one of those dataclasses, rejecting unknown keys and
+wrong types with a message that names the offending field.
 """
 
 from __future__ import annotations
@@ -14,15 +15,11 @@ import types
 import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import yaml
 
 from chainsense.errors import ConfigError
-
-if TYPE_CHECKING:
-    from chainsense.marl.config import TrainConfig
-    from chainsense.sim.params import WorldParams
 
 T = TypeVar("T")
 
@@ -127,24 +124,3 @@ def read_section(config: str | Path | None, name: str) -> dict[str, Any]:
     if not isinstance(section, dict):
         raise ConfigError(name, "must be a table of settings")
     return section
-
-
-def load_world_params(preset_name: str, config: str | Path | None = None) -> WorldParams:
-    """The named world preset, overridden by the ``[world]`` section of ``config`` when given."""
-    from chainsense.sim.params import WorldParams, preset
-
-    base = preset(preset_name)
-    section = read_section(config, "world")
-    if not section:
-        return base
-    return from_mapping(WorldParams, {**dataclasses.asdict(base), **section}, "world")
-
-
-def load_train_config(config: str | Path | None, algo: str | None = None) -> TrainConfig:
-    """The ``[train]`` section of ``config`` (defaults without one); ``algo`` overrides it."""
-    from chainsense.marl.config import TrainConfig
-
-    section = read_section(config, "train")
-    if algo is not None:
-        section = {**section, "algo": algo}
-    return TrainConfig.from_dict(section)

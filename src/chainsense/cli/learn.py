@@ -16,8 +16,9 @@ from rich.progress import (
 )
 
 from chainsense.cli.world import metric_table
-from chainsense.config import load_train_config, load_world_params
 from chainsense.errors import ConfigError
+from chainsense.marl.config import load_train_config
+from chainsense.sim.params import load_world_params
 
 _console = Console()
 
@@ -55,10 +56,13 @@ def train_cmd(
     ),
 ) -> None:
     """Train a MADDPG / IDDPG fleet; writes checkpoint, CSV + TensorBoard logs, curves, eval."""
-    from chainsense.marl import session
+    # imported here, not at the top: `chainsense --help` must not pay for JAX
+    from chainsense.marl import registry, session
+    from chainsense.marl.evaluate import write_table
+    from chainsense.marl.learned import LearnedPolicy
 
-    if algo is not None and algo not in ("maddpg", "iddpg"):
-        raise ConfigError("algo", f"must be maddpg or iddpg, got {algo!r}")
+    if algo is not None and algo not in registry.LEARNED:
+        raise ConfigError("algo", f"must be one of {', '.join(registry.LEARNED)}, got {algo!r}")
     if minutes is None and steps is None:
         minutes = 10.0
     if not 0 <= seed < 2**31:
@@ -103,14 +107,9 @@ def train_cmd(
         f"({result.steps_per_second:,.0f} env steps/s incl. compilation)"
     )
     if eval_episodes > 0:
-        from chainsense.marl.evaluate import evaluate, write_table
-        from chainsense.marl.learned import LearnedPolicy
-        from chainsense.marl.policies import get_policy
-
-        seeds = range(eval_episodes)
-        tables = [evaluate(LearnedPolicy(result.learner.actor, cfg), params, seeds, cfg.algo)]
-        if compare:
-            tables += [evaluate(get_policy(n), params, seeds, n) for n in ("greedy", "random")]
+        fleet = LearnedPolicy(result.learner.actor, cfg)
+        contenders = registry.with_baselines(cfg.algo, fleet) if compare else [(cfg.algo, fleet)]
+        tables = registry.compare(contenders, params, range(eval_episodes))
         files = write_table(tables, out)
         title = f"{preset_name} world, {eval_episodes} episodes (mean +- std)"
         _console.print(metric_table(tables, title))
@@ -128,6 +127,7 @@ def reproduce_cmd(
     ),
 ) -> None:
     """Metrics vs number of MTs and vs sensing range: MADDPG, IDDPG, greedy, random (PNG + CSV)."""
+    # imported here, not at the top: `chainsense --help` must not pay for JAX
     from chainsense.experiments import sweeps
 
     spec = sweeps.spec(preset_name, seeds=seeds, episodes=episodes, train_steps=train_steps)

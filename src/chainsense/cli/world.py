@@ -12,8 +12,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from chainsense.config import load_world_params
 from chainsense.errors import ConfigError
+from chainsense.sim.params import load_world_params
 
 if TYPE_CHECKING:
     from chainsense.marl.evaluate import EvalTable
@@ -23,6 +23,7 @@ _console = Console()
 
 def metric_table(tables: Sequence[EvalTable], title: str) -> Table:
     """Mean +- std of every metric, one column per policy (``evaluate`` and ``train``)."""
+    # imported here, not at the top: sim.metrics loads JAX, which `--help` must not pay for
     from chainsense.sim.metrics import METRIC_NAMES
 
     table = Table(title=title)
@@ -74,20 +75,24 @@ def evaluate_cmd(
     ),
 ) -> None:
     """Run N seeded episodes per policy; print mean +- std of every metric, write CSV/JSON/PNG."""
-    from chainsense.marl.evaluate import evaluate, write_table
-    from chainsense.marl.learned import resolve_policy
+    # imported here, not at the top: `chainsense --help` must not pay for JAX
+    from chainsense.marl import registry
+    from chainsense.marl.evaluate import write_table
 
     _check_run_args(episodes, seed)
     params = load_world_params(preset_name, config)
-    policies = [(name, resolve_policy(name, checkpoint, params, eval_noise)) for name in policy]
-    seeds = range(seed, seed + episodes)
-    tables = []
+    policies = [(n, registry.make_policy(n, checkpoint, params, eval_noise)) for n in policy]
     with _progress() as bar:
         task = bar.add_task(f"{episodes} episodes x {len(policies)} policies", total=len(policies))
-        for name, pol in policies:
-            bar.update(task, description=f"evaluating {name} ({episodes} episodes, batched)")
-            tables.append(evaluate(pol, params, seeds, name))
-            bar.advance(task)
+
+        finished = iter(range(len(policies)))
+
+        def on_policy(name: str) -> None:
+            description = f"evaluating {name} ({episodes} episodes, batched)"
+            bar.update(task, completed=next(finished), description=description)
+
+        tables = registry.compare(policies, params, range(seed, seed + episodes), on_policy)
+        bar.update(task, completed=len(policies))
     files = write_table(tables, out)
     _console.print(metric_table(tables, f"{preset_name} world, {episodes} episodes (mean +- std)"))
     _console.print("wrote " + ", ".join(str(f) for f in files))
@@ -111,10 +116,11 @@ def render_cmd(
     ),
 ) -> None:
     """Play one episode; write map.png, heat.png (visits), episode.gif and events.csv."""
+    # imported here, not at the top: `chainsense --help` must not pay for JAX and matplotlib
     import jax
 
+    from chainsense.marl import registry
     from chainsense.marl.evaluate import rollout
-    from chainsense.marl.learned import resolve_policy
     from chainsense.sim.render import animate_episode, plot_map
 
     _check_run_args(1, seed)
@@ -123,7 +129,7 @@ def render_cmd(
     if not 2 <= frames <= 2000:
         raise ConfigError("frames", f"must be in [2, 2000], got {frames}")
     params = load_world_params(preset_name, config)
-    pol = resolve_policy(policy, checkpoint, params)
+    pol = registry.make_policy(policy, checkpoint, params)
     out.mkdir(parents=True, exist_ok=True)
     with _progress() as bar:
         task = bar.add_task("playing the episode", total=3 if gif else 2)

@@ -16,13 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from chainsense.errors import ConfigError
+from chainsense.marl import registry, session
 from chainsense.marl.config import TrainConfig
+from chainsense.marl.learned import LearnedPolicy
+from chainsense.sim.metrics import PAPER_METRICS
 from chainsense.sim.params import WorldParams, preset
-
-POLICIES = ("maddpg", "iddpg", "greedy", "random")
-SHOWN = ("data_collection_ratio", "energy_usage_ratio", "fairness", "energy_efficiency")
 
 
 @dataclass(frozen=True)
@@ -111,11 +112,6 @@ def run(
     s: Spec, out_dir: str | Path, on_run: Callable[[int, str], None] | None = None
 ) -> list[Path]:
     """Train, evaluate and plot every point; returns the CSV and PNG paths."""
-    from chainsense.marl import session
-    from chainsense.marl.evaluate import evaluate
-    from chainsense.marl.learned import LearnedPolicy
-    from chainsense.marl.policies import get_policy
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, object]] = []
@@ -123,23 +119,24 @@ def run(
     ep_seeds = list(range(10_000, 10_000 + s.episodes))
     for sweep, value, world in points(s):
         label = f"{sweep}={value:g}"
-        for pol in ("greedy", "random"):
-            tb = evaluate(get_policy(pol), world, ep_seeds, pol)
-            rows += _rows(sweep, value, pol, -1, ep_seeds, tb.per_episode)
+        baselines = [(name, registry.baseline(name)) for name in registry.BASELINES]
+        for tb in registry.compare(baselines, world, ep_seeds):
+            rows += _rows(sweep, value, tb.policy, -1, ep_seeds, tb.per_episode)
         done += 1
         if on_run:
             on_run(done, f"{label} baselines")
-        for algo in ("maddpg", "iddpg"):
+        for algo in registry.LEARNED:
             cfg = dataclasses.replace(s.train, algo=algo)
             for seed in range(s.seeds):
                 res = session.run(cfg, world, seed=seed, steps=s.train_steps)
-                tb = evaluate(LearnedPolicy(res.learner.actor, cfg), world, ep_seeds, algo)
+                fleet = LearnedPolicy(res.learner.actor, cfg)
+                (tb,) = registry.compare([(algo, fleet)], world, ep_seeds)
                 rows += _rows(sweep, value, algo, seed, ep_seeds, tb.per_episode)
                 done += 1
                 if on_run:
                     on_run(done, f"{label} {algo} seed {seed}")
     csv_path = out / "reproduce.csv"
-    cols = ["sweep", "value", "policy", "train_seed", "episode_seed", *SHOWN, "collisions"]
+    cols = ["sweep", "value", "policy", "train_seed", "episode_seed", *PAPER_METRICS, "collisions"]
     with csv_path.open("w", newline="", encoding="utf-8") as fh:
         w = csv.DictWriter(fh, fieldnames=cols)
         w.writeheader()
@@ -168,7 +165,7 @@ def _rows(
             "policy": policy,
             "train_seed": train_seed,
             "episode_seed": seed,
-            **{k: float(per[k][i]) for k in (*SHOWN, "collisions")},
+            **{k: float(per[k][i]) for k in (*PAPER_METRICS, "collisions")},
         }
         for i, seed in enumerate(seeds)
     ]
@@ -189,11 +186,16 @@ def write_summary(rows: list[dict[str, object]], path: Path) -> Path:
     with path.open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(
-            ["sweep", "value", "policy", *(f"{m}_{s}" for m in SHOWN for s in ("mean", "std"))]
+            [
+                "sweep",
+                "value",
+                "policy",
+                *(f"{m}_{s}" for m in PAPER_METRICS for s in ("mean", "std")),
+            ]
         )
         for sweep in ("mts", "sensing_range"):
-            for pol in POLICIES:
-                stats = [_group(rows, sweep, pol, m) for m in SHOWN]
+            for pol in registry.POLICY_NAMES:
+                stats = [_group(rows, sweep, pol, m) for m in PAPER_METRICS]
                 for i, x in enumerate(stats[0][0]):
                     vals = [f"{v:.6g}" for _, mean, std in stats for v in (mean[i], std[i])]
                     w.writerow([sweep, f"{x:g}", pol, *vals])
@@ -204,14 +206,10 @@ def plot_sweep(
     rows: list[dict[str, object]], sweep: str, xlabel: str, path: Path, name: str
 ) -> Path:
     """Four panels (one per metric), one line with error bars per policy."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(SHOWN), figsize=(4.0 * len(SHOWN), 3.4))
-    for ax, metric in zip(axes, SHOWN, strict=True):
-        for i, pol in enumerate(POLICIES):
+    fig = Figure(figsize=(4.0 * len(PAPER_METRICS), 3.4))
+    axes = fig.subplots(1, len(PAPER_METRICS))
+    for ax, metric in zip(axes, PAPER_METRICS, strict=True):
+        for i, pol in enumerate(registry.POLICY_NAMES):
             x, mean, std = _group(rows, sweep, pol, metric)
             if len(x):
                 ax.errorbar(
@@ -224,5 +222,4 @@ def plot_sweep(
     fig.suptitle(f"{name} preset: mean +- std over training seeds x evaluation episodes")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path

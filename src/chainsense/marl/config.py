@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
-from chainsense.config import from_mapping
+from chainsense.config import from_mapping, read_section
 from chainsense.errors import ConfigError
 
 Algo = Literal["maddpg", "iddpg"]
@@ -100,3 +101,11 @@ class TrainConfig:
     def from_dict(cls, data: dict[str, Any], section: str = "train") -> TrainConfig:
         """Validated config from a table of a TOML/YAML file (unknown keys name the field)."""
         return from_mapping(cls, data, section)
+
+
+def load_train_config(config: str | Path | None, algo: str | None = None) -> TrainConfig:
+    """The ``[train]`` section of ``config`` (defaults without one); ``algo`` overrides it."""
+    section = read_section(config, "train")
+    if algo is not None:
+        section = {**section, "algo": algo}
+    return TrainConfig.from_dict(section)

@@ -20,24 +20,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array
+from matplotlib.figure import Figure
 
 from chainsense.errors import ConfigError
 from chainsense.marl.policies import Policy
-from chainsense.sim.metrics import METRIC_NAMES, episode_metrics
+from chainsense.sim.events import CollectionEvent, collection_events
+from chainsense.sim.metrics import METRIC_NAMES, PAPER_METRICS, episode_metrics
 from chainsense.sim.params import WorldParams
 from chainsense.sim.world import WorldState, reset, step
-
-
-@dataclass(frozen=True)
-class CollectionEvent:
-    """One nonzero entry of ``StepInfo.collected_per_poi``: what the ledger signs and stores."""
-
-    slot: int
-    mt: int
-    poi: int
-    amount: float
-    x: float
-    y: float
 
 
 @dataclass
@@ -98,13 +88,7 @@ def rollout(policy: Policy, params: WorldParams, key: Array, record: bool = Fals
     if record:
         pos, rewards, per_poi, data = (np.asarray(x) for x in trace)
         result.positions, result.rewards, result.data_history = pos, rewards, data
-        slots, mts, pois = np.nonzero(per_poi)
-        result.events = [
-            CollectionEvent(
-                int(t), int(m), int(k), float(per_poi[t, m, k]), *map(float, pos[t + 1, m])
-            )
-            for t, m, k in zip(slots, mts, pois, strict=True)
-        ]
+        result.events = collection_events(per_poi, pos)
     return result
 
 
@@ -169,13 +153,9 @@ def write_table(tables: Sequence[EvalTable], out_dir: str | Path) -> list[Path]:
 
 def plot_table(tables: Sequence[EvalTable], path: str | Path) -> None:
     """Bar chart (mean +- std) of the four ratio metrics, one bar group per policy."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    shown = ("data_collection_ratio", "energy_usage_ratio", "fairness", "energy_efficiency")
-    fig, axes = plt.subplots(1, len(shown), figsize=(3.2 * len(shown), 3.2))
+    shown = PAPER_METRICS
+    fig = Figure(figsize=(3.2 * len(shown), 3.2))
+    axes = fig.subplots(1, len(shown))
     names = [tb.policy for tb in tables]
     for ax, metric in zip(axes, shown, strict=True):
         means = [tb.mean[metric] for tb in tables]
@@ -187,4 +167,3 @@ def plot_table(tables: Sequence[EvalTable], path: str | Path) -> None:
     fig.suptitle(f"mean +- std over {n} episodes", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)

@@ -12,14 +12,13 @@ position and the obstacle geometry with the world's own move test (``world.move_
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import jax.numpy as jnp
 from jax import Array
 
 from chainsense.marl.config import TrainConfig
 from chainsense.sim.params import WorldParams, obs_dim
-from chainsense.sim.world import move_blocked
+from chainsense.sim.world import WorldState, move_blocked
 
 _LENGTHS = (0.5, 1.0)  # fractions of max_move probed per heading
 
@@ -29,7 +28,7 @@ def learner_obs_dim(cfg: TrainConfig, params: WorldParams) -> int:
     return obs_dim(params) + len(_LENGTHS) * cfg.sensor_headings
 
 
-def proximity(state: Any, params: WorldParams, headings: int) -> Array:
+def proximity(state: WorldState, params: WorldParams, headings: int) -> Array:
     """[M, 2 * headings] blocked flags of one world (see the module docstring)."""
     ang = jnp.arange(headings, dtype=jnp.float32) * (2.0 * math.pi / headings)
     unit = jnp.stack([jnp.cos(ang), jnp.sin(ang)], axis=-1)  # [H,2]
@@ -42,7 +41,7 @@ def proximity(state: Any, params: WorldParams, headings: int) -> Array:
     return hit.astype(jnp.float32).reshape(m, -1)
 
 
-def learner_obs(cfg: TrainConfig, state: Any, obs: Array, params: WorldParams) -> Array:
+def learner_obs(cfg: TrainConfig, state: WorldState, obs: Array, params: WorldParams) -> Array:
     """One world's learner observation [M, learner_obs_dim] from its state and world obs."""
     if cfg.sensor_headings == 0:
         return obs

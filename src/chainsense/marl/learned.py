@@ -10,7 +10,7 @@ repeat the move for the rest of the episode; a little noise frees it.
 
 from __future__ import annotations
 
-import dataclasses
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +20,9 @@ from jax import Array
 
 from chainsense.errors import ChainsenseError, ConfigError
 from chainsense.marl import checkpoint, features, maddpg, networks
-from chainsense.marl.config import TrainConfig
+from chainsense.marl.config import Algo, TrainConfig
 from chainsense.sim.params import WorldParams, obs_dim
-
-LEARNED = ("maddpg", "iddpg")
+from chainsense.sim.world import WorldState
 
 
 @struct.dataclass
@@ -33,7 +32,7 @@ class LearnedPolicy:
     actor: Any
     cfg: TrainConfig = struct.field(pytree_node=False)
 
-    def act(self, key: Array, obs: Array, state: Any, params: WorldParams) -> Array:
+    def act(self, key: Array, obs: Array, state: WorldState, params: WorldParams) -> Array:
         """Physical actions [M,2] from observations [M,obs_dim] (+ the sensor, from state)."""
         d = maddpg.act(self.cfg, self.actor, features.learner_obs(self.cfg, state, obs, params))
         if self.cfg.eval_noise > 0:
@@ -65,9 +64,9 @@ def load_policy(
     ``name`` ('maddpg' or 'iddpg') must match the algorithm recorded in the checkpoint; with
     ``params``, also checks the fleet can act in that world.
     """
-    if name not in LEARNED:
+    if name not in typing.get_args(Algo):
         raise ConfigError(
-            "policy", f"unknown learned policy {name!r} (known: {', '.join(LEARNED)})"
+            "policy", f"unknown learned policy {name!r} (known: {', '.join(typing.get_args(Algo))})"
         )
     ckpt = checkpoint.load(checkpoint_path)
     if ckpt.cfg.algo != name:
@@ -77,25 +76,3 @@ def load_policy(
     if params is not None:
         check_compatible(ckpt.params, params)
     return LearnedPolicy(actor=ckpt.learner.actor, cfg=ckpt.cfg), ckpt.params
-
-
-def resolve_policy(
-    name: str,
-    checkpoint_path: str | Path | None,
-    params: WorldParams,
-    eval_noise: float | None = None,
-) -> Any:
-    """Any policy by name: a baseline, or a learned fleet loaded from ``checkpoint_path``
-    (acting with ``eval_noise`` instead of the checkpoint's own when given)."""
-    from chainsense.marl.policies import get_policy
-
-    if eval_noise is not None:  # checked even when only baselines are named
-        TrainConfig(eval_noise=eval_noise)  # TrainConfig owns the bounds; names eval_noise
-    if name in LEARNED:
-        if checkpoint_path is None:
-            raise ConfigError("checkpoint", f"--policy {name} needs --checkpoint PATH")
-        policy = load_policy(name, checkpoint_path, params)[0]
-        if eval_noise is None:
-            return policy
-        return policy.replace(cfg=dataclasses.replace(policy.cfg, eval_noise=eval_noise))
-    return get_policy(name)

@@ -3,7 +3,9 @@
 Actions are physical: theta in [0, 2 pi), l in [0, max_move]. Every policy is a pytree
 (``flax.struct.dataclass``): settings are static fields, learned weights would be array leaves, so
 a policy can be passed as an ordinary argument to a jitted rollout without retracing when its
-weights change. Heuristics may read the full ``state``; learned policies must use ``obs`` only.
+weights change. Heuristics may read the full ``state`` (an omniscient, centralised view);
+learned policies read their observations and, through ``marl.features``, the proximity sensor
+computed from ``state``. Policies are picked by name in ``marl.registry``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import jax.numpy as jnp
 from flax import struct
 from jax import Array
 
-from chainsense.errors import ConfigError
 from chainsense.sim.params import WorldParams
 from chainsense.sim.world import WorldState, move_blocked, segment_box_entry, segment_hits_boxes
 
@@ -163,16 +164,3 @@ def _steer(
     best = jnp.argmin(cost, axis=1)
     theta = jnp.take_along_axis(cand, best[:, None], axis=1)[:, 0]
     return theta, jnp.isfinite(jnp.min(cost, axis=1))
-
-
-POLICIES: dict[str, type] = {"random": RandomPolicy, "greedy": GreedyPolicy}
-
-
-def get_policy(name: str) -> Policy:
-    """A baseline policy by name ('random' or 'greedy'); ConfigError naming the known ones."""
-    try:
-        return POLICIES[name]()
-    except KeyError:
-        raise ConfigError(
-            "policy", f"unknown policy {name!r} (known: {', '.join(sorted(POLICIES))})"
-        ) from None

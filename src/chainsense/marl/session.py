@@ -16,6 +16,8 @@ from typing import Any
 
 import jax
 import numpy as np
+from matplotlib.figure import Figure
+from tensorboardX import SummaryWriter
 
 from chainsense.errors import ChainsenseError, ConfigError
 from chainsense.marl import checkpoint, train
@@ -59,8 +61,6 @@ class _Logger:
     """CSV + TensorBoard event files in ``out``; both flushed on every row."""
 
     def __init__(self, out: Path) -> None:
-        from tensorboardX import SummaryWriter
-
         out.mkdir(parents=True, exist_ok=True)
         self.csv_path = out / "train_log.csv"
         self._fh = self.csv_path.open("w", newline="", encoding="utf-8")
@@ -220,11 +220,6 @@ def run(
 
 def plot_curves(rows: list[dict[str, float]], path: str | Path, title: str = "") -> Path:
     """Learning curves (per-chunk means of finished training episodes) vs env steps, as PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     p = Path(path)
     shown = (
         ("return", "episode return (sum over MTs)"),
@@ -234,7 +229,8 @@ def plot_curves(rows: list[dict[str, float]], path: str | Path, title: str = "")
         ("critic_loss", "critic loss"),
         ("q_mean", "mean Q"),
     )
-    fig, axes = plt.subplots(2, 3, figsize=(12, 6))
+    fig = Figure(figsize=(12, 6))
+    axes = fig.subplots(2, 3)
     x = np.array([r["env_steps"] for r in rows], dtype=float)
     for ax, (key, label) in zip(axes.ravel(), shown, strict=True):
         y = np.array([r[key] for r in rows], dtype=float)
@@ -246,5 +242,4 @@ def plot_curves(rows: list[dict[str, float]], path: str | Path, title: str = "")
     fig.suptitle(title + " (training episodes, with exploration noise)", fontsize=10)
     fig.tight_layout()
     fig.savefig(p, dpi=110)
-    plt.close(fig)
     return p

@@ -25,13 +25,8 @@ from chainsense.marl.config import TrainConfig
 from chainsense.sim import metrics, world
 from chainsense.sim.params import WorldParams, state_dim
 
-METRIC_NAMES = (
-    "data_collection_ratio",
-    "energy_usage_ratio",
-    "fairness",
-    "energy_efficiency",
-    "collisions",
-)
+#: what the training log records of every finished episode
+METRIC_NAMES = (*metrics.PAPER_METRICS, "collisions")
 #: what one update logs (``maddpg.update``); chunks report their means over the updates
 LOSS_NAMES = ("critic_loss", "actor_loss", "q_mean")
 

@@ -29,6 +29,8 @@ METRIC_NAMES: tuple[str, ...] = (
     "data_collected",
     "slots",
 )
+#: the four metrics of the paper's figures (tables and sweep plots show these)
+PAPER_METRICS: tuple[str, ...] = METRIC_NAMES[:4]
 
 
 def jain_fairness(visits: Array) -> Array:

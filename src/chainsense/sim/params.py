@@ -9,8 +9,10 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
+from chainsense.config import from_mapping, read_section
 from chainsense.errors import ConfigError
 
 Observation = Literal["paper", "rich"]
@@ -191,3 +193,12 @@ def state_dim(params: WorldParams) -> int:
     MT positions and energies (3M) and the time elapsed (1).
     """
     return 5 * params.num_pois + 4 * params.num_obstacles + 3 * params.num_mts + 1
+
+
+def load_world_params(preset_name: str, config: str | Path | None = None) -> WorldParams:
+    """The named world preset, overridden by the ``[world]`` section of ``config`` when given."""
+    base = preset(preset_name)
+    section = read_section(config, "world")
+    if not section:
+        return base
+    return from_mapping(WorldParams, {**dataclasses.asdict(base), **section}, "world")

@@ -7,7 +7,7 @@ Trajectories come from ``marl.evaluate.rollout(..., record=True)``, which record
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import matplotlib
 
@@ -106,8 +106,16 @@ def plot_map(
     return out
 
 
+class RecordedEpisode(Protocol):
+    """What an animation needs of a recorded rollout (``marl.evaluate.Rollout`` is one)."""
+
+    final_state: WorldState
+    positions: np.ndarray | None  # [T+1, M, 2]
+    data_history: np.ndarray | None  # [T+1, K]
+
+
 def animate_episode(
-    rollout: Any,
+    rollout: RecordedEpisode,
     params: WorldParams,
     path: str | Path,
     fps: int = 10,

@@ -1,0 +1,83 @@
+"""Every policy by name, and the one way to compare several on the same episodes.
+
+Baselines are built from their name; learned fleets (one per training algorithm of
+``marl.config``) are loaded from a checkpoint. ``chainsense run``, ``evaluate``, ``train`` and
+the reproduce sweeps all pick policies here and compare them with :func:`compare`, so a new
+policy is added in one place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+from chainsense.errors import ConfigError
+from chainsense.marl.config import Algo, TrainConfig
+from chainsense.marl.evaluate import EvalTable, evaluate
+from chainsense.marl.learned import load_policy
+from chainsense.marl.policies import GreedyPolicy, Policy, RandomPolicy
+from chainsense.sim.params import WorldParams
+
+BASELINES: dict[str, Callable[[], Policy]] = {"greedy": GreedyPolicy, "random": RandomPolicy}
+LEARNED: tuple[str, ...] = typing.get_args(Algo)
+#: every policy name, learned fleets first (the order of tables and plots)
+POLICY_NAMES: tuple[str, ...] = (*LEARNED, *BASELINES)
+
+
+def check_name(name: str, field: str = "policy") -> str:
+    """``name`` if it names a policy; else a ConfigError listing the known ones."""
+    if name not in POLICY_NAMES:
+        raise ConfigError(field, f"unknown policy {name!r} (known: {', '.join(POLICY_NAMES)})")
+    return name
+
+
+def baseline(name: str) -> Policy:
+    """A baseline policy by name ('greedy' or 'random')."""
+    if name not in BASELINES:
+        raise ConfigError("policy", f"unknown baseline {name!r} (known: {', '.join(BASELINES)})")
+    return BASELINES[name]()
+
+
+def make_policy(
+    name: str,
+    checkpoint: str | Path | None,
+    params: WorldParams,
+    eval_noise: float | None = None,
+) -> Policy:
+    """Any policy by name: a baseline, or a learned fleet loaded from ``checkpoint`` (acting with
+    ``eval_noise`` instead of the checkpoint's own when given)."""
+    check_name(name)
+    if eval_noise is not None:  # checked even when only baselines are named
+        TrainConfig(eval_noise=eval_noise)  # TrainConfig owns the bounds; names eval_noise
+    if name not in LEARNED:
+        return baseline(name)
+    if checkpoint is None:
+        raise ConfigError("checkpoint", f"--policy {name} needs --checkpoint PATH")
+    policy = load_policy(name, checkpoint, params)[0]
+    if eval_noise is None:
+        return policy
+    return policy.replace(cfg=dataclasses.replace(policy.cfg, eval_noise=eval_noise))
+
+
+def with_baselines(name: str, policy: Policy) -> list[tuple[str, Policy]]:
+    """``policy`` first, then every baseline of another name: the usual comparison."""
+    return [(name, policy), *((b, baseline(b)) for b in BASELINES if b != name)]
+
+
+def compare(
+    contenders: Sequence[tuple[str, Policy]],
+    params: WorldParams,
+    seeds: Iterable[int],
+    on_policy: Callable[[str], None] | None = None,
+) -> list[EvalTable]:
+    """Evaluate every ``(name, policy)`` on the same seeded episodes; one table each, in order.
+    ``on_policy(name)`` is called before each (for progress bars)."""
+    seeds = list(seeds)
+    tables = []
+    for name, policy in contenders:
+        if on_policy is not None:
+            on_policy(name)
+        tables.append(evaluate(policy, params, seeds, name))
+    return tables
