@@ -23,12 +23,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from eth_account import Account
 
+from chainsense.chain.embedded import EmbeddedChain
+from chainsense.chain.keys import KeyPair, recover_bytes
 from chainsense.ledger.ca import CertificateAuthority
-from chainsense.ledger.chain import EmbeddedChain
-from chainsense.ledger.demo import synthetic_events
-from chainsense.ledger.keys import KeyPair, recover_bytes
+from chainsense.ledger.config import LedgerConfig
 from chainsense.ledger.records import Domain, Record
 from chainsense.ledger.session import LedgerSession
+from chainsense.sim.events import synthetic_events
 from chainsense.stats import percentile
 
 
@@ -99,7 +100,7 @@ def bench_ca(n: int, tmp: Path) -> dict[str, float]:
 def bench_end_to_end(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
     out: dict[str, object] = {}
     # per-record mode: one transaction per record
-    s = LedgerSession(10, tmp / "record", mode="record")
+    s = LedgerSession(10, tmp / "record", chain=EmbeddedChain(), cfg=LedgerConfig(mode="record"))
     rep = s.submit_events(synthetic_events(args.records_per_tx, 10, pois=100))
     assert rep.confirmed == args.records_per_tx
     out["record_mode_records_per_s"] = rep.records_per_s
@@ -123,7 +124,8 @@ def bench_end_to_end(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
     s.close()
     # batch mode: one Merkle root per batch_size records; best of `repeats` runs (the machine
     # is shared, so wall time is noisy) and the rate per CPU-second of this process
-    s = LedgerSession(10, tmp / "batch", mode="batch", batch_size=args.batch_size)
+    cfg = LedgerConfig(mode="batch", batch_size=args.batch_size)
+    s = LedgerSession(10, tmp / "batch", chain=EmbeddedChain(), cfg=cfg)
     walls, cpus = [], []
     for rep_i in range(args.repeats):
         evs = synthetic_events(args.batch_records, 10, pois=100, seed=2 + rep_i)
@@ -153,7 +155,8 @@ def bench_gas_vs_batch(sizes: list[int], tmp: Path) -> dict[int, float]:
     """Gas per record of one anchored batch, for several batch sizes."""
     res = {}
     for size in sizes:
-        s = LedgerSession(4, tmp / f"gas-{size}", mode="batch", batch_size=size)
+        cfg = LedgerConfig(mode="batch", batch_size=size)
+        s = LedgerSession(4, tmp / f"gas-{size}", chain=EmbeddedChain(), cfg=cfg)
         rep = s.submit_events(synthetic_events(size, 4, pois=100, seed=size))
         res[size] = rep.gas_per_record
         s.close()

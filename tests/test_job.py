@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import signal
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
 
 from chainsense.errors import ConfigError
-from chainsense.job import JobOptions, JobResult, run_job
+from chainsense.job.options import JobOptions
+from chainsense.job.run import run_job
+from chainsense.job.summary import JobResult
 from chainsense.ledger.batch import read_bundle
+from chainsense.ledger.config import LedgerConfig
 from chainsense.ledger.merkle import verify as verify_proof
 from chainsense.ledger.records import Domain
 from chainsense.sim.params import preset
@@ -23,7 +28,11 @@ from chromium import render_dom
 def batch_run(tmp_path_factory: pytest.TempPathFactory) -> JobResult:
     out = tmp_path_factory.mktemp("run-batch")
     opts = JobOptions(
-        params=preset("small"), policy="greedy", mode="batch", batch_size=64, episodes=2, out=out
+        params=preset("small"),
+        policy="greedy",
+        ledger=LedgerConfig(mode="batch", batch_size=64),
+        episodes=2,
+        out=out,
     )
     return run_job(opts)
 
@@ -66,15 +75,17 @@ def test_tampered_bundle_record_is_detected(batch_run: JobResult) -> None:
     ("change", "field"),
     [
         ({"policy": "bogus"}, "policy"),
-        ({"mode": "stream"}, "mode"),
-        ({"batch_size": 0}, "batch_size"),
+        ({"ledger": {"mode": "stream"}}, "mode"),
+        ({"ledger": {"batch_size": 0}}, "batch_size"),
         ({"episodes": 0}, "episodes"),
         ({"policy": "greedy", "checkpoint": Path("fleet.msgpack")}, "checkpoint"),
-        ({"network": Path("net.json"), "rpc": ("http://127.0.0.1:8545",)}, "network"),
+        ({"ledger": {"backend": "rpc", "rpc": ("ftp://x",)}}, "rpc[0]"),
     ],
 )
 def test_bad_options_name_the_field(change: dict, field: str, tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
+        if "ledger" in change:
+            change = {**change, "ledger": LedgerConfig(**change["ledger"])}
         JobOptions(params=preset("small"), out=tmp_path / "out", **change)
     assert info.value.field == field
     assert not (tmp_path / "out").exists()
@@ -94,7 +105,11 @@ def test_cli_bad_mode_exits_2_without_traceback(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_record_mode_and_report_renders(tmp_path: Path) -> None:
     opts = JobOptions(
-        params=preset("small"), policy="random", mode="record", episodes=2, out=tmp_path
+        params=preset("small"),
+        policy="random",
+        ledger=LedgerConfig(mode="record"),
+        episodes=2,
+        out=tmp_path,
     )
     result = run_job(opts)
     lg = result.ledger
@@ -138,3 +153,75 @@ def test_unreachable_rpc_node_fails_before_any_work(tmp_path: Path) -> None:
     assert out.returncode == 2, out.stderr[-2000:]
     assert "Traceback" not in out.stderr
     assert not (tmp_path / "o").exists()
+
+
+KILL_AT_ANCHOR = textwrap.dedent(
+    """
+    import os, signal, sys
+    from chainsense.ledger.contract import Ledger
+
+    def die(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGKILL)  # the certified bundle is on disk, the root is not
+
+    Ledger.anchor_batch = die
+    from chainsense.cli import main
+    main(sys.argv[1:])
+    """
+)
+
+COUNT_CERTIFICATIONS = textwrap.dedent(
+    """
+    import json, sys
+    from chainsense.ledger.ca import CertificateAuthority
+
+    certify = CertificateAuthority.countersign_batch
+
+    def counted(self, items, submitter):
+        with open(sys.argv[1], "a") as fh:
+            fh.write(json.dumps([items[0][0].mt, items[0][0].nonce]) + "\\n")
+        return certify(self, items, submitter)
+
+    CertificateAuthority.countersign_batch = counted
+    from chainsense.cli import main
+    main(sys.argv[2:])
+    """
+)
+
+
+@pytest.mark.slow
+def test_run_killed_between_bundle_and_anchor_resumes_without_certifying_again(
+    tmp_path: Path,
+) -> None:
+    """``chainsense run`` dies (SIGKILL) right after writing its first certified bundle; the same
+    command again anchors that bundle as it is and finishes the run, every record verified."""
+    from test_ledger_support import Anvil
+
+    out = tmp_path / "run"
+    node = Anvil().start()
+    try:
+        args = ["run", "--preset", "small", "--policy", "greedy", "--episodes", "1",
+                "--batch-size", "64", "--rpc", node.url, "--out", str(out)]  # fmt: skip
+        killed = subprocess.run(
+            [sys.executable, "-c", KILL_AT_ANCHOR, *args],
+            capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+        pending = read_bundle(out / "ledger" / "batch-00000.json")
+        assert pending.root_id == 0 and pending.size == 64
+        log = tmp_path / "certified.jsonl"
+        again = subprocess.run(
+            [sys.executable, "-c", COUNT_CERTIFICATIONS, str(log), *args],
+            capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+    finally:
+        node.stop()
+    assert again.returncode == 0, again.stderr[-3000:]
+    first = pending.entries[0].record
+    certified = [tuple(json.loads(line)) for line in log.read_text().splitlines()]
+    assert (first.mt, first.nonce) not in certified  # batch 0 was not certified again
+    anchored = read_bundle(out / "ledger" / "batch-00000.json")
+    assert anchored.root_id == 1
+    assert (anchored.root, anchored.ca_signature) == (pending.root, pending.ca_signature)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["ledger"]["all_accounted"] is True
+    assert summary["ledger"]["records_on_chain"] == summary["ledger"]["events"] > 64

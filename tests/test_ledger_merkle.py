@@ -9,11 +9,11 @@ from eth_hash.auto import keccak
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from chainsense.chain.errors import RevertError
+from chainsense.chain.keys import KeyPair
 from chainsense.errors import ChainsenseError
 from chainsense.ledger import batch as batching
 from chainsense.ledger.ca import CAError
-from chainsense.ledger.chain import RevertError
-from chainsense.ledger.keys import KeyPair
 from chainsense.ledger.merkle import MerkleTree, verify
 from chainsense.ledger.records import Record, batch_struct_hash
 from test_ledger_support import World, make_world
@@ -188,8 +188,28 @@ def test_pending_bundle_resumes_idempotently(world: World, tmp_path) -> None:
     path = batching.write_bundle(tmp_path / "p.json", batching.make_bundle(world.ledger, cert, 0))
     pending = batching.read_bundle(path)  # as if the submitter crashed before anchoring
     assert pending.root_id == 0 and pending.ca_signature == cert.ca_signature
+
+    def never() -> list:
+        raise AssertionError("a pending bundle must not be certified again")
+
     with pytest.raises(ChainsenseError, match="submitter"):
-        batching.anchor_bundle(world.ledger, pending, world.mts[1])
-    first = batching.anchor_bundle(world.ledger, pending, agg)
-    again = batching.anchor_bundle(world.ledger, pending, agg)  # crashed after anchoring
-    assert first == again == 1 and world.ledger.batch_count() == 1
+        batching.submit_batch(world.ledger, world.ca, world.mts[1], path, never)
+    first = batching.submit_batch(world.ledger, world.ca, agg, path, never)
+    assert first.anchored and not first.certified and first.bundle.root_id == 1
+    assert batching.read_bundle(path).root_id == 1  # the anchored root id is kept
+    # crashed after anchoring, before the bundle was rewritten: the root is found, not re-sent
+    batching.write_bundle(path, pending)
+    again = batching.submit_batch(world.ledger, world.ca, agg, path, never)
+    assert not again.anchored and again.bundle.root_id == 1
+    assert world.ledger.batch_count() == 1
+
+
+def test_submit_batch_certifies_writes_then_anchors(world: World, tmp_path) -> None:
+    agg = world.mts[0]
+    path = tmp_path / "b.json"
+    out = batching.submit_batch(world.ledger, world.ca, agg, path, lambda: _items(world, 4))
+    assert out.certified and out.anchored and out.gas_used > 0
+    assert batching.read_bundle(path) == out.bundle and out.bundle.size == 4
+    assert all(batching.verify_onchain(world.ledger, out.bundle))
+    done = batching.submit_batch(world.ledger, world.ca, agg, path, lambda: _items(world, 4))
+    assert not done.certified and not done.anchored and done.bundle == out.bundle

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import typer
@@ -15,7 +16,7 @@ _console = Console()
 def run_cmd(
     preset_name: str = typer.Option("paper", "--preset", help="World preset: paper or small."),
     config: Path | None = typer.Option(  # noqa: B008
-        None, "--config", help="TOML/YAML with [world] and [train] sections."
+        None, "--config", help="TOML/YAML with [world], [train] and [ledger] sections."
     ),
     policy: str = typer.Option(
         "maddpg", "--policy", "-p", help="maddpg | iddpg | greedy | random."
@@ -26,13 +27,15 @@ def run_cmd(
     train_minutes: float = typer.Option(
         2.0, "--train-minutes", help="Budget of the quick training run when no checkpoint is given."
     ),
-    mode: str = typer.Option(
-        "batch",
+    mode: str | None = typer.Option(
+        None,
         "--mode",
         help="record: one record per transaction (as in the paper); "
-        "batch: records under one Merkle root per transaction.",
+        "batch: records under one Merkle root per transaction (default, or [ledger] mode).",
     ),
-    batch_size: int = typer.Option(500, "--batch-size", help="Records per batch in batch mode."),
+    batch_size: int | None = typer.Option(
+        None, "--batch-size", help="Records per batch in batch mode (default 500)."
+    ),
     network: Path | None = typer.Option(  # noqa: B008
         None,
         "--network",
@@ -53,24 +56,27 @@ def run_cmd(
     ),
 ) -> None:
     """Run the whole system once and write a summary and a self-contained HTML report."""
-    from chainsense.config import load_world_params
-    from chainsense.job import JobOptions, run_job, summary_rows
+    # imported here, not at the top: `chainsense --help` must not pay for JAX and web3
+    from chainsense.job.options import JobOptions
+    from chainsense.job.run import run_job
+    from chainsense.job.summary import summary_rows
+    from chainsense.ledger.config import load_ledger_config
+    from chainsense.marl.config import load_train_config
+    from chainsense.marl.registry import LEARNED
+    from chainsense.sim.params import load_world_params
 
-    train_config = None
-    if config is not None and policy in ("maddpg", "iddpg"):
-        from chainsense.config import load_train_config
-
-        train_config = load_train_config(config, policy)
+    flags = {"mode": mode, "batch_size": batch_size}
+    ledger = dataclasses.replace(  # the command line overrides the [ledger] section
+        load_ledger_config(config).with_chain(tuple(rpc), network),
+        **{k: v for k, v in flags.items() if v is not None},
+    )
     opts = JobOptions(
         params=load_world_params(preset_name, config),
         policy=policy,
         checkpoint=checkpoint,
         train_minutes=train_minutes,
-        train_config=train_config,
-        mode=mode,  # type: ignore[arg-type]  # validated by JobOptions
-        batch_size=batch_size,
-        network=network,
-        rpc=tuple(rpc),
+        train_config=load_train_config(config, policy) if policy in LEARNED else None,
+        ledger=ledger,
         episodes=episodes,
         seed=seed,
         out=out,

@@ -1,13 +1,17 @@
-"""CLI commands of the 'ledger' area: ``ledger keygen|deploy|fund|submit|query|verify|demo``
-and ``ca serve|register``; registered on the main app by :func:`register`."""
+"""CLI commands of the 'ledger' area: ``ledger keygen|deploy|fund|submit|query|verify|demo``;
+registered on the main app by :func:`register`.
+
+The ledger modules are imported inside each command, not at the top: they load web3 and py-evm
+(about a second), which ``chainsense --help`` and every other command must not pay for.
+"""
 
 from __future__ import annotations
 
 import csv
 import json
-from dataclasses import replace
+import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -16,15 +20,20 @@ from rich.table import Table
 
 from chainsense.errors import ChainsenseError, ConfigError
 
+if TYPE_CHECKING:
+    from chainsense.chain.keys import KeyPair
+    from chainsense.ledger.ca_client import CAClient
+    from chainsense.ledger.contract import Ledger
+    from chainsense.ledger.records import Record
+
 _console = Console()
 ledger_app = typer.Typer(
     help="Secure data sharing: deploy the contract, submit, query, verify.", no_args_is_help=True
 )
-ca_app = typer.Typer(help="The certificate authority service.", no_args_is_help=True)
 
 _RPC = typer.Option(None, "--rpc", help="JSON-RPC URL (repeat for failover).")
 _NETWORK = typer.Option(None, "--network", help="Directory (or file) of `chainsense network up`.")
-_DEPLOYMENT = typer.Option(
+DEPLOYMENT_OPTION = typer.Option(
     Path("ledger.json"), "--deployment", "-d", help="Deployment file written by `ledger deploy`."
 )
 
@@ -40,8 +49,9 @@ def _progress() -> Progress:
     )
 
 
-def _key(path: Path | None, what: str) -> Any:
-    from chainsense.ledger.keys import load_key
+def key_option(path: Path | None, what: str) -> KeyPair | None:
+    """The key in the file given to option ``what`` (None without one); errors name the option."""
+    from chainsense.chain.keys import load_key  # lazy: see the module docstring
 
     if path is None:
         return None
@@ -54,7 +64,7 @@ def _key(path: Path | None, what: str) -> Any:
 @ledger_app.command("keygen")
 def keygen_cmd(out: Path = typer.Argument(..., help="New key file (hex, mode 0600).")) -> None:  # noqa: B008
     """Create a secp256k1 key (MT, CA or funder) and print its address."""
-    from chainsense.ledger.keys import KeyPair, save_key
+    from chainsense.chain.keys import KeyPair, save_key  # lazy: see the module docstring
 
     key = KeyPair.generate()
     save_key(out, key)
@@ -76,14 +86,16 @@ def deploy_cmd(
     out: Path = typer.Option(Path("ledger.json"), "--out", help="Deployment file to write."),  # noqa: B008
 ) -> None:
     """Deploy the ledger contract and write the deployment file."""
-    from chainsense.ledger.deployment import Deployment, open_chain
+    from chainsense.ledger.config import LedgerConfig  # lazy: see the module docstring
+    from chainsense.ledger.contract import deploy_ledger
+    from chainsense.ledger.deployment import Deployment, external_chain
 
     if (ca_key is None) == (ca_address is None):
         raise ConfigError("ca", "give exactly one of --ca-key and --ca-address")
-    ca = _key(ca_key, "ca-key").address if ca_key else ca_address
-    chain, faucet = open_chain(rpc, network)
-    deployer = _key(deployer_key, "deployer-key") or faucet
-    ledger = chain.deploy_ledger(ca, deployer)
+    ca = key_option(ca_key, "ca-key").address if ca_key else ca_address
+    chain, faucet = external_chain(LedgerConfig().with_chain(tuple(rpc or ()), network))
+    deployer = key_option(deployer_key, "deployer-key") or faucet
+    ledger = deploy_ledger(chain, ca, deployer)
     result = ledger.deploy_result
     assert result is not None
     dep = Deployment(
@@ -106,30 +118,17 @@ def deploy_cmd(
 def fund_cmd(
     address: str = typer.Argument(..., help="Account to fund."),
     eth: float = typer.Option(1.0, "--eth", help="Amount in ether."),
-    deployment: Path = _DEPLOYMENT,
+    deployment: Path = DEPLOYMENT_OPTION,
     funder_key: Path = typer.Option(None, "--funder-key", help="Default: faucet or dev account."),  # noqa: B008
 ) -> None:
     """Send ether to an account (MTs pay gas for their submissions)."""
-    from chainsense.ledger.deployment import Deployment, chain_of
+    from chainsense.ledger.deployment import Deployment, chain_of  # lazy: see the docstring
 
     if not 0 < eth <= 1e6:
         raise ConfigError("eth", f"must be in (0, 1e6], got {eth}")
     chain, faucet = chain_of(Deployment.read(deployment))
-    result = chain.fund(address, int(eth * 10**18), _key(funder_key, "funder-key") or faucet)
+    result = chain.fund(address, int(eth * 10**18), key_option(funder_key, "funder-key") or faucet)
     typer.echo(f"funded {address} with {eth} ETH in block {result.block}")
-
-
-def _admin_token(path: Path | None) -> str | None:
-    """The bearer token in ``--admin-token-file`` (None without the option)."""
-    if path is None:
-        return None
-    try:
-        token = path.read_text().strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError("admin-token-file", f"cannot read {path}: {exc}") from exc
-    if not token:
-        raise ConfigError("admin-token-file", f"{path} is empty")
-    return token
 
 
 def _read_events(path: Path) -> list[dict[str, float]]:
@@ -175,22 +174,24 @@ def submit_cmd(
     ),
     batch: bool = typer.Option(False, "--batch", help="Anchor all records under one Merkle root."),
     bundle: Path = typer.Option(Path("bundle.json"), "--bundle", help="Batch mode: proofs file."),  # noqa: B008
-    deployment: Path = _DEPLOYMENT,
+    deployment: Path = DEPLOYMENT_OPTION,
 ) -> None:
     """Sign records as an MT, get them countersigned by the CA and store them on chain.
 
     Per-record mode keeps every record in the outbox until confirmed: re-running after a crash
     or an outage resubmits exactly what is missing.
     """
+    # lazy: see the module docstring
     from chainsense.ledger.ca_client import CAClient
+    from chainsense.ledger.contract import Ledger
     from chainsense.ledger.deployment import Deployment, chain_of
     from chainsense.ledger.terminal import MobileTerminal
 
     dep = Deployment.read(deployment)
-    key = _key(mt_key, "mt-key")
+    key = key_option(mt_key, "mt-key")
     events = _read_events(records)
     chain, _ = chain_of(dep)
-    ledger = chain.ledger(dep.contract)
+    ledger = Ledger(chain, dep.contract)
     ca = CAClient(ca_url)
     if batch:
         _submit_batch(ledger, ca, key, events, bundle)
@@ -213,24 +214,15 @@ def submit_cmd(
 
 
 def _submit_batch(
-    ledger: Any, ca: Any, key: Any, events: list[dict[str, float]], bundle: Path
+    ledger: Ledger, ca: CAClient, key: KeyPair, events: list[dict[str, float]], bundle: Path
 ) -> None:
-    """Batch mode, resumable: the certified bundle is written before the root is anchored, so
-    re-running after a crash anchors (or finds) that same root instead of certifying again."""
-    from chainsense.ledger import batch as batching
+    """Batch mode through the one durable submit (``ledger.batch.submit_batch``): re-running
+    after a crash anchors (or finds) the certified root in ``bundle`` instead of certifying
+    again."""
+    from chainsense.ledger import batch as batching  # lazy: see the module docstring
     from chainsense.ledger.records import record_from_event
 
-    if bundle.exists():
-        pending = batching.read_bundle(bundle)
-        if pending.root_id:
-            raise ChainsenseError(
-                f"bundle: {bundle} is already anchored as root "
-                f"#{pending.root_id}; choose another --bundle"
-            )
-        if pending.contract != ledger.address:
-            raise ChainsenseError(f"bundle: {bundle} belongs to another contract")
-        typer.echo(f"resuming the certified batch in {bundle}")
-    else:
+    def signed_items() -> list[tuple[Record, bytes]]:
         info = ca.get(key.address)
         if info is None:
             raise ChainsenseError(f"ca: MT {key.address} is not registered")
@@ -241,14 +233,20 @@ def _submit_batch(
                 key.address, int(e["poi"]), int(e["slot"]), e["reading"], e["x"], e["y"], start + i
             )
             items.append((rec, key.sign_digest(rec.digest(ledger.domain))))
-        cert = ca.countersign_batch(items, key.address)
-        pending = batching.make_bundle(ledger, cert, 0)
-        batching.write_bundle(bundle, pending)
-    root_id = batching.anchor_bundle(ledger, pending, key)
-    batching.write_bundle(bundle, replace(pending, root_id=root_id))
+        return items
+
+    if bundle.exists():
+        previous = batching.read_bundle(bundle)
+        if previous.root_id:
+            raise ChainsenseError(
+                f"bundle: {bundle} is already anchored as root "
+                f"#{previous.root_id}; choose another --bundle"
+            )
+        typer.echo(f"resuming the certified batch in {bundle}")
+    out = batching.submit_batch(ledger, ca, key, bundle, signed_items)
     typer.echo(
-        f"anchored {pending.size} records as root #{root_id} 0x{pending.root.hex()}; "
-        f"proofs in {bundle}"
+        f"anchored {out.bundle.size} records as root #{out.bundle.root_id} "
+        f"0x{out.bundle.root.hex()}; proofs in {bundle}"
     )
 
 
@@ -267,9 +265,10 @@ def query_cmd(
     poi: int = typer.Option(None, "--poi", help="All records of a PoI."),
     slots: str = typer.Option(None, "--slots", help="Records in slot range FIRST:LAST."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON lines instead of a table."),
-    deployment: Path = _DEPLOYMENT,
+    deployment: Path = DEPLOYMENT_OPTION,
 ) -> None:
     """Read records from the ledger by id, MT, PoI or slot range (default: all)."""
+    from chainsense.ledger.contract import Ledger  # lazy: see the module docstring
     from chainsense.ledger.deployment import Deployment, chain_of
 
     chosen = [x is not None for x in (record_id, mt, poi, slots)]
@@ -278,7 +277,7 @@ def query_cmd(
     slot_range = _slots(slots) if slots is not None else None
     dep = Deployment.read(deployment)
     chain, _ = chain_of(dep)
-    ledger = chain.ledger(dep.contract)
+    ledger = Ledger(chain, dep.contract)
     if record_id is not None:
         rows = [ledger.get_record(record_id)]
     elif mt is not None:
@@ -317,16 +316,17 @@ def query_cmd(
 @ledger_app.command("verify")
 def verify_cmd(
     bundle: Path = typer.Option(None, "--bundle", help="Batch bundle to check against its root."),  # noqa: B008
-    deployment: Path = _DEPLOYMENT,
+    deployment: Path = DEPLOYMENT_OPTION,
 ) -> None:
     """Verify stored records (digest + CA countersignature from the event log) or a bundle."""
-    from chainsense.ledger import batch as batching
+    from chainsense.ledger import batch as batching  # lazy: see the module docstring
+    from chainsense.ledger.contract import Ledger
     from chainsense.ledger.deployment import Deployment, chain_of
     from chainsense.ledger.verify import verify_ledger
 
     dep = Deployment.read(deployment)
     chain, _ = chain_of(dep)
-    ledger = chain.ledger(dep.contract)
+    ledger = Ledger(chain, dep.contract)
     if bundle is not None:
         b = batching.read_bundle(bundle)
         if b.contract != ledger.address or b.chain_id != ledger.domain.chain_id:
@@ -360,64 +360,36 @@ def demo_cmd(
         raise ConfigError("records", f"must be in 1..100000, got {records}")
     if not 1 <= mts <= 1000:
         raise ConfigError("mts", f"must be in 1..1000, got {mts}")
-    from chainsense.ledger.demo import run_demo
+    # lazy: see the module docstring
+    from chainsense.chain.embedded import EmbeddedChain
+    from chainsense.ledger.config import LedgerConfig
+    from chainsense.ledger.session import LedgerSession
+    from chainsense.sim.events import synthetic_events
 
-    with _progress() as progress:
+    cfg = LedgerConfig(mode="batch" if batch else "record", batch_size=min(records, 5000))
+    with tempfile.TemporaryDirectory(prefix="chainsense-demo-") as tmp, _progress() as progress:
         task = progress.add_task("records", total=records)
-        summary = run_demo(records, mts, batch, lambda n: progress.update(task, completed=n))
+        session = LedgerSession(mts, tmp, chain=EmbeddedChain(), cfg=cfg)
+        try:
+            report = session.submit_events(
+                synthetic_events(records, mts), lambda n: progress.update(task, completed=n)
+            )
+            check = session.verify()
+        finally:
+            session.close()
+    summary = {
+        "mode": report.mode,
+        "contract": session.ledger.address,
+        "records confirmed": f"{report.confirmed}/{report.records}",
+        "transactions": report.transactions,
+        "gas per record": f"{report.gas_per_record:,.0f}",
+        "throughput": f"{report.records_per_s:,.1f} records/s",
+        "verified": f"{check.ok}/{check.checked}",
+    }
     for k, v in summary.items():
         typer.echo(f"{k}: {v}")
-
-
-@ca_app.command("serve")
-def serve_cmd(
-    key: Path = typer.Option(..., "--key", help="The CA's key file."),  # noqa: B008
-    db: Path = typer.Option(Path("ca.db"), "--db", help="Registry (SQLite)."),  # noqa: B008
-    deployment: Path = _DEPLOYMENT,
-    port: int = typer.Option(8600, "--port", help="TCP port on 127.0.0.1."),
-    admin_token_file: Path = typer.Option(  # noqa: B008
-        None, "--admin-token-file", help="File with the bearer token required to register MTs."
-    ),
-) -> None:
-    """Serve the CA on 127.0.0.1 (register MTs, countersign records and batches)."""
-    import uvicorn
-
-    from chainsense.ledger.ca import CertificateAuthority, create_app
-    from chainsense.ledger.deployment import Deployment
-    from chainsense.ledger.records import Domain
-
-    if not 1 <= port <= 65535:
-        raise ConfigError("port", f"must be a TCP port, got {port}")
-    dep = Deployment.read(deployment)
-    ca_key = _key(key, "key")
-    if ca_key.address != dep.ca:
-        raise ConfigError("key", f"is {ca_key.address} but the contract's CA is {dep.ca}")
-    token = _admin_token(admin_token_file)
-    ca = CertificateAuthority(ca_key, db, Domain(dep.chain_id, dep.contract))
-    typer.echo(f"CA {ca.address} for {dep.contract} on http://127.0.0.1:{port}")
-    uvicorn.run(create_app(ca, token), host="127.0.0.1", port=port, log_level="warning")
-
-
-@ca_app.command("register")
-def register_cmd(
-    address: str = typer.Argument(..., help="MT address."),
-    ca_url: str = typer.Option("http://127.0.0.1:8600", "--ca", help="CA service URL."),
-    metadata: str = typer.Option("{}", "--metadata", help="JSON object stored with the MT."),
-    admin_token_file: Path = typer.Option(None, "--admin-token-file"),  # noqa: B008
-) -> None:
-    """Register an MT with the CA service."""
-    from chainsense.ledger.ca_client import CAClient
-
-    try:
-        meta = json.loads(metadata)
-    except json.JSONDecodeError as exc:
-        raise ConfigError("metadata", f"not JSON: {exc}") from exc
-    token = _admin_token(admin_token_file)
-    info = CAClient(ca_url, admin_token=token).register(address, meta)
-    typer.echo(f"registered {info['address']} (last nonce {info['last_nonce']})")
 
 
 def register(app: typer.Typer) -> None:
     """Add this area's commands to app."""
     app.add_typer(ledger_app, name="ledger")
-    app.add_typer(ca_app, name="ca")

@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from chainsense.experiments.report import Report
-
-if TYPE_CHECKING:
-    from chainsense.job import JobResult
+from chainsense.job.summary import JobResult, summary_rows
 
 _MAX_INCLUDED_ROWS = 60
 
@@ -36,15 +33,13 @@ def _include_dir(report: Report, directory: Path) -> None:
 
 def write_job_report(result: JobResult, path: Path) -> Path:
     """Build and write the report; returns its path."""
-    from chainsense.job import summary_rows
-
     opts, lg = result.options, result.ledger
     report = Report(
         "chainsense run",
         subtitle=(
             f"{opts.policy} fleet on a {opts.params.width:g} x {opts.params.height:g} world with "
             f"{opts.params.num_pois} PoIs and {opts.params.num_mts} MTs; records shared through "
-            f"the {opts.chain_label} chain in {lg.mode} mode."
+            f"the {opts.ledger.label} chain in {lg.mode} mode."
         ),
     )
     report.section("Summary")
@@ -66,7 +61,7 @@ def write_job_report(result: JobResult, path: Path) -> Path:
         f"Mean ± standard deviation over {opts.episodes} seeded episodes "
         f"(seeds {opts.seed}..{opts.seed + opts.episodes - 1})."
     )
-    report.add_table(result.comparison, table_id="comparison")
+    report.add_table(result.comparison_rows, table_id="comparison")
     report.add_figure(result.files["metrics_plot"], "metrics by policy")
     if result.training:
         report.add_table(

@@ -4,19 +4,27 @@ The chain stores only the root (one transaction for thousands of records); the r
 their inclusion proofs live in a JSON *bundle* kept by the submitter, which anyone can check
 against the anchored root off chain (:func:`verify_offchain`) or through the contract
 (:func:`verify_onchain`).
+
+:func:`submit_batch` is the one durable way to get a batch on chain, used by ``ledger submit
+--batch`` and by ``chainsense run``: the certified bundle is written (atomically) *before* the
+root is anchored, so a run killed in between resumes by anchoring, or finding, that same root,
+without asking the CA again.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+from chainsense.chain.keys import KeyPair
 from chainsense.errors import ChainsenseError
+from chainsense.files import atomic_write
 from chainsense.ledger.ca import BatchCertificate
 from chainsense.ledger.contract import Anchor, Ledger
-from chainsense.ledger.keys import KeyPair
 from chainsense.ledger.merkle import MAX_DEPTH, verify
 from chainsense.ledger.records import Record
 
@@ -59,15 +67,6 @@ def anchor(ledger: Ledger, cert: BatchCertificate, sender: KeyPair) -> Anchor:
     return ledger.anchor_batch(cert.root, cert.size, cert.ca_signature, sender)
 
 
-def anchor_bundle(ledger: Ledger, bundle: Bundle, sender: KeyPair) -> int:
-    """Anchor a pending bundle's root, or find it if a previous attempt already did; root id."""
-    _check_sender(bundle.submitter, sender)
-    existing = ledger.root_id_of(bundle.root)
-    if existing:
-        return existing
-    return ledger.anchor_batch(bundle.root, bundle.size, bundle.ca_signature, sender).root_id
-
-
 def make_bundle(ledger: Ledger, cert: BatchCertificate, root_id: int) -> Bundle:
     entries = tuple(BundleEntry(r, tuple(cert.proof(i))) for i, r in enumerate(cert.records))
     return Bundle(
@@ -82,6 +81,7 @@ def make_bundle(ledger: Ledger, cert: BatchCertificate, root_id: int) -> Bundle:
 
 
 def write_bundle(path: str | Path, bundle: Bundle) -> Path:
+    """Write ``bundle`` atomically: a crash leaves the old bundle or the new one, never half."""
     data = {
         "root_id": bundle.root_id,
         "root": "0x" + bundle.root.hex(),
@@ -95,11 +95,7 @@ def write_bundle(path: str | Path, bundle: Bundle) -> Path:
             for e in bundle.entries
         ],
     }
-    p = Path(path)
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(json.dumps(data))
-    tmp.replace(p)  # atomic: a crash leaves the old bundle or the new one, never half of one
-    return p
+    return atomic_write(path, json.dumps(data))
 
 
 def _hex32(value: Any, field: str) -> bytes:
@@ -158,3 +154,65 @@ def verify_offchain(ledger: Ledger, bundle: Bundle) -> list[bool]:
 def verify_onchain(ledger: Ledger, bundle: Bundle) -> list[bool]:
     """Ask the contract to check each entry (``verify_record``: digest computed on chain)."""
     return [ledger.verify_record(bundle.root_id, e.record, e.proof) for e in bundle.entries]
+
+
+class BatchCertifier(Protocol):
+    """The CA as a batch submitter sees it: in process or over HTTP (``CAClient``)."""
+
+    def countersign_batch(
+        self, items: Sequence[tuple[Record, bytes]], submitter: str
+    ) -> BatchCertificate: ...
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """What :func:`submit_batch` did: ``certified`` (the CA was asked now) and ``anchored``
+    (a transaction was sent now); neither means the bundle was already complete."""
+
+    bundle: Bundle
+    certified: bool
+    anchored: bool
+    gas_used: int
+
+
+def submit_batch(
+    ledger: Ledger,
+    ca: BatchCertifier,
+    sender: KeyPair,
+    path: str | Path,
+    signed_items: Callable[[], Sequence[tuple[Record, bytes]]],
+) -> BatchOutcome:
+    """Certify, keep and anchor one batch so that a crash at any point loses nothing.
+
+    1. Without a bundle at ``path``: ``signed_items()`` (records with their MT signatures) are
+       countersigned by ``ca`` as one batch submitted by ``sender``, and the certified bundle is
+       written to ``path`` (``root_id`` 0: not anchored yet).
+    2. The root is anchored, or found on chain when a previous attempt got that far.
+    3. The bundle is rewritten with its root id.
+
+    A bundle already at ``path`` resumes from step 2 without certifying again (and is returned
+    as is when it is already anchored). A bundle of another contract or chain is refused.
+    """
+    p = Path(path)
+    certified = False
+    if p.exists():
+        bundle = read_bundle(p)
+        if bundle.contract != ledger.address or bundle.chain_id != ledger.domain.chain_id:
+            raise ChainsenseError(f"bundle: {p} belongs to another contract or chain")
+        if bundle.root_id:
+            return BatchOutcome(bundle, certified=False, anchored=False, gas_used=0)
+    else:
+        cert = ca.countersign_batch(signed_items(), sender.address)
+        bundle = make_bundle(ledger, cert, 0)
+        write_bundle(p, bundle)
+        certified = True
+    _check_sender(bundle.submitter, sender)
+    gas = 0
+    root_id = ledger.root_id_of(bundle.root)
+    anchored = not root_id
+    if anchored:
+        result = ledger.anchor_batch(bundle.root, bundle.size, bundle.ca_signature, sender)
+        root_id, gas = result.root_id, result.gas_used
+    bundle = dataclasses.replace(bundle, root_id=root_id)
+    write_bundle(p, bundle)
+    return BatchOutcome(bundle, certified=certified, anchored=anchored, gas_used=gas)

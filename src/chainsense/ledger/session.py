@@ -1,31 +1,43 @@
 """The ledger half of a whole run: N MTs, one CA, one contract, records in, verified out.
 
-``chainsense run`` (and the demo and the benchmark) feed the simulator's collection events to
+``chainsense run`` (and ``ledger demo`` and the benchmark) feed the world's collection events to
 :meth:`LedgerSession.submit_events` and call :meth:`LedgerSession.verify` at the end. Keys are
 derived from the run's seed so that a run is reproducible (simulation only, never for real
-deployments); the CA registry, the MT outboxes and the batch bundles live in ``workdir``.
+deployments); the CA registry, the MT outboxes, the batch bundles and ``session.json`` (which
+contract, which settings) live in ``workdir``.
+
+A session is resumable: opened again on the same workdir and the same chain (a node that
+outlives the process: anvil, a geth network), with the same seed and settings, it keeps the
+contract and submits only what is missing: per-record mode re-queues nothing that an outbox
+already holds, batch mode finishes a certified batch from its bundle without asking the CA
+again (:func:`chainsense.ledger.batch.submit_batch`). Anything else starts afresh.
 """
 
 from __future__ import annotations
 
+import json
+import shutil
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any
 
+from chainsense.chain.base import Chain
+from chainsense.chain.keys import KeyPair
 from chainsense.errors import ChainsenseError
+from chainsense.files import atomic_write
 from chainsense.ledger import batch as batching
 from chainsense.ledger.ca import CertificateAuthority
-from chainsense.ledger.chain import Chain, EmbeddedChain
-from chainsense.ledger.keys import KeyPair
+from chainsense.ledger.config import LedgerConfig
+from chainsense.ledger.contract import Ledger, deploy_ledger
 from chainsense.ledger.records import Record, record_from_event
 from chainsense.ledger.terminal import MobileTerminal
 from chainsense.ledger.verify import verify_ledger
+from chainsense.sim.events import CollectionEvent
 
-Mode = Literal["record", "batch"]
-#: (mt index, PoI id, slot, amount collected, x, y) in document units
-Event = tuple[int, int, int, float, float, float]
+SESSION_FILE = "session.json"
+MAX_MTS = 10_000
 
 
 @dataclass(frozen=True)
@@ -55,42 +67,41 @@ class SessionVerification:
 
 
 class LedgerSession:
-    """Deploys a fresh ledger on ``chain`` (default: embedded) and runs the protocol on it."""
+    """A ledger contract on ``chain`` (default: embedded) and the protocol run on it."""
 
     def __init__(
         self,
         n_mts: int,
         workdir: str | Path,
         *,
-        chain: Chain | None = None,
+        chain: Chain,
         funder: KeyPair | None = None,
         seed: int = 0,
-        mode: Mode = "batch",
-        batch_size: int = 1000,
-        fund_wei: int = 10**18,
+        cfg: LedgerConfig | None = None,
     ) -> None:
-        if not 1 <= n_mts <= 10_000:
-            raise ChainsenseError(f"n_mts: must be in 1..10000, got {n_mts}")
-        if mode not in ("record", "batch"):
-            raise ChainsenseError(f"mode: must be 'record' or 'batch', got {mode!r}")
-        if not 1 <= batch_size <= 100_000:
-            raise ChainsenseError(f"batch_size: must be in 1..100000, got {batch_size}")
+        if not 1 <= n_mts <= MAX_MTS:
+            raise ChainsenseError(f"n_mts: must be in 1..{MAX_MTS}, got {n_mts}")
+        self.cfg = cfg or LedgerConfig()
+        self.mode = self.cfg.mode
+        self.batch_size = self.cfg.batch_size
         self.workdir = Path(workdir)
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.mode = mode
-        self.batch_size = batch_size
-        self.chain = chain if chain is not None else EmbeddedChain()
+        self.chain = chain
         self.ca_key = KeyPair.derive(seed, 0, "ca")
         self.mt_keys = [KeyPair.derive(seed, i, "mt") for i in range(n_mts)]
         self.aggregator = KeyPair.derive(seed, 0, "aggregator")
-        self.ledger = self.chain.deploy_ledger(self.ca_key.address, funder)
-        payees = [k.address for k in self.mt_keys] if mode == "record" else []
-        sent = [  # send all, then wait: on a sealing network this takes one block, not N
-            self.chain.send(funder, to=a, value=fund_wei, gas=21_000)
-            for a in [self.aggregator.address, *payees]
-        ]
-        for tx_hash in sent:
-            self.chain.wait(tx_hash)
+        identity = {
+            "chain_id": chain.chain_id,
+            "seed": seed,
+            "mts": n_mts,
+            "mode": self.mode,
+            "batch_size": self.batch_size,
+        }
+        self._identity = identity
+        ledger = self._previous(identity)
+        self.resumed = ledger is not None
+        if ledger is None:
+            ledger = self._fresh(funder)
+        self.ledger = ledger
         self.ca = CertificateAuthority(self.ca_key, self.workdir / "ca.db", self.ledger.domain)
         for i, k in enumerate(self.mt_keys):
             self.ca.register(k.address, {"index": i})
@@ -98,71 +109,132 @@ class LedgerSession:
             MobileTerminal(k, self.workdir / f"mt{i}.outbox", self.ledger, self.ca)
             for i, k in enumerate(self.mt_keys)
         ]
-        self._nonce = [t.next_nonce() for t in self.terminals]
         self.bundles: list[batching.Bundle] = []
+        # events handled so far per MT (their nonces) and batches written, counted from this
+        # session's opening: a resumed session meets the same events in the same order again
+        self._handled = [0] * n_mts
+        self._batches = 0
+        self._queued_at_open = [t.next_nonce() for t in self.terminals]
+
+    # --- set-up ------------------------------------------------------------------------------
+    def _previous(self, identity: dict[str, Any]) -> Ledger | None:
+        """The contract of an unfinished session with this identity in ``workdir``, if any."""
+        try:
+            saved = json.loads((self.workdir / SESSION_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(saved, dict) or saved.get("identity") != identity:
+            return None
+        if saved.get("complete"):
+            return None
+        address = saved.get("contract")
+        if not isinstance(address, str) or not self.chain.code_at(address):
+            return None  # e.g. the embedded chain of a process that is gone
+        ledger = Ledger(self.chain, address)
+        return ledger if ledger.ca() == self.ca_key.address else None
+
+    def _fresh(self, funder: KeyPair | None) -> Ledger:
+        """Clear ``workdir``, deploy a new contract and fund the accounts that send."""
+        if self.workdir.exists():  # another run's registry, outboxes and bundles
+            shutil.rmtree(self.workdir)
+        self.workdir.mkdir(parents=True)
+        ledger = deploy_ledger(self.chain, self.ca_key.address, funder)
+        payees = [k.address for k in self.mt_keys] if self.mode == "record" else []
+        sent = [  # send all, then wait: on a sealing network this takes one block, not N
+            self.chain.send(funder, to=a, value=self.cfg.fund_wei, gas=21_000)
+            for a in [self.aggregator.address, *payees]
+        ]
+        for tx_hash in sent:
+            self.chain.wait(tx_hash)
+        self._save(ledger.address, complete=False)
+        return ledger
+
+    def _save(self, contract: str, *, complete: bool) -> None:
+        """Record which contract this workdir belongs to, and whether its records are all in."""
+        data = {"identity": self._identity, "contract": contract, "complete": complete}
+        atomic_write(self.workdir / SESSION_FILE, json.dumps(data, indent=1) + "\n")
 
     def close(self) -> None:
         for t in self.terminals:
             t.close()
         self.ca.close()
 
-    def _check_mt(self, index: int) -> None:
-        if not 0 <= index < len(self.mt_keys):
-            raise ChainsenseError(f"event.mt: index {index} outside [0, {len(self.mt_keys)})")
-
+    # --- submission --------------------------------------------------------------------------
     def submit_events(
-        self, events: Iterable[Event], progress: Callable[[int], None] | None = None
+        self,
+        events: Sequence[CollectionEvent],
+        progress: Callable[[int], None] | None = None,
     ) -> SessionReport:
         """Push collection events through sign -> CA -> chain; returns what got confirmed."""
         start = time.perf_counter()
-        events = list(events)
         for e in events:
-            self._check_mt(e[0])
+            if not 0 <= e.mt < len(self.mt_keys):
+                raise ChainsenseError(f"event.mt: index {e.mt} outside [0, {len(self.mt_keys)})")
         if self.mode == "record":
             report = self._per_record(events, progress)
         else:
             report = self._batched(events, progress)
+        pending = sum(t.pending() for t in self.terminals)
+        self._save(self.ledger.address, complete=pending == 0)
         return SessionReport(*report, seconds=time.perf_counter() - start)
 
+    def _nonces(self, events: Sequence[CollectionEvent]) -> list[int]:
+        """The nonce of each event: how many events its MT had before, in this session."""
+        nonces = []
+        for e in events:
+            nonces.append(self._handled[e.mt])
+            self._handled[e.mt] += 1
+        return nonces
+
     def _per_record(
-        self, events: Sequence[Event], progress: Callable[[int], None] | None
+        self, events: Sequence[CollectionEvent], progress: Callable[[int], None] | None
     ) -> tuple[str, int, int, int, int, int]:
-        for mt, poi, slot, amount, x, y in events:
-            self.terminals[mt].collect(poi, slot, amount, x, y)
-        confirmed = rejected = gas = 0
+        for e, nonce in zip(events, self._nonces(events), strict=True):
+            if nonce >= self._queued_at_open[e.mt]:  # else a previous attempt queued it
+                self.terminals[e.mt].collect(e.poi, e.slot, e.amount, e.x, e.y)
+        confirmed = rejected = gas = txs = 0
         for t in self.terminals:
             r = t.flush()
-            confirmed += r.confirmed + r.already_stored
+            txs += r.confirmed
+            confirmed += t.counts().get("confirmed", 0)  # also those of an earlier attempt
             rejected += r.rejected
             gas += r.gas_used
             if progress:
                 progress(confirmed + rejected)
-        return ("record", len(events), confirmed, rejected, confirmed, gas)
+        return ("record", len(events), confirmed, rejected, txs, gas)
 
     def _batched(
-        self, events: Sequence[Event], progress: Callable[[int], None] | None
+        self, events: Sequence[CollectionEvent], progress: Callable[[int], None] | None
     ) -> tuple[str, int, int, int, int, int]:
         confirmed = txs = gas = 0
         domain = self.ledger.domain
+        nonces = self._nonces(events)
         for lo in range(0, len(events), self.batch_size):
-            items: list[tuple[Record, bytes]] = []
-            for mt, poi, slot, amount, x, y in events[lo : lo + self.batch_size]:
-                key = self.mt_keys[mt]
-                rec = record_from_event(key.address, poi, slot, amount, x, y, self._nonce[mt])
-                self._nonce[mt] += 1
-                items.append((rec, key.sign_digest(rec.digest(domain))))
-            cert = self.ca.countersign_batch(items, self.aggregator.address)
-            anchor = batching.anchor(self.ledger, cert, self.aggregator)
-            bundle = batching.make_bundle(self.ledger, cert, anchor.root_id)
-            batching.write_bundle(self.workdir / f"batch-{anchor.root_id}.json", bundle)
-            self.bundles.append(bundle)
-            confirmed += cert.size
-            txs += 1
-            gas += anchor.gas_used
+            records = []
+            for i in range(lo, min(lo + self.batch_size, len(events))):
+                e, key = events[i], self.mt_keys[events[i].mt]
+                records.append(
+                    record_from_event(key.address, e.poi, e.slot, e.amount, e.x, e.y, nonces[i])
+                )
+
+            def signed(records: list[Record] = records) -> list[tuple[Record, bytes]]:
+                by_address = {k.address: k for k in self.mt_keys}
+                return [(r, by_address[r.mt].sign_digest(r.digest(domain))) for r in records]
+
+            path = self.workdir / f"batch-{self._batches:05d}.json"
+            self._batches += 1
+            out = batching.submit_batch(self.ledger, self.ca, self.aggregator, path, signed)
+            if [e.record for e in out.bundle.entries] != records:
+                raise ChainsenseError(f"bundle: {path} holds the records of another run")
+            self.bundles.append(out.bundle)
+            confirmed += out.bundle.size
+            txs += out.anchored
+            gas += out.gas_used
             if progress:
                 progress(confirmed)
         return ("batch", len(events), confirmed, 0, txs, gas)
 
+    # --- verification ------------------------------------------------------------------------
     def verify(self, onchain_sample: int = 16) -> SessionVerification:
         """Re-verify everything: stored records (digest + CA signature), or every bundle entry off
         chain plus ``onchain_sample`` entries per bundle through the contract."""
