@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from chainsense.devnet import free_ports
 from chainsense.errors import ConfigError
 from chainsense.experiments import ddos
 from chainsense.experiments.flood import Flood, FloodSpec, Target, mysql_handshake_response
-from chainsense.ledger.network import free_ports
 from chainsense.stats import percentile
 
 
