@@ -258,3 +258,25 @@ def test_client_reports_a_non_json_answer_as_unavailable() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_http_deep_nesting_is_refused_and_the_ca_survives(service) -> None:
+    """One unauthenticated 200 KB body of nested arrays used to kill the CA with SIGSEGV
+    (json.loads on untrusted input under py_ecc's recursion limit of 100000)."""
+    url, token = service
+    auth = {"authorization": f"Bearer {token}", "content-type": "application/json"}
+    http = httpx.Client(base_url=url, timeout=60)
+    deep = b"[" * 100_000 + b"]" * 100_000
+    cases = [
+        ("/countersign", deep),
+        ("/countersign", b'{"record": ' + deep + b', "signature": "0x00"}'),
+        ("/countersign", b"[" * 200_000),
+        ("/countersign/batch", b'{"submitter": "0x00", "items": [' + deep + b"]}"),
+        ("/mts", b'{"address": "' + MT.address.encode() + b'", "metadata": {"a": ' + deep + b"}}"),
+    ]
+    for path, body in cases:
+        r = http.post(path, content=body, headers=auth)
+        assert r.status_code == 400, (path, r.text)
+        assert r.json()["error"] == "bad_json" and r.json()["field"] == "body"
+    assert http.get("/ca").status_code == 200  # still alive
+    assert http.get(f"/mts/{MT.address}").status_code == 404  # and nothing was registered

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from chainsense import jsonlimits
 from chainsense.errors import ChainsenseError, ConfigError
 
 _console = Console()
@@ -142,7 +143,7 @@ def _read_events(path: Path) -> list[dict[str, float]]:
             with path.open(newline="") as fh:
                 rows: list[Any] = list(csv.DictReader(fh))
         else:
-            rows = json.loads(path.read_text())
+            rows = jsonlimits.load_file(path, "records")
     except (json.JSONDecodeError, csv.Error, UnicodeDecodeError) as exc:
         raise ConfigError("records", f"cannot parse {path.name}: {exc}") from exc
     if not isinstance(rows, list):
@@ -409,9 +410,9 @@ def register_cmd(
     from chainsense.ledger.ca_client import CAClient
 
     try:
-        meta = json.loads(metadata)
-    except json.JSONDecodeError as exc:
-        raise ConfigError("metadata", f"not JSON: {exc}") from exc
+        meta = jsonlimits.loads(metadata, "metadata", max_bytes=1 << 20)
+    except jsonlimits.JSONLimitError as exc:
+        raise ConfigError("metadata", f"not JSON: {exc.detail}") from exc
     token = _admin_token(admin_token_file)
     info = CAClient(ca_url, admin_token=token).register(address, meta)
     typer.echo(f"registered {info['address']} (last nonce {info['last_nonce']})")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chainsense import jsonlimits
 from chainsense.errors import ChainsenseError
 from chainsense.ledger.ca import BatchCertificate
 from chainsense.ledger.contract import Anchor, Ledger
@@ -129,7 +130,7 @@ def read_bundle(path: str | Path) -> Bundle:
     if not p.is_file():
         raise ChainsenseError(f"bundle: not found: {p}")
     try:
-        data = json.loads(p.read_text())
+        data = jsonlimits.load_file(p, "bundle")
         entries = tuple(
             BundleEntry(Record.from_dict(e["record"]), _proof(e["proof"], i))
             for i, e in enumerate(data["entries"])

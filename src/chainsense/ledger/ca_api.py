@@ -12,18 +12,20 @@ Endpoints::
 Bodies are parsed by hand rather than by pydantic models so that every refusal is one JSON
 object ``{"error": code, "field": name, "detail": message}`` with a 4xx status that names the
 bad input (malformed JSON, bad hex, wrong length, unknown MT, bad signature, stale nonce).
+A body is read up to :data:`MAX_BODY` bytes and parsed by :func:`chainsense.jsonlimits.loads`
+(at most :data:`~chainsense.jsonlimits.MAX_DEPTH` levels deep) before anything looks at it.
 """
 
 from __future__ import annotations
 
 import hmac
-import json
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from chainsense import jsonlimits
 from chainsense.errors import ChainsenseError
 from chainsense.ledger.ca import CAError, CertificateAuthority, MTInfo
 from chainsense.ledger.records import Record
@@ -74,15 +76,24 @@ def parse_record(value: Any, field: str) -> Record:
 
 async def _json(request: Request) -> dict[str, Any]:
     declared = request.headers.get("content-length", "0")
-    if not declared.isdigit() or int(declared) > MAX_BODY:
+    if (
+        not (declared.isascii() and declared.isdigit() and len(declared) <= 20)
+        or int(declared) > MAX_BODY
+    ):
         raise CAError("too_large", "body", f"larger than {MAX_BODY} bytes (or bad length)")
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        raise CAError("too_large", "body", f"larger than {MAX_BODY} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():  # a chunked body has no content-length to trust
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise CAError("too_large", "body", f"larger than {MAX_BODY} bytes")
+        chunks.append(chunk)
     try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CAError("bad_json", "body", f"malformed JSON: {exc}") from exc
+        data = await run_in_threadpool(
+            jsonlimits.loads, b"".join(chunks), "body", max_bytes=MAX_BODY
+        )
+    except jsonlimits.JSONLimitError as exc:
+        raise CAError(exc.code, "body", exc.detail) from exc
     if not isinstance(data, dict):
         raise CAError("bad_json", "body", "must be a JSON object")
     return data
