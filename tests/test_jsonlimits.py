@@ -45,6 +45,21 @@ def test_loads_bounds_size_and_names_the_field() -> None:
             jsonlimits.loads(bad, "body", max_bytes=100)
 
 
+def test_loads_returns_a_placeholder_for_huge_integers() -> None:
+    """A 5000-digit literal must not raise Python's bare int-digit-limit ValueError: it becomes
+    a placeholder that is no ``int``, so each field check refuses it by name."""
+    data = jsonlimits.loads(
+        f'{{"a": {"7" * 5000}, "b": -{"7" * 101}, "c": 12}}', "x", max_bytes=10**5
+    )
+    assert (
+        isinstance(data["a"], jsonlimits.OversizedInt)
+        and repr(data["a"]) == "<integer of 5000 digits>"
+    )
+    assert not isinstance(data["b"], int) and data["b"].digits == 101
+    assert data["c"] == 12
+    assert jsonlimits.loads("-" + "9" * 100, "x", max_bytes=200) == -int("9" * 100)
+
+
 def test_load_file_refuses_a_large_file_before_reading_it(tmp_path) -> None:
     p = tmp_path / "big.json"
     p.write_bytes(b"[" + b"0," * 100 + b"0]")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -280,3 +281,40 @@ def test_http_deep_nesting_is_refused_and_the_ca_survives(service) -> None:
         assert r.json()["error"] == "bad_json" and r.json()["field"] == "body"
     assert http.get("/ca").status_code == 200  # still alive
     assert http.get(f"/mts/{MT.address}").status_code == 404  # and nothing was registered
+
+
+def test_http_huge_integers_are_a_400_naming_the_field(service) -> None:
+    """A 5000-digit integer used to answer 500 (Python's int-digit limit raised a bare
+    ValueError inside json.loads); any malformed body is a 400 naming the field."""
+    url, token = service
+    headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
+    http = httpx.Client(base_url=url, timeout=30)
+    assert http.post("/mts", json={"address": MT.address}, headers=headers).status_code == 201
+    rec, sig = _signed(0)
+    good = {"record": rec.to_dict(), "signature": "0x" + sig.hex()}
+    item = {"record": rec.to_dict(), "signature": "0x" + sig.hex()}
+    huge = "1" * 5000
+    cases = [
+        ("/countersign", good | {"record": rec.to_dict() | {"nonce": "HUGE"}}, "record.nonce"),
+        ("/countersign", good | {"record": rec.to_dict() | {"x": "-HUGE"}}, "record.x"),
+        ("/countersign", good | {"signature": "HUGE"}, "signature"),
+        ("/countersign", good | {"record": "HUGE"}, "record"),
+        (
+            "/countersign/batch",
+            {
+                "submitter": MT.address,
+                "items": [item | {"record": rec.to_dict() | {"poi": "HUGE"}}],
+            },
+            "items[0].record.poi",
+        ),
+        ("/countersign/batch", {"submitter": "HUGE", "items": [item]}, "submitter"),
+        ("/mts", {"address": "HUGE"}, "address"),
+    ]
+    for path, body, field in cases:
+        text = json.dumps(body).replace('"HUGE"', huge).replace('"-HUGE"', "-" + huge)
+        r = http.post(path, content=text.encode(), headers=headers)
+        assert r.status_code == 400, (path, field, r.text[:300])
+        assert r.json()["field"] == field, r.json()
+        if "record." in field:
+            assert "<integer of 5000 digits>" in r.json()["detail"], r.json()
+    assert http.get(f"/mts/{MT.address}").json()["last_nonce"] == -1  # nothing changed

@@ -6,8 +6,14 @@ stack and the process dies with SIGSEGV instead of a ``RecursionError``. Whateve
 sets the recursion limit to, :func:`loads` first checks the size and the bracket nesting depth
 with a linear scan that does not recurse, and only then parses.
 
-Any failure is raised as :class:`JSONLimitError`, a :class:`ChainsenseError` whose message
-starts with the field named by the caller.
+Two more things plain ``json.loads`` does badly on hostile input:
+
+* an integer literal of more than 4300 digits raises a bare ``ValueError`` (Python's
+  int-digit limit); here any integer literal longer than :data:`MAX_INT_DIGITS` characters
+  is returned as an :class:`OversizedInt` placeholder instead, so the caller's own field check
+  refuses it and names the field (it is not an ``int``);
+* any other failure is raised as :class:`JSONLimitError`, a :class:`ChainsenseError` whose
+  message starts with the field named by the caller.
 
 ``NaN`` and ``Infinity`` are parsed as Python does (as floats); field checks refuse them.
 """
@@ -22,6 +28,8 @@ from chainsense.errors import ChainsenseError
 
 MAX_DEPTH = 32
 """Deepest nesting of arrays and objects accepted (every format here needs at most 5)."""
+MAX_INT_DIGITS = 100
+"""Most digits of an integer literal parsed as an ``int`` (a uint256 has at most 78)."""
 MAX_FILE_BYTES = 256 * 1024 * 1024
 """Default size limit of a JSON file (a bundle of 100 000 records is about 140 MB)."""
 
@@ -39,6 +47,23 @@ class JSONLimitError(ChainsenseError, ValueError):
         self.field = field
         self.detail = message
         super().__init__(f"{field}: {message}")
+
+
+class OversizedInt:
+    """Stands for an integer literal too long to parse; deliberately not an ``int``."""
+
+    __slots__ = ("digits",)
+
+    def __init__(self, literal: str) -> None:
+        self.digits = len(literal.lstrip("-"))
+
+    def __repr__(self) -> str:
+        return f"<integer of {self.digits} digits>"
+
+
+def _parse_int(literal: str) -> int | OversizedInt:
+    digits = len(literal) - literal.startswith("-")
+    return int(literal) if digits <= MAX_INT_DIGITS else OversizedInt(literal)
 
 
 def nesting_depth_ok(data: bytes, max_depth: int) -> str | None:
@@ -73,7 +98,8 @@ def loads(data: bytes | str, field: str, *, max_bytes: int, max_depth: int = MAX
     """Parse untrusted UTF-8 JSON of at most ``max_bytes`` bytes and ``max_depth`` levels.
 
     Raises :class:`JSONLimitError` (naming ``field``) instead of parsing anything larger,
-    deeper or malformed.
+    deeper or malformed; integer literals longer than :data:`MAX_INT_DIGITS` characters come
+    back as :class:`OversizedInt`.
     """
     if isinstance(data, str):
         if len(data) > max_bytes:  # each character is at least one byte
@@ -95,7 +121,7 @@ def loads(data: bytes | str, field: str, *, max_bytes: int, max_depth: int = MAX
     if problem is not None:
         raise JSONLimitError("bad_json", field, f"malformed JSON: {problem}")
     try:
-        return json.loads(text)
+        return json.loads(text, parse_int=_parse_int)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
         raise JSONLimitError("bad_json", field, f"malformed JSON: {exc}") from exc
 

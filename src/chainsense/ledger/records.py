@@ -9,6 +9,7 @@ fixed-point integers with :data:`FIXED_SCALE` units per document unit.
 from __future__ import annotations
 
 import math
+import reprlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,7 +109,7 @@ class Record:
         for name, limit in _LIMITS.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
-                raise RecordError(f"record.{name}: must be an integer, got {value!r}")
+                raise RecordError(f"record.{name}: must be an integer, got {reprlib.repr(value)}")
             if not 0 <= value <= limit:
                 raise RecordError(f"record.{name}: {value} outside [0, {limit}]")
 
