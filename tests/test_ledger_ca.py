@@ -318,3 +318,88 @@ def test_http_huge_integers_are_a_400_naming_the_field(service) -> None:
         if "record." in field:
             assert "<integer of 5000 digits>" in r.json()["detail"], r.json()
     assert http.get(f"/mts/{MT.address}").json()["last_nonce"] == -1  # nothing changed
+
+
+def test_nonces_cover_the_full_uint64_range(tmp_path) -> None:
+    """SQLite stores a signed 64-bit integer: a nonce of 2**63 or more used to raise
+    OverflowError (a 500), and an MT whose last nonce was 2**63 - 1 was stuck for good."""
+    db = tmp_path / "ca.db"
+    ca = CertificateAuthority(CA_KEY, db, DOMAIN)
+    ca.register(MT.address)
+    ca.register(OTHER.address)
+    ca.countersign(*_signed(2**63 - 1))
+    first = ca.countersign(*_signed(2**63))
+    assert ca.get(MT.address).last_nonce == 2**63
+    assert ca.countersign(*_signed(2**63)).ca_signature == first.ca_signature  # retry
+    for stale in (_signed(2**63, poi=9), _signed(2**63 - 1, poi=9), _signed(5)):
+        with pytest.raises(CAError) as exc:
+            ca.countersign(*stale)
+        assert exc.value.code == "stale_nonce"
+    items = [_signed(2**63 + 1), _signed(2**64 - 2), _signed(2**63, OTHER), _signed(3, OTHER)]
+    with pytest.raises(CAError, match=r"items\[3\]\.record\.nonce") as exc:
+        ca.countersign_batch(items, MT.address)
+    assert exc.value.code == "stale_nonce"
+    assert ca.get(MT.address).last_nonce == 2**63 and ca.get(OTHER.address).last_nonce == -1
+    cert = ca.countersign_batch(items[:3], MT.address)
+    assert ca.countersign_batch(items[:3], MT.address).ca_signature == cert.ca_signature
+    assert ca.get(MT.address).last_nonce == 2**64 - 2
+    assert ca.get(OTHER.address).last_nonce == 2**63
+    with pytest.raises(
+        CAError, match="not above the last countersigned nonce 18446744073709551614"
+    ):
+        ca.countersign(*_signed(2**63 + 5))
+    ca.countersign(*_signed(2**64 - 1))
+    ca.close()
+    again = CertificateAuthority(CA_KEY, db, DOMAIN)  # persisted, and still ordered
+    assert again.get(MT.address).last_nonce == 2**64 - 1
+    with pytest.raises(CAError) as exc:
+        again.countersign(*_signed(2**64 - 1, poi=9))
+    assert exc.value.code == "stale_nonce"
+    stored = [n for (n,) in again._db.execute("SELECT nonce FROM countersigned ORDER BY nonce")]
+    assert len(stored) == 6 and stored == sorted(stored, key=lambda v: (isinstance(v, bytes), v))
+    max_mt = again._db.execute(
+        "SELECT MAX(nonce) FROM countersigned WHERE mt = ?", (MT.address,)
+    ).fetchone()[0]
+    assert max_mt == (2**64 - 1).to_bytes(8, "big")  # SQL order is numeric order
+    again.close()
+
+
+def test_a_registry_written_before_the_uint64_fix_keeps_working(tmp_path) -> None:
+    """Registries written before nonces >= 2**63 were supported hold plain INTEGERs: they are
+    read as they are, and the MT continues past 2**63 - 1."""
+    import sqlite3
+
+    db = tmp_path / "ca.db"
+    CertificateAuthority(CA_KEY, db, DOMAIN).close()
+    raw = sqlite3.connect(db)
+    raw.execute(
+        "INSERT INTO mts(address, metadata, registered_at, last_nonce) VALUES (?, '{}', 0, ?)",
+        (MT.address, 2**63 - 2),
+    )
+    raw.execute(
+        "INSERT INTO countersigned(digest, mt, nonce, signature) VALUES (?, ?, ?, ?)",
+        (_signed(2**63 - 2)[0].digest(DOMAIN), MT.address, 2**63 - 2, b"\x01" * 65),
+    )
+    raw.commit()
+    raw.close()
+    ca = CertificateAuthority(CA_KEY, db, DOMAIN)
+    assert ca.get(MT.address).last_nonce == 2**63 - 2
+    with pytest.raises(CAError, match="not above the last countersigned nonce 9223372036854775806"):
+        ca.countersign(*_signed(7))
+    ca.countersign(*_signed(2**63 - 1))
+    ca.countersign(*_signed(2**63))
+    assert ca.get(MT.address).last_nonce == 2**63
+    ca.close()
+
+
+def test_http_accepts_nonces_above_2_63(service) -> None:
+    url, token = service
+    client = CAClient(url, admin_token=token)
+    client.register(MT.address)
+    for nonce in (2**63 - 1, 2**63, 2**64 - 1):
+        rec, sig = _signed(nonce)
+        assert recover(rec.digest(DOMAIN), client.countersign(rec, sig).ca_signature)
+        assert client.get(MT.address)["last_nonce"] == nonce
+    with pytest.raises(CAError) as exc:
+        client.countersign(*_signed(2**64 - 1, poi=4))
+    assert exc.value.code == "stale_nonce"

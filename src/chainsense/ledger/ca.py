@@ -57,6 +57,25 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
+_INT64_LIMIT = 2**63
+
+
+def _nonce_sql(nonce: int) -> int | bytes:
+    """A uint64 nonce as SQLite can store it and order it.
+
+    SQLite integers are signed 64-bit. Nonces below 2**63 stay plain INTEGERs (so registries
+    written before larger nonces were supported are read as they are); larger ones are stored as
+    8-byte big-endian BLOBs. SQLite orders every INTEGER before every BLOB and BLOBs bytewise,
+    so ``ORDER BY``/``MAX`` still follow numeric order over the whole range (and -1, "none").
+    """
+    return nonce if nonce < _INT64_LIMIT else nonce.to_bytes(8, "big")
+
+
+def _nonce_py(value: int | bytes) -> int:
+    """Inverse of :func:`_nonce_sql`."""
+    return int.from_bytes(value, "big") if isinstance(value, bytes) else int(value)
+
+
 class CAError(ChainsenseError):
     """A request the CA refuses; ``code`` is machine-readable, ``field`` names the bad input."""
 
@@ -165,7 +184,7 @@ class CertificateAuthority:
             ).fetchone()
         if row is None:
             return None
-        return MTInfo(address=addr, metadata=json.loads(row[0]), last_nonce=int(row[1]))
+        return MTInfo(address=addr, metadata=json.loads(row[0]), last_nonce=_nonce_py(row[1]))
 
     def mt_count(self) -> int:
         with self._lock:
@@ -205,18 +224,20 @@ class CertificateAuthority:
                 if done[0] is None:
                     raise CAError("duplicate", "record", "already certified inside a batch")
                 return Countersignature(record, digest, bytes(done[0]))
-            if record.nonce <= row[0]:
+            last = _nonce_py(row[0])
+            if record.nonce <= last:
                 raise CAError(
                     "stale_nonce",
                     "record.nonce",
-                    f"{record.nonce} is not above the last countersigned nonce {row[0]}",
+                    f"{record.nonce} is not above the last countersigned nonce {last}",
                 )
             ca_sig = self.key.sign_digest(digest)
+            nonce = _nonce_sql(record.nonce)
             db.execute(
                 "INSERT INTO countersigned(digest, mt, nonce, signature) VALUES (?, ?, ?, ?)",
-                (digest, record.mt, record.nonce, ca_sig),
+                (digest, record.mt, nonce, ca_sig),
             )
-            db.execute("UPDATE mts SET last_nonce = ? WHERE address = ?", (record.nonce, record.mt))
+            db.execute("UPDATE mts SET last_nonce = ? WHERE address = ?", (nonce, record.mt))
         return Countersignature(record, digest, ca_sig)
 
     def countersign_batch(
@@ -269,12 +290,16 @@ class CertificateAuthority:
             try:
                 db.executemany(
                     "INSERT INTO countersigned(digest, mt, nonce, batch_root) VALUES (?, ?, ?, ?)",
-                    [(d, r.mt, r.nonce, tree.root) for d, r in zip(digests, records, strict=True)],
+                    [
+                        (d, r.mt, _nonce_sql(r.nonce), tree.root)
+                        for d, r in zip(digests, records, strict=True)
+                    ],
                 )
             except sqlite3.IntegrityError as exc:
                 raise CAError("duplicate", "items", "a record was already certified") from exc
             db.executemany(
-                "UPDATE mts SET last_nonce = ? WHERE address = ?", [(n, a) for a, n in last.items()]
+                "UPDATE mts SET last_nonce = ? WHERE address = ?",
+                [(_nonce_sql(n), a) for a, n in last.items()],
             )
             db.execute(
                 "INSERT INTO batches VALUES (?, ?, ?, ?)", (tree.root, tree.size, submitter, ca_sig)
@@ -290,7 +315,7 @@ class CertificateAuthority:
             for a, n in self._db.execute(
                 f"SELECT address, last_nonce FROM mts WHERE address IN ({marks})", chunk
             ):
-                out[a] = int(n)
+                out[a] = _nonce_py(n)
         return out
 
 
