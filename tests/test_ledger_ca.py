@@ -403,3 +403,88 @@ def test_http_accepts_nonces_above_2_63(service) -> None:
     with pytest.raises(CAError) as exc:
         client.countersign(*_signed(2**64 - 1, poi=4))
     assert exc.value.code == "stale_nonce"
+
+
+BAD_METADATA = [
+    ({"s": "\ud800"}, "metadata.s"),
+    ({"x": float("nan")}, "metadata.x"),
+    ({"x": float("-inf")}, "metadata.x"),
+    ({"a": {"b": [1, "ok", "\udfff"]}}, "metadata.a.b[2]"),
+    ({"\ud800": 1}, "metadata"),
+    ({1: 2}, "metadata"),
+    ({"big": 2**300}, "metadata.big"),
+    ({"deep": [[[[[[[[[1]]]]]]]]]}, "metadata.deep" + "[0]" * 7),
+    ({"obj": object()}, "metadata.obj"),
+]
+
+
+@pytest.mark.parametrize(("metadata", "field"), BAD_METADATA)
+def test_register_refuses_metadata_that_cannot_be_served(
+    ca: CertificateAuthority, metadata: dict, field: str
+) -> None:
+    """A lone surrogate or NaN used to be saved, and then every read of the MT answered 500
+    (also after a restart): metadata is checked before anything is written."""
+    with pytest.raises(CAError) as exc:
+        ca.register(OTHER.address, metadata)
+    assert exc.value.code == "bad_input" and exc.value.field == field
+    with pytest.raises(CAError):
+        ca.register(MT.address, metadata)  # a re-registration keeps the old metadata
+    assert ca.get(OTHER.address) is None
+    assert ca.get(MT.address).metadata == {"kind": "uav"}
+
+
+def test_metadata_within_the_rules_round_trips(ca: CertificateAuthority) -> None:
+    meta = {"name": "drône 7 ✈", "n": -(2**255), "f": 1.5e300, "l": [None, True, {"k": []}]}
+    assert ca.register(OTHER.address, meta).metadata == meta
+    assert ca.get(OTHER.address).metadata == meta
+
+
+def test_metadata_saved_by_an_older_ca_is_still_served(service, tmp_path) -> None:
+    """Registries written before the check may hold such metadata: it is shown as its stored
+    text instead of failing every read of the MT."""
+    import sqlite3
+
+    url, token = service
+    raw = sqlite3.connect(tmp_path / "ca.db")
+    rows = [(MT.address, '{"s": "\\ud800"}'), (OTHER.address, '{"x": NaN}')]
+    raw.executemany("INSERT INTO mts(address, metadata, registered_at) VALUES (?, ?, 0)", rows)
+    raw.commit()
+    raw.close()
+    client = CAClient(url, admin_token=token)
+    for address, text in rows:
+        info = client.get(address)
+        assert info["metadata"] == {"unreadable_metadata": text}
+        assert info["last_nonce"] == -1
+    rec, sig = _signed(0)
+    client.countersign(rec, sig)  # the MT still works
+    assert client.register(MT.address, {"ok": 1})["metadata"] == {"ok": 1}  # and can be fixed
+
+
+def test_http_metadata_and_field_names_are_checked(service) -> None:
+    url, token = service
+    headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
+    http = httpx.Client(base_url=url, timeout=30)
+    rec, sig = _signed(0)
+    signature = json.dumps("0x" + sig.hex())
+    record = json.dumps(rec.to_dict())[:-1] + ', "\\udc00": 1}'  # an unknown, unencodable key
+
+    def mts(metadata: str) -> str:
+        return '{"address": "' + MT.address + '", "metadata": ' + metadata + "}"
+
+    cases = [
+        ("/mts", mts('{"s": "\\ud800"}'), "metadata.s"),
+        ("/mts", mts('{"x": NaN}'), "metadata.x"),
+        ("/mts", mts('{"x": [Infinity]}'), "metadata.x[0]"),
+        ("/mts", mts('{"n": ' + "9" * 5000 + "}"), "metadata.n"),
+        ("/mts", '{"address": "' + MT.address + '", "\\ud800": 1}', "\ud800"),
+        (
+            "/countersign",
+            '{"record": ' + record + ', "signature": ' + signature + "}",
+            "record.\udc00",
+        ),
+    ]
+    for path, body, field in cases:
+        r = http.post(path, content=body.encode(), headers=headers)
+        assert r.status_code == 400, (body[:200], r.text[:300])
+        assert r.json()["field"] == field, r.json()
+    assert http.get(f"/mts/{MT.address}").status_code == 404  # nothing was saved

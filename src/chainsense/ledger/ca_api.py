@@ -14,11 +14,13 @@ object ``{"error": code, "field": name, "detail": message}`` with a 4xx status t
 bad input (malformed JSON, bad hex, wrong length, unknown MT, bad signature, stale nonce).
 A body is read up to :data:`MAX_BODY` bytes and parsed by :func:`chainsense.jsonlimits.loads`
 (at most :data:`~chainsense.jsonlimits.MAX_DEPTH` levels deep) before anything looks at it.
+Answers are ASCII JSON, so that a field name an attacker chose cannot break their encoding.
 """
 
 from __future__ import annotations
 
 import hmac
+import json
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -44,8 +46,16 @@ _STATUS = {
 }
 
 
+class ASCIIJSONResponse(JSONResponse):
+    """JSON with every non-ASCII character escaped: a lone surrogate in a refused field name
+    must not turn a 400 into a 500 while the answer is encoded."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False).encode("ascii")
+
+
 def _error(code: str, field: str, detail: str) -> JSONResponse:
-    return JSONResponse(
+    return ASCIIJSONResponse(
         {"error": code, "field": field, "detail": detail}, status_code=_STATUS.get(code, 400)
     )
 
@@ -104,7 +114,11 @@ def _mt_json(info: MTInfo) -> dict[str, Any]:
 
 
 def build_app(ca: CertificateAuthority, admin_token: str | None = None) -> FastAPI:
-    app = FastAPI(title="chainsense certificate authority", version="1")
+    app = FastAPI(
+        title="chainsense certificate authority",
+        version="1",
+        default_response_class=ASCIIJSONResponse,
+    )
 
     @app.exception_handler(CAError)
     async def _ca_error(_request: Request, exc: CAError) -> JSONResponse:
