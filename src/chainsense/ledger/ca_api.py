@@ -29,8 +29,15 @@ from starlette.concurrency import run_in_threadpool
 
 from chainsense import jsonlimits
 from chainsense.errors import ChainsenseError
-from chainsense.ledger.ca import CAError, CertificateAuthority, MTInfo
-from chainsense.ledger.records import Record
+from chainsense.ledger.ca import (
+    MAX_BATCH,
+    MAX_METADATA_BYTES,
+    MAX_METADATA_DEPTH,
+    CAError,
+    CertificateAuthority,
+    MTInfo,
+)
+from chainsense.ledger.records import RECORD_FIELDS, RECORD_LIMITS, Record
 
 MAX_BODY = 32 * 1024 * 1024
 _STATUS = {
@@ -52,6 +59,54 @@ class ASCIIJSONResponse(JSONResponse):
 
     def render(self, content: Any) -> bytes:
         return json.dumps(content, ensure_ascii=True, allow_nan=False).encode("ascii")
+
+
+# OpenAPI descriptions of the bodies parsed by hand below (documentation, and what the
+# schemathesis fuzzer of tests/test_ledger_ca_fuzz.py generates from).
+_ADDRESS = {"type": "string", "pattern": "^0x[0-9a-fA-F]{40}$"}
+_SIGNATURE = {"type": "string", "pattern": "^0x[0-9a-fA-F]{130}$"}
+_RECORD = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": list(RECORD_FIELDS),
+    "properties": {"mt": _ADDRESS}
+    | {
+        name: {"type": "integer", "minimum": 0, "maximum": top}
+        for name, top in RECORD_LIMITS.items()
+    },
+}
+_SIGNED = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["record", "signature"],
+    "properties": {"record": _RECORD, "signature": _SIGNATURE},
+}
+_REGISTER = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["address"],
+    "properties": {
+        "address": _ADDRESS,
+        "metadata": {
+            "type": "object",
+            "description": f"any JSON object: at most {MAX_METADATA_BYTES} bytes as compact "
+            f"JSON, {MAX_METADATA_DEPTH} levels, finite numbers, valid Unicode",
+        },
+    },
+}
+_BATCH = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["items", "submitter"],
+    "properties": {
+        "items": {"type": "array", "minItems": 1, "maxItems": MAX_BATCH, "items": _SIGNED},
+        "submitter": _ADDRESS,
+    },
+}
+
+
+def _body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
 def _error(code: str, field: str, detail: str) -> JSONResponse:
@@ -137,7 +192,7 @@ def build_app(ca: CertificateAuthority, admin_token: str | None = None) -> FastA
             "contract": ca.domain.contract,
         }
 
-    @app.post("/mts", status_code=201)
+    @app.post("/mts", status_code=201, openapi_extra=_body(_REGISTER))
     async def register(request: Request) -> dict[str, Any]:
         if admin_token is not None:
             given = request.headers.get("authorization", "")
@@ -159,7 +214,7 @@ def build_app(ca: CertificateAuthority, admin_token: str | None = None) -> FastA
             raise CAError("unknown_mt", "address", f"{address} is not registered")
         return _mt_json(result)
 
-    @app.post("/countersign")
+    @app.post("/countersign", openapi_extra=_body(_SIGNED))
     async def countersign(request: Request) -> dict[str, Any]:
         data = await _json(request)
         for name in ("record", "signature"):
@@ -173,7 +228,7 @@ def build_app(ca: CertificateAuthority, admin_token: str | None = None) -> FastA
             "ca_signature": "0x" + result.ca_signature.hex(),
         }
 
-    @app.post("/countersign/batch")
+    @app.post("/countersign/batch", openapi_extra=_body(_BATCH))
     async def countersign_batch(request: Request) -> dict[str, Any]:
         data = await _json(request)
         items = data.get("items")

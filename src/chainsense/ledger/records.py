@@ -35,6 +35,8 @@ BATCH_TYPEHASH = keccak(BATCH_TYPE.encode())
 RECORD_FIELDS = ("mt", "poi", "slot", "reading", "x", "y", "nonce")
 _LIMITS = {"poi": UINT32_MAX, "slot": UINT32_MAX, "reading": UINT64_MAX}
 _LIMITS |= {"x": UINT64_MAX, "y": UINT64_MAX, "nonce": UINT64_MAX}
+RECORD_LIMITS = dict(_LIMITS)
+"""Largest value of each integer field of a record (the smallest is 0)."""
 
 
 class RecordError(ChainsenseError):
