@@ -8,4 +8,4 @@ if [ -x node_modules/.bin/anvil ] && node_modules/.bin/anvil --version >/dev/nul
 fi
 command -v npm >/dev/null || { echo "install-anvil.sh: npm is required" >&2; exit 1; }
 npm ci --no-audit --no-fund --loglevel=error
-node_modules/.bin/anvil --version | head -1
+node_modules/.bin/anvil --version | sed -n 1p  # not head: SIGPIPE under pipefail

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import reprlib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -29,9 +30,12 @@ class SignatureError(ChainsenseError):
 
 def checksum(address: object, what: str = "address") -> str:
     """EIP-55 form of a 0x-prefixed 20-byte hex address; raises naming ``what`` when invalid."""
-    result = _checksum(address) if isinstance(address, str) else None
+    # only strings of the right length reach the cache: it must not keep huge hostile strings
+    ok = isinstance(address, str) and len(address) == 42
+    result = _checksum(address) if ok else None
     if result is None:
-        raise ChainsenseError(f"{what}: not a 0x-prefixed 20-byte hex address: {address!r}")
+        shown = reprlib.repr(address)  # a 30 MB string is not echoed back whole
+        raise ChainsenseError(f"{what}: not a 0x-prefixed 20-byte hex address: {shown}")
     return result
 
 

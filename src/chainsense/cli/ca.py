@@ -6,11 +6,11 @@ second), which ``chainsense --help`` and every other command must not pay for.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 
+from chainsense import jsonlimits
 from chainsense.cli.ledger import DEPLOYMENT_OPTION, key_option
 from chainsense.errors import ConfigError
 
@@ -71,9 +71,9 @@ def register_cmd(
     from chainsense.ledger.ca_client import CAClient  # lazy: see the module docstring
 
     try:
-        meta = json.loads(metadata)
-    except json.JSONDecodeError as exc:
-        raise ConfigError("metadata", f"not JSON: {exc}") from exc
+        meta = jsonlimits.loads(metadata, "metadata", max_bytes=1 << 20)
+    except jsonlimits.JSONLimitError as exc:
+        raise ConfigError("metadata", f"not JSON: {exc.detail}") from exc
     token = _admin_token(admin_token_file)
     info = CAClient(ca_url, admin_token=token).register(address, meta)
     typer.echo(f"registered {info['address']} (last nonce {info['last_nonce']})")

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from chainsense import jsonlimits
 from chainsense.errors import ChainsenseError, ConfigError
 
 if TYPE_CHECKING:
@@ -141,7 +142,7 @@ def _read_events(path: Path) -> list[dict[str, float]]:
             with path.open(newline="") as fh:
                 rows: list[Any] = list(csv.DictReader(fh))
         else:
-            rows = json.loads(path.read_text())
+            rows = jsonlimits.load_file(path, "records")
     except (json.JSONDecodeError, csv.Error, UnicodeDecodeError) as exc:
         raise ConfigError("records", f"cannot parse {path.name}: {exc}") from exc
     if not isinstance(rows, list):

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from chainsense import jsonlimits
 from chainsense.chain.keys import KeyPair
 from chainsense.errors import ChainsenseError
 from chainsense.files import atomic_write
@@ -125,7 +126,7 @@ def read_bundle(path: str | Path) -> Bundle:
     if not p.is_file():
         raise ChainsenseError(f"bundle: not found: {p}")
     try:
-        data = json.loads(p.read_text())
+        data = jsonlimits.load_file(p, "bundle")
         entries = tuple(
             BundleEntry(Record.from_dict(e["record"]), _proof(e["proof"], i))
             for i, e in enumerate(data["entries"])

@@ -12,6 +12,8 @@ nonce is a replay and refused. Every failed check changes nothing.
 from __future__ import annotations
 
 import json
+import math
+import reprlib
 import sqlite3
 import threading
 import time
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chainsense import jsonlimits
 from chainsense.chain.keys import KeyPair, SignatureError, checksum, recover_bytes
 from chainsense.errors import ChainsenseError
 from chainsense.ledger.merkle import MerkleTree
@@ -29,6 +32,8 @@ from chainsense.ledger.sqlite_tx import write_transaction
 
 MAX_BATCH = 100_000
 MAX_METADATA_BYTES = 4096
+MAX_METADATA_DEPTH = 8
+UNREADABLE_METADATA = "unreadable_metadata"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS mts (
@@ -52,6 +57,25 @@ CREATE TABLE IF NOT EXISTS batches (
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+
+
+_INT64_LIMIT = 2**63
+
+
+def _nonce_sql(nonce: int) -> int | bytes:
+    """A uint64 nonce as SQLite can store it and order it.
+
+    SQLite integers are signed 64-bit. Nonces below 2**63 stay plain INTEGERs (so registries
+    written before larger nonces were supported are read as they are); larger ones are stored as
+    8-byte big-endian BLOBs. SQLite orders every INTEGER before every BLOB and BLOBs bytewise,
+    so ``ORDER BY``/``MAX`` still follow numeric order over the whole range (and -1, "none").
+    """
+    return nonce if nonce < _INT64_LIMIT else nonce.to_bytes(8, "big")
+
+
+def _nonce_py(value: int | bytes) -> int:
+    """Inverse of :func:`_nonce_sql`."""
+    return int.from_bytes(value, "big") if isinstance(value, bytes) else int(value)
 
 
 class CAError(ChainsenseError):
@@ -141,7 +165,8 @@ class CertificateAuthority:
         meta = {} if metadata is None else metadata
         if not isinstance(meta, dict):
             raise CAError("bad_input", "metadata", "must be a JSON object")
-        text = json.dumps(meta, sort_keys=True)
+        check_metadata(meta)  # before anything is written: what is stored can always be served
+        text = json.dumps(meta, sort_keys=True, allow_nan=False)
         if len(text) > MAX_METADATA_BYTES:
             raise CAError("bad_input", "metadata", f"larger than {MAX_METADATA_BYTES} bytes")
         with self._lock:
@@ -162,7 +187,7 @@ class CertificateAuthority:
             ).fetchone()
         if row is None:
             return None
-        return MTInfo(address=addr, metadata=json.loads(row[0]), last_nonce=int(row[1]))
+        return MTInfo(address=addr, metadata=_stored_metadata(row[0]), last_nonce=_nonce_py(row[1]))
 
     def mt_count(self) -> int:
         with self._lock:
@@ -202,18 +227,20 @@ class CertificateAuthority:
                 if done[0] is None:
                     raise CAError("duplicate", "record", "already certified inside a batch")
                 return Countersignature(record, digest, bytes(done[0]))
-            if record.nonce <= row[0]:
+            last = _nonce_py(row[0])
+            if record.nonce <= last:
                 raise CAError(
                     "stale_nonce",
                     "record.nonce",
-                    f"{record.nonce} is not above the last countersigned nonce {row[0]}",
+                    f"{record.nonce} is not above the last countersigned nonce {last}",
                 )
             ca_sig = self.key.sign_digest(digest)
+            nonce = _nonce_sql(record.nonce)
             db.execute(
                 "INSERT INTO countersigned(digest, mt, nonce, signature) VALUES (?, ?, ?, ?)",
-                (digest, record.mt, record.nonce, ca_sig),
+                (digest, record.mt, nonce, ca_sig),
             )
-            db.execute("UPDATE mts SET last_nonce = ? WHERE address = ?", (record.nonce, record.mt))
+            db.execute("UPDATE mts SET last_nonce = ? WHERE address = ?", (nonce, record.mt))
         return Countersignature(record, digest, ca_sig)
 
     def countersign_batch(
@@ -266,12 +293,16 @@ class CertificateAuthority:
             try:
                 db.executemany(
                     "INSERT INTO countersigned(digest, mt, nonce, batch_root) VALUES (?, ?, ?, ?)",
-                    [(d, r.mt, r.nonce, tree.root) for d, r in zip(digests, records, strict=True)],
+                    [
+                        (d, r.mt, _nonce_sql(r.nonce), tree.root)
+                        for d, r in zip(digests, records, strict=True)
+                    ],
                 )
             except sqlite3.IntegrityError as exc:
                 raise CAError("duplicate", "items", "a record was already certified") from exc
             db.executemany(
-                "UPDATE mts SET last_nonce = ? WHERE address = ?", [(n, a) for a, n in last.items()]
+                "UPDATE mts SET last_nonce = ? WHERE address = ?",
+                [(_nonce_sql(n), a) for a, n in last.items()],
             )
             db.execute(
                 "INSERT INTO batches VALUES (?, ?, ?, ?)", (tree.root, tree.size, submitter, ca_sig)
@@ -287,8 +318,65 @@ class CertificateAuthority:
             for a, n in self._db.execute(
                 f"SELECT address, last_nonce FROM mts WHERE address IN ({marks})", chunk
             ):
-                out[a] = int(n)
+                out[a] = _nonce_py(n)
         return out
+
+
+def check_metadata(value: Any, field: str = "metadata", depth: int = 0) -> None:
+    """Refuse what JSON cannot carry faithfully, naming the field: strings (and keys) that are
+    not valid Unicode (lone surrogates), NaN and infinities, integers beyond 256 bits, keys
+    that are not strings, nesting deeper than :data:`MAX_METADATA_DEPTH`, non-JSON types."""
+    if value is None or isinstance(value, bool | str):
+        if isinstance(value, str):
+            _check_text(value, field)
+        return
+    if isinstance(value, int):
+        if not -(2**255) <= value < 2**256:
+            raise CAError("bad_input", field, "integer outside the 256-bit range")
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise CAError("bad_input", field, f"must be a finite number, got {value}")
+        return
+    if isinstance(value, list | dict) and depth >= MAX_METADATA_DEPTH:
+        raise CAError("bad_input", field, f"nested deeper than {MAX_METADATA_DEPTH} levels")
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            check_metadata(item, f"{field}[{i}]", depth + 1)
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise CAError("bad_input", field, f"keys must be strings, got {reprlib.repr(key)}")
+            _check_text(key, field)
+            check_metadata(
+                item, f"{field}.{key if len(key) <= 64 else key[:64] + '...'}", depth + 1
+            )
+        return
+    raise CAError("bad_input", field, f"not a JSON value: {reprlib.repr(value)}")
+
+
+def _check_text(text: str, field: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise CAError(
+            "bad_input", field, f"not valid Unicode (lone surrogate at {exc.start})"
+        ) from exc
+
+
+def _stored_metadata(text: str) -> dict[str, Any]:
+    """Metadata as stored; registries written before :func:`check_metadata` existed may hold
+    text that cannot be served as JSON (NaN, lone surrogates): that is shown as its stored
+    text under :data:`UNREADABLE_METADATA` rather than failing every read of the MT."""
+    try:
+        meta = jsonlimits.loads(text, "metadata", max_bytes=1 << 20)
+        if isinstance(meta, dict):
+            check_metadata(meta)
+            return meta
+    except ChainsenseError:
+        pass
+    return {UNREADABLE_METADATA: text}
 
 
 def _address(value: Any, field: str) -> str:

@@ -12,6 +12,9 @@ Endpoints::
 Bodies are parsed by hand rather than by pydantic models so that every refusal is one JSON
 object ``{"error": code, "field": name, "detail": message}`` with a 4xx status that names the
 bad input (malformed JSON, bad hex, wrong length, unknown MT, bad signature, stale nonce).
+A body is read up to :data:`MAX_BODY` bytes and parsed by :func:`chainsense.jsonlimits.loads`
+(at most :data:`~chainsense.jsonlimits.MAX_DEPTH` levels deep) before anything looks at it.
+Answers are ASCII JSON, so that a field name an attacker chose cannot break their encoding.
 """
 
 from __future__ import annotations
@@ -24,9 +27,17 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from chainsense import jsonlimits
 from chainsense.errors import ChainsenseError
-from chainsense.ledger.ca import CAError, CertificateAuthority, MTInfo
-from chainsense.ledger.records import Record
+from chainsense.ledger.ca import (
+    MAX_BATCH,
+    MAX_METADATA_BYTES,
+    MAX_METADATA_DEPTH,
+    CAError,
+    CertificateAuthority,
+    MTInfo,
+)
+from chainsense.ledger.records import RECORD_FIELDS, RECORD_LIMITS, Record
 
 MAX_BODY = 32 * 1024 * 1024
 _STATUS = {
@@ -42,8 +53,64 @@ _STATUS = {
 }
 
 
+class ASCIIJSONResponse(JSONResponse):
+    """JSON with every non-ASCII character escaped: a lone surrogate in a refused field name
+    must not turn a 400 into a 500 while the answer is encoded."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False).encode("ascii")
+
+
+# OpenAPI descriptions of the bodies parsed by hand below (documentation, and what the
+# schemathesis fuzzer of tests/test_ledger_ca_fuzz.py generates from).
+_ADDRESS = {"type": "string", "pattern": "^0x[0-9a-fA-F]{40}$"}
+_SIGNATURE = {"type": "string", "pattern": "^0x[0-9a-fA-F]{130}$"}
+_RECORD = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": list(RECORD_FIELDS),
+    "properties": {"mt": _ADDRESS}
+    | {
+        name: {"type": "integer", "minimum": 0, "maximum": top}
+        for name, top in RECORD_LIMITS.items()
+    },
+}
+_SIGNED = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["record", "signature"],
+    "properties": {"record": _RECORD, "signature": _SIGNATURE},
+}
+_REGISTER = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["address"],
+    "properties": {
+        "address": _ADDRESS,
+        "metadata": {
+            "type": "object",
+            "description": f"any JSON object: at most {MAX_METADATA_BYTES} bytes as compact "
+            f"JSON, {MAX_METADATA_DEPTH} levels, finite numbers, valid Unicode",
+        },
+    },
+}
+_BATCH = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["items", "submitter"],
+    "properties": {
+        "items": {"type": "array", "minItems": 1, "maxItems": MAX_BATCH, "items": _SIGNED},
+        "submitter": _ADDRESS,
+    },
+}
+
+
+def _body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
 def _error(code: str, field: str, detail: str) -> JSONResponse:
-    return JSONResponse(
+    return ASCIIJSONResponse(
         {"error": code, "field": field, "detail": detail}, status_code=_STATUS.get(code, 400)
     )
 
@@ -74,15 +141,24 @@ def parse_record(value: Any, field: str) -> Record:
 
 async def _json(request: Request) -> dict[str, Any]:
     declared = request.headers.get("content-length", "0")
-    if not declared.isdigit() or int(declared) > MAX_BODY:
+    if (
+        not (declared.isascii() and declared.isdigit() and len(declared) <= 20)
+        or int(declared) > MAX_BODY
+    ):
         raise CAError("too_large", "body", f"larger than {MAX_BODY} bytes (or bad length)")
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        raise CAError("too_large", "body", f"larger than {MAX_BODY} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():  # a chunked body has no content-length to trust
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise CAError("too_large", "body", f"larger than {MAX_BODY} bytes")
+        chunks.append(chunk)
     try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CAError("bad_json", "body", f"malformed JSON: {exc}") from exc
+        data = await run_in_threadpool(
+            jsonlimits.loads, b"".join(chunks), "body", max_bytes=MAX_BODY
+        )
+    except jsonlimits.JSONLimitError as exc:
+        raise CAError(exc.code, "body", exc.detail) from exc
     if not isinstance(data, dict):
         raise CAError("bad_json", "body", "must be a JSON object")
     return data
@@ -93,7 +169,11 @@ def _mt_json(info: MTInfo) -> dict[str, Any]:
 
 
 def build_app(ca: CertificateAuthority, admin_token: str | None = None) -> FastAPI:
-    app = FastAPI(title="chainsense certificate authority", version="1")
+    app = FastAPI(
+        title="chainsense certificate authority",
+        version="1",
+        default_response_class=ASCIIJSONResponse,
+    )
 
     @app.exception_handler(CAError)
     async def _ca_error(_request: Request, exc: CAError) -> JSONResponse:
@@ -112,7 +192,7 @@ def build_app(ca: CertificateAuthority, admin_token: str | None = None) -> FastA
             "contract": ca.domain.contract,
         }
 
-    @app.post("/mts", status_code=201)
+    @app.post("/mts", status_code=201, openapi_extra=_body(_REGISTER))
     async def register(request: Request) -> dict[str, Any]:
         if admin_token is not None:
             given = request.headers.get("authorization", "")
@@ -134,7 +214,7 @@ def build_app(ca: CertificateAuthority, admin_token: str | None = None) -> FastA
             raise CAError("unknown_mt", "address", f"{address} is not registered")
         return _mt_json(result)
 
-    @app.post("/countersign")
+    @app.post("/countersign", openapi_extra=_body(_SIGNED))
     async def countersign(request: Request) -> dict[str, Any]:
         data = await _json(request)
         for name in ("record", "signature"):
@@ -148,7 +228,7 @@ def build_app(ca: CertificateAuthority, admin_token: str | None = None) -> FastA
             "ca_signature": "0x" + result.ca_signature.hex(),
         }
 
-    @app.post("/countersign/batch")
+    @app.post("/countersign/batch", openapi_extra=_body(_BATCH))
     async def countersign_batch(request: Request) -> dict[str, Any]:
         data = await _json(request)
         items = data.get("items")

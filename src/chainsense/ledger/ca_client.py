@@ -7,10 +7,14 @@ from typing import Any
 
 import httpx
 
+from chainsense import jsonlimits
 from chainsense.errors import ChainsenseError
 from chainsense.ledger.ca import BatchCertificate, CAError, Countersignature
 from chainsense.ledger.merkle import MerkleTree
 from chainsense.ledger.records import Domain, Record
+
+MAX_ANSWER = 1024 * 1024
+"""Largest CA answer read (the largest real one, an MT with its metadata, is under 5 KB)."""
 
 
 class CAUnavailableError(ChainsenseError):
@@ -35,12 +39,16 @@ class CAClient:
             resp = self._http.request(method, path, json=body)
         except httpx.HTTPError as exc:
             raise CAUnavailableError(f"ca: cannot reach {self._http.base_url}: {exc}") from exc
-        try:
-            data = resp.json()
+        try:  # bounded like every untrusted JSON: the answer may not come from the CA
+            data = jsonlimits.loads(resp.content, "ca", max_bytes=MAX_ANSWER)
         except ValueError as exc:  # not the CA (a proxy's error page) or a crashed handler
             raise CAUnavailableError(
                 f"ca: {self._http.base_url} answered HTTP {resp.status_code} without JSON"
             ) from exc
+        if not isinstance(data, dict):
+            raise CAUnavailableError(
+                f"ca: {self._http.base_url} answered HTTP {resp.status_code} with other JSON"
+            )
         if resp.status_code >= 400:
             raise CAError(
                 data.get("error", "error"), data.get("field", "?"), data.get("detail", "")

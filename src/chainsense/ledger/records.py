@@ -9,6 +9,7 @@ fixed-point integers with :data:`FIXED_SCALE` units per document unit.
 from __future__ import annotations
 
 import math
+import reprlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,8 @@ BATCH_TYPEHASH = keccak(BATCH_TYPE.encode())
 RECORD_FIELDS = ("mt", "poi", "slot", "reading", "x", "y", "nonce")
 _LIMITS = {"poi": UINT32_MAX, "slot": UINT32_MAX, "reading": UINT64_MAX}
 _LIMITS |= {"x": UINT64_MAX, "y": UINT64_MAX, "nonce": UINT64_MAX}
+RECORD_LIMITS = dict(_LIMITS)
+"""Largest value of each integer field of a record (the smallest is 0)."""
 
 
 class RecordError(ChainsenseError):
@@ -108,7 +111,7 @@ class Record:
         for name, limit in _LIMITS.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
-                raise RecordError(f"record.{name}: must be an integer, got {value!r}")
+                raise RecordError(f"record.{name}: must be an integer, got {reprlib.repr(value)}")
             if not 0 <= value <= limit:
                 raise RecordError(f"record.{name}: {value} outside [0, {limit}]")
 
