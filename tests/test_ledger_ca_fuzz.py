@@ -19,12 +19,12 @@ from pathlib import Path
 import httpx
 import pytest
 import schemathesis
-from chainsense.ledger.keys import KeyPair, recover
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
+from chainsense.chain.keys import KeyPair, recover
 from chainsense.ledger.ca import CAError, CertificateAuthority
 from chainsense.ledger.ca_api import build_app
 from chainsense.ledger.merkle import verify

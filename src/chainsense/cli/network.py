@@ -1,6 +1,6 @@
 """``chainsense network up|status|down|stop|start``: a local geth Clique private network.
 
-Thin layer over :mod:`chainsense.ledger.network`; every failure there is a ChainsenseError that the
+Thin layer over :mod:`chainsense.devnet`; every failure there is a ChainsenseError that the
 main CLI turns into a one-line message and exit code 2.
 """
 

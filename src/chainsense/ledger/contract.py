@@ -1,7 +1,7 @@
 """The deployed ledger contract seen from Python: submit, anchor, query and verify.
 
-Works on any :class:`~chainsense.ledger.chain.Chain` backend. Every revert surfaces as a
-:class:`~chainsense.ledger.chain.RevertError` carrying the contract's reason (``duplicate
+Works on any :class:`~chainsense.chain.base.Chain` backend. Every revert surfaces as a
+:class:`~chainsense.chain.errors.RevertError` carrying the contract's reason (``duplicate
 record``, ``bad CA signature``, ``sender is not the record's MT``, ...), raised by the gas
 estimate before anything is sent.
 """
