@@ -16,6 +16,7 @@ import sys
 import typer
 from rich.console import Console
 
+from chainsense import __version__
 from chainsense.errors import ChainsenseError
 
 app = typer.Typer(
@@ -31,8 +32,6 @@ _err = Console(stderr=True)
 
 def _show_version(value: bool) -> None:
     if value:
-        from chainsense import __version__
-
         typer.echo(f"chainsense {__version__}")
         raise typer.Exit()
 

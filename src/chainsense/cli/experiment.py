@@ -10,14 +10,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from chainsense.errors import ConfigError
+
 exp_app = typer.Typer(help="Experiments that start real servers.", no_args_is_help=True)
 _out = Console()
 _OUT = typer.Option(Path("reports/ddos"), "--out", help="Directory for CSV, plot and table.")
 
 
 def _levels(text: str | None) -> tuple[float, ...] | None:
-    from chainsense.errors import ConfigError
-
     if text is None:
         return None
     try:
@@ -39,7 +39,8 @@ def ddos_cmd(
     ),
 ) -> None:
     """Flood a MariaDB server and a geth network on loopback; measure legitimate queries."""
-    from chainsense.errors import ConfigError
+    # imported here, not at the top: the experiment loads web3 and pymysql, which
+    # `chainsense --help` must not pay for
     from chainsense.experiments import ddos
 
     if preset not in ddos.PRESETS:

@@ -1,7 +1,8 @@
 """``chainsense network up|status|down|stop|start``: a local geth Clique private network.
 
 Thin layer over :mod:`chainsense.devnet`; every failure there is a ChainsenseError that the
-main CLI turns into a one-line message and exit code 2.
+main CLI turns into a one-line message and exit code 2. devnet is imported inside each command
+(it loads eth-account and httpx, which ``chainsense --help`` must not pay for).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def up_cmd(
     timeout: float = typer.Option(90.0, help="Seconds to wait for peering and sealing."),
 ) -> None:
     """Write genesis + keys, start every node on 127.0.0.1, wait until peered and sealing."""
-    from chainsense import devnet as network
+    from chainsense import devnet as network  # lazy: see the module docstring
 
     spec = network.NetworkSpec(
         sealers=sealers, followers=followers, period=period, chain_id=chain_id
@@ -58,7 +59,7 @@ def down_cmd(
     wipe: bool = typer.Option(False, "--wipe", help="Also delete the network directory."),
 ) -> None:
     """Stop every node by pid (SIGTERM, then SIGKILL); keep data unless --wipe."""
-    from chainsense import devnet as network
+    from chainsense import devnet as network  # lazy: see the module docstring
 
     stopped = network.down(directory, wipe=wipe)
     _out.print(
@@ -72,7 +73,7 @@ def stop_cmd(
     name: str = typer.Argument(..., help="Node name, e.g. sealer-2."), directory: Path = _DIR
 ) -> None:
     """Stop one node (fault injection); its data is kept for a later `network start`."""
-    from chainsense import devnet as network
+    from chainsense import devnet as network  # lazy: see the module docstring
 
     network.stop_node(directory, name)
     _out.print(f"stopped {name}")
@@ -85,7 +86,7 @@ def start_cmd(
     timeout: float = typer.Option(60.0, help="Seconds to wait until it has resynced."),
 ) -> None:
     """Restart one stopped node and wait until it is peered and has caught up."""
-    from chainsense import devnet as network
+    from chainsense import devnet as network  # lazy: see the module docstring
 
     network.start_node(directory, name)
     with _out.status(f"waiting for {name} to resync"):
@@ -95,7 +96,7 @@ def start_cmd(
 
 
 def _show(directory: Path) -> None:
-    from chainsense import devnet as network
+    from chainsense import devnet as network  # lazy: see the module docstring
 
     table = Table(title=f"geth network {network.network_file(directory)}")
     for col in ("node", "role", "pid", "alive", "peers", "head"):
