@@ -7,7 +7,7 @@ import csv
 from pathlib import Path
 
 from chainsense.experiments.report import Report
-from chainsense.job.summary import JobResult, summary_rows
+from chainsense.job.summary import JobResult, ledger_rows, summary_rows
 
 _MAX_INCLUDED_ROWS = 60
 
@@ -70,24 +70,7 @@ def write_job_report(result: JobResult, path: Path) -> Path:
         )
 
     report.section("Ledger")
-    report.add_table(
-        [
-            {"quantity": "collection events", "value": lg.events},
-            {"quantity": "records on chain", "value": lg.records_on_chain},
-            {"quantity": "transactions", "value": lg.transactions},
-            {"quantity": "gas in total", "value": f"{lg.gas_total:,}"},
-            {"quantity": "gas per record", "value": f"{lg.gas_per_record:,.0f}"},
-            {"quantity": "throughput (records/s)", "value": f"{lg.records_per_s:,.1f}"},
-            {"quantity": "query latency p50 (ms)", "value": f"{lg.query_p50_ms:.2f}"},
-            {"quantity": "query latency p99 (ms)", "value": f"{lg.query_p99_ms:.2f}"},
-            {"quantity": "records verified", "value": lg.verified},
-            {
-                "quantity": "tampered record detected",
-                "value": "yes" if lg.tamper_detected else "no",
-            },
-        ],
-        table_id="ledger",
-    )
+    report.add_table([{"quantity": k, "value": v} for k, v in ledger_rows(lg)], table_id="ledger")
     for failure in lg.verify_failures[:50]:
         report.add_status("verification", False, failure)
     report.add_figure(result.files["ledger_plot"], "records per MT")

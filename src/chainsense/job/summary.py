@@ -41,9 +41,27 @@ class JobResult:
         ]
 
 
+def ledger_rows(lg: LedgerFigures) -> list[tuple[str, str]]:
+    """What the ledger did, as (quantity, value) rows: part of the summary, and the report's
+    ledger table."""
+    return [
+        ("ledger mode", lg.mode),
+        ("collection events", str(lg.events)),
+        ("records on chain", str(lg.records_on_chain)),
+        ("transactions", str(lg.transactions)),
+        ("gas in total", f"{lg.gas_total:,}"),
+        ("gas per record", f"{lg.gas_per_record:,.0f}"),
+        ("throughput (records/s)", f"{lg.records_per_s:,.0f}"),
+        ("query latency p50 / p99 (ms)", f"{lg.query_p50_ms:.2f} / {lg.query_p99_ms:.2f}"),
+        ("records verified", f"{lg.verified} / {lg.events}"),
+        ("tampered record detected", "yes" if lg.tamper_detected else "NO"),
+        ("every record accounted for", "yes" if lg.all_accounted else "NO"),
+    ]
+
+
 def summary_rows(result: JobResult) -> list[tuple[str, str]]:
     """The summary table printed at the end of ``chainsense run`` (and put in the report)."""
-    m, lg, opts = result.episode_metrics, result.ledger, result.options
+    m, opts = result.episode_metrics, result.options
     return [
         ("policy", opts.policy),
         ("world", f"{opts.params.num_mts} MTs, {opts.params.num_pois} PoIs"),
@@ -53,16 +71,7 @@ def summary_rows(result: JobResult) -> list[tuple[str, str]]:
         ("energy efficiency", f"{m['energy_efficiency']:.3f}"),
         ("collisions", f"{m['collisions']:.0f}"),
         ("chain", opts.ledger.label),
-        ("ledger mode", lg.mode),
-        ("collection events", str(lg.events)),
-        ("records on chain", str(lg.records_on_chain)),
-        ("transactions", str(lg.transactions)),
-        ("gas per record", f"{lg.gas_per_record:,.0f}"),
-        ("throughput (records/s)", f"{lg.records_per_s:,.0f}"),
-        ("query latency p50 / p99 (ms)", f"{lg.query_p50_ms:.2f} / {lg.query_p99_ms:.2f}"),
-        ("records verified", f"{lg.verified} / {lg.events}"),
-        ("tampered record detected", "yes" if lg.tamper_detected else "NO"),
-        ("every record accounted for", "yes" if lg.all_accounted else "NO"),
+        *ledger_rows(result.ledger),
         ("wall time (s)", f"{result.wall_seconds:.1f}"),
     ]
 
