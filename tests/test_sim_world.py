@@ -185,3 +185,17 @@ def test_rich_observation_layout_and_content():
     np.testing.assert_allclose(local, expected, atol=1e-5)
     # MT 1 sits in fine cell (0, 3): its window reaches past the map edge (zero padding)
     np.testing.assert_allclose(o[1, 10:], 0.0)
+
+
+def test_reward_never_exceeds_one_when_energy_is_large():
+    # Issue 12, defect 9: energy used was state.energy - new energy, a float32 difference of two
+    # numbers near 440 (ulp 3.05e-5). Collecting b = 1.4 ulp then showed phi = 1 ulp, b/phi = 1.4.
+    p = P.replace(initial_energy=500.0)
+    ulp = float(np.spacing(np.float32(440.0)))
+    data = 1.4 * ulp / p.collect_fraction  # each MT takes half the quota of both PoIs
+    s = world(pois=[[5.0, 5.0], [5.0, 5.0]], data=(data, data), params=p, energy=[440.0, 440.0])
+    _s2, _, r, _, info = step(KEY, s, act((0.0, 0.0), (0.0, 0.0)), p)
+    assert float(info.fairness) == 1.0
+    np.testing.assert_allclose(info.collected, [1.4 * ulp, 1.4 * ulp], rtol=1e-6)
+    np.testing.assert_allclose(info.energy_used, info.collected, rtol=1e-6)
+    assert np.all(np.asarray(r) <= 1.0), r

@@ -331,12 +331,16 @@ def step(
     senses = live & (energy_left > 0)
     taken, b, poi_data, visits, (h_sum, h_sq) = _sense(state, pos, senses, energy_left, p)
 
-    energy = jnp.maximum(energy_left - p.sense_cost * b, 0.0)
+    sense_energy = p.sense_cost * b
+    energy = jnp.maximum(energy_left - sense_energy, 0.0)
     energy = jnp.where(energy <= _EPS_DATA * p.initial_energy, 0.0, energy)
-    used = state.energy - energy
+    # phi from its parts, never as state.energy - energy: that float32 difference of two numbers
+    # near e.g. 440 loses the small sensing term (1 ulp = 3e-5) and b / phi exceeded 1.
+    used = move_energy + sense_energy
     fairness = jnp.where(
         h_sq > 0, h_sum * h_sum / (p.num_pois * jnp.where(h_sq > 0, h_sq, 1.0)), 0.0
     )
+    fairness = jnp.minimum(fairness, 1.0)  # Jain's index is <= 1; float32 sums may round above
     ratio = jnp.where(used > 0, b / jnp.where(used > 0, used, 1.0), 0.0)
     rewards = fairness * ratio - p.collision_penalty * collision.astype(_F)
 
