@@ -199,3 +199,21 @@ def test_reward_never_exceeds_one_when_energy_is_large():
     np.testing.assert_allclose(info.collected, [1.4 * ulp, 1.4 * ulp], rtol=1e-6)
     np.testing.assert_allclose(info.energy_used, info.collected, rtol=1e-6)
     assert np.all(np.asarray(r) <= 1.0), r
+
+
+def test_an_accepted_move_never_lands_on_an_obstacle_edge():
+    # Issue 12, defect 10: the segment test said the move stops short of the wall at x = 5.8, but
+    # the float32 sum 5 + l rounds onto x = 5.8 exactly; on the (closed) box every later move,
+    # even straight away from it, was refused for the rest of the episode.
+    wall = np.float32(5.8)
+    l_short = (wall - np.float32(5.0)) - 2 * np.spacing(np.float32(0.8))
+    assert np.float32(5.0) + l_short == wall  # the rounding that put the MT on the edge
+    s = world(walls=[[float(wall), 4.0, 6.2, 6.0]])
+    s2, _, _, _, info = step(KEY, s, act((0.0, float(l_short)), (0.0, 0.0)), P)
+    pos = np.asarray(s2.mt_pos[0])
+    on_box = (5.8 <= pos[0] <= 6.2) and (4.0 <= pos[1] <= 6.0)
+    assert bool(info.collision[0]) or not on_box
+    # whatever happened, the MT can still move away from the wall
+    s3, _, _, _, info3 = step(KEY, s2, act((math.pi, 0.5), (0.0, 0.0)), P)
+    assert not bool(info3.collision[0])
+    assert float(s3.mt_pos[0, 0]) < float(pos[0])

@@ -5,8 +5,10 @@ One slot of :func:`step`, for every MT that still has energy (and while the epis
 1. The action (theta, l) is wrapped / clipped to theta in [0, 2 pi), l in [0, max_move]
    (NaN counts as 0) and l is cut so the move costs at most the MT's energy.
 2. The whole segment is checked against the area and every obstacle (closed boxes, Liang-Barsky
-   slab test): if it leaves the area or touches an obstacle anywhere the move is refused, the MT
-   stays where it is, pays nothing for it and is flagged with a collision.
+   slab test), and so is the float32 end point the MT would be stored at: if the move leaves the
+   area or touches an obstacle anywhere, or would leave the MT on an obstacle's edge, it is
+   refused: the MT stays where it is, pays nothing for it and is flagged with a collision. So an
+   MT is never in or on an obstacle.
 3. After moving, the MT senses every PoI within ``sensing_range``. A served PoI gives up
    ``collect_fraction * poi_init`` per slot (or what remains, if less), split equally among the
    MTs serving it this slot. An MT whose remaining energy cannot pay for its whole share takes a
@@ -100,12 +102,30 @@ def segment_hits_boxes(start: Array, delta: Array, boxes: Array) -> Array:
     return jnp.any(jnp.isfinite(segment_box_entry(start, delta, boxes)), axis=1)
 
 
+def move_end(start: Array, delta: Array, p: WorldParams) -> Array:
+    """[N,2] where the move start -> start + delta ends, clipped into the area (see
+    :func:`move_blocked` for when such a move is refused)."""
+    size = jnp.array([p.width, p.height], _F)
+    return jnp.clip(start + delta, 0.0, size)
+
+
 def move_blocked(start: Array, delta: Array, boxes: Array, p: WorldParams) -> Array:
-    """[N] bool: the straight move start -> start + delta leaves the area [0, width] x
-    [0, height] or touches an obstacle; :func:`step` refuses such a move (a collision)."""
-    end = start + delta
-    outside = (end[:, 0] < 0) | (end[:, 0] > p.width) | (end[:, 1] < 0) | (end[:, 1] > p.height)
-    return outside | segment_hits_boxes(start, delta, boxes)
+    """[N] bool: the straight move start -> start + delta is refused by :func:`step` (a collision).
+
+    Refused when it leaves the area [0, width] x [0, height], when the segment touches an
+    obstacle, or when the end point the MT would be stored at (the rounded, clipped float32 sum,
+    :func:`move_end`) lies in or on an obstacle: an MT on a closed box could never move again.
+    """
+    raw = start + delta
+    outside = (raw[:, 0] < 0) | (raw[:, 0] > p.width)
+    outside |= (raw[:, 1] < 0) | (raw[:, 1] > p.height)
+    if boxes.shape[0] == 0:
+        return outside
+    end = move_end(start, delta, p)
+    x, y = end[:, 0:1], end[:, 1:2]
+    on_box = (x >= boxes[None, :, 0]) & (x <= boxes[None, :, 2])
+    on_box &= (y >= boxes[None, :, 1]) & (y <= boxes[None, :, 3])
+    return outside | jnp.any(on_box, axis=1) | segment_hits_boxes(start, delta, boxes)
 
 
 @functools.cache
@@ -321,7 +341,7 @@ def step(
         length = jnp.minimum(length, state.energy / p.move_cost)
     length = jnp.where(live, length, 0.0)
     delta = length[:, None] * jnp.stack([jnp.cos(theta), jnp.sin(theta)], axis=1)
-    end = state.mt_pos + delta
+    end = move_end(state.mt_pos, delta, p)
     collision = live & (length > 0) & move_blocked(state.mt_pos, delta, state.obstacles, p)
     moved = jnp.where(collision, 0.0, length)
     pos = jnp.where(collision[:, None], state.mt_pos, end)
