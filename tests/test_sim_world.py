@@ -217,3 +217,22 @@ def test_an_accepted_move_never_lands_on_an_obstacle_edge():
     s3, _, _, _, info3 = step(KEY, s2, act((math.pi, 0.5), (0.0, 0.0)), P)
     assert not bool(info3.collision[0])
     assert float(s3.mt_pos[0, 0]) < float(pos[0])
+
+
+def test_moves_along_the_near_and_far_boundaries_are_treated_alike():
+    # Issue 12, defect 11: float32 cos(pi / 2) = -4.4e-8, so a move straight up along x = 0 ended
+    # at x = -4.4e-8 and was refused, while the same move along x = width was allowed.
+    up, down, right, left = math.pi / 2, 3 * math.pi / 2, 0.0, math.pi
+    cases = [
+        ([[0.0, 5.0], [10.0, 5.0]], [up, up]),
+        ([[0.0, 5.0], [10.0, 5.0]], [down, down]),
+        ([[5.0, 0.0], [5.0, 10.0]], [right, right]),
+        ([[5.0, 0.0], [5.0, 10.0]], [left, left]),
+    ]
+    for start, headings in cases:
+        s = world(mt_pos=start)
+        s2, _, _, _, info = step(KEY, s, act((headings[0], 1.0), (headings[1], 1.0)), P)
+        assert not np.any(np.asarray(info.collision)), (start, headings)
+        pos = np.asarray(s2.mt_pos)
+        assert np.all((pos >= 0) & (pos <= 10.0)), pos
+        np.testing.assert_allclose(info.moved, [1.0, 1.0], atol=1e-6)

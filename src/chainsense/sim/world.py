@@ -6,9 +6,10 @@ One slot of :func:`step`, for every MT that still has energy (and while the epis
    (NaN counts as 0) and l is cut so the move costs at most the MT's energy.
 2. The whole segment is checked against the area and every obstacle (closed boxes, Liang-Barsky
    slab test), and so is the float32 end point the MT would be stored at: if the move leaves the
-   area or touches an obstacle anywhere, or would leave the MT on an obstacle's edge, it is
-   refused: the MT stays where it is, pays nothing for it and is flagged with a collision. So an
-   MT is never in or on an obstacle.
+   area (by more than float32 rounding, alike at all four edges) or touches an obstacle
+   anywhere, or would leave the MT on an obstacle's edge, it is refused: the MT stays where it
+   is, pays nothing for it and is flagged with a collision. So an MT is never in or on an
+   obstacle.
 3. After moving, the MT senses every PoI within ``sensing_range``. A served PoI gives up
    ``collect_fraction * poi_init`` per slot (or what remains, if less), split equally among the
    MTs serving it this slot. An MT whose remaining energy cannot pay for its whole share takes a
@@ -102,6 +103,13 @@ def segment_hits_boxes(start: Array, delta: Array, boxes: Array) -> Array:
     return jnp.any(jnp.isfinite(segment_box_entry(start, delta, boxes)), axis=1)
 
 
+def _area_slack(p: WorldParams) -> float:
+    """How far (about one float32 ulp of the larger side) a move may overshoot the area's edge
+    and still count as ending on it: float32 ``cos(pi / 2)`` is -4.4e-8, so a move along x = 0
+    ends at x = -4.4e-8 while the same move along x = width rounds back onto the edge."""
+    return max(p.width, p.height) * 2.0**-23
+
+
 def move_end(start: Array, delta: Array, p: WorldParams) -> Array:
     """[N,2] where the move start -> start + delta ends, clipped into the area (see
     :func:`move_blocked` for when such a move is refused)."""
@@ -112,13 +120,15 @@ def move_end(start: Array, delta: Array, p: WorldParams) -> Array:
 def move_blocked(start: Array, delta: Array, boxes: Array, p: WorldParams) -> Array:
     """[N] bool: the straight move start -> start + delta is refused by :func:`step` (a collision).
 
-    Refused when it leaves the area [0, width] x [0, height], when the segment touches an
+    Refused when it leaves the area [0, width] x [0, height] (by more than float32 rounding, alike
+    at all four edges; the end is then clipped onto the edge), when the segment touches an
     obstacle, or when the end point the MT would be stored at (the rounded, clipped float32 sum,
     :func:`move_end`) lies in or on an obstacle: an MT on a closed box could never move again.
     """
     raw = start + delta
-    outside = (raw[:, 0] < 0) | (raw[:, 0] > p.width)
-    outside |= (raw[:, 1] < 0) | (raw[:, 1] > p.height)
+    slack = _area_slack(p)
+    outside = (raw[:, 0] < -slack) | (raw[:, 0] > p.width + slack)
+    outside |= (raw[:, 1] < -slack) | (raw[:, 1] > p.height + slack)
     if boxes.shape[0] == 0:
         return outside
     end = move_end(start, delta, p)
