@@ -236,3 +236,29 @@ def test_moves_along_the_near_and_far_boundaries_are_treated_alike():
         pos = np.asarray(s2.mt_pos)
         assert np.all((pos >= 0) & (pos <= 10.0)), pos
         np.testing.assert_allclose(info.moved, [1.0, 1.0], atol=1e-6)
+
+
+def test_an_mt_with_only_dust_energy_left_serves_nothing():
+    # Issue 12, defect 12: after this move the MT has 7.5e-9 energy left (below the 1e-6 x
+    # initial_energy dust threshold). It used to "serve" the PoI: h(k) + 1 and a 7.5e-9 record,
+    # while the PoI's data (1.0) did not change at all in float32.
+    e0 = np.nextafter(np.float32(0.1), np.float32(1.0))
+    s = world(pois=[[6.0, 5.0], [1.0, 1.0]], data=(1.0, 1.0), energy=[e0, 10.0])
+    s2, _, r, _, info = step(KEY, s, act((0.0, 1.0), (0.0, 0.0)), P)
+    assert not bool(info.collision[0]) and float(info.moved[0]) == pytest.approx(1.0)
+    assert float(s2.poi_data[0]) == 1.0
+    assert s2.visits.tolist() == [0, 0]
+    assert float(info.collected[0]) == 0.0
+    assert not np.any(np.asarray(info.collected_per_poi))
+    assert float(s2.energy[0]) == 0.0 and float(r[0]) == 0.0
+
+
+def test_visits_rise_only_when_data_actually_leaves_the_poi():
+    # a full-energy MT whose share is below the PoI's float32 resolution collects nothing
+    p = P.replace(collect_fraction=1.0e-9)
+    s = world(pois=[[5.0, 5.0], [1.0, 1.0]], data=(1.0, 1.0), params=p)
+    s2, _, _, _, info = step(KEY, s, act((0.0, 0.0), (0.0, 0.0)), p)
+    data_moved = np.asarray(s.poi_data) - np.asarray(s2.poi_data)
+    visited = np.asarray(s2.visits) - np.asarray(s.visits)
+    assert visited.tolist() == (data_moved > 0).astype(int).tolist()
+    np.testing.assert_array_equal(np.asarray(info.collected_per_poi).sum(0) > 0, data_moved > 0)
