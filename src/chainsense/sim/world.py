@@ -199,13 +199,19 @@ def _pairwise_sum(x: Array) -> Array:
 def observe(state: WorldState, params: WorldParams) -> Array:
     """Observations [M, obs_dim] (see ``params.obs_dim``), all normalised to about [-1, 1]."""
     size = jnp.array([params.width, params.height], _F)
+    # Clipped to the PettingZoo observation_space bounds: x / width is a multiply by a rounded
+    # reciprocal and may come out one ulp above 1.
     own = jnp.concatenate(
         [state.mt_pos / size, (state.energy / params.initial_energy)[:, None]], axis=1
     )
+    own = jnp.clip(own, 0.0, 1.0)
     if params.observation == "paper":
         return own
     m = params.num_mts
-    time_left = jnp.full((m, 1), 1.0 - state.t.astype(_F) / params.num_slots, _F)
+    # (T - t) / T, not 1 - t / T: XLA computes the latter as fma(-t, fl(1 / T), 1), -4.75e-8
+    # at t = T = 500.
+    left = (params.num_slots - state.t).astype(_F) / params.num_slots
+    time_left = jnp.full((m, 1), jnp.clip(left, 0.0, 1.0), _F)
     parts = [own, time_left]
     if m > 1:
         if m <= 8:  # static slices: XLA's CPU gather would cost more than the rest
@@ -217,7 +223,7 @@ def observe(state: WorldState, params: WorldParams) -> Array:
         else:
             others = np.array([[j for j in range(m) if j != i] for i in range(m)])  # [M,M-1]
             offsets = ((state.mt_pos[others] - state.mt_pos[:, None, :]) / size).reshape(m, -1)
-        parts.append(offsets)
+        parts.append(jnp.clip(offsets, -1.0, 1.0))
     total_init = jnp.maximum(_pairwise_sum(state.poi_init), 1.0e-6)
     g, n = params.obs_grid, params.local_grid
     fine_n = g * params.fine_factor
