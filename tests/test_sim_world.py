@@ -262,3 +262,13 @@ def test_visits_rise_only_when_data_actually_leaves_the_poi():
     visited = np.asarray(s2.visits) - np.asarray(s.visits)
     assert visited.tolist() == (data_moved > 0).astype(int).tolist()
     np.testing.assert_array_equal(np.asarray(info.collected_per_poi).sum(0) > 0, data_moved > 0)
+
+
+def test_a_subnormal_amount_nobody_senses_is_kept():
+    # found by tests/test_sim_properties.py: data - 0 flushed a subnormal amount to 0 (XLA's CPU
+    # backend flushes subnormals), so a PoI nobody covered lost its data without a visit
+    tiny = float(np.float32(1.4e-45))
+    s = world(pois=[[1.0, 1.0], [9.0, 9.0]], data=(tiny, 1.0))
+    s2, _, _, _, _ = step(KEY, s, act((0.0, 0.0), (0.0, 0.0)), P)
+    assert s2.visits.tolist() == [0, 0]
+    assert np.asarray(s2.poi_data)[0] == np.asarray(s.poi_data)[0]

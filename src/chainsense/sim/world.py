@@ -360,11 +360,14 @@ def _sense(
         per_poi = per_poi + tk
     left = jnp.maximum(data - per_poi, 0.0)
     left = jnp.where(left <= _EPS_DATA * init, 0.0, left)
+    # Where nothing was taken the data is kept as it is, not recomputed: XLA's CPU backend
+    # flushes subnormal results to 0, so data - 0 would make a tiny amount vanish unvisited.
+    left = jnp.where(per_poi > 0, left, data)
     served = (per_poi > 0) & (left < data)
     taken = [jnp.where(served, tk, 0.0) for tk in taken]
     # What each MT pays for (no second pass over K): it exceeds the sum of its records only by
     # shares that were below the float32 resolution of a PoI's data.
-    b = demand * scale
+    b = _rounded(demand * scale)  # added to the MT's running total in step
     visits = state.visits + served.astype(state.visits.dtype)
     h = visits.astype(_F)
     jain = jnp.stack([jnp.sum(h), jnp.sum(h * h)])
