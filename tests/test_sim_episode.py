@@ -127,3 +127,37 @@ def test_observation_under_nested_vmap_matches_single_worlds():
         for j in range(3):
             one = observe(jax.tree.map(lambda x, i=i, j=j: x[i, j], states), SMALL)
             np.testing.assert_allclose(nested[i, j], one, atol=1e-5)
+
+
+_SCAN_P = SMALL.replace(num_slots=30)
+
+
+@jax.jit
+def _scan_rollout(key, actions):
+    s, o = reset(key, _SCAN_P)
+
+    def body(carry, a):
+        s2, o2, r, _, info = step(key, carry[0], a, _SCAN_P)
+        return (s2, o2), (r, info.collected_per_poi, o2)
+
+    return jax.lax.scan(body, (s, o), actions)
+
+
+def test_scan_rollout_and_step_loop_agree_exactly():
+    # Issue 12, defect 12: XLA fused multiply-adds differently in a lax.scan body and in the
+    # jitted step, so energies (and from there fairness) drifted apart between the two.
+    for seed in range(8):
+        rng = np.random.default_rng(seed)
+        acts = np.stack(
+            [rng.uniform(0, 2 * np.pi, (30, 2)), rng.uniform(0, 1.0, (30, 2))], -1
+        ).astype(np.float32)
+        key = jax.random.PRNGKey(seed)
+        (final, _), (rewards, per_poi, obs) = _scan_rollout(key, jnp.asarray(acts))
+        s, _ = reset(key, _SCAN_P)
+        for t in range(30):
+            s, o, r, _, info = step(key, s, jnp.asarray(acts[t]), _SCAN_P)
+            np.testing.assert_array_equal(r, rewards[t])
+            np.testing.assert_array_equal(info.collected_per_poi, per_poi[t])
+            np.testing.assert_array_equal(o, obs[t])
+        for name in ("mt_pos", "energy", "poi_data", "visits", "collected", "energy_spent"):
+            np.testing.assert_array_equal(getattr(s, name), getattr(final, name), err_msg=name)

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from chainsense.errors import ConfigError
-from chainsense.sim.maps import load_map, make_map, save_map
-from chainsense.sim.params import preset
+from chainsense.sim.maps import WorldMap, load_map, make_map, save_map, validate_map
+from chainsense.sim.params import WorldParams, preset
 from chainsense.sim.world import reset, reset_with_map
 
 P = preset("small")
@@ -88,3 +88,52 @@ def test_missing_file_garbage_and_unknown_suffix(tmp_path):
     nan.write_text('{"poi_pos": [[NaN, 1]], "poi_data": [1], "obstacles": []}')
     with pytest.raises(ConfigError):
         load_map(nan, P)
+
+
+RING = [[3.0, 3.0, 7.0, 3.5], [3.0, 6.5, 7.0, 7.0], [3.0, 3.0, 3.5, 7.0], [6.5, 3.0, 7.0, 7.0]]
+RING_P = WorldParams(
+    width=20.0,
+    height=20.0,
+    num_pois=1,
+    num_obstacles=4,
+    num_mts=1,
+    obstacle_max_size=4.0,
+    start_x=5.0,
+    start_y=5.0,
+)
+
+
+def _ring_map(boxes):
+    return WorldMap(
+        np.array([[1.0, 1.0]], np.float32),
+        np.array([1.0], np.float32),
+        np.array(boxes, np.float32),
+    )
+
+
+@pytest.mark.parametrize(
+    "boxes",
+    [
+        RING,  # four walls around the start (5, 5)
+        [RING[0], RING[1], RING[2], [6.0, 3.0, 6.0, 7.0]],  # zero-width wall closes the ring
+        [[3.0, 3.0, 7.0, 4.0], [3.0, 6.0, 7.0, 7.0], [3.0, 4.0, 4.0, 6.0], [6.0, 4.0, 7.0, 6.0]],
+    ],
+)
+def test_obstacles_enclosing_the_start_are_rejected(boxes):
+    # Issue 12, defect 14: only a box covering the start point itself was refused.
+    with pytest.raises(ConfigError, match="enclose") as err:
+        validate_map(_ring_map(boxes), RING_P)
+    assert err.value.field == "map.obstacles"
+
+
+@pytest.mark.parametrize(
+    "gap",
+    [
+        [6.5, 3.0, 7.0, 4.9],  # a gap in the right wall between y = 4.9 and 7
+        [6.5, 3.6, 7.0, 7.0],  # the right wall stops short of the bottom one (gap 0.1)
+        [7.0, 3.6, 7.5, 7.0],  # moved out to x = 7: touches the top wall, 0.1 short of the bottom
+    ],
+)
+def test_a_ring_with_a_gap_is_accepted(gap):
+    m = validate_map(_ring_map([*RING[:3], gap]), RING_P)
+    assert m.obstacles.shape == (4, 4)

@@ -66,3 +66,47 @@ def test_invalid_values_name_the_field(changes, field):
 def test_unknown_preset():
     with pytest.raises(ConfigError, match="preset"):
         preset("huge")
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"num_pois": 2.5}, "num_pois"),
+        ({"num_mts": 1.5}, "num_mts"),
+        ({"num_slots": 10.5}, "num_slots"),
+        ({"num_obstacles": 2.0}, "num_obstacles"),
+        ({"num_pois": True}, "num_pois"),
+        ({"obs_grid": "8"}, "obs_grid"),
+        ({"map_seed": 1.5}, "map_seed"),
+        ({"width": "16"}, "width"),
+        ({"height": None}, "height"),
+        ({"initial_energy": "500"}, "initial_energy"),
+        ({"sensing_range": True}, "sensing_range"),
+        ({"collect_fraction": "0.2"}, "collect_fraction"),
+        ({"move_cost": "0.1"}, "move_cost"),
+        ({"start_x": "1"}, "start_x"),
+        ({"width": 10**400}, "width"),
+    ],
+)
+def test_wrong_types_are_rejected_naming_the_field(changes, field):
+    # Issue 12, defect 14: fractional counts were accepted (then crashed inside JAX or were
+    # truncated) and a string width failed later with a TypeError instead of a ConfigError.
+    with pytest.raises(ConfigError) as err:
+        WorldParams(**changes)
+    assert err.value.field == field
+
+
+def test_integral_numbers_are_normalised_so_equal_params_hash_alike():
+    import numpy as np
+
+    p = WorldParams(width=16, num_pois=np.int64(256), initial_energy=np.float32(500.0))
+    assert p == WorldParams() and hash(p) == hash(WorldParams())
+    assert type(p.width) is float and type(p.num_pois) is int
+
+
+def test_obstacle_size_rule_applies_only_when_there_are_obstacles():
+    p = WorldParams(width=3.0, height=3.0, num_pois=4, num_obstacles=0, num_mts=1)
+    assert p.num_obstacles == 0
+    with pytest.raises(ConfigError) as err:
+        WorldParams(width=3.0, height=3.0, num_pois=4, num_obstacles=1, num_mts=1)
+    assert err.value.field == "obstacle_max_size"

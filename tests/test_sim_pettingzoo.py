@@ -44,3 +44,18 @@ def test_step_before_reset_and_bad_params():
         env.step({})
     with pytest.raises(ConfigError, match="params"):
         CrowdsensingParallelEnv({"num_pois": 3})
+
+
+@pytest.mark.parametrize("observation", ["rich", "paper"])
+def test_the_last_observation_of_an_episode_lies_in_the_observation_space(observation):
+    # Issue 12, defect 13: with T = 500, 1 - t/T became 1 - t * fl(1/T) = -4.75e-8 at t = T.
+    params = preset("small").replace(num_slots=500, initial_energy=500.0, observation=observation)
+    env = CrowdsensingParallelEnv(params, seed=0)
+    obs, _ = env.reset(seed=1)
+    space = env.observation_space("mt_0")
+    assert all(space.contains(o) for o in obs.values())
+    env.state = env.state.replace(t=env.state.t + params.num_slots - 1)
+    obs, _, _, trunc, _ = env.step({a: np.zeros(2, np.float32) for a in env.agents})
+    assert all(trunc.values())
+    for o in obs.values():
+        assert space.contains(o), o[:4]

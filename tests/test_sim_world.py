@@ -185,3 +185,90 @@ def test_rich_observation_layout_and_content():
     np.testing.assert_allclose(local, expected, atol=1e-5)
     # MT 1 sits in fine cell (0, 3): its window reaches past the map edge (zero padding)
     np.testing.assert_allclose(o[1, 10:], 0.0)
+
+
+def test_reward_never_exceeds_one_when_energy_is_large():
+    # Issue 12, defect 9: energy used was state.energy - new energy, a float32 difference of two
+    # numbers near 440 (ulp 3.05e-5). Collecting b = 1.4 ulp then showed phi = 1 ulp, b/phi = 1.4.
+    p = P.replace(initial_energy=500.0)
+    ulp = float(np.spacing(np.float32(440.0)))
+    data = 1.4 * ulp / p.collect_fraction  # each MT takes half the quota of both PoIs
+    s = world(pois=[[5.0, 5.0], [5.0, 5.0]], data=(data, data), params=p, energy=[440.0, 440.0])
+    _s2, _, r, _, info = step(KEY, s, act((0.0, 0.0), (0.0, 0.0)), p)
+    assert float(info.fairness) == 1.0
+    np.testing.assert_allclose(info.collected, [1.4 * ulp, 1.4 * ulp], rtol=1e-6)
+    np.testing.assert_allclose(info.energy_used, info.collected, rtol=1e-6)
+    assert np.all(np.asarray(r) <= 1.0), r
+
+
+def test_an_accepted_move_never_lands_on_an_obstacle_edge():
+    # Issue 12, defect 10: the segment test said the move stops short of the wall at x = 5.8, but
+    # the float32 sum 5 + l rounds onto x = 5.8 exactly; on the (closed) box every later move,
+    # even straight away from it, was refused for the rest of the episode.
+    wall = np.float32(5.8)
+    l_short = (wall - np.float32(5.0)) - 2 * np.spacing(np.float32(0.8))
+    assert np.float32(5.0) + l_short == wall  # the rounding that put the MT on the edge
+    s = world(walls=[[float(wall), 4.0, 6.2, 6.0]])
+    s2, _, _, _, info = step(KEY, s, act((0.0, float(l_short)), (0.0, 0.0)), P)
+    pos = np.asarray(s2.mt_pos[0])
+    on_box = (5.8 <= pos[0] <= 6.2) and (4.0 <= pos[1] <= 6.0)
+    assert bool(info.collision[0]) or not on_box
+    # whatever happened, the MT can still move away from the wall
+    s3, _, _, _, info3 = step(KEY, s2, act((math.pi, 0.5), (0.0, 0.0)), P)
+    assert not bool(info3.collision[0])
+    assert float(s3.mt_pos[0, 0]) < float(pos[0])
+
+
+def test_moves_along_the_near_and_far_boundaries_are_treated_alike():
+    # Issue 12, defect 11: float32 cos(pi / 2) = -4.4e-8, so a move straight up along x = 0 ended
+    # at x = -4.4e-8 and was refused, while the same move along x = width was allowed.
+    up, down, right, left = math.pi / 2, 3 * math.pi / 2, 0.0, math.pi
+    cases = [
+        ([[0.0, 5.0], [10.0, 5.0]], [up, up]),
+        ([[0.0, 5.0], [10.0, 5.0]], [down, down]),
+        ([[5.0, 0.0], [5.0, 10.0]], [right, right]),
+        ([[5.0, 0.0], [5.0, 10.0]], [left, left]),
+    ]
+    for start, headings in cases:
+        s = world(mt_pos=start)
+        s2, _, _, _, info = step(KEY, s, act((headings[0], 1.0), (headings[1], 1.0)), P)
+        assert not np.any(np.asarray(info.collision)), (start, headings)
+        pos = np.asarray(s2.mt_pos)
+        assert np.all((pos >= 0) & (pos <= 10.0)), pos
+        np.testing.assert_allclose(info.moved, [1.0, 1.0], atol=1e-6)
+
+
+def test_an_mt_with_only_dust_energy_left_serves_nothing():
+    # Issue 12, defect 12: after this move the MT has 7.5e-9 energy left (below the 1e-6 x
+    # initial_energy dust threshold). It used to "serve" the PoI: h(k) + 1 and a 7.5e-9 record,
+    # while the PoI's data (1.0) did not change at all in float32.
+    e0 = np.nextafter(np.float32(0.1), np.float32(1.0))
+    s = world(pois=[[6.0, 5.0], [1.0, 1.0]], data=(1.0, 1.0), energy=[e0, 10.0])
+    s2, _, r, _, info = step(KEY, s, act((0.0, 1.0), (0.0, 0.0)), P)
+    assert not bool(info.collision[0]) and float(info.moved[0]) == pytest.approx(1.0)
+    assert float(s2.poi_data[0]) == 1.0
+    assert s2.visits.tolist() == [0, 0]
+    assert float(info.collected[0]) == 0.0
+    assert not np.any(np.asarray(info.collected_per_poi))
+    assert float(s2.energy[0]) == 0.0 and float(r[0]) == 0.0
+
+
+def test_visits_rise_only_when_data_actually_leaves_the_poi():
+    # a full-energy MT whose share is below the PoI's float32 resolution collects nothing
+    p = P.replace(collect_fraction=1.0e-9)
+    s = world(pois=[[5.0, 5.0], [1.0, 1.0]], data=(1.0, 1.0), params=p)
+    s2, _, _, _, info = step(KEY, s, act((0.0, 0.0), (0.0, 0.0)), p)
+    data_moved = np.asarray(s.poi_data) - np.asarray(s2.poi_data)
+    visited = np.asarray(s2.visits) - np.asarray(s.visits)
+    assert visited.tolist() == (data_moved > 0).astype(int).tolist()
+    np.testing.assert_array_equal(np.asarray(info.collected_per_poi).sum(0) > 0, data_moved > 0)
+
+
+def test_a_subnormal_amount_nobody_senses_is_kept():
+    # found by tests/test_sim_properties.py: data - 0 flushed a subnormal amount to 0 (XLA's CPU
+    # backend flushes subnormals), so a PoI nobody covered lost its data without a visit
+    tiny = float(np.float32(1.4e-45))
+    s = world(pois=[[1.0, 1.0], [9.0, 9.0]], data=(tiny, 1.0))
+    s2, _, _, _, _ = step(KEY, s, act((0.0, 0.0), (0.0, 0.0)), P)
+    assert s2.visits.tolist() == [0, 0]
+    assert np.asarray(s2.poi_data)[0] == np.asarray(s.poi_data)[0]

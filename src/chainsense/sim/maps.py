@@ -150,7 +150,98 @@ def validate_map(world_map: WorldMap, params: WorldParams) -> WorldMap:
         start = jnp.asarray([params.start], jnp.float32)
         if bool(_inside_boxes(start, jnp.asarray(boxes))[0]):
             raise ConfigError("map.obstacles", "an obstacle covers the MTs' start point")
+        if start_enclosed(boxes, params):
+            raise ConfigError(
+                "map.obstacles",
+                "the obstacles enclose the MTs' start point: the MTs could never reach the "
+                "area's edge",
+            )
     return WorldMap(pos, data, boxes)
+
+
+_ENCLOSURE_MAX_CELLS = 16_000_000
+
+
+def _touching_clusters(boxes: np.ndarray) -> np.ndarray:
+    """[C] cluster label of each closed box: boxes that touch or overlap, directly or through
+    others, share a label."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    c = boxes.shape[0]
+    rows, cols = [], []
+    for lo in range(0, c, 512):
+        b = boxes[lo : lo + 512]
+        touch = (b[:, None, 0] <= boxes[None, :, 2]) & (boxes[None, :, 0] <= b[:, None, 2])
+        touch &= (b[:, None, 1] <= boxes[None, :, 3]) & (boxes[None, :, 1] <= b[:, None, 3])
+        i, j = np.nonzero(touch)
+        rows.append(i + lo)
+        cols.append(j)
+    r, k = np.concatenate(rows), np.concatenate(cols)
+    graph = coo_matrix((np.ones(r.size, np.int8), (r, k)), shape=(c, c))
+    return connected_components(graph, directed=False)[1]
+
+
+def _enclosed_by(boxes: np.ndarray, start: tuple[float, float], w: float, h: float) -> bool:
+    """Whether the closed boxes cut ``start`` off from the edge of [0, w] x [0, h].
+
+    Exact: the box edges split the area into a grid of open cells, open segments and points,
+    each wholly free or wholly covered; the free ones are labelled by 4-connectivity (a free
+    segment joins the cells on both sides of it) and the start's component must contain a
+    piece of the area's edge.
+    """
+    from scipy import ndimage
+
+    xs = np.unique(np.concatenate([[0.0, w], boxes[:, 0], boxes[:, 2]]))
+    ys = np.unique(np.concatenate([[0.0, h], boxes[:, 1], boxes[:, 3]]))
+    nx, ny = 2 * xs.size - 1, 2 * ys.size - 1
+    if nx * ny > _ENCLOSURE_MAX_CELLS:
+        raise ConfigError(
+            "map.obstacles",
+            f"{boxes.shape[0]} touching obstacles around the start point are too many to check "
+            "that they leave it a way out",
+        )
+    cover = np.zeros((nx + 1, ny + 1), np.int32)
+    x0, x1 = 2 * np.searchsorted(xs, boxes[:, 0]), 2 * np.searchsorted(xs, boxes[:, 2])
+    y0, y1 = 2 * np.searchsorted(ys, boxes[:, 1]), 2 * np.searchsorted(ys, boxes[:, 3])
+    np.add.at(cover, (x0, y0), 1)
+    np.add.at(cover, (x1 + 1, y0), -1)
+    np.add.at(cover, (x0, y1 + 1), -1)
+    np.add.at(cover, (x1 + 1, y1 + 1), 1)
+    free = np.cumsum(np.cumsum(cover, axis=0), axis=1)[:nx, :ny] == 0
+    labels, _ = ndimage.label(free)
+
+    def refined(v: float, grid: np.ndarray) -> int:
+        i = int(np.searchsorted(grid, v))
+        return 2 * i if i < grid.size and grid[i] == v else 2 * i - 1
+
+    own = labels[refined(start[0], xs), refined(start[1], ys)]
+    if own == 0:  # the start point is covered (validate_map reports that first)
+        return True
+    edge = np.concatenate([labels[0, :], labels[-1, :], labels[:, 0], labels[:, -1]])
+    return not bool(np.any(edge == own))
+
+
+def start_enclosed(boxes: np.ndarray, params: WorldParams) -> bool:
+    """Whether the obstacles [C,4] cut the MTs' start point off from the area's edge.
+
+    Only a group of touching boxes whose bounding box holds the start can enclose it (the rim
+    of a pocket is connected), so each such group is checked on its own.
+    """
+    w, h = params.width, params.height
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    b = b[(b[:, 2] >= 0) & (b[:, 0] <= w) & (b[:, 3] >= 0) & (b[:, 1] <= h)]
+    if b.shape[0] == 0:
+        return False
+    b = np.clip(b, 0.0, [w, h, w, h])
+    sx, sy = (float(np.float32(v)) for v in params.start)
+    labels = _touching_clusters(b)
+    for label in np.unique(labels):
+        group = b[labels == label]
+        lo, hi = group[:, 0:2].min(axis=0), group[:, 2:4].max(axis=0)
+        if lo[0] <= sx <= hi[0] and lo[1] <= sy <= hi[1] and _enclosed_by(group, (sx, sy), w, h):
+            return True
+    return False
 
 
 def save_map(world_map: WorldMap, path: str | Path) -> None:

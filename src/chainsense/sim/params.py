@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -16,6 +17,29 @@ from chainsense.config import from_mapping, read_section
 from chainsense.errors import ConfigError
 
 Observation = Literal["paper", "rich"]
+
+_INT_FIELDS = (
+    "num_pois",
+    "num_obstacles",
+    "num_mts",
+    "num_slots",
+    "obs_grid",
+    "local_grid",
+    "fine_factor",
+)
+_FLOAT_FIELDS = (
+    "width",
+    "height",
+    "initial_energy",
+    "sensing_range",
+    "max_move",
+    "collect_fraction",
+    "move_cost",
+    "sense_cost",
+    "collision_penalty",
+    "obstacle_min_size",
+    "obstacle_max_size",
+)
 
 
 @dataclass(frozen=True)
@@ -51,6 +75,7 @@ class WorldParams:
     map_seed: int | None = None
 
     def __post_init__(self) -> None:
+        self._normalise_types()
         for name in ("width", "height"):
             v = getattr(self, name)
             if not (math.isfinite(v) and 0.0 < v <= 1.0e4):
@@ -105,7 +130,8 @@ class WorldParams:
                 f"must be >= obstacle_min_size ({self.obstacle_min_size:g}), "
                 f"got {self.obstacle_max_size!r}",
             )
-        if self.obstacle_max_size >= min(self.width, self.height) / 2:
+        # the size rules exist so that obstacles can be placed; without obstacles they do not bind
+        if self.num_obstacles and self.obstacle_max_size >= min(self.width, self.height) / 2:
             raise ConfigError(
                 "obstacle_max_size",
                 f"must be below half the area's smaller side, got {self.obstacle_max_size!r}",
@@ -124,6 +150,32 @@ class WorldParams:
             raise ConfigError("start_y", f"must lie in [0, height], got {sy!r}")
         if self.map_seed is not None and not 0 <= self.map_seed < 2**31:
             raise ConfigError("map_seed", f"must be in [0, 2^31), got {self.map_seed!r}")
+
+    def _normalise_types(self) -> None:
+        """Counts must be integers and sizes real numbers (a bool is neither); numpy scalars and
+        ints given for sizes are stored as plain ``int`` / ``float`` so equal parameters hash
+        alike (they are the static argument of every jitted function)."""
+        for name in _INT_FIELDS:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+                raise ConfigError(name, f"must be an integer, got {v!r}")
+            object.__setattr__(self, name, int(v))
+        for name in (*_FLOAT_FIELDS, "start_x", "start_y"):
+            v = getattr(self, name)
+            if v is None and name.startswith("start_"):
+                continue
+            if isinstance(v, bool) or not isinstance(v, numbers.Real):
+                raise ConfigError(name, f"must be a number, got {v!r}")
+            try:
+                object.__setattr__(self, name, float(v))
+            except OverflowError:
+                raise ConfigError(name, f"must be a finite number, got {v!r}") from None
+        if self.map_seed is not None:
+            if isinstance(self.map_seed, bool) or not isinstance(self.map_seed, numbers.Integral):
+                raise ConfigError("map_seed", f"must be an integer or None, got {self.map_seed!r}")
+            object.__setattr__(self, "map_seed", int(self.map_seed))
+        if not isinstance(self.observation, str):
+            raise ConfigError("observation", f"must be 'paper' or 'rich', got {self.observation!r}")
 
     @staticmethod
     def _positive(name: str, v: float) -> None:

@@ -5,13 +5,17 @@ One slot of :func:`step`, for every MT that still has energy (and while the epis
 1. The action (theta, l) is wrapped / clipped to theta in [0, 2 pi), l in [0, max_move]
    (NaN counts as 0) and l is cut so the move costs at most the MT's energy.
 2. The whole segment is checked against the area and every obstacle (closed boxes, Liang-Barsky
-   slab test): if it leaves the area or touches an obstacle anywhere the move is refused, the MT
-   stays where it is, pays nothing for it and is flagged with a collision.
+   slab test), and so is the float32 end point the MT would be stored at: if the move leaves the
+   area (by more than float32 rounding, alike at all four edges) or touches an obstacle
+   anywhere, or would leave the MT on an obstacle's edge, it is refused: the MT stays where it
+   is, pays nothing for it and is flagged with a collision. So an MT is never in or on an
+   obstacle.
 3. After moving, the MT senses every PoI within ``sensing_range``. A served PoI gives up
    ``collect_fraction * poi_init`` per slot (or what remains, if less), split equally among the
    MTs serving it this slot. An MT whose remaining energy cannot pay for its whole share takes a
-   proportional part of every share. ``visits[k]`` (h_t(k)) counts the slots in which PoI k was
-   served: covered by an MT with energy left while it still held data.
+   proportional part of every share; an MT with only dust left (at most 1e-6 of
+   ``initial_energy``) senses nothing. ``visits[k]`` (h_t(k)) counts the slots in which PoI k was
+   served: its remaining data went down (a share below float32 resolution is no visit).
 4. Reward r_m = omega_t * b_m / phi_m - collision_penalty * collided_m, with omega_t Jain's index
    of the visits after this slot, b_m the data collected and phi_m the energy spent this slot.
    0/0 conventions: b/phi = 0 when phi = 0 (then b = 0 too, because sense_cost > 0); Jain's index
@@ -100,12 +104,39 @@ def segment_hits_boxes(start: Array, delta: Array, boxes: Array) -> Array:
     return jnp.any(jnp.isfinite(segment_box_entry(start, delta, boxes)), axis=1)
 
 
+def _area_slack(p: WorldParams) -> float:
+    """How far (about one float32 ulp of the larger side) a move may overshoot the area's edge
+    and still count as ending on it: float32 ``cos(pi / 2)`` is -4.4e-8, so a move along x = 0
+    ends at x = -4.4e-8 while the same move along x = width rounds back onto the edge."""
+    return max(p.width, p.height) * 2.0**-23
+
+
+def move_end(start: Array, delta: Array, p: WorldParams) -> Array:
+    """[N,2] where the move start -> start + delta ends, clipped into the area (see
+    :func:`move_blocked` for when such a move is refused)."""
+    size = jnp.array([p.width, p.height], _F)
+    return jnp.clip(start + delta, 0.0, size)
+
+
 def move_blocked(start: Array, delta: Array, boxes: Array, p: WorldParams) -> Array:
-    """[N] bool: the straight move start -> start + delta leaves the area [0, width] x
-    [0, height] or touches an obstacle; :func:`step` refuses such a move (a collision)."""
-    end = start + delta
-    outside = (end[:, 0] < 0) | (end[:, 0] > p.width) | (end[:, 1] < 0) | (end[:, 1] > p.height)
-    return outside | segment_hits_boxes(start, delta, boxes)
+    """[N] bool: the straight move start -> start + delta is refused by :func:`step` (a collision).
+
+    Refused when it leaves the area [0, width] x [0, height] (by more than float32 rounding, alike
+    at all four edges; the end is then clipped onto the edge), when the segment touches an
+    obstacle, or when the end point the MT would be stored at (the rounded, clipped float32 sum,
+    :func:`move_end`) lies in or on an obstacle: an MT on a closed box could never move again.
+    """
+    raw = start + delta
+    slack = _area_slack(p)
+    outside = (raw[:, 0] < -slack) | (raw[:, 0] > p.width + slack)
+    outside |= (raw[:, 1] < -slack) | (raw[:, 1] > p.height + slack)
+    if boxes.shape[0] == 0:
+        return outside
+    end = move_end(start, delta, p)
+    x, y = end[:, 0:1], end[:, 1:2]
+    on_box = (x >= boxes[None, :, 0]) & (x <= boxes[None, :, 2])
+    on_box &= (y >= boxes[None, :, 1]) & (y <= boxes[None, :, 3])
+    return outside | jnp.any(on_box, axis=1) | segment_hits_boxes(start, delta, boxes)
 
 
 @functools.cache
@@ -151,16 +182,36 @@ def fine_grid(state: WorldState, params: WorldParams) -> Array:
     return _scatter_add(fine_n * fine_n)(idx, state.poi_data).reshape(fine_n, fine_n)
 
 
+def _pairwise_sum(x: Array) -> Array:
+    """Sum of a 1-D float array by a fixed pairwise tree of elementwise adds.
+
+    ``jnp.sum`` leaves the order of the additions to XLA, and XLA picks a different one when it
+    hoists the sum of a loop-invariant input out of a ``lax.scan``: the observation's data maps
+    then differed in the last bit between a scan and a loop over :func:`step`.
+    """
+    while x.shape[0] > 1:
+        if x.shape[0] % 2:
+            x = jnp.concatenate([x, jnp.zeros((1,), x.dtype)])
+        x = x[0::2] + x[1::2]
+    return x[0]
+
+
 def observe(state: WorldState, params: WorldParams) -> Array:
     """Observations [M, obs_dim] (see ``params.obs_dim``), all normalised to about [-1, 1]."""
     size = jnp.array([params.width, params.height], _F)
+    # Clipped to the PettingZoo observation_space bounds: x / width is a multiply by a rounded
+    # reciprocal and may come out one ulp above 1.
     own = jnp.concatenate(
         [state.mt_pos / size, (state.energy / params.initial_energy)[:, None]], axis=1
     )
+    own = jnp.clip(own, 0.0, 1.0)
     if params.observation == "paper":
         return own
     m = params.num_mts
-    time_left = jnp.full((m, 1), 1.0 - state.t.astype(_F) / params.num_slots, _F)
+    # (T - t) / T, not 1 - t / T: XLA computes the latter as fma(-t, fl(1 / T), 1), -4.75e-8
+    # at t = T = 500.
+    left = (params.num_slots - state.t).astype(_F) / params.num_slots
+    time_left = jnp.full((m, 1), jnp.clip(left, 0.0, 1.0), _F)
     parts = [own, time_left]
     if m > 1:
         if m <= 8:  # static slices: XLA's CPU gather would cost more than the rest
@@ -172,8 +223,8 @@ def observe(state: WorldState, params: WorldParams) -> Array:
         else:
             others = np.array([[j for j in range(m) if j != i] for i in range(m)])  # [M,M-1]
             offsets = ((state.mt_pos[others] - state.mt_pos[:, None, :]) / size).reshape(m, -1)
-        parts.append(offsets)
-    total_init = jnp.maximum(jnp.sum(state.poi_init), 1.0e-6)
+        parts.append(jnp.clip(offsets, -1.0, 1.0))
+    total_init = jnp.maximum(_pairwise_sum(state.poi_init), 1.0e-6)
     g, n = params.obs_grid, params.local_grid
     fine_n = g * params.fine_factor
     fine = fine_grid(state, params)  # [F,F], row = y cell
@@ -261,6 +312,19 @@ def _inverse_count(n: Array, m: int) -> Array:
     return inv
 
 
+def _rounded(x: Array) -> Array:
+    """``x`` (a float32 product) rounded on its own before it is added to anything.
+
+    XLA's CPU backend contracts ``a * b + c`` into a fused multiply-add (one rounding instead of
+    two) wherever both end up in one fused kernel, and which operations share a kernel differs
+    between the jitted :func:`step` and the same step inside a ``lax.scan`` body: the two then
+    disagreed in the last bit, and from there in energies, visits and fairness. A select on the
+    product is not contracted through. Used on [M]-sized values only: on [K]-sized ones it slows
+    the fused sensing loop (there a select on the MT's coverage already separates the products).
+    """
+    return jnp.where(jnp.isnan(x), 0.0, x)
+
+
 def _sense(
     state: WorldState, pos: Array, senses: Array, energy_left: Array, p: WorldParams
 ) -> tuple[Array, Array, Array, Array, Array]:
@@ -269,9 +333,10 @@ def _sense(
     Written for the CPU memory system: the MT loop is unrolled over structure-of-arrays PoI
     coordinates and every per-PoI quantity is a cheap elementwise function of the state, so XLA
     fuses it into its consumers instead of writing [K] temporaries. One reduction pass gives each
-    MT's demand and Jain's sums; one elementwise pass writes the new data and visits. A PoI
-    counts as served when a sensing MT covers it and it still holds data (then it gives a
-    nonzero amount: scale > 0 because a sensing MT has energy left).
+    MT's demand; one pass writes the new data and visits and gives Jain's sums. A PoI counts as
+    served only when its remaining data actually went down: a share below the PoI's float32
+    resolution (e.g. a tiny ``collect_fraction``) takes nothing, records nothing and is no visit.
+    (An MT with only dust energy left does not sense at all, see :func:`step`.)
     """
     px, py = state.poi_pos[:, 0], state.poi_pos[:, 1]
     r2 = p.sensing_range**2
@@ -287,10 +352,6 @@ def _sense(
     quota = jnp.where(data - quota <= _EPS_DATA * init, data, quota)
     each = quota * _inverse_count(servers, p.num_mts)
     demand = jnp.stack([jnp.sum(jnp.where(i, each, 0.0)) for i in ins])  # [M]
-    served = (servers > 0) & (quota > 0)
-    visits = state.visits + served.astype(state.visits.dtype)
-    h = visits.astype(_F)
-    jain = jnp.stack([jnp.sum(h), jnp.sum(h * h)])
     cost = p.sense_cost * demand
     scale = jnp.where(cost > energy_left, energy_left / jnp.where(cost > 0, cost, 1.0), 1.0)
     taken = [jnp.where(i, each * scale[m], 0.0) for m, i in enumerate(ins)]
@@ -299,7 +360,18 @@ def _sense(
         per_poi = per_poi + tk
     left = jnp.maximum(data - per_poi, 0.0)
     left = jnp.where(left <= _EPS_DATA * init, 0.0, left)
-    return jnp.stack(taken), demand * scale, left, visits, jain
+    # Where nothing was taken the data is kept as it is, not recomputed: XLA's CPU backend
+    # flushes subnormal results to 0, so data - 0 would make a tiny amount vanish unvisited.
+    left = jnp.where(per_poi > 0, left, data)
+    served = (per_poi > 0) & (left < data)
+    taken = [jnp.where(served, tk, 0.0) for tk in taken]
+    # What each MT pays for (no second pass over K): it exceeds the sum of its records only by
+    # shares that were below the float32 resolution of a PoI's data.
+    b = _rounded(demand * scale)  # added to the MT's running total in step
+    visits = state.visits + served.astype(state.visits.dtype)
+    h = visits.astype(_F)
+    jain = jnp.stack([jnp.sum(h), jnp.sum(h * h)])
+    return jnp.stack(taken), b, left, visits, jain
 
 
 @partial(jax.jit, static_argnames=("params",))
@@ -320,25 +392,30 @@ def step(
     if p.move_cost > 0:
         length = jnp.minimum(length, state.energy / p.move_cost)
     length = jnp.where(live, length, 0.0)
-    delta = length[:, None] * jnp.stack([jnp.cos(theta), jnp.sin(theta)], axis=1)
-    end = state.mt_pos + delta
+    delta = _rounded(length[:, None] * jnp.stack([jnp.cos(theta), jnp.sin(theta)], axis=1))
+    end = move_end(state.mt_pos, delta, p)
     collision = live & (length > 0) & move_blocked(state.mt_pos, delta, state.obstacles, p)
     moved = jnp.where(collision, 0.0, length)
     pos = jnp.where(collision[:, None], state.mt_pos, end)
-    move_energy = p.move_cost * moved
+    move_energy = _rounded(p.move_cost * moved)
     energy_left = jnp.maximum(state.energy - move_energy, 0.0)
 
-    senses = live & (energy_left > 0)
+    # An MT left with only dust (what the end of the slot would zero anyway) senses nothing.
+    senses = live & (energy_left > _EPS_DATA * p.initial_energy)
     taken, b, poi_data, visits, (h_sum, h_sq) = _sense(state, pos, senses, energy_left, p)
 
-    energy = jnp.maximum(energy_left - p.sense_cost * b, 0.0)
+    sense_energy = _rounded(p.sense_cost * b)
+    energy = jnp.maximum(energy_left - sense_energy, 0.0)
     energy = jnp.where(energy <= _EPS_DATA * p.initial_energy, 0.0, energy)
-    used = state.energy - energy
+    # phi from its parts, never as state.energy - energy: that float32 difference of two numbers
+    # near e.g. 440 loses the small sensing term (1 ulp = 3e-5) and b / phi exceeded 1.
+    used = move_energy + sense_energy
     fairness = jnp.where(
         h_sq > 0, h_sum * h_sum / (p.num_pois * jnp.where(h_sq > 0, h_sq, 1.0)), 0.0
     )
+    fairness = jnp.minimum(fairness, 1.0)  # Jain's index is <= 1; float32 sums may round above
     ratio = jnp.where(used > 0, b / jnp.where(used > 0, used, 1.0), 0.0)
-    rewards = fairness * ratio - p.collision_penalty * collision.astype(_F)
+    rewards = _rounded(fairness * ratio) - p.collision_penalty * collision.astype(_F)
 
     t = jnp.where(state.done, state.t, state.t + 1)
     done = state.done | (t >= p.num_slots) | jnp.all(energy <= 0) | jnp.all(poi_data <= 0)
