@@ -16,6 +16,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array
+from scipy import ndimage
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from chainsense.errors import ChainsenseError, ConfigError
 from chainsense.sim.params import WorldParams
@@ -165,9 +168,6 @@ _ENCLOSURE_MAX_CELLS = 16_000_000
 def _touching_clusters(boxes: np.ndarray) -> np.ndarray:
     """[C] cluster label of each closed box: boxes that touch or overlap, directly or through
     others, share a label."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
     c = boxes.shape[0]
     rows, cols = [], []
     for lo in range(0, c, 512):
@@ -190,8 +190,6 @@ def _enclosed_by(boxes: np.ndarray, start: tuple[float, float], w: float, h: flo
     segment joins the cells on both sides of it) and the start's component must contain a
     piece of the area's edge.
     """
-    from scipy import ndimage
-
     xs = np.unique(np.concatenate([[0.0, w], boxes[:, 0], boxes[:, 2]]))
     ys = np.unique(np.concatenate([[0.0, h], boxes[:, 1], boxes[:, 3]]))
     nx, ny = 2 * xs.size - 1, 2 * ys.size - 1
