@@ -8,8 +8,9 @@ from hypothesis import strategies as st
 
 from chainsense.marl.policies import RandomPolicy
 from chainsense.sim.maps import generate_map
+from chainsense.sim.observe import observe
 from chainsense.sim.params import preset
-from chainsense.sim.world import batch_reset, batch_step, observe, reset, step
+from chainsense.sim.world import batch_reset, batch_step, reset, step
 
 SMALL = preset("small")
 
@@ -24,7 +25,7 @@ def _inside(points, boxes):
 def test_generated_maps_keep_pois_out_of_obstacles_and_the_start_free():
     p = preset("paper")
     keys = jax.random.split(jax.random.PRNGKey(7), 64)
-    pos, data, boxes = jax.jit(jax.vmap(lambda k: generate_map(k, p)))(keys)
+    pos, data, boxes, _, _ = jax.jit(jax.vmap(lambda k: generate_map(k, p)))(keys)
     pos, data, boxes = np.asarray(pos), np.asarray(data), np.asarray(boxes)
     for i in range(64):
         assert not np.any(_inside(pos[i], boxes[i]))

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from chainsense.sim.metrics import METRIC_NAMES, episode_metrics, jain_fairness
+from chainsense.sim.metrics import ALL_METRICS, episode_metrics, jain_fairness
 from chainsense.sim.params import preset
 from chainsense.sim.world import reset
 
@@ -34,7 +34,7 @@ def test_metrics_of_untouched_world_are_zero_not_nan():
     p = preset("small")
     s, _ = reset(jax.random.PRNGKey(3), p)
     m = episode_metrics(s, p)
-    assert set(m) == set(METRIC_NAMES)
+    assert set(m) == set(ALL_METRICS)
     for name in ("data_collection_ratio", "energy_usage_ratio", "fairness", "energy_efficiency"):
         assert float(m[name]) == 0.0
 
@@ -62,9 +62,48 @@ def test_metrics_hand_computed():
     assert float(m["data_collected"]) == pytest.approx(4.0)
 
 
-def test_metrics_vmap_over_a_batch():
+def test_metrics_vmap_over_a_batch_equal_the_metrics_of_each_world():
     p = preset("small")
     keys = jax.random.split(jax.random.PRNGKey(0), 3)
     states, _ = jax.vmap(lambda k: reset(k, p))(keys)
-    m = jax.vmap(lambda s: episode_metrics(s, p))(states)
-    assert m["fairness"].shape == (3,)
+    # worlds that differ: each with its own drained PoIs, visits and energy
+    drained = jnp.arange(p.num_pois)[None, :] < jnp.array([[4], [16], [0]])
+    states = states.replace(
+        poi_data=jnp.where(drained, 0.0, states.poi_data),
+        visits=jnp.where(drained, 3, 0).astype(jnp.int32),
+        energy=states.energy * jnp.array([[0.5], [0.25], [1.0]]),
+    )
+    batched = jax.vmap(lambda s: episode_metrics(s, p))(states)
+    for i in range(3):
+        one = episode_metrics(jax.tree_util.tree_map(lambda x, i=i: x[i], states), p)
+        for name in ALL_METRICS:
+            assert float(batched[name][i]) == pytest.approx(float(one[name]), rel=1e-6), name
+    assert float(batched["data_collection_ratio"][2]) == 0.0 < float(batched["fairness"][1])
+
+
+def test_recharged_energy_counts_in_the_energy_budget():
+    p = preset("small").replace(num_stations=1, charge_rate=1.0)
+    s, _ = reset(jax.random.PRNGKey(3), p)
+    s = s.replace(energy=jnp.array([10.0, 4.0]), charged=jnp.array([2.0, 0.0]))
+    m = episode_metrics(s, p)
+    # spent = initial - left + charged = (0 + 6) + 2 = 8 of a budget of 2 * 10 + 2 = 22
+    assert float(m["energy_usage_ratio"]) == pytest.approx(8.0 / 22.0)
+    assert float(m["energy_charged"]) == pytest.approx(2.0)
+
+
+def test_collection_ratio_of_data_that_keeps_arriving_is_collected_over_generated():
+    p = preset("small").replace(data_rate=0.01, buffer_capacity=1.0)
+    s, _ = reset(jax.random.PRNGKey(3), p)
+    init = jnp.full((p.num_pois,), 0.5)
+    s = s.replace(
+        poi_init=init,
+        poi_data=jnp.full((p.num_pois,), 0.25),
+        generated=jnp.full((p.num_pois,), 0.5),
+        lost=jnp.full((p.num_pois,), 0.25),
+        age_sum=jnp.float32(0.5 * p.num_pois * 10.0),
+    )
+    m = episode_metrics(s, p)
+    # there were 0.5 + 0.5 per PoI; 0.25 was lost and 0.25 is left: 0.5 collected
+    assert float(m["data_collection_ratio"]) == pytest.approx(0.5)
+    assert float(m["data_lost"]) == pytest.approx(0.25 * p.num_pois)
+    assert float(m["mean_age"]) == pytest.approx(10.0)

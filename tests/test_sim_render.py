@@ -1,7 +1,9 @@
 """Rendering guards: a bad argument names itself and writes no file."""
 
 import jax
+import numpy as np
 import pytest
+from PIL import Image
 
 from chainsense.errors import ConfigError
 from chainsense.marl.evaluate import rollout
@@ -34,7 +36,18 @@ def test_plot_map_reports_the_wrong_positions_shape(tmp_path, recorded):
     assert not png.exists()
 
 
-def test_animate_and_plot_write_files(tmp_path, recorded):
+def test_animate_and_plot_write_real_pictures(tmp_path, recorded):
     gif = animate_episode(recorded, SMALL, tmp_path / "e.gif", fps=5, max_frames=4)
     png = plot_map(recorded.final_state, SMALL, tmp_path / "m.png", recorded.positions)
-    assert gif.stat().st_size > 0 and png.stat().st_size > 0
+    with Image.open(gif) as im:
+        assert im.format == "GIF" and im.n_frames == 4  # max_frames of the 51 slots
+        assert im.info["duration"] == pytest.approx(200, abs=10)  # 5 frames per second
+        frames = []
+        for i in range(im.n_frames):
+            im.seek(i)
+            frames.append(np.asarray(im.convert("RGB"), dtype=np.int16))
+    assert np.abs(frames[0] - frames[-1]).sum() > 0  # the MTs moved and the data shrank
+    with Image.open(png) as im:
+        pixels = np.asarray(im.convert("RGB"))
+    assert im.format == "PNG" and min(pixels.shape[:2]) >= 300
+    assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 20  # drawn, not a blank canvas

@@ -7,10 +7,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from chainsense.sim.geometry import segment_hits_boxes
 from chainsense.sim.maps import WorldMap
 from chainsense.sim.metrics import jain_fairness
 from chainsense.sim.params import WorldParams
-from chainsense.sim.world import reset_with_map, segment_hits_boxes, step
+from chainsense.sim.world import reset_with_map, step
 
 KEY = jax.random.PRNGKey(0)
 # 10 x 10 area, MTs start at (5, 5); one PoI and one thin wall, placed per test.

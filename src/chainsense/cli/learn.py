@@ -112,7 +112,7 @@ def train_cmd(
         tables = registry.compare(contenders, params, range(eval_episodes))
         files = write_table(tables, out)
         title = f"{preset_name} world, {eval_episodes} episodes (mean +- std)"
-        _console.print(metric_table(tables, title))
+        _console.print(metric_table(tables, title, params))
         result.files.update({"eval": files[0]})
     _console.print("wrote " + ", ".join(str(f) for f in result.files.values()))
 

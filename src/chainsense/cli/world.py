@@ -13,7 +13,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from chainsense.errors import ConfigError
-from chainsense.sim.params import load_world_params
+from chainsense.sim.params import WorldParams, load_world_params
 
 if TYPE_CHECKING:
     from chainsense.marl.evaluate import EvalTable
@@ -21,16 +21,16 @@ if TYPE_CHECKING:
 _console = Console()
 
 
-def metric_table(tables: Sequence[EvalTable], title: str) -> Table:
-    """Mean +- std of every metric, one column per policy (``evaluate`` and ``train``)."""
+def metric_table(tables: Sequence[EvalTable], title: str, params: WorldParams) -> Table:
+    """Mean +- std of every metric of the world, one column per policy (``evaluate``, ``train``)."""
     # imported here, not at the top: sim.metrics loads JAX, which `--help` must not pay for
-    from chainsense.sim.metrics import METRIC_NAMES
+    from chainsense.sim.metrics import metric_names
 
     table = Table(title=title)
     table.add_column("metric")
     for tb in tables:
         table.add_column(tb.policy, justify="right")
-    for metric in METRIC_NAMES:
+    for metric in metric_names(params):
         table.add_row(metric, *(f"{tb.mean[metric]:.4g} +- {tb.std[metric]:.2g}" for tb in tables))
     return table
 
@@ -94,7 +94,8 @@ def evaluate_cmd(
         tables = registry.compare(policies, params, range(seed, seed + episodes), on_policy)
         bar.update(task, completed=len(policies))
     files = write_table(tables, out)
-    _console.print(metric_table(tables, f"{preset_name} world, {episodes} episodes (mean +- std)"))
+    title = f"{preset_name} world, {episodes} episodes (mean +- std)"
+    _console.print(metric_table(tables, title, params))
     _console.print("wrote " + ", ".join(str(f) for f in files))
 
 

@@ -25,9 +25,10 @@ from matplotlib.figure import Figure
 from chainsense.errors import ConfigError
 from chainsense.marl.policies import Policy
 from chainsense.sim.events import CollectionEvent, collection_events
-from chainsense.sim.metrics import METRIC_NAMES, PAPER_METRICS, episode_metrics
+from chainsense.sim.metrics import ALL_METRICS, PAPER_METRICS, episode_metrics
 from chainsense.sim.params import WorldParams
-from chainsense.sim.world import WorldState, reset, step
+from chainsense.sim.state import WorldState
+from chainsense.sim.world import reset, step
 
 
 @dataclass
@@ -120,7 +121,7 @@ def evaluate(
         raise ConfigError("episodes", "need at least one episode")
     keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
     _, metrics = _batch_jit(policy, keys, params)
-    per = {k: np.asarray(metrics[k], dtype=np.float64) for k in METRIC_NAMES}
+    per = {k: np.asarray(metrics[k], dtype=np.float64) for k in ALL_METRICS}
     return EvalTable(name, seeds, per)
 
 
@@ -131,12 +132,10 @@ def write_table(tables: Sequence[EvalTable], out_dir: str | Path) -> list[Path]:
     csv_path, json_path, png_path = out / "eval.csv", out / "eval.json", out / "eval.png"
     with csv_path.open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
-        w.writerow(["policy", "seed", *METRIC_NAMES])
+        w.writerow(["policy", "seed", *ALL_METRICS])
         for tb in tables:
             for i, seed in enumerate(tb.seeds):
-                w.writerow(
-                    [tb.policy, seed, *(f"{tb.per_episode[m][i]:.6g}" for m in METRIC_NAMES)]
-                )
+                w.writerow([tb.policy, seed, *(f"{tb.per_episode[m][i]:.6g}" for m in ALL_METRICS)])
     summary = {
         tb.policy: {
             "episodes": len(tb.seeds),

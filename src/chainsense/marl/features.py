@@ -17,8 +17,9 @@ import jax.numpy as jnp
 from jax import Array
 
 from chainsense.marl.config import TrainConfig
+from chainsense.sim.geometry import move_blocked
 from chainsense.sim.params import WorldParams, obs_dim
-from chainsense.sim.world import WorldState, move_blocked
+from chainsense.sim.state import WorldState
 
 _LENGTHS = (0.5, 1.0)  # fractions of max_move probed per heading
 

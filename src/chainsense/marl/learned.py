@@ -22,7 +22,7 @@ from chainsense.errors import ChainsenseError, ConfigError
 from chainsense.marl import checkpoint, features, maddpg, networks
 from chainsense.marl.config import Algo, TrainConfig
 from chainsense.sim.params import WorldParams, obs_dim
-from chainsense.sim.world import WorldState
+from chainsense.sim.state import WorldState
 
 
 @struct.dataclass

@@ -18,8 +18,9 @@ import jax.numpy as jnp
 from flax import struct
 from jax import Array
 
+from chainsense.sim.geometry import move_blocked, segment_box_entry, segment_hits_boxes
 from chainsense.sim.params import WorldParams
-from chainsense.sim.world import WorldState, move_blocked, segment_box_entry, segment_hits_boxes
+from chainsense.sim.state import WorldState
 
 
 @runtime_checkable

@@ -23,6 +23,7 @@ from chainsense.marl import buffer as rb
 from chainsense.marl import features, maddpg, networks
 from chainsense.marl.config import TrainConfig
 from chainsense.sim import metrics, world
+from chainsense.sim import observe as observe_mod
 from chainsense.sim.params import WorldParams, state_dim
 
 #: what the training log records of every finished episode
@@ -46,7 +47,7 @@ class Carry:
 
 def _critic_state(cfg: TrainConfig, state: Any, params: WorldParams) -> jax.Array:
     if cfg.algo == "maddpg" and cfg.critic_input == "global":
-        return world.global_state(state, params)
+        return observe_mod.global_state(state, params)
     return jnp.zeros((0,), jnp.float32)
 
 
@@ -76,7 +77,7 @@ def init_carry(key: jax.Array, cfg: TrainConfig, params: WorldParams) -> Carry:
     # always mixes early and late slots instead of holding one time window of lock-stepped worlds.
     offset = jax.random.randint(k_off, (cfg.num_envs,), 0, params.num_slots)
     env = env.replace(t=offset.astype(env.t.dtype))
-    obs = _learner_obs(cfg, env, jax.vmap(lambda s: world.observe(s, params))(env), params)
+    obs = _learner_obs(cfg, env, jax.vmap(lambda s: observe_mod.observe(s, params))(env), params)
     return Carry(
         env=env,
         obs=obs,

@@ -9,8 +9,9 @@ placed after ``_OBSTACLE_TRIES`` draws becomes *inactive*: an empty box outside 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -30,11 +31,24 @@ INACTIVE_BOX = (-2.0, -2.0, -2.0, -2.0)
 
 @dataclass(frozen=True)
 class WorldMap:
-    """A concrete layout: PoI positions [K,2], initial data [K], obstacles [C,4] (x0,y0,x1,y1)."""
+    """A concrete layout: PoI positions [K,2], initial data [K], obstacles [C,4] (x0,y0,x1,y1),
+    charging stations [S,2] and the PoIs' data generation rates [K] (both may be empty)."""
 
     poi_pos: np.ndarray
     poi_data: np.ndarray
     obstacles: np.ndarray
+    stations: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.float32))
+    poi_rate: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.float32))
+
+
+class MapArrays(NamedTuple):
+    """A generated map as device arrays (see :class:`WorldMap` for the shapes)."""
+
+    poi_pos: Array
+    poi_data: Array
+    obstacles: Array
+    stations: Array
+    poi_rate: Array
 
 
 def _inside_boxes(points: Array, boxes: Array) -> Array:
@@ -79,8 +93,8 @@ def _generate_obstacles(key: Array, params: WorldParams) -> Array:
     return jnp.where(bad(boxes)[:, None], jnp.array(INACTIVE_BOX, jnp.float32), boxes)
 
 
-def _generate_pois(key: Array, boxes: Array, params: WorldParams) -> Array:
-    k = params.num_pois
+def _generate_points(key: Array, boxes: Array, params: WorldParams, k: int) -> Array:
+    """``k`` uniform points in the area, none in or on an obstacle (rejection sampling)."""
     size = jnp.array([params.width, params.height], jnp.float32)
 
     def draw(kk: Array) -> Array:
@@ -99,22 +113,36 @@ def _generate_pois(key: Array, boxes: Array, params: WorldParams) -> Array:
     return pos
 
 
-def generate_map(key: Array, params: WorldParams) -> tuple[Array, Array, Array]:
-    """(poi_pos [K,2], poi_data [K] ~ U[0,1], obstacles [C,4]) drawn from ``key``; jit-able."""
+def generate_map(key: Array, params: WorldParams) -> MapArrays:
+    """A map drawn from ``key``; jit-able. Data ~ U[0,1] per PoI; stations uniform in free
+    space; generation rates ~ U[0, 2 * data_rate] per PoI when the data keeps arriving.
+
+    The three draws of the paper's map come first from the same keys as always, so adding
+    stations or rates never changes a map's PoIs and obstacles.
+    """
     k_obs, k_poi, k_data = jax.random.split(key, 3)
     if params.num_obstacles:
         boxes = _generate_obstacles(k_obs, params)
     else:
         boxes = jnp.zeros((0, 4), jnp.float32)
-    pos = _generate_pois(k_poi, boxes, params)
+    pos = _generate_points(k_poi, boxes, params, params.num_pois)
     data = jax.random.uniform(k_data, (params.num_pois,), jnp.float32)
-    return pos, data, boxes
+    k_station, k_rate = jax.random.split(jax.random.fold_in(key, 7))
+    if params.num_stations:
+        stations = _generate_points(k_station, boxes, params, params.num_stations)
+    else:
+        stations = jnp.zeros((0, 2), jnp.float32)
+    if params.dynamic:
+        rates = jax.random.uniform(k_rate, (params.num_pois,), jnp.float32) * 2 * params.data_rate
+    else:
+        rates = jnp.zeros((0,), jnp.float32)
+    return MapArrays(pos, data, boxes, stations, rates)
 
 
 def make_map(seed: int, params: WorldParams) -> WorldMap:
     """A concrete (numpy) map generated from an integer seed."""
-    pos, data, boxes = jax.jit(generate_map, static_argnums=1)(jax.random.PRNGKey(seed), params)
-    return WorldMap(np.asarray(pos), np.asarray(data), np.asarray(boxes))
+    arrays = jax.jit(generate_map, static_argnums=1)(jax.random.PRNGKey(seed), params)
+    return WorldMap(*(np.asarray(a) for a in arrays))
 
 
 def validate_map(world_map: WorldMap, params: WorldParams) -> WorldMap:
@@ -159,10 +187,46 @@ def validate_map(world_map: WorldMap, params: WorldParams) -> WorldMap:
                 "the obstacles enclose the MTs' start point: the MTs could never reach the "
                 "area's edge",
             )
-    return WorldMap(pos, data, boxes)
+    stations, rates = _validate_scenario_parts(world_map, params, boxes)
+    return WorldMap(pos, data, boxes, stations, rates)
+
+
+def _validate_scenario_parts(
+    world_map: WorldMap, params: WorldParams, boxes: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The stations [S,2] and generation rates [K] (or [0]) of a map, checked against params."""
+    stations = np.asarray(world_map.stations, dtype=np.float32).reshape(-1, 2)
+    if stations.shape[0] != params.num_stations:
+        raise ConfigError(
+            "map.stations",
+            f"must hold {params.num_stations} stations (num_stations), got {stations.shape[0]}",
+        )
+    if not np.all(np.isfinite(stations)):
+        raise ConfigError("map.stations", "holds a non-finite value")
+    out = (stations[:, 0] < 0) | (stations[:, 0] > params.width)
+    out |= (stations[:, 1] < 0) | (stations[:, 1] > params.height)
+    if np.any(out):
+        raise ConfigError("map.stations", f"station {int(np.argmax(out))} lies outside the area")
+    if boxes.shape[0] and stations.shape[0]:
+        in_box = np.asarray(_inside_boxes(jnp.asarray(stations), jnp.asarray(boxes)))
+        if np.any(in_box):
+            raise ConfigError(
+                "map.stations", f"station {int(np.argmax(in_box))} lies inside an obstacle"
+            )
+    rates = np.asarray(world_map.poi_rate, dtype=np.float32).reshape(-1)
+    want = params.num_pois if params.dynamic else 0
+    if rates.size == 0 and want:  # a map saved without rates: none of its PoIs generate data
+        rates = np.zeros((want,), np.float32)
+    if rates.shape != (want,):
+        raise ConfigError("map.poi_rate", f"must have shape ({want},), got {rates.shape}")
+    if not np.all(np.isfinite(rates)) or np.any(rates < 0):
+        raise ConfigError("map.poi_rate", "must be finite and >= 0 everywhere")
+    return stations, rates
 
 
 _ENCLOSURE_MAX_CELLS = 16_000_000
+#: what a map file holds; the last two (stations, rates) may be missing in older files
+_MAP_FIELDS = ("poi_pos", "poi_data", "obstacles", "stations", "poi_rate")
 
 
 def _touching_clusters(boxes: np.ndarray) -> np.ndarray:
@@ -250,6 +314,8 @@ def save_map(world_map: WorldMap, path: str | Path) -> None:
             "poi_pos": np.asarray(world_map.poi_pos).tolist(),
             "poi_data": np.asarray(world_map.poi_data).tolist(),
             "obstacles": np.asarray(world_map.obstacles).tolist(),
+            "stations": np.asarray(world_map.stations).tolist(),
+            "poi_rate": np.asarray(world_map.poi_rate).tolist(),
         }
         p.write_text(json.dumps(payload), encoding="utf-8")
     elif p.suffix == ".npz":
@@ -259,6 +325,8 @@ def save_map(world_map: WorldMap, path: str | Path) -> None:
                 poi_pos=world_map.poi_pos,
                 poi_data=world_map.poi_data,
                 obstacles=world_map.obstacles,
+                stations=world_map.stations,
+                poi_rate=world_map.poi_rate,
             )
     else:
         raise ConfigError("map", f"unsupported map file type {p.suffix!r} (use .json or .npz)")
@@ -274,19 +342,23 @@ def load_map(path: str | Path, params: WorldParams) -> WorldMap:
             raw = json.loads(p.read_text(encoding="utf-8"))
             if not isinstance(raw, dict):
                 raise ConfigError("map", f"{p.name} must hold an object")
-            fields = {n: raw.get(n) for n in ("poi_pos", "poi_data", "obstacles")}
+            fields = {n: raw.get(n) for n in _MAP_FIELDS}
         elif p.suffix == ".npz":
             with np.load(p, allow_pickle=False) as z:
-                fields = {n: z.get(n, None) for n in ("poi_pos", "poi_data", "obstacles")}
+                fields = {n: z.get(n, None) for n in _MAP_FIELDS}
         else:
             raise ConfigError("map", f"unsupported map file type {p.suffix!r} (use .json or .npz)")
-        for name, value in fields.items():
-            if value is None:
+        for name in _MAP_FIELDS[:3]:
+            if fields[name] is None:
                 raise ConfigError(f"map.{name}", f"missing from {p.name}")
         world_map = WorldMap(
             np.asarray(fields["poi_pos"], dtype=np.float32),
             np.asarray(fields["poi_data"], dtype=np.float32),
             np.asarray(fields["obstacles"], dtype=np.float32).reshape(-1, 4),
+            *(
+                np.asarray([] if fields[n] is None else fields[n], dtype=np.float32)
+                for n in _MAP_FIELDS[3:]
+            ),
         )
     except ChainsenseError:
         raise

@@ -10,15 +10,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import jax.numpy as jnp
 from jax import Array
 
 from chainsense.sim.params import WorldParams
-
-if TYPE_CHECKING:
-    from chainsense.sim.world import WorldState
+from chainsense.sim.state import WorldState
 
 METRIC_NAMES: tuple[str, ...] = (
     "data_collection_ratio",
@@ -31,6 +27,17 @@ METRIC_NAMES: tuple[str, ...] = (
 )
 #: the four metrics of the paper's figures (tables and sweep plots show these)
 PAPER_METRICS: tuple[str, ...] = METRIC_NAMES[:4]
+#: what the charging and the data-that-keeps-arriving scenarios add (0 in other worlds)
+SCENARIO_METRICS: tuple[str, ...] = ("energy_charged", "data_generated", "data_lost", "mean_age")
+ALL_METRICS: tuple[str, ...] = METRIC_NAMES + SCENARIO_METRICS
+
+
+def metric_names(params: WorldParams) -> tuple[str, ...]:
+    """The metrics worth showing for a world: the paper's, plus its scenarios' own."""
+    extra = ("energy_charged",) if params.charging else ()
+    if params.dynamic:
+        extra += ("data_generated", "data_lost", "mean_age")
+    return METRIC_NAMES + extra
 
 
 def jain_fairness(visits: Array) -> Array:
@@ -49,18 +56,28 @@ def _safe_div(num: Array, den: Array) -> Array:
 def episode_metrics(state: WorldState, params: WorldParams) -> dict[str, Array]:
     """The paper's metrics of a (final) state, as float32 scalars keyed by ``METRIC_NAMES``.
 
-    data_collection_ratio: data collected / total initial data.
-    energy_usage_ratio: energy spent / (M * initial_energy).
+    data_collection_ratio: data collected / all data there was (the initial data plus, when it
+    keeps arriving, everything generated: then it is collected / generated).
+    energy_usage_ratio: energy spent / (M * initial_energy + energy recharged).
     fairness: Jain's index omega_T of the visit counts h_T(k).
     energy_efficiency: fairness * collection ratio / energy usage ratio.
     collisions: refused moves summed over MTs. data_collected: absolute amount. slots: t.
+    energy_charged: energy recharged at stations. data_generated / data_lost: data generated
+    beyond the initial data, and lost to full buffers. mean_age: mean age (slots since it was
+    generated) of the data collected.
     """
-    total = jnp.sum(state.poi_init)
-    taken = jnp.sum(state.poi_init - state.poi_data)
+    if params.dynamic:
+        total = jnp.sum(state.poi_init) + jnp.sum(state.generated)
+        taken = total - jnp.sum(state.lost) - jnp.sum(state.poi_data)
+    else:
+        total = jnp.sum(state.poi_init)
+        taken = jnp.sum(state.poi_init - state.poi_data)
     dcr = _safe_div(taken, total)
-    budget = params.num_mts * params.initial_energy
-    eur = jnp.sum(params.initial_energy - state.energy) / budget
+    charged = jnp.sum(state.charged)
+    budget = params.num_mts * params.initial_energy + charged
+    eur = (jnp.sum(params.initial_energy - state.energy) + charged) / budget
     fair = jain_fairness(state.visits)
+    zero = jnp.zeros((), jnp.float32)
     return {
         "data_collection_ratio": dcr,
         "energy_usage_ratio": eur,
@@ -69,4 +86,8 @@ def episode_metrics(state: WorldState, params: WorldParams) -> dict[str, Array]:
         "collisions": jnp.sum(state.collisions).astype(jnp.float32),
         "data_collected": taken,
         "slots": state.t.astype(jnp.float32),
+        "energy_charged": charged,
+        "data_generated": jnp.sum(state.generated) if params.dynamic else zero,
+        "data_lost": jnp.sum(state.lost) if params.dynamic else zero,
+        "mean_age": _safe_div(state.age_sum, taken) if params.dynamic else zero,
     }

@@ -26,6 +26,8 @@ _INT_FIELDS = (
     "obs_grid",
     "local_grid",
     "fine_factor",
+    "num_stations",
+    "share_delay",
 )
 _FLOAT_FIELDS = (
     "width",
@@ -39,6 +41,10 @@ _FLOAT_FIELDS = (
     "collision_penalty",
     "obstacle_min_size",
     "obstacle_max_size",
+    "charge_radius",
+    "charge_rate",
+    "data_rate",
+    "buffer_capacity",
 )
 
 
@@ -49,6 +55,17 @@ class WorldParams:
     Defaults are the ``paper`` preset (16 x 16 area, K=256, C=16, M=2, T=500).
     ``map_seed=None`` draws a fresh map from every reset key; an integer fixes the map (PoIs,
     obstacles, data) for all episodes, as in the paper's single-map training.
+
+    Scenario options (all off by default, so ``paper`` is the paper's world):
+
+    * charging: ``num_stations`` stations are part of the map; an MT within ``charge_radius`` of
+      one gains ``charge_rate`` energy per slot, up to ``initial_energy`` (its battery).
+    * data that keeps arriving: with ``data_rate`` > 0 every PoI generates data each slot at its
+      own rate, drawn per map from U[0, 2 * data_rate], into a buffer of ``buffer_capacity``;
+      what overflows is lost.
+    * partial observation: with ``observe_radius`` set, an MT sees the remaining data only within
+      that radius; beyond it, it knows what the shared ledger tells it: its own collections at
+      once, the other MTs' after ``share_delay`` slots (0: at once; -1: never shared).
     """
 
     width: float = 16.0
@@ -73,6 +90,13 @@ class WorldParams:
     start_x: float | None = None
     start_y: float | None = None
     map_seed: int | None = None
+    num_stations: int = 0
+    charge_radius: float = 0.5
+    charge_rate: float = 0.0
+    data_rate: float = 0.0
+    buffer_capacity: float = 1.0
+    observe_radius: float | None = None
+    share_delay: int = 0
 
     def __post_init__(self) -> None:
         self._normalise_types()
@@ -150,6 +174,49 @@ class WorldParams:
             raise ConfigError("start_y", f"must lie in [0, height], got {sy!r}")
         if self.map_seed is not None and not 0 <= self.map_seed < 2**31:
             raise ConfigError("map_seed", f"must be in [0, 2^31), got {self.map_seed!r}")
+        self._check_scenario()
+
+    def _check_scenario(self) -> None:
+        if not 0 <= self.num_stations <= 64:
+            raise ConfigError("num_stations", f"must be in [0, 64], got {self.num_stations!r}")
+        self._positive("charge_radius", self.charge_radius)
+        self._non_negative("charge_rate", self.charge_rate)
+        if self.charge_rate > 0 and self.num_stations == 0:
+            raise ConfigError("charge_rate", "needs charging stations (num_stations > 0)")
+        self._non_negative("data_rate", self.data_rate)
+        self._positive("buffer_capacity", self.buffer_capacity)
+        if self.data_rate > self.buffer_capacity:
+            raise ConfigError(
+                "data_rate", f"must not exceed buffer_capacity, got {self.data_rate!r}"
+            )
+        if self.observe_radius is not None:
+            if isinstance(self.observe_radius, bool) or not isinstance(
+                self.observe_radius, numbers.Real
+            ):
+                raise ConfigError(
+                    "observe_radius", f"must be a number, got {self.observe_radius!r}"
+                )
+            object.__setattr__(self, "observe_radius", float(self.observe_radius))
+            self._positive("observe_radius", self.observe_radius)
+        if not -1 <= self.share_delay <= 1000:
+            raise ConfigError("share_delay", f"must be in [-1, 1000], got {self.share_delay!r}")
+        if self.share_delay and self.observe_radius is None:
+            raise ConfigError("share_delay", "only applies with an observe_radius")
+
+    @property
+    def charging(self) -> bool:
+        """Whether MTs can recharge (stations that give energy)."""
+        return self.num_stations > 0 and self.charge_rate > 0
+
+    @property
+    def dynamic(self) -> bool:
+        """Whether PoIs keep generating data."""
+        return self.data_rate > 0
+
+    @property
+    def partial(self) -> bool:
+        """Whether MTs see remaining data only within ``observe_radius``."""
+        return self.observe_radius is not None
 
     def _normalise_types(self) -> None:
         """Counts must be integers and sizes real numbers (a bool is neither); numpy scalars and

@@ -18,7 +18,8 @@ from pettingzoo import ParallelEnv
 
 from chainsense.errors import ConfigError
 from chainsense.sim.params import WorldParams, obs_dim
-from chainsense.sim.world import WorldState, reset, step
+from chainsense.sim.state import WorldState
+from chainsense.sim.world import reset, step
 
 
 class CrowdsensingParallelEnv(ParallelEnv):  # type: ignore[misc]

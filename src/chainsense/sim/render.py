@@ -20,7 +20,7 @@ from matplotlib.patches import Rectangle
 
 from chainsense.errors import ConfigError
 from chainsense.sim.params import WorldParams
-from chainsense.sim.world import WorldState
+from chainsense.sim.state import WorldState
 
 
 def _draw_static(ax: Axes, state: WorldState, params: WorldParams) -> None:
