@@ -9,22 +9,24 @@ records the CA has countersigned keep their nonce (their digest is bound to it).
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
 from chainsense.chain.embedded import EmbeddedChain
-from chainsense.chain.keys import recover, save_key
+from chainsense.chain.keys import KeyPair, recover, save_key
+from chainsense.cli import main
 from chainsense.errors import ChainsenseError
 from chainsense.ledger.batch import submit_batch
-from chainsense.ledger.ca import CertificateAuthority, Countersignature
+from chainsense.ledger.ca import BatchCertificate, CertificateAuthority, Countersignature
 from chainsense.ledger.ca_client import CAClient
 from chainsense.ledger.deployment import Deployment
 from chainsense.ledger.records import Record
@@ -406,3 +408,112 @@ def test_sigkill_while_renumbering_keeps_the_old_numbering(tmp_path) -> None:
     assert (report.confirmed, report.rejected, report.pending) == (6, 0, 0), term.rejected()
     assert _stored(world) == [(n + 5, n) for n in range(6)]
     assert verify_ledger(world.ledger).ok == 6
+
+
+# ----------------------------------------------------------- `chainsense ledger submit` itself
+
+
+class _InProcessCA:
+    """What the CLI's CAClient offers, answered by the in-process CA (no server, no chain)."""
+
+    def __init__(self, ca: CertificateAuthority) -> None:
+        self.ca = ca
+
+    def get(self, address: str) -> dict | None:
+        info = self.ca.get(address)
+        return None if info is None else {"address": address, "last_nonce": info.last_nonce}
+
+    def last_nonce(self, address: str) -> int | None:
+        return self.ca.last_nonce(address)
+
+    def countersign(self, record: Record, sig: bytes) -> Countersignature:
+        return self.ca.countersign(record, sig)
+
+    def countersign_batch(
+        self, items: Sequence[tuple[Record, bytes]], submitter: str
+    ) -> BatchCertificate:
+        return self.ca.countersign_batch(items, submitter)
+
+
+def _submit(capsys, *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exc:
+        main(["ledger", "submit", *args])
+    out = capsys.readouterr()
+    return int(exc.value.code or 0), out.out, " ".join(out.err.split())
+
+
+def test_cli_submit_from_another_directory_and_after_batch(
+    world: World, tmp_path, monkeypatch, capsys
+) -> None:
+    """The default outbox is `<mt>.outbox` in the current directory: running from another
+    directory, or after `--batch`, used to reject every record (and exit 0)."""
+    from chainsense.ledger import ca_client, deployment
+
+    monkeypatch.setattr(deployment, "chain_of", lambda _dep: (world.chain, None))
+    monkeypatch.setattr(ca_client, "CAClient", lambda *_a, **_k: _InProcessCA(world.ca))
+    dep = Deployment(
+        world.ledger.domain.chain_id,
+        world.ledger.address,
+        world.ca_key.address,
+        world.ca_key.address,
+        1,
+        rpc=("http://127.0.0.1:1",),
+    )
+    dep.write(tmp_path / "ledger.json")
+    key_file = save_key(tmp_path / "mt.key", world.mts[0])
+    ledger_file = str(tmp_path / "ledger.json")
+
+    def submit(first_slot: int, *more: str) -> tuple[int, str, str]:
+        events = [
+            {"poi": 1, "slot": first_slot + i, "reading": 0.5, "x": 1, "y": 2} for i in range(3)
+        ]
+        (tmp_path / "ev.json").write_text(json.dumps(events))
+        return _submit(
+            capsys, str(tmp_path / "ev.json"), "--mt-key", str(key_file), "-d", ledger_file, *more
+        )
+
+    for first_slot, sub in ((0, "one"), (10, "two")):
+        (tmp_path / sub).mkdir()
+        monkeypatch.chdir(tmp_path / sub)
+        code, out, err = submit(first_slot)
+        assert code == 0 and "confirmed 3" in out and "rejected 0" in out, out + err
+        assert str(tmp_path / sub / f"{world.mts[0].address}.outbox") in out  # says where
+    code, out, err = submit(20, "--batch", "--bundle", str(tmp_path / "b.json"))
+    assert code == 0 and "anchored 3 records" in out, out + err
+    code, out, err = submit(30)  # back in "two": its outbox is behind the batch
+    assert code == 0 and "confirmed 3" in out and "rejected 0" in out, out + err
+    stored = world.ledger.records_of_mt(world.mts[0].address)
+    assert [(s.record.nonce, s.record.slot) for s in stored] == [
+        (0, 0),
+        (1, 1),
+        (2, 2),
+        (3, 10),
+        (4, 11),
+        (5, 12),
+        (9, 30),
+        (10, 31),
+        (11, 32),
+    ]
+    assert verify_ledger(world.ledger).ok == 9
+
+    stranger = KeyPair.derive("stranger", 0)  # not registered: the CA refuses every record
+    world.chain.fund(stranger.address, 10**18)
+    save_key(tmp_path / "stranger.key", stranger)
+    code, out, err = _submit(
+        capsys,
+        str(tmp_path / "ev.json"),
+        "--mt-key",
+        str(tmp_path / "stranger.key"),
+        "-d",
+        str(tmp_path / "ledger.json"),
+    )
+    assert code == 2 and "rejected 3" in out and "unknown_mt" in out, out + err
+    assert "3 records rejected" in err and "outbox" in err
+
+
+def test_cli_submit_help_says_where_the_outbox_lives(capsys, monkeypatch) -> None:
+    monkeypatch.setenv("COLUMNS", "240")  # one line per option: the text is not cut by wrapping
+    with pytest.raises(SystemExit):
+        main(["ledger", "submit", "--help"])
+    text = " ".join(capsys.readouterr().out.replace("│", " ").split())
+    assert "<mt address>.outbox in the current directory" in text, text
