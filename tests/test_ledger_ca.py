@@ -158,6 +158,7 @@ def test_http_roundtrip(service) -> None:
     assert recover(rec.digest(DOMAIN), cs.ca_signature) == CA_KEY.address
     assert client.get(MT.address)["last_nonce"] == 0
     assert client.get(OTHER.address) is None
+    assert (client.last_nonce(MT.address), client.last_nonce(OTHER.address)) == (0, None)
     items = [_signed(n) for n in (1, 2, 3)]
     cert = client.countersign_batch(items, MT.address)
     assert cert.size == 3 and client.get(MT.address)["last_nonce"] == 3
@@ -228,6 +229,22 @@ def test_client_reports_unreachable_service() -> None:
     client = CAClient(f"http://127.0.0.1:{free_port()}", timeout=1)
     with pytest.raises(CAUnavailableError, match="cannot reach"):
         client.info()
+
+
+@pytest.mark.parametrize("answer", ["7", True, 2**64, -2, None, 1.5])
+def test_client_last_nonce_refuses_an_answer_out_of_range(answer: object) -> None:
+    """The MT renumbers its records from this answer: anything but -1..2**64-1 is an error."""
+    client = CAClient("http://ca.invalid")
+    client._http = httpx.Client(
+        base_url="http://ca.invalid",
+        transport=httpx.MockTransport(
+            lambda _req: httpx.Response(
+                200, json={"address": MT.address, "metadata": {}, "last_nonce": answer}
+            )
+        ),
+    )
+    with pytest.raises(ChainsenseError, match="last_nonce"):
+        client.last_nonce(MT.address)
 
 
 def test_client_reports_a_non_json_answer_as_unavailable() -> None:

@@ -171,7 +171,11 @@ def submit_cmd(
     mt_key: Path = typer.Option(..., "--mt-key", help="The MT's key file."),  # noqa: B008
     ca_url: str = typer.Option("http://127.0.0.1:8600", "--ca", help="CA service URL."),
     outbox: Path = typer.Option(  # noqa: B008
-        None, "--outbox", help="Outbox SQLite file (default: <mt>.outbox)."
+        None,
+        "--outbox",
+        help="Outbox SQLite file, the MT's queue of unconfirmed records (default: "
+        "<mt address>.outbox in the current directory: run again from the same directory, or "
+        "pass the same --outbox, to resend what is still queued there).",
     ),
     batch: bool = typer.Option(False, "--batch", help="Anchor all records under one Merkle root."),
     bundle: Path = typer.Option(Path("bundle.json"), "--bundle", help="Batch mode: proofs file."),  # noqa: B008
@@ -180,7 +184,10 @@ def submit_cmd(
     """Sign records as an MT, get them countersigned by the CA and store them on chain.
 
     Per-record mode keeps every record in the outbox until confirmed: re-running after a crash
-    or an outage resubmits exactly what is missing.
+    or an outage resubmits exactly what is missing. The outbox numbers records above the last
+    nonce the CA countersigned for the MT (asked when the CA refuses one as stale), so a new
+    outbox, or one used after `--batch`, loses nothing. Exits with an error when records stay
+    queued or are rejected.
     """
     # lazy: see the module docstring
     from chainsense.ledger.ca_client import CAClient
@@ -197,20 +204,30 @@ def submit_cmd(
     if batch:
         _submit_batch(ledger, ca, key, events, bundle)
         return
-    term = MobileTerminal(key, outbox or Path(f"{key.address}.outbox"), ledger, ca)
+    path = (outbox or Path(f"{key.address}.outbox")).resolve()
+    term = MobileTerminal(key, path, ledger, ca)
     for e in events:
         term.collect(int(e["poi"]), int(e["slot"]), e["reading"], e["x"], e["y"])
     report = term.flush()
     typer.echo(
         f"confirmed {report.confirmed} (+{report.already_stored} already on chain), "
-        f"rejected {report.rejected}, still queued {report.pending}, gas {report.gas_used}"
+        f"rejected {report.rejected}, still queued {report.pending}, gas {report.gas_used}; "
+        f"outbox {path}"
     )
-    for rec, reason in term.rejected()[-5:]:
-        typer.echo(f"  rejected nonce {rec.nonce}: {reason}")
-    if report.pending:
+    if report.rejected:
+        for rec, reason in term.rejected()[-min(report.rejected, 5) :]:
+            typer.echo(f"  rejected nonce {rec.nonce}: {reason}")
+    if report.pending or report.rejected:
+        problems = [f"{report.pending} records still queued"] if report.pending else []
+        if report.rejected:
+            problems.append(f"{report.rejected} records rejected (kept in the outbox)")
         raise ChainsenseError(
-            f"submit: {report.pending} records still queued in the outbox; "
-            "run the command again when the CA and chain are reachable"
+            f"submit: {' and '.join(problems)} in {path}; "
+            + (
+                "run the command again when the CA and chain are reachable"
+                if report.pending
+                else "see the reasons above"
+            )
         )
 
 

@@ -189,6 +189,11 @@ class CertificateAuthority:
             return None
         return MTInfo(address=addr, metadata=_stored_metadata(row[0]), last_nonce=_nonce_py(row[1]))
 
+    def last_nonce(self, address: str) -> int | None:
+        """The last nonce countersigned for the MT (-1: none yet), None when not registered."""
+        info = self.get(address)
+        return None if info is None else info.last_nonce
+
     def mt_count(self) -> int:
         with self._lock:
             return int(self._db.execute("SELECT COUNT(*) FROM mts").fetchone()[0])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -68,6 +69,19 @@ class CAClient:
             if exc.code == "unknown_mt":
                 return None
             raise
+
+    def last_nonce(self, address: str) -> int | None:
+        """The last nonce the CA countersigned for the MT (-1: none yet), None when unknown."""
+        info = self.get(address)
+        if info is None:
+            return None
+        value = info.get("last_nonce")
+        if isinstance(value, bool) or not isinstance(value, int) or not -1 <= value < 2**64:
+            raise ChainsenseError(
+                f"ca: {self._http.base_url} answered last_nonce {reprlib.repr(value)}, "
+                "not -1..2**64-1"
+            )
+        return value
 
     def countersign(self, record: Record, mt_signature: bytes) -> Countersignature:
         data = self._request(

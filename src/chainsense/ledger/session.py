@@ -114,7 +114,8 @@ class LedgerSession:
         # session's opening: a resumed session meets the same events in the same order again
         self._handled = [0] * n_mts
         self._batches = 0
-        self._queued_at_open = [t.next_nonce() for t in self.terminals]
+        # (counted, not read off the highest nonce: a renumbered outbox has gaps in its nonces)
+        self._queued_at_open = [t.collected() for t in self.terminals]
 
     # --- set-up ------------------------------------------------------------------------------
     def _previous(self, identity: dict[str, Any]) -> Ledger | None:

@@ -8,10 +8,20 @@ countersignature for an identical record, and before re-sending a ``sent`` recor
 asks the contract whether its digest is already stored, or waits for the old transaction if a
 node still holds it (a "duplicate record" revert is recognised the same way).
 Records the CA or the contract refuse for good are marked ``rejected`` with the reason.
+
+Nonces are numbered from the outbox file, but the CA accepts only nonces above the last one it
+countersigned for the MT, which other clients move too (another outbox file of the same MT, a
+``ledger submit --batch``). A ``stale_nonce`` refusal is therefore no final answer for a record
+that is only ``signed``: the CA answers a record it has countersigned before with its stored
+countersignature, so a refused record was never countersigned; unless the contract already
+holds its digest, the terminal asks the CA for the MT's last nonce and renumbers every
+``signed`` record above it (in collection order, re-signed, in one write transaction), then
+retries. A record with a CA signature is never renumbered: the signature covers its nonce.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,10 +53,25 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
+OUTBOX_NONCE_LIMIT = 2**63
+"""Nonces the outbox can hold: its ``nonce INTEGER PRIMARY KEY`` is a signed 64-bit integer
+(the CA and the contract go up to 2**64 - 1)."""
+
+STALE_RETRIES = 3
+"""Renumber-and-retry rounds per :meth:`MobileTerminal.certify` when the CA's nonce keeps moving
+(another client countersigning for the same MT at the same time); the rest stays queued."""
+
+_STALE_REJECTION = "CA: stale_nonce:*"  # a GLOB pattern: "_" is literal there, not in LIKE
+
+
 class Countersigner(Protocol):
     """The CA as the MT sees it: the core object or the HTTP client."""
 
     def countersign(self, record: Record, mt_signature: bytes) -> Countersignature: ...
+
+    def last_nonce(self, address: str) -> int | None:
+        """The last nonce countersigned for ``address`` (-1: none), None when unregistered."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -84,6 +109,14 @@ class MobileTerminal:
                 f"outbox: {Path(outbox).name} belongs to another MT/ledger ({have.get('mt')}, "
                 f"{have.get('contract')})"
             )
+        # Versions before nonce renumbering marked a stale_nonce refusal as final. Such a record
+        # was never countersigned (no CA signature): queue it again, certify() renumbers it.
+        with write_transaction(self._db) as db:
+            db.execute(
+                "UPDATE outbox SET state = 'signed', error = NULL WHERE state = 'rejected' "
+                "AND ca_signature IS NULL AND error GLOB ?",
+                (_STALE_REJECTION,),
+            )
 
     def close(self) -> None:
         self._db.close()
@@ -93,10 +126,23 @@ class MobileTerminal:
         row = self._db.execute("SELECT MAX(nonce) FROM outbox").fetchone()
         return 0 if row[0] is None else int(row[0]) + 1
 
+    def collected(self) -> int:
+        """How many records this outbox holds, in any state (one per :meth:`collect`)."""
+        return int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+
     def collect(self, poi: int, slot: int, amount: float, x: float, y: float) -> Record:
-        """Make, sign and store (durably) the record of one collection event."""
+        """Make, sign and store (durably) the record of one collection event.
+
+        Its nonce follows the outbox's highest; :meth:`certify` renumbers it if the CA has
+        countersigned higher nonces for this MT in the meantime.
+        """
         with write_transaction(self._db) as db:
             nonce = self.next_nonce()
+            if nonce >= OUTBOX_NONCE_LIMIT:
+                raise ChainsenseError(
+                    f"nonce: the next record of {self.key.address} would have nonce {nonce}; "
+                    f"the outbox holds nonces below 2**63 ({OUTBOX_NONCE_LIMIT})"
+                )
             record = record_from_event(self.key.address, poi, slot, amount, x, y, nonce)
             digest = record.digest(self.domain)
             db.execute(
@@ -121,28 +167,102 @@ class MobileTerminal:
 
     # --- protocol steps ----------------------------------------------------------------------
     def certify(self) -> int:
-        """Ask the CA to countersign every signed record (in nonce order); returns how many."""
-        rows = self._db.execute(
-            "SELECT nonce, poi, slot, reading, x, y, mt_signature FROM outbox "
-            "WHERE state = 'signed' ORDER BY nonce"
-        ).fetchall()
-        done = 0
-        for row in rows:
-            record = self._record(row)
-            try:
-                cs = self.ca.countersign(record, bytes(row[6]))
-            except CAError as exc:
-                self._mark_rejected(record.nonce, f"CA: {exc.code}: {exc}")
-                continue
-            except CAUnavailableError:
-                break  # CA down: keep the rest queued, submit what is already certified
-            with write_transaction(self._db) as db:
-                db.execute(
-                    "UPDATE outbox SET ca_signature = ?, state = 'certified' WHERE nonce = ?",
-                    (cs.ca_signature, record.nonce),
+        """Ask the CA to countersign every signed record (in nonce order); returns how many.
+
+        A ``stale_nonce`` refusal renumbers the signed records above the CA's last nonce and
+        retries (see the module docstring); a refused record whose digest the contract already
+        holds is marked confirmed instead.
+        """
+        return self._certify()[0]
+
+    def _certify(self) -> tuple[int, int]:
+        """:meth:`certify`; returns (countersigned, found already stored on chain)."""
+        done = found = rounds = 0
+        while True:
+            rows = self._db.execute(
+                "SELECT nonce, poi, slot, reading, x, y, mt_signature FROM outbox "
+                "WHERE state = 'signed' ORDER BY nonce"
+            ).fetchall()
+            renumbered = False
+            for row in rows:
+                record = self._record(row)
+                try:
+                    cs = self.ca.countersign(record, bytes(row[6]))
+                except CAError as exc:
+                    if exc.code != "stale_nonce":
+                        self._mark_rejected(record.nonce, f"CA: {exc.code}: {exc}")
+                        continue
+                    # The CA knows no record with this digest (it would have answered with its
+                    # countersignature), so this record was never countersigned: renumber it...
+                    try:
+                        if self._stored_now(record, None):  # ...unless it is on chain already
+                            found += 1
+                            continue
+                    except ChainError:
+                        return done, found  # cannot tell: keep it queued
+                    if rounds == STALE_RETRIES:
+                        return done, found  # the CA keeps moving: the rest stays queued
+                    rounds += 1
+                    try:
+                        last = self.ca.last_nonce(self.key.address)
+                    except CAUnavailableError:
+                        return done, found
+                    if last is None:  # unregistered since: the next flush's request says so
+                        return done, found
+                    renumbered = self._renumber(last) > 0
+                    if not renumbered:
+                        return done, found  # the CA's answers disagree: leave it queued
+                    break
+                except CAUnavailableError:
+                    return done, found  # CA down: keep the rest queued
+                with write_transaction(self._db) as db:
+                    db.execute(
+                        "UPDATE outbox SET ca_signature = ?, state = 'certified' WHERE nonce = ?",
+                        (cs.ca_signature, record.nonce),
+                    )
+                done += 1
+            if not renumbered:
+                return done, found
+
+    def _renumber(self, ca_last: int) -> int:
+        """Give the ``signed`` records nonces above ``ca_last`` (the CA's last nonce for this MT)
+        and above every other record of the outbox, keeping their order, and re-sign them (the
+        MT signature covers the nonce); returns how many moved.
+
+        Only records that are just signed move (a CA signature is bound to its nonce); a record
+        moves only as far as needed. One write transaction: a crash leaves the old numbering or
+        the new one. The updates go from the highest nonce down so that no new nonce meets one
+        not yet moved.
+        """
+        with write_transaction(self._db) as db:
+            top = db.execute("SELECT MAX(nonce) FROM outbox WHERE state != 'signed'").fetchone()[0]
+            floor = ca_last if top is None else max(ca_last, int(top))
+            rows = db.execute(
+                "SELECT nonce, poi, slot, reading, x, y FROM outbox "
+                "WHERE state = 'signed' ORDER BY nonce"
+            ).fetchall()
+            moves: list[tuple[Record, int]] = []
+            for row in rows:
+                record = self._record(row)
+                new = max(record.nonce, floor + 1)
+                if new != record.nonce:
+                    moves.append((record, new))
+                floor = new
+            if moves and moves[-1][1] >= OUTBOX_NONCE_LIMIT:
+                raise ChainsenseError(
+                    f"nonce: the CA has countersigned up to nonce {ca_last} for "
+                    f"{self.key.address}; {len(moves)} queued records would need nonces up to "
+                    f"{moves[-1][1]}, but the outbox holds nonces below 2**63 "
+                    f"({OUTBOX_NONCE_LIMIT}); they stay queued"
                 )
-            done += 1
-        return done
+            for record, new in reversed(moves):
+                moved = dataclasses.replace(record, nonce=new)
+                digest = moved.digest(self.domain)
+                db.execute(
+                    "UPDATE outbox SET nonce = ?, digest = ?, mt_signature = ? WHERE nonce = ?",
+                    (new, digest, self.key.sign_digest(digest), record.nonce),
+                )
+        return len(moves)
 
     def submit(self) -> FlushReport:
         """Send every certified/sent record to the ledger and wait for the receipts."""
@@ -201,13 +321,13 @@ class MobileTerminal:
         ``rejected`` counts refusals by the CA and by the contract in this flush.
         """
         before = self.counts().get("rejected", 0)
-        certified = self.certify()
+        certified, found = self._certify()
         report = self.submit()
         rejected = self.counts().get("rejected", 0) - before
         return FlushReport(
             certified,
             report.confirmed,
-            report.already_stored,
+            report.already_stored + found,
             rejected,
             report.pending,
             report.gas_used,
