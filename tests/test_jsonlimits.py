@@ -76,12 +76,12 @@ _READERS = textwrap.dedent(
     from pathlib import Path
 
     import chainsense.ledger.ca  # imports py_ecc, which raises the recursion limit to 100000
-    from chainsense.cli.ledger import _read_events
     from chainsense.errors import ChainsenseError
     from chainsense.ledger.batch import read_bundle
+    from chainsense.ledger.events_file import read_events
 
     assert sys.getrecursionlimit() >= 100000
-    for reader in (read_bundle, _read_events):
+    for reader in (read_bundle, read_events):
         try:
             reader(Path(sys.argv[1]))
         except ChainsenseError as exc:
@@ -107,4 +107,4 @@ def test_file_readers_refuse_deep_nesting_without_crashing(tmp_path, content: by
     lines = proc.stdout.splitlines()
     assert len(lines) == 2, proc.stdout
     assert lines[0].startswith("read_bundle bundle: ") and "nested deeper than 32" in lines[0]
-    assert lines[1].startswith("_read_events records: ") and "nested deeper than 32" in lines[1]
+    assert lines[1].startswith("read_events records: ") and "nested deeper than 32" in lines[1]

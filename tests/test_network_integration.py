@@ -18,6 +18,7 @@ from chainsense import devnet as nw
 from chainsense.chain.keys import KeyPair
 from chainsense.chain.rpc import RpcChain
 from chainsense.ledger.ca import CertificateAuthority
+from chainsense.ledger.config import connect_network
 from chainsense.ledger.contract import Ledger, deploy_ledger
 from chainsense.ledger.terminal import MobileTerminal
 
@@ -49,7 +50,7 @@ def test_four_nodes_submit_via_follower_kill_a_sealer_lose_nothing(tmp_path: Pat
         st = nw.status(d)
         assert all(s.alive and s.peers == 3 and (s.head or 0) >= 2 for s in st)
 
-        chain, faucet = nw.connect(d, timeout=3.0, cooldown=2.0)
+        chain, faucet = connect_network(d, timeout=3.0, cooldown=2.0)
         # Writes prefer the follower, as in the paper's deployment.
         assert chain._order(write=True)[0].role == "follower"
         ca_key = KeyPair.derive(7, 0, "ca")

@@ -18,6 +18,7 @@ from chainsense.chain.keys import KeyPair
 from chainsense.chain.rpc import RpcChain
 from chainsense.errors import ChainsenseError
 from chainsense.ledger.ca import CertificateAuthority
+from chainsense.ledger.config import connect_network
 from chainsense.ledger.contract import Ledger, deploy_ledger
 from chainsense.ledger.records import Record
 from chainsense.ledger.terminal import MobileTerminal
@@ -57,7 +58,7 @@ def test_restarted_follower_is_avoided_until_it_has_caught_up(tmp_path: Path) ->
     d = tmp_path / "net"
     nw.up(d, nw.NetworkSpec(sealers=1, followers=2, period=1), timeout=120)
     try:
-        chain, faucet = nw.connect(d, timeout=3.0, cooldown=2.0)
+        chain, faucet = connect_network(d, timeout=3.0, cooldown=2.0)
         assert faucet is not None and chain.confirmations == 0  # receipts count at once
         # Deploy race: the contract is used straight away, through whichever node is next.
         ca_key = KeyPair.derive(11, 0, "ca")

@@ -7,18 +7,16 @@ The ledger modules are imported inside each command, not at the top: they load w
 
 from __future__ import annotations
 
-import csv
 import json
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from chainsense import jsonlimits
 from chainsense.errors import ChainsenseError, ConfigError
 
 if TYPE_CHECKING:
@@ -132,37 +130,6 @@ def fund_cmd(
     typer.echo(f"funded {address} with {eth} ETH in block {result.block}")
 
 
-def _read_events(path: Path) -> list[dict[str, float]]:
-    """Collection events from JSON (list of objects) or CSV: poi, slot, reading, x, y."""
-    if not path.is_file():
-        raise ConfigError("records", f"file not found: {path}")
-    fields = ("poi", "slot", "reading", "x", "y")
-    try:
-        if path.suffix == ".csv":
-            with path.open(newline="") as fh:
-                rows: list[Any] = list(csv.DictReader(fh))
-        else:
-            rows = jsonlimits.load_file(path, "records")
-    except (json.JSONDecodeError, csv.Error, UnicodeDecodeError) as exc:
-        raise ConfigError("records", f"cannot parse {path.name}: {exc}") from exc
-    if not isinstance(rows, list):
-        raise ConfigError("records", "must be a list of events")
-    events = []
-    for i, row in enumerate(rows):
-        if not isinstance(row, dict):
-            raise ConfigError(f"records[{i}]", "must be an object")
-        try:
-            events.append({f: float(row[f]) for f in fields})
-        except KeyError as exc:
-            raise ConfigError(f"records[{i}].{exc.args[0]}", "missing") from exc
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"records[{i}]", f"not a number: {exc}") from exc
-        for f in ("poi", "slot"):
-            if not events[-1][f].is_integer():
-                raise ConfigError(f"records[{i}].{f}", "must be an integer")
-    return events
-
-
 @ledger_app.command("submit")
 def submit_cmd(
     records: Path = typer.Argument(  # noqa: B008
@@ -193,11 +160,12 @@ def submit_cmd(
     from chainsense.ledger.ca_client import CAClient
     from chainsense.ledger.contract import Ledger
     from chainsense.ledger.deployment import Deployment, chain_of
+    from chainsense.ledger.events_file import read_events
     from chainsense.ledger.terminal import MobileTerminal
 
     dep = Deployment.read(deployment)
     key = key_option(mt_key, "mt-key")
-    events = _read_events(records)
+    events = read_events(records)
     chain, _ = chain_of(dep)
     ledger = Ledger(chain, dep.contract)
     ca = CAClient(ca_url)

@@ -116,6 +116,7 @@ class LedgerSession:
         self._batches = 0
         # (counted, not read off the highest nonce: a renumbered outbox has gaps in its nonces)
         self._queued_at_open = [t.collected() for t in self.terminals]
+        self._reported = [0] * n_mts  # confirmed records an earlier call already reported
 
     # --- set-up ------------------------------------------------------------------------------
     def _previous(self, identity: dict[str, Any]) -> Ledger | None:
@@ -194,10 +195,12 @@ class LedgerSession:
             if nonce >= self._queued_at_open[e.mt]:  # else a previous attempt queued it
                 self.terminals[e.mt].collect(e.poi, e.slot, e.amount, e.x, e.y)
         confirmed = rejected = gas = txs = 0
-        for t in self.terminals:
+        for m, t in enumerate(self.terminals):
             r = t.flush()
             txs += r.confirmed
-            confirmed += t.counts().get("confirmed", 0)  # also those of an earlier attempt
+            now = t.counts().get("confirmed", 0)  # also those of an attempt before this session
+            confirmed += now - self._reported[m]
+            self._reported[m] = now
             rejected += r.rejected
             gas += r.gas_used
             if progress:
