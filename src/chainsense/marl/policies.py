@@ -54,6 +54,9 @@ class GreedyPolicy:
     later MTs (no two MTs chase the same cluster). The MT heads for its target and, when the
     straight move would hit an obstacle or leave the area, takes the collision-free heading among
     ``headings`` candidates that ends closest to the target.
+
+    Where MTs can recharge, an MT whose energy would not take it to the nearest station (with a
+    margin) heads there instead, and one at a station stays until its battery is 90% full.
     """
 
     fairness_weight: float = struct.field(pytree_node=False, default=1.0)
@@ -89,11 +92,13 @@ class GreedyPolicy:
         _, targets = jax.lax.scan(choose, free0, jnp.arange(p.num_mts))
         goal = state.poi_pos[targets]  # [M,2]
         idle = ~has_data[targets]  # nothing left worth a trip: stay put
+        if p.charging:
+            goal, idle = recharge_goal(state, p, goal, idle)
         way = _waypoints(state.mt_pos, goal, state.obstacles, p)
         to_way = way - state.mt_pos
         length = jnp.minimum(jnp.sqrt(jnp.sum(to_way**2, axis=1)), p.max_move)
         theta0 = jnp.arctan2(to_way[:, 1], to_way[:, 0])
-        theta, free_way = _steer(
+        theta, free_way = steer(
             state.mt_pos, theta0, length, way, state.obstacles, p, self.headings
         )
         length = jnp.where(idle | ~free_way, 0.0, length)
@@ -101,6 +106,26 @@ class GreedyPolicy:
 
 
 _CORNER_MARGIN = 0.05
+_RESERVE = 1.3  # energy kept for the way to a station: 30% over the straight-line cost
+_FULL = 0.9  # an MT at a station charges until this fraction of its battery
+
+
+def recharge_goal(
+    state: WorldState, p: WorldParams, goal: Array, idle: Array
+) -> tuple[Array, Array]:
+    """Where each MT heads when energy matters: the nearest station once its energy would
+    barely take it there, else ``goal``; an MT charging at a station stays until nearly full."""
+    d = state.stations[None, :, :] - state.mt_pos[:, None, :]  # [M,S,2]
+    dist = jnp.sqrt(d[..., 0] ** 2 + d[..., 1] ** 2)
+    nearest = jnp.argmin(dist, axis=1)
+    to_station = jnp.min(dist, axis=1)
+    need = p.move_cost * (_RESERVE * to_station + 2.0 * p.max_move) + 0.05 * p.initial_energy
+    low = state.energy < need
+    there = to_station <= p.charge_radius
+    stay = there & (state.energy < _FULL * p.initial_energy)  # tops up when passing by too
+    go = low & ~there
+    station = state.stations[nearest]
+    return jnp.where(go[:, None], station, goal), jnp.where(go, False, idle | stay)
 
 
 def _waypoints(pos: Array, goal: Array, boxes: Array, params: WorldParams) -> Array:
@@ -142,7 +167,7 @@ def _waypoints(pos: Array, goal: Array, boxes: Array, params: WorldParams) -> Ar
     return jnp.where((direct | ~ok)[:, None], goal, corner)
 
 
-def _steer(
+def steer(
     pos: Array,
     theta0: Array,
     length: Array,

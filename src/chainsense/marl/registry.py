@@ -16,11 +16,16 @@ from pathlib import Path
 from chainsense.errors import ConfigError
 from chainsense.marl.config import Algo, TrainConfig
 from chainsense.marl.evaluate import EvalTable, evaluate
+from chainsense.marl.greedy_local import GreedyLocalPolicy
 from chainsense.marl.learned import load_policy
 from chainsense.marl.policies import GreedyPolicy, Policy, RandomPolicy
 from chainsense.sim.params import WorldParams
 
-BASELINES: dict[str, Callable[[], Policy]] = {"greedy": GreedyPolicy, "random": RandomPolicy}
+BASELINES: dict[str, Callable[[], Policy]] = {
+    "greedy": GreedyPolicy,
+    "greedy-local": GreedyLocalPolicy,
+    "random": RandomPolicy,
+}
 LEARNED: tuple[str, ...] = typing.get_args(Algo)
 #: every policy name, learned fleets first (the order of tables and plots)
 POLICY_NAMES: tuple[str, ...] = (*LEARNED, *BASELINES)
@@ -34,7 +39,7 @@ def check_name(name: str, field: str = "policy") -> str:
 
 
 def baseline(name: str) -> Policy:
-    """A baseline policy by name ('greedy' or 'random')."""
+    """A baseline policy by name (one of :data:`BASELINES`)."""
     if name not in BASELINES:
         raise ConfigError("policy", f"unknown baseline {name!r} (known: {', '.join(BASELINES)})")
     return BASELINES[name]()
@@ -61,9 +66,13 @@ def make_policy(
     return policy.replace(cfg=dataclasses.replace(policy.cfg, eval_noise=eval_noise))
 
 
+#: the paper's comparison: what ``chainsense run`` and ``train`` put a fleet next to
+CLASSIC: tuple[str, ...] = ("greedy", "random")
+
+
 def with_baselines(name: str, policy: Policy) -> list[tuple[str, Policy]]:
-    """``policy`` first, then every baseline of another name: the usual comparison."""
-    return [(name, policy), *((b, baseline(b)) for b in BASELINES if b != name)]
+    """``policy`` first, then the classic baselines of another name: the usual comparison."""
+    return [(name, policy), *((b, baseline(b)) for b in CLASSIC if b != name)]
 
 
 def compare(

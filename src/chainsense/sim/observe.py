@@ -130,6 +130,11 @@ def observe(state: WorldState, params: WorldParams) -> Array:
         padded = jnp.pad(fine, h)
         window = jax.vmap(lambda c: jax.lax.dynamic_slice(padded, (c[1], c[0]), (n, n)))(mc)
     parts.append(window.reshape(m, n * n) / (total_init / (fine_n * fine_n)))
+    if params.charging:  # where the nearest station is: the MT has to know where to go back
+        d = state.stations[None, :, :] - state.mt_pos[:, None, :]  # [M,S,2]
+        nearest = jnp.argmin(d[..., 0] ** 2 + d[..., 1] ** 2, axis=1)
+        offset = jnp.take_along_axis(d, nearest[:, None, None], axis=1)[:, 0] / size
+        parts.append(jnp.clip(offset, -1.0, 1.0))
     return jnp.concatenate(parts, axis=1)
 
 

@@ -267,7 +267,34 @@ class WorldParams:
 
 
 PRESETS: dict[str, WorldParams] = {
+    # the paper's world (16 x 16, 256 PoIs, 16 obstacles, 2 MTs, 500 slots): its figures are the
+    # reproduction, keep it as it is
     "paper": WorldParams(),
+    # the paper's map with a budget that binds: the 256 PoIs hold 128 units of data on average
+    # and sensing costs 1 per unit, so 2 x 38 energy collects at most ~60% of it even with no
+    # travel; every unit spent moving is a unit not collected
+    "energy": WorldParams(initial_energy=38.0),
+    # small batteries (25: a quarter of the data one MT could sense) and 3 stations that give
+    # 2.5 per slot: MTs must plan when to go back (a full charge takes 10 slots), as in the
+    # authors' group's follow-up work on energy-efficient distributed crowdsensing
+    "charging": WorldParams(
+        initial_energy=25.0, num_stations=3, charge_radius=0.5, charge_rate=2.5
+    ),
+    # continuous IIoT sensing: every PoI generates U[0, 0.008] per slot (0.004 on average, ~1
+    # unit per slot over the map, about what two MTs can collect) into a buffer of 1 unit, so
+    # a PoI left alone for 125-250 slots overflows and loses data; which PoIs to revisit when
+    # decides how much is lost and how old the collected data is
+    "dynamic": WorldParams(data_rate=0.004, buffer_capacity=1.0, initial_energy=500.0),
+    # four times the area and PoIs, 8 MTs, 1,000 slots: coordination at fleet scale
+    "large": WorldParams(
+        width=32.0,
+        height=32.0,
+        num_pois=1024,
+        num_obstacles=64,
+        num_mts=8,
+        num_slots=1000,
+        initial_energy=150.0,
+    ),
     "small": WorldParams(
         width=8.0,
         height=8.0,
@@ -298,11 +325,13 @@ def obs_dim(params: WorldParams) -> int:
 
     paper: (x, y, e). rich: (x, y, e, time left), the other MTs' offsets (2 per MT), a global
     ``obs_grid``^2 map of remaining data and a ``local_grid``^2 window of the fine map
-    (``obs_grid * fine_factor`` cells per side) centred on the MT's fine cell.
+    (``obs_grid * fine_factor`` cells per side) centred on the MT's fine cell; where MTs can
+    recharge, last, the offset to the nearest station (2).
     """
     if params.observation == "paper":
         return 3
-    return 4 + 2 * (params.num_mts - 1) + params.obs_grid**2 + params.local_grid**2
+    station = 2 if params.charging else 0
+    return 4 + 2 * (params.num_mts - 1) + params.obs_grid**2 + params.local_grid**2 + station
 
 
 def state_dim(params: WorldParams) -> int:

@@ -49,6 +49,8 @@ class CrowdsensingParallelEnv(ParallelEnv):  # type: ignore[misc]
             high[3] = 1.0
             m2 = 2 * (params.num_mts - 1)
             low[4 : 4 + m2], high[4 : 4 + m2] = -1.0, 1.0
+        if params.observation == "rich" and params.charging:  # offset to the nearest station
+            low[-2:], high[-2:] = -1.0, 1.0
         self._obs_space = spaces.Box(low, high, dtype=np.float32)
         self._act_space = spaces.Box(
             np.zeros(2, np.float32),
