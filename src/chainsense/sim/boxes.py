@@ -13,7 +13,8 @@ rectangles (extend right along the row, then down while the whole span stays kep
 * the boxes cover the polygon (every point of it lies in a kept cell or on its edge);
 * every point of the boxes lies within ``tolerance`` of the polygon (Hausdorff distance);
 * polygons whose edges are all axis-aligned (rectangles, L-shapes, courtyards) are covered
-  exactly, with no added area, because their edges lie on grid lines.
+  exactly, with no added area, because their edges lie on grid lines; their grid is not
+  subdivided at all (its cells are already exact), so any tolerance costs them nothing.
 """
 
 from __future__ import annotations
@@ -44,15 +45,18 @@ def _grid_lines(lo: float, hi: float, coords: np.ndarray, step: float) -> np.nda
     return np.concatenate(parts)
 
 
-def _axis_edge_coords(part: BaseGeometry) -> tuple[np.ndarray, np.ndarray]:
-    """x of the vertical edges and y of the horizontal edges of every ring of ``part``."""
-    xs, ys = [], []
+def _axis_edge_coords(part: BaseGeometry) -> tuple[np.ndarray, np.ndarray, bool]:
+    """x of the vertical edges, y of the horizontal edges of every ring of ``part``, and
+    whether every edge is one of them (a rectilinear polygon)."""
+    xs, ys, rectilinear = [], [], True
     for ring in [part.exterior, *part.interiors]:
         c = np.asarray(ring.coords)
         a, b = c[:-1], c[1:]
-        xs.append(a[a[:, 0] == b[:, 0], 0])
-        ys.append(a[a[:, 1] == b[:, 1], 1])
-    return np.concatenate(xs), np.concatenate(ys)
+        vertical, horizontal = a[:, 0] == b[:, 0], a[:, 1] == b[:, 1]
+        rectilinear &= bool(np.all(vertical | horizontal))
+        xs.append(a[vertical, 0])
+        ys.append(a[horizontal, 1])
+    return np.concatenate(xs), np.concatenate(ys), rectilinear
 
 
 def _merge(mask: np.ndarray) -> list[tuple[int, int, int, int]]:
@@ -93,9 +97,10 @@ def cover_with_boxes(geom: BaseGeometry, tolerance: float, field: str) -> np.nda
         if part.is_empty or part.area <= 0:
             continue
         x0, y0, x1, y1 = part.bounds
-        edge_x, edge_y = _axis_edge_coords(part)
-        xs = _grid_lines(x0, x1, edge_x, step)
-        ys = _grid_lines(y0, y1, edge_y, step)
+        edge_x, edge_y, rectilinear = _axis_edge_coords(part)
+        cut = math.inf if rectilinear else step
+        xs = _grid_lines(x0, x1, edge_x, cut)
+        ys = _grid_lines(y0, y1, edge_y, cut)
         cells = (len(xs) - 1) * (len(ys) - 1)
         if cells > MAX_CELLS:
             raise ConfigError(
