@@ -17,6 +17,8 @@ from chainsense.sim.params import WorldParams, load_world_params
 
 if TYPE_CHECKING:
     from chainsense.marl.evaluate import EvalTable
+    from chainsense.sim.params import WorldParams
+    from chainsense.sim.sites import Site
 
 _console = Console()
 
@@ -40,6 +42,27 @@ def _check_run_args(episodes: int, seed: int) -> None:
         raise ConfigError("episodes", f"must be in [1, 100000], got {episodes}")
     if not 0 <= seed < 2**31:
         raise ConfigError("seed", f"must be in [0, 2^31), got {seed}")
+
+
+def _load_site(map_file: Path | None, params: WorldParams) -> Site | None:
+    """The site in ``--map FILE`` over the preset's parameters (None without ``--map``)."""
+    if map_file is None:
+        return None
+    # imported here, not at the top: sim.sites loads JAX and shapely; `--help` must not pay
+    from chainsense.sim.sites import load_site
+
+    site = load_site(map_file, params)
+    p = site.params
+    _console.print(
+        f"site {map_file.name}: {p.width:.4g} x {p.height:.4g} world ({site.scale:.4g} per site "
+        f"unit), {p.num_pois} PoIs, {len(site.polygons)} obstacles as {p.num_obstacles} boxes "
+        f"(tolerance {site.tolerance:g}, {site.added_area:.3g} extra area), "
+        f"{len(site.stations)} stations"
+    )
+    return site
+
+
+_MAP_HELP = "A real site: GeoJSON, or a CSV of PoIs (see docs/world.md, Site maps)."
 
 
 def _progress() -> Progress:
@@ -73,6 +96,7 @@ def evaluate_cmd(
         "--eval-noise",
         help="Action noise std of a learned fleet (default: the checkpoint's; 0: deterministic).",
     ),
+    map_file: Path | None = typer.Option(None, "--map", help=_MAP_HELP),  # noqa: B008
 ) -> None:
     """Run N seeded episodes per policy; print mean +- std of every metric, write CSV/JSON/PNG."""
     # imported here, not at the top: `chainsense --help` must not pay for JAX
@@ -81,6 +105,8 @@ def evaluate_cmd(
 
     _check_run_args(episodes, seed)
     params = load_world_params(preset_name, config)
+    site = _load_site(map_file, params)
+    params = site.params if site else params
     policies = [(n, registry.make_policy(n, checkpoint, params, eval_noise)) for n in policy]
     with _progress() as bar:
         task = bar.add_task(f"{episodes} episodes x {len(policies)} policies", total=len(policies))
@@ -91,11 +117,13 @@ def evaluate_cmd(
             description = f"evaluating {name} ({episodes} episodes, batched)"
             bar.update(task, completed=next(finished), description=description)
 
-        tables = registry.compare(policies, params, range(seed, seed + episodes), on_policy)
+        seeds = range(seed, seed + episodes)
+        world_map = site.map if site else None
+        tables = registry.compare(policies, params, seeds, on_policy, world_map)
         bar.update(task, completed=len(policies))
     files = write_table(tables, out)
-    title = f"{preset_name} world, {episodes} episodes (mean +- std)"
-    _console.print(metric_table(tables, title, params))
+    where = f"{map_file.name} on {preset_name}" if map_file else f"{preset_name} world"
+    _console.print(metric_table(tables, f"{where}, {episodes} episodes (mean +- std)", params))
     _console.print("wrote " + ", ".join(str(f) for f in files))
 
 
@@ -115,6 +143,7 @@ def render_cmd(
     checkpoint: Path | None = typer.Option(  # noqa: B008
         None, "--checkpoint", help="Saved fleet for --policy maddpg / iddpg (chainsense train)."
     ),
+    map_file: Path | None = typer.Option(None, "--map", help=_MAP_HELP),  # noqa: B008
 ) -> None:
     """Play one episode; write map.png, heat.png (visits), episode.gif and events.csv."""
     # imported here, not at the top: `chainsense --help` must not pay for JAX and matplotlib
@@ -130,23 +159,28 @@ def render_cmd(
     if not 2 <= frames <= 2000:
         raise ConfigError("frames", f"must be in [2, 2000], got {frames}")
     params = load_world_params(preset_name, config)
+    site = _load_site(map_file, params)
+    params = site.params if site else params
     pol = registry.make_policy(policy, checkpoint, params)
     out.mkdir(parents=True, exist_ok=True)
     with _progress() as bar:
         task = bar.add_task("playing the episode", total=3 if gif else 2)
-        result = rollout(pol, params, jax.random.PRNGKey(seed), record=True)
+        key = jax.random.PRNGKey(seed)
+        result = rollout(pol, params, key, record=True, world_map=site.map if site else None)
         bar.update(task, advance=1, description="drawing the map")
         title = f"{policy}: collected {result.metrics['data_collection_ratio']:.1%}, " + (
             f"fairness {result.metrics['fairness']:.2f}"
         )
+        final, trace = result.final_state, result.positions
         written = [
-            plot_map(result.final_state, params, out / "map.png", result.positions, title=title),
-            plot_map(result.final_state, params, out / "heat.png", result.positions, heat=True),
+            plot_map(final, params, out / "map.png", trace, title=title, site=site),
+            plot_map(final, params, out / "heat.png", trace, heat=True, site=site),
         ]
         bar.advance(task)
         if gif:
             bar.update(task, description="animating the episode")
-            written.append(animate_episode(result, params, out / "episode.gif", fps, frames))
+            gif_path = out / "episode.gif"
+            written.append(animate_episode(result, params, gif_path, fps, frames, site=site))
             bar.advance(task)
     events = out / "events.csv"
     with events.open("w", newline="", encoding="utf-8") as fh:
@@ -156,7 +190,8 @@ def render_cmd(
             w.writerow([e.slot, e.mt, e.poi, f"{e.amount:.6g}", f"{e.x:.4f}", f"{e.y:.4f}"])
     written.append(events)
     metrics = ", ".join(f"{k}={v:.4g}" for k, v in result.metrics.items())
-    _console.print(f"{policy} on {preset_name} (seed {seed}): {metrics}")
+    where = f"{map_file.name} on {preset_name}" if map_file else preset_name
+    _console.print(f"{policy} on {where} (seed {seed}): {metrics}")
     _console.print("wrote " + ", ".join(str(f) for f in written))
 
 

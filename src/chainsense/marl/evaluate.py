@@ -3,7 +3,8 @@
 A rollout is one ``lax.scan`` over the ``num_slots`` slots inside ``jit``; evaluation ``vmap``s
 it over the episode seeds, so N episodes cost one compiled call. Episode ``seed`` uses
 ``PRNGKey(seed)``: the reset key is ``fold_in(key, 0)``, slot t's keys come from
-``fold_in(key, t + 1)``.
+``fold_in(key, t + 1)``. With a ``world_map`` (a loaded site, ``sim.sites``) every episode starts
+on that fixed map instead of one drawn from the reset key; the seeds still drive the policy.
 """
 
 from __future__ import annotations
@@ -25,10 +26,14 @@ from matplotlib.figure import Figure
 from chainsense.errors import ConfigError
 from chainsense.marl.policies import Policy
 from chainsense.sim.events import CollectionEvent, collection_events
+from chainsense.sim.maps import MapArrays, WorldMap
 from chainsense.sim.metrics import ALL_METRICS, PAPER_METRICS, episode_metrics
 from chainsense.sim.params import WorldParams
 from chainsense.sim.state import WorldState
-from chainsense.sim.world import reset, step
+from chainsense.sim.world import reset, reset_with_map, step
+
+FixedMap = MapArrays | None
+"""The arrays of a fixed map, or None: a map drawn from each reset key."""
 
 
 @dataclass
@@ -43,10 +48,26 @@ class Rollout:
     data_history: np.ndarray | None = None  # [T+1, K] remaining data per PoI
 
 
+def _fixed(world_map: WorldMap | None) -> FixedMap:
+    if world_map is None:
+        return None
+    return MapArrays(
+        *(
+            jnp.asarray(a, jnp.float32)
+            for a in (world_map.poi_pos, world_map.poi_data, world_map.obstacles)
+        ),
+        jnp.asarray(world_map.stations, jnp.float32).reshape(-1, 2),
+        jnp.asarray(world_map.poi_rate, jnp.float32).reshape(-1),
+    )
+
+
 def _episode(
-    policy: Policy, key: Array, params: WorldParams, record: bool
+    policy: Policy, key: Array, params: WorldParams, record: bool, fixed: FixedMap = None
 ) -> tuple[WorldState, dict[str, Array], Any]:
-    state, obs = reset(jax.random.fold_in(key, 0), params)
+    if fixed is None:
+        state, obs = reset(jax.random.fold_in(key, 0), params)
+    else:
+        state, obs = reset_with_map(WorldMap(*fixed), params)  # type: ignore[arg-type]
 
     def body(carry: tuple[WorldState, Array], t: Array) -> tuple[tuple[WorldState, Array], Any]:
         s, o = carry
@@ -66,26 +87,37 @@ def _episode(
 
 
 @partial(jax.jit, static_argnames=("params", "record"))
-def _rollout_jit(policy: Policy, key: Array, params: WorldParams, record: bool) -> Any:
-    return _episode(policy, key, params, record)
+def _rollout_jit(
+    policy: Policy, key: Array, params: WorldParams, record: bool, fixed: FixedMap = None
+) -> Any:
+    return _episode(policy, key, params, record, fixed)
 
 
 @partial(jax.jit, static_argnames=("params",))
-def _batch_jit(policy: Policy, keys: Array, params: WorldParams) -> Any:
+def _batch_jit(policy: Policy, keys: Array, params: WorldParams, fixed: FixedMap = None) -> Any:
     # Blocks of up to 128 episodes are vmapped and scanned through all slots while their state
     # stays in cache (lax.map with batch_size): about twice the throughput of one wide vmap.
     # Only the metrics come back: lax.map cannot batch a state whose scenario arrays have size 0.
     block = min(keys.shape[0], 128)
-    return jax.lax.map(lambda k: _episode(policy, k, params, False)[1], keys, batch_size=block)
+    return jax.lax.map(
+        lambda k: _episode(policy, k, params, False, fixed)[1], keys, batch_size=block
+    )
 
 
-def rollout(policy: Policy, params: WorldParams, key: Array, record: bool = False) -> Rollout:
-    """Play one episode of ``params.num_slots`` slots with ``policy`` from ``key``.
+def rollout(
+    policy: Policy,
+    params: WorldParams,
+    key: Array,
+    record: bool = False,
+    world_map: WorldMap | None = None,
+) -> Rollout:
+    """Play one episode of ``params.num_slots`` slots with ``policy`` from ``key`` (on
+    ``world_map`` when given, else on the map drawn from ``key`` or ``params.map_seed``).
 
     With ``record``, also return MT positions [T+1,M,2], rewards [T,M], remaining data per slot and
     every collection event (slot, MT, PoI, amount, MT position after the move).
     """
-    final, metrics, trace = _rollout_jit(policy, key, params, record)
+    final, metrics, trace = _rollout_jit(policy, key, params, record, _fixed(world_map))
     result = Rollout(final, {k: float(v) for k, v in metrics.items()})
     if record:
         pos, rewards, per_poi, data = (np.asarray(x) for x in trace)
@@ -114,14 +146,19 @@ class EvalTable:
 
 
 def evaluate(
-    policy: Policy, params: WorldParams, seeds: Sequence[int], name: str = "policy"
+    policy: Policy,
+    params: WorldParams,
+    seeds: Sequence[int],
+    name: str = "policy",
+    world_map: WorldMap | None = None,
 ) -> EvalTable:
-    """Run one episode per seed (batched: vmap over seeds) and tabulate every metric."""
+    """Run one episode per seed (batched: vmap over seeds) and tabulate every metric; every
+    episode on ``world_map`` when given."""
     seeds = tuple(int(s) for s in seeds)
     if not seeds:
         raise ConfigError("episodes", "need at least one episode")
     keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
-    metrics = _batch_jit(policy, keys, params)
+    metrics = _batch_jit(policy, keys, params, _fixed(world_map))
     per = {k: np.asarray(metrics[k], dtype=np.float64) for k in ALL_METRICS}
     return EvalTable(name, seeds, per)
 

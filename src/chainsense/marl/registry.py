@@ -19,6 +19,7 @@ from chainsense.marl.evaluate import EvalTable, evaluate
 from chainsense.marl.greedy_local import GreedyLocalPolicy
 from chainsense.marl.learned import load_policy
 from chainsense.marl.policies import GreedyPolicy, Policy, RandomPolicy
+from chainsense.sim.maps import WorldMap
 from chainsense.sim.params import WorldParams
 
 BASELINES: dict[str, Callable[[], Policy]] = {
@@ -80,13 +81,15 @@ def compare(
     params: WorldParams,
     seeds: Iterable[int],
     on_policy: Callable[[str], None] | None = None,
+    world_map: WorldMap | None = None,
 ) -> list[EvalTable]:
     """Evaluate every ``(name, policy)`` on the same seeded episodes; one table each, in order.
-    ``on_policy(name)`` is called before each (for progress bars)."""
+    ``on_policy(name)`` is called before each (for progress bars); ``world_map``: a fixed map
+    for every episode (a loaded site)."""
     seeds = list(seeds)
     tables = []
     for name, policy in contenders:
         if on_policy is not None:
             on_policy(name)
-        tables.append(evaluate(policy, params, seeds, name))
+        tables.append(evaluate(policy, params, seeds, name, world_map))
     return tables

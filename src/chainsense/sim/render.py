@@ -1,7 +1,9 @@
 """Pictures of the world: a map PNG and an animated GIF of a recorded episode (matplotlib, Agg).
 
 Trajectories come from ``marl.evaluate.rollout(..., record=True)``, which records MT positions
-[T+1,M,2] and the remaining data of every PoI per slot.
+[T+1,M,2] and the remaining data of every PoI per slot. A real site (``sim.sites.Site``) passed as
+``site`` adds its original obstacle outlines over the boxes they were decomposed into, its
+charging stations and the start point.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.animation import FuncAnimation, PillowWriter
 from matplotlib.axes import Axes
+from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
 from chainsense.errors import ConfigError
@@ -30,6 +33,38 @@ def _draw_static(ax: Axes, state: WorldState, params: WorldParams) -> None:
     for x0, y0, x1, y1 in np.asarray(state.obstacles).reshape(-1, 4):
         if x1 > x0 and y1 > y0 and x1 > 0:
             ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, color="0.35", zorder=2))
+
+
+class SiteDrawing(Protocol):
+    """What a picture needs of a real site (``sim.sites.Site`` is one); world units."""
+
+    @property
+    def outlines(self) -> tuple[np.ndarray, ...]:
+        """Closed rings [N,2] of the original obstacles."""
+        ...
+
+    @property
+    def stations(self) -> np.ndarray:
+        """Charging stations [S,2]."""
+        ...
+
+    @property
+    def start(self) -> tuple[float, float]:
+        """Where the MTs start."""
+        ...
+
+
+def _draw_site(ax: Axes, site: SiteDrawing) -> None:
+    """Outlines of the real obstacles over their boxes, stations and start, with legend labels."""
+    ax.add_patch(Rectangle((0, 0), 0, 0, color="0.35", label="obstacle boxes"))
+    for n, ring in enumerate(site.outlines):
+        label = "real outline" if n == 0 else None
+        ax.plot(ring[:, 0], ring[:, 1], "-", color="crimson", lw=0.9, zorder=2.5, label=label)
+    st = np.asarray(site.stations).reshape(-1, 2)
+    if len(st):
+        ax.plot(st[:, 0], st[:, 1], "P", color="green", ms=9, mec="black", zorder=6)
+        ax.add_line(Line2D([], [], ls="", marker="P", color="green", mec="black", label="station"))
+    ax.plot(*site.start, "^", color="gold", ms=10, mec="black", zorder=6, label="start")
 
 
 def _draw_heat(ax: Axes, state: WorldState, params: WorldParams, cells: int = 16) -> None:
@@ -60,11 +95,13 @@ def plot_map(
     positions: np.ndarray | None = None,
     heat: bool = False,
     title: str | None = None,
+    site: SiteDrawing | None = None,
 ) -> Path:
     """Save a PNG: PoIs shaded by remaining data, obstacles, MT trajectories, optional visit heat.
 
     ``positions`` [T+1,M,2] draws each MT's path (start marked o, end marked *); ``heat`` adds a
-    heat map of the visit counts h(k) summed over a 16 x 16 grid.
+    heat map of the visit counts h(k) summed over a 16 x 16 grid; ``site`` draws a real site's
+    obstacle outlines over their boxes, its stations and the start.
     """
     if positions is not None and np.asarray(positions).ndim != 3:
         raise ConfigError(
@@ -72,6 +109,8 @@ def plot_map(
         )
     fig, ax = plt.subplots(figsize=(6.4, 6.0))
     _draw_static(ax, state, params)
+    if site is not None:
+        _draw_site(ax, site)
     if heat:
         _draw_heat(ax, state, params)
     pos = np.asarray(state.poi_pos)
@@ -97,6 +136,9 @@ def plot_map(
             )
             ax.plot(*traj[0, m], "o", color=color, zorder=5)
             ax.plot(*traj[-1, m], "*", color=color, ms=12, zorder=5)
+    if site is not None:  # a site's map is full: the legend goes below it
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=4, fontsize=8)
+    elif positions is not None:
         ax.legend(loc="upper right", fontsize=8)
     ax.set_title(title or f"t = {int(state.t)}")
     fig.tight_layout()
@@ -120,8 +162,10 @@ def animate_episode(
     path: str | Path,
     fps: int = 10,
     max_frames: int = 120,
+    site: SiteDrawing | None = None,
 ) -> Path:
-    """Save a GIF of a recorded rollout (``positions`` and ``data_history`` must be present)."""
+    """Save a GIF of a recorded rollout (``positions`` and ``data_history`` must be present);
+    ``site`` adds a real site's outlines, stations and start."""
     if rollout.positions is None or rollout.data_history is None:
         raise ConfigError("rollout", "record the rollout (record=True) before animating it")
     if fps < 1:
@@ -134,6 +178,8 @@ def animate_episode(
     frames = np.unique(np.linspace(0, last, min(max_frames, last + 1)).round().astype(int))
     fig, ax = plt.subplots(figsize=(5.2, 5.2))
     _draw_static(ax, state, params)
+    if site is not None:
+        _draw_site(ax, site)
     pos = np.asarray(state.poi_pos)
     sc = ax.scatter(pos[:, 0], pos[:, 1], c=data[0], cmap="Blues", vmin=0, vmax=1, s=12, zorder=3)
     lines = [
