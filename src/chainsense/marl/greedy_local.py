@@ -78,8 +78,9 @@ class GreedyLocalPolicy:
         dxy = jnp.stack([jnp.arange(n * n) % n, jnp.arange(n * n) // n], axis=1) - n // 2
         near_centres = (mc[:, None, :] + dxy[None].astype(jnp.float32) + 0.5) * cell  # [M,n*n,2]
         far_centres = jnp.broadcast_to(_cell_centres(g, size), (m, g * g, 2))
-        # a fine cell holds 1 / fine_factor^2 of a coarse cell's area: same units per area
-        values = jnp.concatenate([window / p.fine_factor**2, coarse / 1.0], axis=1)
+        # both maps are normalised to data per area (a cell's data over its share of the area),
+        # so a fine cell near the MT and a coarse one far away compare as they are
+        values = jnp.concatenate([window, coarse], axis=1)
         centres = jnp.concatenate([near_centres, far_centres], axis=1)  # [M,N,2]
         inside = jnp.all((centres >= 0) & (centres <= size), axis=-1)
         dist = jnp.sqrt(jnp.sum((centres - pos[:, None, :]) ** 2, axis=-1))

@@ -119,7 +119,10 @@ def recharge_goal(
     dist = jnp.sqrt(d[..., 0] ** 2 + d[..., 1] ** 2)
     nearest = jnp.argmin(dist, axis=1)
     to_station = jnp.min(dist, axis=1)
-    need = p.move_cost * (_RESERVE * to_station + 2.0 * p.max_move) + 0.05 * p.initial_energy
+    # sensing is automatic and costs far more than moving: keep enough for about two PoI quotas
+    # sensed per unit of the way back, or an MT drains its battery on the way and is stranded
+    per_unit = p.move_cost + 2.0 * p.collect_fraction * p.sense_cost / p.max_move
+    need = per_unit * (_RESERVE * to_station + 2.0 * p.max_move) + 0.05 * p.initial_energy
     low = state.energy < need
     there = to_station <= p.charge_radius
     stay = there & (state.energy < _FULL * p.initial_energy)  # tops up when passing by too

@@ -127,6 +127,8 @@ def generate_map(key: Array, params: WorldParams) -> MapArrays:
         boxes = jnp.zeros((0, 4), jnp.float32)
     pos = _generate_points(k_poi, boxes, params, params.num_pois)
     data = jax.random.uniform(k_data, (params.num_pois,), jnp.float32)
+    if params.dynamic and params.buffer_capacity < 1.0:  # a buffer never starts over-full
+        data = data * params.buffer_capacity
     k_station, k_rate = jax.random.split(jax.random.fold_in(key, 7))
     if params.num_stations:
         stations = _generate_points(k_station, boxes, params, params.num_stations)
@@ -217,6 +219,10 @@ def _validate_scenario_parts(
     want = params.num_pois if params.dynamic else 0
     if rates.size == 0 and want:  # a map saved without rates: none of its PoIs generate data
         rates = np.zeros((want,), np.float32)
+    if params.dynamic and np.any(world_map.poi_data > params.buffer_capacity):
+        raise ConfigError(
+            "map.poi_data", f"must not exceed buffer_capacity ({params.buffer_capacity:g})"
+        )
     if rates.shape != (want,):
         raise ConfigError("map.poi_rate", f"must have shape ({want},), got {rates.shape}")
     if not np.all(np.isfinite(rates)) or np.any(rates < 0):

@@ -19,7 +19,7 @@ import numpy as np
 from matplotlib.animation import FuncAnimation, PillowWriter
 from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
-from matplotlib.patches import Rectangle
+from matplotlib.patches import Circle, Rectangle
 
 from chainsense.errors import ConfigError
 from chainsense.sim.params import WorldParams
@@ -33,6 +33,9 @@ def _draw_static(ax: Axes, state: WorldState, params: WorldParams) -> None:
     for x0, y0, x1, y1 in np.asarray(state.obstacles).reshape(-1, 4):
         if x1 > x0 and y1 > y0 and x1 > 0:
             ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, color="0.35", zorder=2))
+    for x, y in np.asarray(state.stations).reshape(-1, 2):  # charging stations and their reach
+        ax.add_patch(Circle((x, y), params.charge_radius, color="tab:green", alpha=0.25, zorder=2))
+        ax.plot(x, y, marker="P", color="tab:green", markersize=9, zorder=4)
 
 
 class SiteDrawing(Protocol):
