@@ -9,8 +9,8 @@
         Batch mode: a submitter anchors the Merkle root of many CA-certified records with the
         CA's signature over (root, size, submitter); inclusion proofs are checked by
         `verify_inclusion` / `verify_record` (sorted-pair keccak tree, leaf = keccak(digest)).
-        No loop is unbounded (proofs <= 32 levels, pages <= 100 entries) and nothing depends on
-        block timestamps. No function makes an external call.
+        No loop is unbounded (proofs <= 32 levels, pages <= 100 entries, slot counts <= 1024
+        slots) and nothing depends on block timestamps. No function makes an external call.
         Compiled for the Paris EVM (no PUSH0) so the same bytecode runs on geth 1.13 Clique
         networks (London rules), anvil and the embedded py-evm chain.
 """
@@ -77,6 +77,7 @@ VERSION_HASH: constant(bytes32) = keccak256("1")
 HALF_N: constant(uint256) = 57896044618658097711785492504343953926418782139537452191302581570759080747168
 MAX_PROOF: constant(uint256) = 32
 MAX_PAGE: constant(uint256) = 100
+MAX_SLOT_COUNTS: constant(uint256) = 1024
 
 admin: public(address)
 ca: public(address)
@@ -291,6 +292,22 @@ def records_of_slot(slot: uint32, start: uint256, count: uint256) -> DynArray[St
         if i >= count or start + i >= total:
             break
         out.append(self._load(self._by_slot[slot][start + i]))
+    return out
+
+
+@view
+@external
+def slot_counts(first: uint32, count: uint256) -> DynArray[uint256, MAX_SLOT_COUNTS]:
+    """
+    @notice Record counts of slots first, first+1, ... (at most `count`, at most 1024, never
+            past slot 2^32 - 1), so that a slot-range query makes one call per 1024 slots and
+            page calls only for slots that hold records.
+    """
+    out: DynArray[uint256, MAX_SLOT_COUNTS] = []
+    start: uint256 = convert(first, uint256)
+    end: uint256 = min(start + min(count, MAX_SLOT_COUNTS), convert(max_value(uint32), uint256) + 1)
+    for slot: uint256 in range(start, end, bound=MAX_SLOT_COUNTS):
+        out.append(self.slot_record_count[convert(slot, uint32)])
     return out
 
 
