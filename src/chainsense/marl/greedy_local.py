@@ -88,7 +88,13 @@ class GreedyLocalPolicy:
         d_other = jnp.sqrt(
             jnp.sum((centres[:, :, None, :] - others[:, None, :, :]) ** 2, axis=-1)
         )  # [M,N,M-1]
-        contested = jnp.any(d_other < dist[..., None], axis=-1) if m > 1 else False
+        # another MT nearer to a cell will probably take it; at equal distance (MTs start
+        # together) the one listed first in the observation, i.e. of a lower index, does
+        earlier = jnp.arange(m - 1)[None, :] < jnp.arange(m)[:, None]  # [M,M-1]
+        nearer = (d_other < dist[..., None]) | (
+            (d_other <= dist[..., None] + 1e-6) & earlier[:, None, :]
+        )
+        contested = jnp.any(nearer, axis=-1) if m > 1 else False
         slots = jnp.ceil(jnp.maximum(dist - p.max_move, 0.0) / p.max_move)
         score = values * jnp.where(contested, 0.5, 1.0) / (1.0 + slots)
         score = jnp.where(inside & (values > 0), score, -1.0)

@@ -286,7 +286,8 @@ PRESETS: dict[str, WorldParams] = {
     # a PoI left alone for 125-250 slots overflows and loses data; which PoIs to revisit when
     # decides how much is lost and how old the collected data is
     "dynamic": WorldParams(data_rate=0.004, buffer_capacity=1.0, initial_energy=500.0),
-    # four times the area and PoIs, 8 MTs, 1,000 slots: coordination at fleet scale
+    # four times the area and PoIs, 8 MTs, 1,000 slots: coordination at fleet scale, with
+    # budgets that bind (8 x 40 energy senses at most ~60% of the 512 units of data)
     "large": WorldParams(
         width=32.0,
         height=32.0,
@@ -294,7 +295,7 @@ PRESETS: dict[str, WorldParams] = {
         num_obstacles=64,
         num_mts=8,
         num_slots=1000,
-        initial_energy=150.0,
+        initial_energy=40.0,
     ),
     "small": WorldParams(
         width=8.0,
