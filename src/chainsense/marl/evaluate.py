@@ -3,7 +3,8 @@
 A rollout is one ``lax.scan`` over the ``num_slots`` slots inside ``jit``; evaluation ``vmap``s
 it over the episode seeds, so N episodes cost one compiled call. Episode ``seed`` uses
 ``PRNGKey(seed)``: the reset key is ``fold_in(key, 0)``, slot t's keys come from
-``fold_in(key, t + 1)``.
+``fold_in(key, t + 1)``. A ``PlanningPolicy`` (host-side planner) is played instead in chunks
+between plans, one episode after another (``marl.replanning``), with the same results' shapes.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from jax import Array
 from matplotlib.figure import Figure
 
 from chainsense.errors import ConfigError
-from chainsense.marl.policies import Policy
+from chainsense.marl.policies import PlanningPolicy, Policy
+from chainsense.marl.replanning import planned_episode
 from chainsense.sim.events import CollectionEvent, collection_events
 from chainsense.sim.metrics import METRIC_NAMES, PAPER_METRICS, episode_metrics
 from chainsense.sim.params import WorldParams
@@ -77,13 +79,18 @@ def _batch_jit(policy: Policy, keys: Array, params: WorldParams) -> Any:
     return jax.lax.map(lambda k: _episode(policy, k, params, False)[:2], keys, batch_size=block)
 
 
-def rollout(policy: Policy, params: WorldParams, key: Array, record: bool = False) -> Rollout:
+def rollout(
+    policy: Policy | PlanningPolicy, params: WorldParams, key: Array, record: bool = False
+) -> Rollout:
     """Play one episode of ``params.num_slots`` slots with ``policy`` from ``key``.
 
     With ``record``, also return MT positions [T+1,M,2], rewards [T,M], remaining data per slot and
     every collection event (slot, MT, PoI, amount, MT position after the move).
     """
-    final, metrics, trace = _rollout_jit(policy, key, params, record)
+    if isinstance(policy, PlanningPolicy):
+        final, metrics, trace = planned_episode(policy, key, params, record)
+    else:
+        final, metrics, trace = _rollout_jit(policy, key, params, record)
     result = Rollout(final, {k: float(v) for k, v in metrics.items()})
     if record:
         pos, rewards, per_poi, data = (np.asarray(x) for x in trace)
@@ -112,12 +119,17 @@ class EvalTable:
 
 
 def evaluate(
-    policy: Policy, params: WorldParams, seeds: Sequence[int], name: str = "policy"
+    policy: Policy | PlanningPolicy, params: WorldParams, seeds: Sequence[int], name: str = "policy"
 ) -> EvalTable:
-    """Run one episode per seed (batched: vmap over seeds) and tabulate every metric."""
+    """Run one episode per seed (batched: vmap over seeds; a planner: one after another) and
+    tabulate every metric."""
     seeds = tuple(int(s) for s in seeds)
     if not seeds:
         raise ConfigError("episodes", "need at least one episode")
+    if isinstance(policy, PlanningPolicy):
+        runs = [rollout(policy, params, jax.random.PRNGKey(s)).metrics for s in seeds]
+        per = {k: np.array([r[k] for r in runs], np.float64) for k in METRIC_NAMES}
+        return EvalTable(name, seeds, per)
     keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
     _, metrics = _batch_jit(policy, keys, params)
     per = {k: np.asarray(metrics[k], dtype=np.float64) for k in METRIC_NAMES}
