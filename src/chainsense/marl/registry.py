@@ -1,11 +1,11 @@
 """Every policy by name, and the one way to compare several on the same episodes.
 
 Baselines are built from their name; learned fleets (one per training algorithm of
-``marl.config``) are loaded from a checkpoint. The ``planner`` (``marl.planner``) plans on the host
-and takes seconds per episode, so it is a baseline by name (``PLANNERS``) but not one of the
-``BASELINES`` that every comparison (``with_baselines``, the reproduce sweeps) adds. ``chainsense run``, ``evaluate``, ``train`` and
+``marl.config``) are loaded from a checkpoint. ``chainsense run``, ``evaluate``, ``train`` and
 the reproduce sweeps all pick policies here and compare them with :func:`compare`, so a new
-policy is added in one place.
+policy is added in one place. The ``planner`` (``marl.planner``) plans on the host and takes
+seconds per episode, so it is a baseline by name (``PLANNERS``) but not one of the
+``BASELINES`` that every comparison (``with_baselines``, the reproduce sweeps) adds.
 """
 
 from __future__ import annotations

@@ -16,8 +16,10 @@ copies of every station. Dimensions:
   path may cost one partly used slot).
 
 Stops are optional with a drop penalty ``drop_weight * value`` (in the same integer energy
-units as the arc costs): the solver drops the least valuable stops when energy or time binds;
-station copies cost nothing to drop. Arc cost = move energy (+ a tiny distance term so that a
+units as the arc costs; the default 1e4 makes a unit of data worth 1e5 units of travel, so the
+objective is in effect lexicographic: collect the most value the energy and time allow, then
+travel the least): the solver drops the least valuable stops only when energy or time binds.
+Station copies cost nothing to drop. Arc cost = move energy (+ a tiny distance term so that a
 world without move cost still prefers short routes) and a small global span cost on time
 balances the vehicles. Search: PATH_CHEAPEST_ARC first solution, then guided local search,
 bounded by ``time_limit_s`` seconds of wall clock per solve (the bound of one plan).
@@ -54,7 +56,7 @@ class RoutingProblem:
     max_move: float
     charge_slots: int = 1  # slots parked at a station for a full charge
     station_visits: int = 2  # optional copies of every station (visits per plan)
-    drop_weight: float = 100.0
+    drop_weight: float = 1.0e4
 
     @property
     def num_stops(self) -> int:
