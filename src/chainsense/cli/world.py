@@ -129,7 +129,7 @@ def evaluate_cmd(
 
 def render_cmd(
     policy: str = typer.Option(
-        "greedy", "--policy", "-p", help="Policy to play: random, greedy, maddpg, iddpg."
+        "greedy", "--policy", "-p", help="Policy to play: random, greedy, planner, maddpg, iddpg."
     ),
     preset_name: str = typer.Option("paper", "--preset", help="World preset: paper or small."),
     seed: int = typer.Option(0, "--seed", help="Episode seed."),

@@ -5,6 +5,8 @@ it over the episode seeds, so N episodes cost one compiled call. Episode ``seed`
 ``PRNGKey(seed)``: the reset key is ``fold_in(key, 0)``, slot t's keys come from
 ``fold_in(key, t + 1)``. With a ``world_map`` (a loaded site, ``sim.sites``) every episode starts
 on that fixed map instead of one drawn from the reset key; the seeds still drive the policy.
+A ``PlanningPolicy`` (host-side planner) is played instead in chunks between plans, one episode
+after another (``marl.replanning``), with the same results' shapes.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from jax import Array
 from matplotlib.figure import Figure
 
 from chainsense.errors import ConfigError
-from chainsense.marl.policies import Policy
+from chainsense.marl.policies import PlanningPolicy, Policy
+from chainsense.marl.replanning import planned_episode
 from chainsense.sim.events import CollectionEvent, collection_events
 from chainsense.sim.maps import MapArrays, WorldMap
 from chainsense.sim.metrics import ALL_METRICS, PAPER_METRICS, episode_metrics
@@ -105,7 +108,7 @@ def _batch_jit(policy: Policy, keys: Array, params: WorldParams, fixed: FixedMap
 
 
 def rollout(
-    policy: Policy,
+    policy: Policy | PlanningPolicy,
     params: WorldParams,
     key: Array,
     record: bool = False,
@@ -117,7 +120,10 @@ def rollout(
     With ``record``, also return MT positions [T+1,M,2], rewards [T,M], remaining data per slot and
     every collection event (slot, MT, PoI, amount, MT position after the move).
     """
-    final, metrics, trace = _rollout_jit(policy, key, params, record, _fixed(world_map))
+    if isinstance(policy, PlanningPolicy):
+        final, metrics, trace = planned_episode(policy, key, params, record, world_map)
+    else:
+        final, metrics, trace = _rollout_jit(policy, key, params, record, _fixed(world_map))
     result = Rollout(final, {k: float(v) for k, v in metrics.items()})
     if record:
         pos, rewards, per_poi, data = (np.asarray(x) for x in trace)
@@ -146,17 +152,21 @@ class EvalTable:
 
 
 def evaluate(
-    policy: Policy,
+    policy: Policy | PlanningPolicy,
     params: WorldParams,
     seeds: Sequence[int],
     name: str = "policy",
     world_map: WorldMap | None = None,
 ) -> EvalTable:
-    """Run one episode per seed (batched: vmap over seeds) and tabulate every metric; every
-    episode on ``world_map`` when given."""
+    """Run one episode per seed (batched: vmap over seeds; a planner: one after another) and
+    tabulate every metric; every episode on ``world_map`` when given."""
     seeds = tuple(int(s) for s in seeds)
     if not seeds:
         raise ConfigError("episodes", "need at least one episode")
+    if isinstance(policy, PlanningPolicy):
+        runs = [rollout(policy, params, jax.random.PRNGKey(s), False, world_map) for s in seeds]
+        per = {k: np.array([r.metrics[k] for r in runs], np.float64) for k in ALL_METRICS}
+        return EvalTable(name, seeds, per)
     keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
     metrics = _batch_jit(policy, keys, params, _fixed(world_map))
     per = {k: np.asarray(metrics[k], dtype=np.float64) for k in ALL_METRICS}

@@ -5,7 +5,8 @@ Actions are physical: theta in [0, 2 pi), l in [0, max_move]. Every policy is a 
 a policy can be passed as an ordinary argument to a jitted rollout without retracing when its
 weights change. Heuristics may read the full ``state`` (an omniscient, centralised view);
 learned policies read their observations and, through ``marl.features``, the proximity sensor
-computed from ``state``. Policies are picked by name in ``marl.registry``.
+computed from ``state``. Policies are picked by name in ``marl.registry``. A
+``PlanningPolicy`` (``marl.planner``) plans on the host between jitted chunks instead.
 """
 
 from __future__ import annotations
@@ -29,6 +30,29 @@ class Policy(Protocol):
 
     def act(self, key: Array, obs: Array, state: WorldState, params: WorldParams) -> Array:
         """Physical actions [M,2] (theta, l) for every MT."""
+        ...
+
+
+@runtime_checkable
+class FollowerPolicy(Policy, Protocol):
+    """A policy that plays a plan and says, jit-ably, when the plan needs replacing."""
+
+    def finished(self, state: WorldState, params: WorldParams) -> Array:
+        """Scalar bool: replan now (e.g. an MT has finished its route)."""
+        ...
+
+
+@runtime_checkable
+class PlanningPolicy(Protocol):
+    """A host-side planner: ``plan`` (plain Python, not jit-able) returns a jit-able follower.
+
+    ``marl.evaluate`` plays it in chunks of at most ``replan_every`` slots (``marl.replanning``).
+    """
+
+    replan_every: int
+
+    def plan(self, state: WorldState, params: WorldParams) -> FollowerPolicy:
+        """A follower for the plan made from ``state``."""
         ...
 
 
@@ -94,7 +118,7 @@ class GreedyPolicy:
         idle = ~has_data[targets]  # nothing left worth a trip: stay put
         if p.charging:
             goal, idle = recharge_goal(state, p, goal, idle)
-        way = _waypoints(state.mt_pos, goal, state.obstacles, p)
+        way = waypoints(state.mt_pos, goal, state.obstacles, p)
         to_way = way - state.mt_pos
         length = jnp.minimum(jnp.sqrt(jnp.sum(to_way**2, axis=1)), p.max_move)
         theta0 = jnp.arctan2(to_way[:, 1], to_way[:, 0])
@@ -131,7 +155,7 @@ def recharge_goal(
     return jnp.where(go[:, None], station, goal), jnp.where(go, False, idle | stay)
 
 
-def _waypoints(pos: Array, goal: Array, boxes: Array, params: WorldParams) -> Array:
+def waypoints(pos: Array, goal: Array, boxes: Array, params: WorldParams) -> Array:
     """[M,2] where to head now: the goal if in sight, else the best corner of the first obstacle.
 
     Corners are pushed ``_CORNER_MARGIN`` outwards; a corner is usable when the MT sees it, it is

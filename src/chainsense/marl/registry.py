@@ -3,7 +3,9 @@
 Baselines are built from their name; learned fleets (one per training algorithm of
 ``marl.config``) are loaded from a checkpoint. ``chainsense run``, ``evaluate``, ``train`` and
 the reproduce sweeps all pick policies here and compare them with :func:`compare`, so a new
-policy is added in one place.
+policy is added in one place. The ``planner`` (``marl.planner``) plans on the host and takes
+seconds per episode, so it is a baseline by name (``PLANNERS``) but not one of the
+``BASELINES`` that every comparison (``with_baselines``, the reproduce sweeps) adds.
 """
 
 from __future__ import annotations
@@ -18,18 +20,23 @@ from chainsense.marl.config import Algo, TrainConfig
 from chainsense.marl.evaluate import EvalTable, evaluate
 from chainsense.marl.greedy_local import GreedyLocalPolicy
 from chainsense.marl.learned import load_policy
-from chainsense.marl.policies import GreedyPolicy, Policy, RandomPolicy
+from chainsense.marl.planner import PlannerPolicy
+from chainsense.marl.policies import GreedyPolicy, PlanningPolicy, Policy, RandomPolicy
 from chainsense.sim.maps import WorldMap
 from chainsense.sim.params import WorldParams
 
+AnyPolicy = Policy | PlanningPolicy
+#: jitted baselines, cheap enough to accompany every comparison
 BASELINES: dict[str, Callable[[], Policy]] = {
     "greedy": GreedyPolicy,
     "greedy-local": GreedyLocalPolicy,
     "random": RandomPolicy,
 }
+#: host-side planners (seconds per episode): compared only when named
+PLANNERS: dict[str, Callable[[], PlanningPolicy]] = {"planner": PlannerPolicy}
 LEARNED: tuple[str, ...] = typing.get_args(Algo)
 #: every policy name, learned fleets first (the order of tables and plots)
-POLICY_NAMES: tuple[str, ...] = (*LEARNED, *BASELINES)
+POLICY_NAMES: tuple[str, ...] = (*LEARNED, *BASELINES, *PLANNERS)
 
 
 def check_name(name: str, field: str = "policy") -> str:
@@ -39,11 +46,12 @@ def check_name(name: str, field: str = "policy") -> str:
     return name
 
 
-def baseline(name: str) -> Policy:
-    """A baseline policy by name (one of :data:`BASELINES`)."""
-    if name not in BASELINES:
-        raise ConfigError("policy", f"unknown baseline {name!r} (known: {', '.join(BASELINES)})")
-    return BASELINES[name]()
+def baseline(name: str) -> AnyPolicy:
+    """A baseline policy by name (one of :data:`BASELINES` or :data:`PLANNERS`)."""
+    known: dict[str, Callable[[], AnyPolicy]] = {**BASELINES, **PLANNERS}
+    if name not in known:
+        raise ConfigError("policy", f"unknown baseline {name!r} (known: {', '.join(known)})")
+    return known[name]()
 
 
 def make_policy(
@@ -51,7 +59,7 @@ def make_policy(
     checkpoint: str | Path | None,
     params: WorldParams,
     eval_noise: float | None = None,
-) -> Policy:
+) -> AnyPolicy:
     """Any policy by name: a baseline, or a learned fleet loaded from ``checkpoint`` (acting with
     ``eval_noise`` instead of the checkpoint's own when given)."""
     check_name(name)
@@ -71,13 +79,13 @@ def make_policy(
 CLASSIC: tuple[str, ...] = ("greedy", "random")
 
 
-def with_baselines(name: str, policy: Policy) -> list[tuple[str, Policy]]:
+def with_baselines(name: str, policy: AnyPolicy) -> list[tuple[str, AnyPolicy]]:
     """``policy`` first, then the classic baselines of another name: the usual comparison."""
     return [(name, policy), *((b, baseline(b)) for b in CLASSIC if b != name)]
 
 
 def compare(
-    contenders: Sequence[tuple[str, Policy]],
+    contenders: Sequence[tuple[str, AnyPolicy]],
     params: WorldParams,
     seeds: Iterable[int],
     on_policy: Callable[[str], None] | None = None,

@@ -1,0 +1,61 @@
+"""Wall time per planner episode: episodes, plans and solver seconds (``marl.planner``).
+
+.venv/bin/python benchmarks/bench_planner.py --preset paper --episodes 3
+.venv/bin/python benchmarks/bench_planner.py --preset paper --energy 40 --time-limit 0.5
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass, field
+
+import jax
+
+from chainsense.marl.evaluate import rollout
+from chainsense.marl.planner import PlannerPolicy
+from chainsense.sim.params import preset
+
+
+@dataclass
+class Counting:
+    """A PlanningPolicy that counts the plans and the solver time of the one it wraps."""
+
+    inner: PlannerPolicy
+    replan_every: int = 25
+    plans: int = 0
+    solver_s: list[float] = field(default_factory=list)
+
+    def plan(self, state, params):
+        made = self.inner.make_plan(state, params)
+        self.plans += 1
+        self.solver_s.append(made.solution.wall_s)
+        return made.follower
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--preset", default="paper")
+    ap.add_argument("--episodes", type=int, default=3)
+    ap.add_argument("--energy", type=float, default=None, help="initial_energy per MT")
+    ap.add_argument("--time-limit", type=float, default=1.0, help="solver seconds per plan")
+    a = ap.parse_args()
+    params = preset(a.preset)
+    if a.energy is not None:
+        params = params.replace(initial_energy=a.energy)
+    for seed in range(a.episodes):
+        pol = Counting(PlannerPolicy(time_limit_s=a.time_limit))
+        pol.replan_every = pol.inner.replan_every
+        t0 = time.perf_counter()
+        r = rollout(pol, params, jax.random.PRNGKey(seed))
+        wall = time.perf_counter() - t0
+        print(
+            f"seed {seed}: {wall:6.1f} s wall, {pol.plans} plans, "
+            f"solver {sum(pol.solver_s):5.1f} s (max {max(pol.solver_s):.2f} s per plan), "
+            f"{int(r.metrics['slots'])} slots, efficiency {r.metrics['energy_efficiency']:.3f}",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()

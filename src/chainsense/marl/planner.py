@@ -1,0 +1,296 @@
+"""``planner``: the OR-Tools routing baseline, replanned on the host, followed inside ``jit``.
+
+Every ``replan_every`` slots (and as soon as an MT has finished its route) ``marl.replanning``
+calls :meth:`PlannerPolicy.plan` on the host with the full state (an omniscient, centralised
+planner like ``greedy``). A plan:
+
+1. Stops: a greedy set cover of the PoIs that still hold data, candidates at the PoIs and on a
+   grid, coverage radius ``cover * sensing_range``; each PoI is drained from the first chosen
+   stop covering it. A stop's dwell is the slots its PoIs need to drain (``collect_fraction`` of
+   the initial data per slot), its value their data (at least 0.1% of a PoI's initial data, so
+   that crumbs left by shared or passing sensing are still fetched; unvisited PoIs weighted by
+   ``1 + fairness_weight``, for Jain's index), its sensing energy an upper bound: everything
+   within the full sensing range that ``dwell`` slots can take. ``dwell_cap`` limits the slots
+   per stop and plan: spread the energy over more PoIs, for Jain's index, instead of draining.
+   By default stops are drained while the fleet's energy can pay for all remaining data, and
+   capped at ``short_energy_cap`` = 2 slots when it cannot (measured on the paper map with 40
+   energy per MT, 3 seeds: efficiency 0.39 with cap 2, 0.37 with cap 1, 0.33 draining).
+2. Distances: ``marl.paths.Roadmap`` (visibility graph over inflated box corners).
+3. Routes: ``marl.routing.solve_routes``, a prize-collecting VRP with energy (capacity, stations
+   as refuelling nodes) and time (slots left) dimensions, **at most ``time_limit_s`` seconds of
+   solver wall clock per plan** (default 1 s; with ``replan_every`` = 25 the paper world's 500
+   slots need at most about 20 plans plus one per finished route).
+
+:class:`RouteFollower` is the plan as a jit-able policy (padded arrays). The stop an MT heads for
+is the first of its route that is not done, read from the state alone: a stop is done when each
+of its PoIs holds no data (whoever drained it) or has been served the planned number of slots
+and, at a station, when the MT is charged or its planned charging time is over. The MT steers
+to the furthest vertex of that stop's path leg it can reach in a straight line, else uses
+``greedy``'s corner heuristic; ``greedy``'s heading search keeps every move collision-free.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+from jax import Array
+
+from chainsense.marl.paths import Roadmap, inside_boxes
+from chainsense.marl.policies import steer, waypoints
+from chainsense.marl.routing import RouteSolution, RoutingProblem, solve_routes
+from chainsense.sim.geometry import move_blocked
+from chainsense.sim.params import WorldParams
+from chainsense.sim.state import WorldState
+
+_VALUE_FLOOR = 1.0e-3  # a PoI's least value, as a share of its initial data: no dust is left
+
+
+def _stations(state: WorldState, params: WorldParams) -> np.ndarray:
+    """Charging stations [S,2] of the world (none unless MTs can recharge there)."""
+    if not params.charging:
+        return np.zeros((0, 2), np.float64)
+    return np.asarray(state.stations, np.float64).reshape(-1, 2)
+
+
+def _charge_slots(params: WorldParams) -> int:
+    """Slots for a full charge (``initial_energy / charge_rate``); 1 while stations are absent."""
+    rate = getattr(params, "charge_rate", None)
+    return max(1, math.ceil(params.initial_energy / rate)) if rate else 1
+
+
+def cover_stops(
+    poi_pos: np.ndarray, has_data: np.ndarray, boxes: np.ndarray, params: WorldParams, **kw: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy set cover: stop positions [N,2] and each PoI's stop [K] (-1: none / no data).
+
+    ``kw``: ``cover`` (coverage radius / sensing range), ``margin`` (clearance from boxes).
+    """
+    radius = kw.get("cover", 0.97) * params.sensing_range
+    margin = kw.get("margin", 0.05)
+    step = 0.7 * radius
+    gx = np.arange(step / 2, params.width, step)
+    gy = np.arange(step / 2, params.height, step)
+    grid = np.stack(np.meshgrid(gx, gy), -1).reshape(-1, 2)
+    cand = np.concatenate([poi_pos[has_data], grid])
+    cand = cand[~inside_boxes(cand, boxes, margin)]
+    targets = np.flatnonzero(has_data)
+    d2 = np.sum((cand[:, None, :] - poi_pos[None, targets, :]) ** 2, axis=-1)
+    cov = d2 <= radius**2  # [cand, targets]
+    gain = cov.sum(axis=1).astype(np.int64)
+    left = np.ones(len(targets), bool)
+    stop_of = np.full(len(poi_pos), -1, np.int64)
+    stops = []
+    while len(cand) and gain.max() > 0:
+        c = int(np.argmax(gain))
+        new = cov[c] & left
+        stop_of[targets[new]] = len(stops)
+        stops.append(cand[c])
+        left &= ~new
+        gain -= cov[:, new].sum(axis=1)
+    return np.array(stops, np.float64).reshape(-1, 2), stop_of
+
+
+@struct.dataclass
+class RouteFollower:
+    """A plan as padded arrays: M routes of up to S stops, their path legs of up to P vertices."""
+
+    path: Array  # [M,P,2] path vertices, in route order
+    leg: Array  # [M,P] int32: stop each vertex leads to (-1: padding)
+    stop_pos: Array  # [M,S,2]
+    n_stops: Array  # [M] int32
+    poi_stop: Array  # [M,K] int32: this MT's stop draining PoI k (-1: none)
+    visit_goal: Array  # [K] int32: PoI k is done once served this many slots (or empty)
+    charge_to: Array  # [M,S]: energy to wait for at a station stop (0 elsewhere)
+    until: Array  # [M,S] int32: slot after which a station stop is left anyway
+    headings: int = struct.field(pytree_node=False, default=24)
+
+    def _current(self, state: WorldState) -> tuple[Array, Array]:
+        """(index of each MT's current stop [M], route finished [M])."""
+        s = self.stop_pos.shape[1]
+        idx = jnp.arange(s)
+        open_ = (state.poi_data > 0) & (state.visits < self.visit_goal)
+        pending = (self.poi_stop[:, None, :] == idx[None, :, None]) & open_
+        charged = (state.energy[:, None] >= self.charge_to) | (state.t >= self.until)
+        done = ~jnp.any(pending, axis=2) & charged
+        done |= idx[None, :] >= self.n_stops[:, None]
+        return jnp.argmin(done, axis=1), jnp.all(done, axis=1)
+
+    def finished(self, state: WorldState, params: WorldParams) -> Array:
+        """Scalar bool: some MT with energy left has done every stop of a non-empty route."""
+        del params
+        _, over = self._current(state)
+        return jnp.any(over & (self.n_stops > 0) & (state.energy > 0))
+
+    def act(self, key: Array, obs: Array, state: WorldState, params: WorldParams) -> Array:
+        """Physical actions [M,2] towards each MT's current stop (zero length when finished)."""
+        del key, obs
+        p = params
+        cur, over = self._current(state)
+        m, n_v = self.path.shape[:2]
+        on_leg = self.leg == cur[:, None]  # [M,P]
+        start = jnp.broadcast_to(state.mt_pos[:, None, :], (m, n_v, 2))
+        pad = jnp.array([-0.01, -0.01, 0.01, 0.01], jnp.float32)
+        seen = ~move_blocked(
+            start.reshape(-1, 2),
+            (self.path - start).reshape(-1, 2),
+            state.obstacles + pad,
+            p,
+        ).reshape(m, n_v)
+        usable = on_leg & seen
+        far = n_v - 1 - jnp.argmax(usable[:, ::-1], axis=1)
+        goal = jnp.take_along_axis(self.stop_pos, cur[:, None, None], axis=1)[:, 0]
+        fallback = waypoints(state.mt_pos, goal, state.obstacles, p)
+        vertex = jnp.take_along_axis(self.path, far[:, None, None], axis=1)[:, 0]
+        way = jnp.where(jnp.any(usable, axis=1)[:, None], vertex, fallback)
+        to_way = way - state.mt_pos
+        length = jnp.minimum(jnp.sqrt(jnp.sum(to_way**2, axis=1)), p.max_move)
+        theta0 = jnp.arctan2(to_way[:, 1], to_way[:, 0])
+        theta, free = steer(state.mt_pos, theta0, length, way, state.obstacles, p, self.headings)
+        length = jnp.where(over | ~free, 0.0, length)
+        return jnp.stack([jnp.mod(theta, 2.0 * math.pi), length], axis=1)
+
+
+@dataclass
+class Plan:
+    """One plan on the host: the routes (point indices and positions) and the model they solve."""
+
+    problem: RoutingProblem
+    solution: RouteSolution
+    points: np.ndarray  # [P,2]: MT positions, stops, stations
+    legs: list[list[np.ndarray]]  # per MT, per route node: path vertices [V,2] to reach it
+    poi_stop: np.ndarray  # [K] stop point index draining PoI k (-1: none)
+    follower: RouteFollower
+
+
+def _bucket(n: int) -> int:
+    """Padding size: the next power of two >= n (at least 8), so that few shapes compile."""
+    return max(8, 1 << max(0, n - 1).bit_length())
+
+
+@dataclass(frozen=True)
+class PlannerPolicy:
+    """The ``planner`` baseline (see the module docstring); a ``PlanningPolicy``."""
+
+    replan_every: int = 25
+    time_limit_s: float = 1.0
+    fairness_weight: float = 1.0
+    cover: float = 0.97
+    margin: float = 0.05
+    station_visits: int = 2
+    headings: int = 24
+    dwell_cap: int | None = None  # most slots per stop and plan (None: see short_energy_cap)
+    short_energy_cap: int | None = 2  # the cap when the fleet's energy cannot take all data
+
+    def plan(self, state: WorldState, params: WorldParams) -> RouteFollower:
+        """The jit-able follower of a fresh plan for ``state``."""
+        return self.make_plan(state, params).follower
+
+    def make_plan(self, state: WorldState, params: WorldParams) -> Plan:
+        """Plan routes for every MT from ``state`` (host-side; ``time_limit_s`` per solve)."""
+        p = params
+        poi_pos = np.asarray(state.poi_pos, np.float64)
+        data = np.asarray(state.poi_data, np.float64)
+        init = np.asarray(state.poi_init, np.float64)
+        boxes = np.asarray(state.obstacles, np.float64).reshape(-1, 4)
+        mt_pos = np.asarray(state.mt_pos, np.float64)
+        energy = np.asarray(state.energy, np.float64)
+        stops, stop_of = cover_stops(
+            poi_pos, data > 0, boxes, p, cover=self.cover, margin=self.margin
+        )
+        rate = np.maximum(p.collect_fraction * init, 1.0e-12)
+        need = np.where(data > 0, np.ceil(data / rate - 1.0e-6), 0.0)
+        cap = self.dwell_cap
+        if cap is None and p.sense_cost * data.sum() > energy.sum():
+            cap = self.short_energy_cap  # the fleet cannot take it all: spread, for fairness
+        if cap is not None:
+            need = np.minimum(need, cap)
+        n = len(stops)
+        dwell = np.ones(n, np.int64)
+        value = np.zeros(n)
+        weight = 1.0 + self.fairness_weight * (np.asarray(state.visits) == 0)
+        for k in np.flatnonzero(stop_of >= 0):
+            dwell[stop_of[k]] = max(dwell[stop_of[k]], int(need[k]))
+            got = min(data[k], need[k] * rate[k])
+            value[stop_of[k]] += max(got, _VALUE_FLOOR * init[k]) * weight[k]
+        near = np.sum((stops[:, None] - poi_pos[None]) ** 2, -1) <= p.sensing_range**2 * 1.0001
+        take = np.minimum(data[None], dwell[:, None] * rate[None])
+        sense = p.sense_cost * np.sum(np.where(near, take, 0.0), axis=1)
+        stations = _stations(state, p)
+        points = np.concatenate([mt_pos, stops, stations])
+        roadmap = Roadmap(boxes, p.width, p.height, self.margin)
+        dist, corners = roadmap.distances(points)
+        problem = RoutingProblem(
+            dist=dist,
+            corners=corners,
+            num_vehicles=p.num_mts,
+            num_stations=len(stations),
+            value=value,
+            dwell=dwell,
+            sense=sense,
+            energy_left=energy,
+            battery=max(p.initial_energy, float(energy.max())),
+            horizon=int(p.num_slots - int(state.t)),
+            move_cost=p.move_cost,
+            max_move=p.max_move,
+            charge_slots=_charge_slots(p),
+            station_visits=self.station_visits,
+        )
+        solution = solve_routes(problem, self.time_limit_s)
+        legs = [
+            [roadmap.path(a, b) for a, b in zip([m, *r], r, strict=False)]
+            for m, r in enumerate(solution.routes)
+        ]
+        poi_stop = np.where(stop_of >= 0, stop_of + p.num_mts, -1)
+        follower = self._follower(problem, solution, legs, poi_stop, int(state.t), p)
+        goal = np.asarray(state.visits) + need.astype(np.int64)
+        follower = follower.replace(visit_goal=jnp.asarray(goal, jnp.int32))
+        return Plan(problem, solution, points, legs, poi_stop, follower)
+
+    def _follower(
+        self,
+        pb: RoutingProblem,
+        sol: RouteSolution,
+        legs: list[list[np.ndarray]],
+        poi_stop: np.ndarray,
+        t: int,
+        p: WorldParams,
+    ) -> RouteFollower:
+        m, n_station0 = p.num_mts, p.num_mts + pb.num_stops
+        s_pad = _bucket(max(len(r) for r in sol.routes))
+        v_pad = _bucket(max(sum(len(leg) for leg in ls) for ls in legs))
+        path = np.zeros((m, v_pad, 2), np.float32)
+        leg = np.full((m, v_pad), -1, np.int32)
+        stop_pos = np.zeros((m, s_pad, 2), np.float32)
+        own = np.full((m, len(poi_stop)), -1, np.int32)
+        charge_to = np.zeros((m, s_pad), np.float32)
+        until = np.full((m, s_pad), np.iinfo(np.int32).max, np.int32)
+        slots = np.ceil(pb.dist / p.max_move) + pb.corners
+        for i, route in enumerate(sol.routes):
+            row, clock, prev = 0, t, i
+            for j, (node, verts) in enumerate(zip(route, legs[i], strict=True)):
+                path[i, row : row + len(verts)] = verts
+                leg[i, row : row + len(verts)] = j
+                row += len(verts)
+                stop_pos[i, j] = verts[-1]
+                clock += int(slots[prev, node])
+                if node >= n_station0:  # a station: charge up, or leave when time is up
+                    charge_to[i, j] = 0.99 * pb.battery
+                    until[i, j] = clock + pb.charge_slots
+                    clock += pb.charge_slots
+                own[i, poi_stop == node] = j
+                prev = node
+        return RouteFollower(
+            path=jnp.asarray(path),
+            leg=jnp.asarray(leg),
+            stop_pos=jnp.asarray(stop_pos),
+            n_stops=jnp.asarray([len(r) for r in sol.routes], jnp.int32),
+            poi_stop=jnp.asarray(own),
+            visit_goal=jnp.zeros(len(poi_stop), jnp.int32),
+            charge_to=jnp.asarray(charge_to),
+            until=jnp.asarray(until),
+            headings=self.headings,
+        )
