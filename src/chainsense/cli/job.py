@@ -14,7 +14,9 @@ _console = Console()
 
 
 def run_cmd(
-    preset_name: str = typer.Option("paper", "--preset", help="World preset: paper or small."),
+    preset_name: str = typer.Option(
+        "paper", "--preset", help="World preset: paper, energy, charging, dynamic, large or small."
+    ),
     config: Path | None = typer.Option(  # noqa: B008
         None, "--config", help="TOML/YAML with [world], [train] and [ledger] sections."
     ),

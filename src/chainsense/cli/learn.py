@@ -39,7 +39,9 @@ def train_cmd(
     config: Path | None = typer.Option(  # noqa: B008
         None, "--config", help="TOML/YAML with 'world' and 'train' tables."
     ),
-    preset_name: str = typer.Option("paper", "--preset", help="World preset: paper or small."),
+    preset_name: str = typer.Option(
+        "paper", "--preset", help="World preset: paper, energy, charging, dynamic, large or small."
+    ),
     algo: str | None = typer.Option(None, "--algo", help="maddpg or iddpg (overrides config)."),
     minutes: float | None = typer.Option(
         None, "--minutes", help="Wall-clock budget (10 when neither budget is given)."

@@ -79,9 +79,15 @@ def _progress() -> Progress:
 
 def evaluate_cmd(
     policy: list[str] = typer.Option(  # noqa: B008
-        ["random", "greedy"], "--policy", "-p", help="Policy to evaluate (repeat to compare)."
+        ["random", "greedy"],
+        "--policy",
+        "-p",
+        help="Policy to evaluate (repeat to compare): random, greedy, greedy-local, planner, "
+        "maddpg, iddpg.",
     ),
-    preset_name: str = typer.Option("paper", "--preset", help="World preset: paper or small."),
+    preset_name: str = typer.Option(
+        "paper", "--preset", help="World preset: paper, energy, charging, dynamic, large or small."
+    ),
     episodes: int = typer.Option(10, "--episodes", "-n", help="Episodes per policy."),
     seed: int = typer.Option(0, "--seed", help="Episode i uses seed + i."),
     out: Path = typer.Option(Path("runs/eval"), "--out", help="Directory for CSV/JSON/plot."),  # noqa: B008
@@ -129,9 +135,14 @@ def evaluate_cmd(
 
 def render_cmd(
     policy: str = typer.Option(
-        "greedy", "--policy", "-p", help="Policy to play: random, greedy, planner, maddpg, iddpg."
+        "greedy",
+        "--policy",
+        "-p",
+        help="Policy to play: random, greedy, greedy-local, planner, maddpg, iddpg.",
     ),
-    preset_name: str = typer.Option("paper", "--preset", help="World preset: paper or small."),
+    preset_name: str = typer.Option(
+        "paper", "--preset", help="World preset: paper, energy, charging, dynamic, large or small."
+    ),
     seed: int = typer.Option(0, "--seed", help="Episode seed."),
     out: Path = typer.Option(Path("runs/render"), "--out", help="Directory for PNG/GIF/CSV."),  # noqa: B008
     config: Path | None = typer.Option(  # noqa: B008

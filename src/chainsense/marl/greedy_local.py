@@ -22,6 +22,8 @@ from chainsense.marl.policies import recharge_goal, steer
 from chainsense.sim.params import WorldParams
 from chainsense.sim.state import WorldState
 
+_LEAN = 0.3  # how much an MT prefers cells in its own sector
+
 
 def _cell_centres(n: int, size: Array) -> Array:
     """[n*n, 2] centres of an n x n grid over the area, row-major with row = y cell."""
@@ -96,7 +98,13 @@ class GreedyLocalPolicy:
         )
         contested = jnp.any(nearer, axis=-1) if m > 1 else False
         slots = jnp.ceil(jnp.maximum(dist - p.max_move, 0.0) / p.max_move)
-        score = values * jnp.where(contested, 0.5, 1.0) / (1.0 + slots)
+        # MTs that start together (or meet) would choose alike: each leans a little towards its
+        # own sector of the compass (MT i: angle 2 pi i / M), so the fleet fans out
+        to_cell = centres - pos[:, None, :]
+        angle = jnp.arctan2(to_cell[..., 1], to_cell[..., 0])
+        sector = 2.0 * math.pi * jnp.arange(m)[:, None] / m
+        lean = 1.0 + _LEAN * jnp.cos(angle - sector) if m > 1 else 1.0
+        score = values * lean * jnp.where(contested, 0.5, 1.0) / (1.0 + slots)
         score = jnp.where(inside & (values > 0), score, -1.0)
         best = jnp.argmax(score, axis=1)
         goal = jnp.take_along_axis(centres, best[:, None, None], axis=1)[:, 0]

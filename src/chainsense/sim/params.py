@@ -274,12 +274,16 @@ PRESETS: dict[str, WorldParams] = {
     # and sensing costs 1 per unit, so 2 x 38 energy collects at most ~60% of it even with no
     # travel; every unit spent moving is a unit not collected
     "energy": WorldParams(initial_energy=38.0),
-    # small batteries (25: a fifth of the map's data per MT) and 3 stations that give 1 per slot:
-    # a full charge takes 25 slots and the 128 units of data need about 5 of them, so when and
-    # where to go back decides what fits in 500 slots, as in the authors' group's follow-up
-    # work on energy-efficient distributed crowdsensing
+    # small batteries (25: a fifth of the map's data per MT) and 3 stations that give 0.5 per
+    # slot: a full charge takes 50 slots and the 128 units of data need about 5 of them, so when
+    # and where to go back decides what fits in 300 slots (with 500, greedy collects 99%), as in
+    # the authors' group's follow-up work on energy-efficient distributed crowdsensing
     "charging": WorldParams(
-        initial_energy=25.0, num_stations=3, charge_radius=0.5, charge_rate=1.0
+        initial_energy=25.0,
+        num_stations=3,
+        charge_radius=0.5,
+        charge_rate=0.5,
+        num_slots=300,
     ),
     # continuous IIoT sensing: every PoI generates U[0, 0.008] per slot (0.004 on average, ~1
     # unit per slot over the map, about what two MTs can collect) into a buffer of 1 unit, so
