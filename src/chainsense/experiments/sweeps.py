@@ -25,6 +25,9 @@ from chainsense.marl.learned import LearnedPolicy
 from chainsense.sim.metrics import PAPER_METRICS
 from chainsense.sim.params import WorldParams, preset
 
+#: the paper's comparison: the learned fleets and the classic baselines
+SWEPT: tuple[str, ...] = (*registry.LEARNED, *registry.CLASSIC)
+
 
 @dataclass(frozen=True)
 class Spec:
@@ -119,7 +122,7 @@ def run(
     ep_seeds = list(range(10_000, 10_000 + s.episodes))
     for sweep, value, world in points(s):
         label = f"{sweep}={value:g}"
-        baselines = [(name, registry.baseline(name)) for name in registry.BASELINES]
+        baselines = [(name, registry.baseline(name)) for name in registry.CLASSIC]
         for tb in registry.compare(baselines, world, ep_seeds):
             rows += _rows(sweep, value, tb.policy, -1, ep_seeds, tb.per_episode)
         done += 1
@@ -194,7 +197,7 @@ def write_summary(rows: list[dict[str, object]], path: Path) -> Path:
             ]
         )
         for sweep in ("mts", "sensing_range"):
-            for pol in registry.POLICY_NAMES:
+            for pol in SWEPT:
                 stats = [_group(rows, sweep, pol, m) for m in PAPER_METRICS]
                 for i, x in enumerate(stats[0][0]):
                     vals = [f"{v:.6g}" for _, mean, std in stats for v in (mean[i], std[i])]
@@ -209,7 +212,7 @@ def plot_sweep(
     fig = Figure(figsize=(4.0 * len(PAPER_METRICS), 3.4))
     axes = fig.subplots(1, len(PAPER_METRICS))
     for ax, metric in zip(axes, PAPER_METRICS, strict=True):
-        for i, pol in enumerate(registry.POLICY_NAMES):
+        for i, pol in enumerate(SWEPT):
             x, mean, std = _group(rows, sweep, pol, metric)
             if len(x):
                 ax.errorbar(
