@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 
-import jax
 import jax.numpy as jnp
 from flax import struct
 from jax import Array
@@ -29,26 +28,6 @@ def _cell_centres(n: int, size: Array) -> Array:
     """[n*n, 2] centres of an n x n grid over the area, row-major with row = y cell."""
     idx = jnp.arange(n * n)
     return (jnp.stack([idx % n, idx // n], axis=1).astype(jnp.float32) + 0.5) * (size / n)
-
-
-def _recharge(
-    pos: Array, energy: Array, station: Array, goal: Array, idle: Array, p: WorldParams
-) -> tuple[Array, Array]:
-    """:func:`chainsense.marl.policies.recharge_goal` with the one station the MT sees."""
-    view = _StationView(mt_pos=pos[:, None, :], energy=energy[:, None], stations=station[:, None])
-    goals, idles = jax.vmap(
-        lambda v, g, i: recharge_goal(v, p, g[None], i[None]), in_axes=(0, 0, 0)
-    )(view, goal, idle)
-    return goals[:, 0], idles[:, 0]
-
-
-@struct.dataclass
-class _StationView:
-    """The fields of the state that ``recharge_goal`` reads, as one MT knows them."""
-
-    mt_pos: Array
-    energy: Array
-    stations: Array
 
 
 @struct.dataclass
@@ -111,7 +90,8 @@ class GreedyLocalPolicy:
         idle = jnp.take_along_axis(score, best[:, None], axis=1)[:, 0] <= 0
         if p.charging:  # the station it sees in its observation, by the greedy's own rule
             station = pos + obs[:, -2:] * size
-            goal, idle = _recharge(pos, obs[:, 2] * p.initial_energy, station, goal, idle, p)
+            energy = obs[:, 2] * p.initial_energy
+            goal, idle = recharge_goal(pos, energy, station[:, None, :], p, goal, idle)
         to_goal = goal - pos
         length = jnp.minimum(jnp.sqrt(jnp.sum(to_goal**2, axis=1)), p.max_move)
         theta0 = jnp.arctan2(to_goal[:, 1], to_goal[:, 0])

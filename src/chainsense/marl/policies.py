@@ -117,7 +117,7 @@ class GreedyPolicy:
         goal = state.poi_pos[targets]  # [M,2]
         idle = ~has_data[targets]  # nothing left worth a trip: stay put
         if p.charging:
-            goal, idle = recharge_goal(state, p, goal, idle)
+            goal, idle = recharge_goal(state.mt_pos, state.energy, state.stations, p, goal, idle)
         way = waypoints(state.mt_pos, goal, state.obstacles, p)
         to_way = way - state.mt_pos
         length = jnp.minimum(jnp.sqrt(jnp.sum(to_way**2, axis=1)), p.max_move)
@@ -135,11 +135,13 @@ _FULL = 0.9  # an MT at a station charges until this fraction of its battery
 
 
 def recharge_goal(
-    state: WorldState, p: WorldParams, goal: Array, idle: Array
+    pos: Array, energy: Array, stations: Array, p: WorldParams, goal: Array, idle: Array
 ) -> tuple[Array, Array]:
-    """Where each MT heads when energy matters: the nearest station once its energy would
-    barely take it there, else ``goal``; an MT charging at a station stays until nearly full."""
-    d = state.stations[None, :, :] - state.mt_pos[:, None, :]  # [M,S,2]
+    """Where each MT heads when energy matters: the nearest of the ``stations`` it knows ([S,2]
+    shared by all, or [M,S,2] per MT) once its energy would barely take it there, else
+    ``goal``; an MT charging at a station stays until nearly full."""
+    known = jnp.broadcast_to(stations, (pos.shape[0], *stations.shape[-2:]))  # [M,S,2]
+    d = known - pos[:, None, :]
     dist = jnp.sqrt(d[..., 0] ** 2 + d[..., 1] ** 2)
     nearest = jnp.argmin(dist, axis=1)
     to_station = jnp.min(dist, axis=1)
@@ -147,11 +149,11 @@ def recharge_goal(
     # sensed per unit of the way back, or an MT drains its battery on the way and is stranded
     per_unit = p.move_cost + 2.0 * p.collect_fraction * p.sense_cost / p.max_move
     need = per_unit * (_RESERVE * to_station + 2.0 * p.max_move) + 0.05 * p.initial_energy
-    low = state.energy < need
+    low = energy < need
     there = to_station <= p.charge_radius
-    stay = there & (state.energy < _FULL * p.initial_energy)  # tops up when passing by too
+    stay = there & (energy < _FULL * p.initial_energy)  # tops up when passing by too
     go = low & ~there
-    station = state.stations[nearest]
+    station = jnp.take_along_axis(known, nearest[:, None, None], axis=1)[:, 0]
     return jnp.where(go[:, None], station, goal), jnp.where(go, False, idle | stay)
 
 
