@@ -29,11 +29,11 @@ from chainsense.errors import ConfigError
 from chainsense.marl.policies import PlanningPolicy, Policy
 from chainsense.marl.replanning import planned_episode
 from chainsense.sim.events import CollectionEvent, collection_events
-from chainsense.sim.maps import MapArrays, WorldMap
+from chainsense.sim.maps import MapArrays, WorldMap, map_arrays
 from chainsense.sim.metrics import ALL_METRICS, PAPER_METRICS, episode_metrics
 from chainsense.sim.params import WorldParams
 from chainsense.sim.state import WorldState
-from chainsense.sim.world import reset, reset_with_map, step
+from chainsense.sim.world import reset, reset_from_arrays, step
 
 FixedMap = MapArrays | None
 """The arrays of a fixed map, or None: a map drawn from each reset key."""
@@ -52,16 +52,7 @@ class Rollout:
 
 
 def _fixed(world_map: WorldMap | None) -> FixedMap:
-    if world_map is None:
-        return None
-    return MapArrays(
-        *(
-            jnp.asarray(a, jnp.float32)
-            for a in (world_map.poi_pos, world_map.poi_data, world_map.obstacles)
-        ),
-        jnp.asarray(world_map.stations, jnp.float32).reshape(-1, 2),
-        jnp.asarray(world_map.poi_rate, jnp.float32).reshape(-1),
-    )
+    return None if world_map is None else map_arrays(world_map)
 
 
 def _episode(
@@ -70,7 +61,7 @@ def _episode(
     if fixed is None:
         state, obs = reset(jax.random.fold_in(key, 0), params)
     else:
-        state, obs = reset_with_map(WorldMap(*fixed), params)  # type: ignore[arg-type]
+        state, obs = reset_from_arrays(fixed, params)
 
     def body(carry: tuple[WorldState, Array], t: Array) -> tuple[tuple[WorldState, Array], Any]:
         s, o = carry

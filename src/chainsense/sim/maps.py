@@ -51,6 +51,16 @@ class MapArrays(NamedTuple):
     poi_rate: Array
 
 
+def map_arrays(world_map: WorldMap) -> MapArrays:
+    """A concrete map as float32 device arrays (empty stations and rates keep their shapes)."""
+    return MapArrays(
+        *(jnp.asarray(a, jnp.float32) for a in (world_map.poi_pos, world_map.poi_data)),
+        jnp.asarray(world_map.obstacles, jnp.float32).reshape(-1, 4),
+        jnp.asarray(world_map.stations, jnp.float32).reshape(-1, 2),
+        jnp.asarray(world_map.poi_rate, jnp.float32).reshape(-1),
+    )
+
+
 def _inside_boxes(points: Array, boxes: Array) -> Array:
     """[N] bool: point lies in (or on the edge of) any of the closed boxes [C,4]."""
     x, y = points[:, 0:1], points[:, 1:2]

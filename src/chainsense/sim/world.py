@@ -44,7 +44,7 @@ from jax import Array
 
 from chainsense.sim import scenario
 from chainsense.sim.geometry import move_blocked, move_end
-from chainsense.sim.maps import MapArrays, WorldMap, generate_map
+from chainsense.sim.maps import MapArrays, WorldMap, generate_map, map_arrays
 from chainsense.sim.observe import observe
 from chainsense.sim.params import WorldParams
 from chainsense.sim.state import StepInfo, WorldState
@@ -57,7 +57,6 @@ def _initial_state(arrays: MapArrays, params: WorldParams) -> WorldState:
     m, k = params.num_mts, params.num_pois
     data = arrays.poi_data.astype(_F)
     dyn = k if params.dynamic else 0
-    belief_shape = (m, k) if params.partial else (m, 0)
     ring = (max(params.share_delay, 0), m, k) if params.partial else (0, m, 0)
     return WorldState(
         mt_pos=jnp.broadcast_to(jnp.array(params.start, _F), (m, 2)),
@@ -79,7 +78,7 @@ def _initial_state(arrays: MapArrays, params: WorldParams) -> WorldState:
         lost=jnp.zeros((dyn,), _F),
         birth=jnp.zeros((dyn,), _F),
         age_sum=jnp.zeros((), _F),
-        belief=jnp.broadcast_to(data, (m, k))[:, : belief_shape[1]],
+        belief=jnp.broadcast_to(data, (m, k)) if params.partial else jnp.zeros((m, 0), _F),
         shared=jnp.zeros(ring, _F),
     )
 
@@ -94,16 +93,12 @@ def reset(key: Array, params: WorldParams) -> tuple[WorldState, Array]:
 
 def reset_with_map(world_map: WorldMap, params: WorldParams) -> tuple[WorldState, Array]:
     """A fresh world on a given map (see ``maps.load_map`` / ``maps.validate_map``)."""
-    arrays = MapArrays(
-        *(jnp.asarray(a, _F) for a in (world_map.poi_pos, world_map.poi_data, world_map.obstacles)),
-        jnp.asarray(world_map.stations, _F).reshape(-1, 2),
-        jnp.asarray(world_map.poi_rate, _F).reshape(-1),
-    )
-    return _reset_with_arrays(arrays, params)
+    return reset_from_arrays(map_arrays(world_map), params)
 
 
 @partial(jax.jit, static_argnames=("params",))
-def _reset_with_arrays(arrays: MapArrays, params: WorldParams) -> tuple[WorldState, Array]:
+def reset_from_arrays(arrays: MapArrays, params: WorldParams) -> tuple[WorldState, Array]:
+    """A fresh world on a map already on the device (jit-able inside a rollout)."""
     state = _initial_state(arrays, params)
     return state, observe(state, params)
 
