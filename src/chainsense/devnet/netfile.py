@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from chainsense import jsonlimits
 from chainsense.errors import ChainsenseError
 from chainsense.files import atomic_write
 
@@ -124,12 +125,12 @@ def load(directory: str | Path) -> NetworkInfo:
         raise ChainsenseError(
             f"network: no {NETWORK_FILE} in {path.parent} (run `chainsense network up`)"
         )
-    if path.stat().st_size > _MAX_BYTES:
-        raise ChainsenseError(f"network file: {path.name} is larger than {_MAX_BYTES} bytes")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise ChainsenseError(f"network file: {path.name} is not JSON: {exc}") from exc
+        data = jsonlimits.load_file(path, "network file", max_bytes=_MAX_BYTES)
+    except jsonlimits.JSONLimitError as exc:
+        if exc.code == "too_large":
+            raise
+        raise ChainsenseError(f"network file: {path.name} is not JSON: {exc.detail}") from exc
     if not isinstance(data, dict):
         raise ChainsenseError("network file: must hold a JSON object")
     chain_id = _int(data.get("chain_id"), "chain_id")

@@ -13,6 +13,7 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from chainsense import jsonlimits
 from chainsense.chain.base import Chain
 from chainsense.chain.keys import KeyPair, checksum
 from chainsense.errors import ChainsenseError
@@ -44,10 +45,8 @@ class Deployment:
             raise ChainsenseError(
                 f"deployment: file not found: {p} (run `chainsense ledger deploy`)"
             )
-        if p.stat().st_size > _MAX_BYTES:
-            raise ChainsenseError(f"deployment: {p.name} is larger than {_MAX_BYTES} bytes")
         try:
-            data = json.loads(p.read_text(encoding="utf-8"))
+            data = jsonlimits.load_file(p, "deployment", max_bytes=_MAX_BYTES)
             dep = cls(
                 chain_id=int(data["chain_id"]),
                 contract=checksum(data["contract"], "deployment.contract"),
@@ -57,7 +56,9 @@ class Deployment:
                 rpc=tuple(str(u) for u in data.get("rpc", [])),
                 network=data.get("network"),
             )
-        except (KeyError, TypeError, ValueError, UnicodeDecodeError, RecursionError) as exc:
+        except jsonlimits.JSONLimitError:
+            raise  # names the file and what is wrong with it
+        except (KeyError, TypeError, ValueError) as exc:
             raise ChainsenseError(f"deployment: {p.name} is malformed: {exc}") from exc
         if not dep.rpc and not dep.network:
             raise ChainsenseError("deployment: names neither rpc endpoints nor a network")
