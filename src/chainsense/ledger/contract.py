@@ -233,7 +233,9 @@ class Ledger:
         words = [int(checksum(mt, "mt"), 16) << 64 | nonce for mt, nonce in keys]
         out: list[bytes] = []
         for i in range(0, len(words), DIGESTS_PER_CALL):
-            out.extend(bytes(d) for d in self.view("stored_digests", words[i : i + DIGESTS_PER_CALL]))
+            out.extend(
+                bytes(d) for d in self.view("stored_digests", words[i : i + DIGESTS_PER_CALL])
+            )
         return out
 
     def is_stored(self, record: Record) -> bool:

@@ -21,9 +21,11 @@ from chainsense.ledger.records import Domain, Record
 _ID_BITS = 64
 MAX_RECORD_ID = 2**_ID_BITS - 1
 # the contract's RECORD_LOG_TAG: keccak of the log's name and types, low 64 bits cleared
-RECORD_LOG_TAG = int.from_bytes(
-    keccak(b"RecordStored(uint64,address,uint32,uint32,uint256,bytes)")
-) & ~MAX_RECORD_ID & (2**256 - 1)
+RECORD_LOG_TAG = (
+    int.from_bytes(keccak(b"RecordStored(uint64,address,uint32,uint32,uint256,bytes)"))
+    & ~MAX_RECORD_ID
+    & (2**256 - 1)
+)
 _HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
 _M64 = 2**64 - 1
 _SIGNATURE_BYTES = 64
