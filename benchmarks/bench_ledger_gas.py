@@ -166,7 +166,7 @@ def bench_chain(name: str, chain: Chain, args: argparse.Namespace, tmp: Path) ->
     seconds = time.perf_counter() - t
     gas = [g for _, _, g in stored]
     costly = {"poi": U32, "slot": U32, "reading": U64, "x": U64, "y": U64}
-    ((worst_rec, worst_tx, worst_gas),) = world.store([(0, costly)])
+    ((_, worst_tx, worst_gas),) = world.store([(0, costly)])
     print(
         f"[{name}] {len(gas)} records stored in {seconds:.1f} s; gas per record: mean "
         f"{sum(gas) / len(gas):,.0f}, min {min(gas):,}, max {max(gas):,}; every field at its "

@@ -24,6 +24,7 @@ from chainsense.chain.keys import KeyPair, checksum
 from chainsense.errors import ChainsenseError
 from chainsense.ledger.artifacts import load_artifact
 from chainsense.ledger.merkle import MAX_DEPTH
+from chainsense.ledger.query_args import check_u32, check_uint, check_window
 from chainsense.ledger.record_log import (
     MAX_RECORD_ID,
     StoredRecord,
@@ -38,9 +39,9 @@ from chainsense.ledger.records import Domain, Record
 
 __all__ = ["Anchor", "BatchInfo", "Ledger", "StoredRecord", "Submission", "deploy_ledger"]
 
-# gas limit of one submit: measured NOTE_GAS; the limit only has to cover the worst case,
-# unused gas is not charged
-SUBMIT_GAS = 100_000
+# gas limit of one submit: at most 57,991 used (every field at its maximum; no cost depends on
+# earlier records). A tight limit lets more submits into a block: nodes count limits, not use
+SUBMIT_GAS = 70_000
 MAX_SLOT_SPAN = 100_000
 # values OR-ed in one topic position of one eth_getLogs call (ids of `records`, slots of
 # `records_in_slots`), and blocks one call scans: every call's work on the node is bounded
@@ -247,7 +248,7 @@ class Ledger:
         return int(self.view("record_count"))
 
     def get_record(self, record_id: int) -> StoredRecord:
-        _check_uint(record_id, "record id", low=1)
+        check_uint(record_id, "record id", low=1)
         found = self.scan([id_topic(record_id)]) if record_id <= MAX_RECORD_ID else []
         if not found:
             raise ChainsenseError(f"record id: {record_id}: no such record")
@@ -255,23 +256,23 @@ class Ledger:
 
     def records(self, start: int = 1, limit: int | None = None) -> list[StoredRecord]:
         """Records by id from ``start`` (1-based), at most ``limit`` of them."""
-        _check_uint(start, "start", low=1)
+        check_uint(start, "start", low=1)
         total = self.record_count()
-        end = total + 1 if limit is None else min(total + 1, start + _check_uint(limit, "limit"))
+        end = total + 1 if limit is None else min(total + 1, start + check_uint(limit, "limit"))
         return self._scan_any(0, (id_topic(i) for i in range(start, end)))
 
     def records_of_mt(
         self, mt: str, start: int = 0, limit: int | None = None
     ) -> list[StoredRecord]:
         """The MT's records in submission order, from its ``start``-th (0-based)."""
-        found = self.scan([None, address_topic(checksum(mt, "mt"))])
-        return _window(found, start, limit)
+        window = check_window(start, limit)
+        return self.scan([None, address_topic(checksum(mt, "mt"))])[window]
 
     def records_of_poi(
         self, poi: int, start: int = 0, limit: int | None = None
     ) -> list[StoredRecord]:
-        _check_u32(poi, "poi")
-        return _window(self.scan([None, None, uint_topic(poi)]), start, limit)
+        check_u32(poi, "poi")
+        return self.scan([None, None, uint_topic(poi)])[check_window(start, limit)]
 
     def records_in_slots(self, first: int, last: int) -> list[StoredRecord]:
         """Records whose slot is in ``[first, last]``, by slot, then in submission order.
@@ -279,8 +280,8 @@ class Ledger:
         One log query per 1000 slots of the range (the slots OR-ed in the slot topic): the
         node returns only the records found.
         """
-        _check_u32(first, "slot")
-        _check_u32(last, "slot")
+        check_u32(first, "slot")
+        check_u32(last, "slot")
         if last < first:
             raise ChainsenseError(f"slot range: last {last} < first {first}")
         if last - first + 1 > MAX_SLOT_SPAN:
@@ -321,7 +322,7 @@ class Ledger:
         return int(self.view("root_id_of", bytes(root)))
 
     def get_batch(self, root_id: int) -> BatchInfo:
-        _check_uint(root_id, "root id", low=1)
+        check_uint(root_id, "root id", low=1)
         try:
             rid, root, size, submitter = self.view("get_batch", root_id)
         except RevertError as exc:
@@ -330,7 +331,7 @@ class Ledger:
 
     def verify_inclusion(self, root_id: int, digest: bytes, proof: Sequence[bytes]) -> bool:
         """On-chain check that record digest ``digest`` is under anchored root ``root_id``."""
-        _check_uint(root_id, "root id")
+        check_uint(root_id, "root id")
         if len(proof) > MAX_DEPTH:
             return False
         return bool(
@@ -339,7 +340,7 @@ class Ledger:
 
     def verify_record(self, root_id: int, record: Record, proof: Sequence[bytes]) -> bool:
         """On-chain check that exactly ``record`` is in anchored batch ``root_id``."""
-        _check_uint(root_id, "root id")
+        check_uint(root_id, "root id")
         if len(proof) > MAX_DEPTH:
             return False
         return bool(
@@ -378,23 +379,3 @@ class Ledger:
     def onchain_digest(self, record: Record) -> bytes:
         """The contract's own EIP-712 digest of ``record`` (cross-checks the Python hashing)."""
         return bytes(self.view("record_digest", record.as_tuple()))
-
-
-def _window(found: list[StoredRecord], start: int, limit: int | None) -> list[StoredRecord]:
-    """``found[start : start + limit]`` with range-checked bounds."""
-    _check_uint(start, "start")
-    if limit is None:
-        return found[start:]
-    return found[start : start + _check_uint(limit, "limit")]
-
-
-def _check_uint(value: int, name: str, low: int = 0) -> int:
-    """``value`` if it is an integer in ``[low, 2^256)`` (what a uint256 argument takes)."""
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value < 2**256:
-        raise ChainsenseError(f"{name}: must be an integer in [{low}, 2^256), got {value!r}")
-    return value
-
-
-def _check_u32(value: int, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**32:
-        raise ChainsenseError(f"{name}: must be an integer in [0, 2^32), got {value!r}")
