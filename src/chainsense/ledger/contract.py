@@ -159,7 +159,7 @@ class Ledger:
 
     def get_logs(self, flt: dict[str, Any]) -> list[Any]:
         """One ``eth_getLogs`` call (every record query goes through here)."""
-        return list(self.chain.call(lambda w3: w3.eth.get_logs(flt)))  # type: ignore[arg-type]
+        return self.chain.get_logs(flt)
 
     def scan(self, topics: list[Any], from_block: int = 0) -> list[StoredRecord]:
         """Stored records whose log matches ``topics``, by id: one call per
@@ -352,15 +352,11 @@ class Ledger:
         """Decoded logs of the ABI event ``event`` (``CARotated``, ``BatchAnchored``, ...) with
         ``block``/``log_index`` added, in chain order. Stored records: :meth:`scan`."""
 
-        def fetch(w3: Web3) -> list[Any]:
-            ev = getattr(self._bound(w3).events, event)
-            return list(ev().get_logs(from_block=from_block, to_block="latest"))
-
+        ev = getattr(self._iface.events, event)()
         out = []
-        for log in self.chain.call(fetch):
-            out.append(
-                dict(log["args"]) | {"block": log["blockNumber"], "log_index": log["logIndex"]}
-            )
+        for log in self.get_logs(self.log_filter([ev.topic], from_block, "latest")):
+            args = dict(ev.process_log(log)["args"])
+            out.append(args | {"block": log["blockNumber"], "log_index": log["logIndex"]})
         out.sort(key=lambda e: (e["block"], e["log_index"]))
         return out
 
