@@ -12,6 +12,7 @@ from chainsense.errors import ChainsenseError
 from chainsense.ledger.artifacts import artifact_path
 from chainsense.ledger.compile import compile_source
 from chainsense.ledger.contract import Ledger, deploy_ledger
+from chainsense.ledger.record_log import id_topic
 from chainsense.ledger.records import Domain, Record
 from chainsense.ledger.verify import verify_ledger
 from test_ledger_support import World, make_world
@@ -265,3 +266,37 @@ def test_an_empty_revert_reason_reads_as_no_reason() -> None:
     assert revert_reason(Exception("execution reverted: b''")) == "reverted without a reason"
     assert revert_reason(Exception("execution reverted: b'duplicate record'")) == "duplicate record"
     assert revert_reason(Exception("execution reverted: bad CA signature")) == "bad CA signature"
+
+
+def test_verify_ledger_catches_a_node_that_alters_or_drops_record_logs(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Records are read from logs; a node that lies about one (or leaves one out) is caught by
+    the digest the contract stores and by the record count."""
+    for nonce in range(3):
+        rec, sig = world.certified(nonce=nonce, slot=nonce)
+        world.ledger.submit(rec, sig, world.mts[0])
+    honest = world.ledger.get_logs
+
+    def altered(flt: dict) -> list:
+        out = []
+        for log in honest(flt):
+            if log["topics"][0] == bytes.fromhex(id_topic(2)[2:]):
+                data = bytearray(log["data"])
+                data[7] ^= 0x01  # the reading
+                log = dict(log) | {"data": bytes(data)}
+            out.append(log)
+        return out
+
+    monkeypatch.setattr(world.ledger, "get_logs", altered)
+    report = verify_ledger(world.ledger)
+    assert (report.total, report.ok) == (3, 2)
+    assert report.failures == [(2, "the contract stores another digest for this MT and nonce")]
+    assert world.ledger.verify_stored(world.ledger.get_record(2).record) is None
+
+    def dropped(flt: dict) -> list:
+        return [log for log in honest(flt) if log["topics"][0] != bytes.fromhex(id_topic(3)[2:])]
+
+    monkeypatch.setattr(world.ledger, "get_logs", dropped)
+    report = verify_ledger(world.ledger)
+    assert (report.total, report.ok, report.failures) == (3, 2, [(3, "no record log")])
