@@ -40,7 +40,8 @@ from chainsense.ledger.records import Domain, Record
 __all__ = ["Anchor", "BatchInfo", "Ledger", "StoredRecord", "Submission", "deploy_ledger"]
 
 # gas limit of one submit: at most 57,991 used (every field at its maximum; no cost depends on
-# earlier records). A tight limit lets more submits into a block: nodes count limits, not use
+# earlier records). A node adds a transaction to a block only while its limit fits in the gas
+# the block has left, so the limit stays close to the use (about 20% above it)
 SUBMIT_GAS = 70_000
 MAX_SLOT_SPAN = 100_000
 # values OR-ed in one topic position of one eth_getLogs call (ids of `records`, slots of
