@@ -52,6 +52,7 @@ from chainsense.experiments.sqlserver import (
     select_by_id_text,
 )
 from chainsense.ledger.config import connect_network
+from chainsense.ledger.record_log import id_topic
 
 System = Literal["mariadb", "geth"]
 Progress = Callable[[str, int, int], None]  # (description, done, total)
@@ -188,14 +189,14 @@ def _published(
 def _chain_target(
     netdir: Path, contract: str, record_id: int, nodes: list[devnet.NodeInfo]
 ) -> list[Target]:
-    """The flood of the chain side: ``eth_call get_record(id)`` at every node."""
+    """The flood of the chain side: the request behind ``get_record(id)`` (``eth_getLogs`` on
+    the record's id topic, from the contract's creation block to the head) at every node."""
     probe = chainside.open_ledger(netdir, contract, 5.0)
     try:
-        data = probe.encode("get_record", record_id)
+        query = probe.log_filter([id_topic(record_id)], 0, "latest")
     finally:
         probe.chain.close()
-    call = {"to": contract, "data": data}
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_call", "params": [call, "latest"]})
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_getLogs", "params": [query]})
     return [Target("jsonrpc", n.http_port, request=body) for n in nodes]
 
 
