@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 import requests
+from requests.adapters import HTTPAdapter
 from web3 import HTTPProvider, Web3
 from web3._utils.method_formatters import receipt_formatter
 from web3.exceptions import ProviderConnectionError, Web3RPCError
@@ -50,6 +51,10 @@ _STALE_STATE = (
     "missing trie node",
 )
 
+
+POOL_SIZE = 32
+"""HTTP connections kept open per endpoint (requests keeps 10 by default: more threads than
+that would open and drop a connection a request)."""
 
 RECEIPT_BATCH = 500
 """Receipts asked for in one JSON-RPC batch (geth answers at most 1,000 calls a batch)."""
@@ -142,6 +147,9 @@ class RpcChain(Chain):
                 raise ChainsenseError(f"endpoints[{i}]: not an http(s) URL: {url!r}")
             ep = Endpoint(url=url, role=role, name=names[i] if names else url)
             ep.session = requests.Session()  # ours, so that close() can release it
+            # one kept-alive connection per thread that sends (sessions flush MTs in parallel)
+            ep.session.mount("http://", HTTPAdapter(pool_maxsize=POOL_SIZE))
+            ep.session.mount("https://", HTTPAdapter(pool_maxsize=POOL_SIZE))
             ep.w3 = Web3(
                 HTTPProvider(
                     url,

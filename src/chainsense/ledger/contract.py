@@ -144,10 +144,13 @@ class Ledger:
         return out
 
     # --- per-record mode -----------------------------------------------------------------------
-    def send_submit(self, record: Record, ca_signature: bytes, sender: KeyPair) -> str:
-        """Send ``submit(record, ca_signature)`` from ``sender``; returns the tx hash."""
+    def send_submit(
+        self, record: Record, ca_signature: bytes, sender: KeyPair, *, dry_run: bool | None = None
+    ) -> str:
+        """Send ``submit(record, ca_signature)`` from ``sender``; returns the tx hash.
+        ``dry_run``: as :meth:`Chain.send` (False for a record already checked off chain)."""
         data = self.encode("submit", record.as_tuple(), bytes(ca_signature))
-        return self.chain.send(sender, to=self.address, data=data, gas=SUBMIT_GAS)
+        return self.chain.send(sender, to=self.address, data=data, gas=SUBMIT_GAS, dry_run=dry_run)
 
     def finish_submit(self, record: Record, tx_hash: str) -> Submission:
         result = self.chain.wait(tx_hash)
