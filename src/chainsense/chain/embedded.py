@@ -7,11 +7,15 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from eth._utils.address import generate_contract_address
 from eth.abc import SignedTransactionAPI
 from eth_tester import EthereumTester, PyEVMBackend
 from eth_tester.exceptions import TransactionFailed
+from eth_utils import to_checksum_address
 from eth_utils.exceptions import ValidationError as EthValidationError
+from hexbytes import HexBytes
 from web3 import EthereumTesterProvider, Web3
+from web3.datastructures import AttributeDict
 
 from chainsense.chain.base import Chain
 from chainsense.chain.errors import ChainError, RevertError, revert_reason
@@ -49,6 +53,10 @@ class EmbeddedChain(Chain):
         self._run_lock = threading.RLock()
         self._pool: list[SignedTransactionAPI] = []
         self._dropped: dict[str, str] = {}
+        # receipts of the blocks mined here, built at mining time: eth-tester decodes a
+        # transaction's whole block to find one receipt, which costs a block of N transactions
+        # N^2 work; each is handed out once, then eth-tester answers
+        self._mined: dict[str, AttributeDict[str, Any]] = {}
 
     def _run(self, fn: Callable[[Web3], T], *, write: bool = False) -> T:
         with self._run_lock:  # py-evm is not thread-safe
@@ -64,6 +72,11 @@ class EmbeddedChain(Chain):
             self._pool.append(chain.get_vm().get_transaction_builder().decode(raw))
 
     def _receipt(self, tx_hash: str) -> Any:
+        with self._run_lock:
+            self._mine_pool()
+            receipt = self._mined.pop(tx_hash, None)
+        if receipt is not None:
+            return receipt
         receipt = super()._receipt(tx_hash)
         if receipt is None and tx_hash in self._dropped:
             raise ChainError(f"transaction {tx_hash} dropped: {self._dropped[tx_hash]}")
@@ -102,7 +115,45 @@ class EmbeddedChain(Chain):
     def _mine_block(self, txs: list[SignedTransactionAPI]) -> None:
         # what eth-tester's mine_blocks passes: post-merge, a random mix hash stands in for
         # prevrandao
-        self.tester.backend.chain.mine_all(txs, mix_hash=os.urandom(32))
+        result, receipts, _ = self.tester.backend.chain.mine_all(txs, mix_hash=os.urandom(32))
+        header = result.imported_block.header
+        gas_before = log_index = 0
+        for index, (tx, receipt) in enumerate(zip(txs, receipts, strict=True)):
+            tx_hash = HexBytes(tx.hash)
+            logs = []
+            for log in receipt.logs:
+                logs.append(
+                    AttributeDict(
+                        {
+                            "address": to_checksum_address(log.address),
+                            "topics": [HexBytes(t.to_bytes(32, "big")) for t in log.topics],
+                            "data": HexBytes(log.data),
+                            "logIndex": log_index,
+                            "transactionIndex": index,
+                            "transactionHash": tx_hash,
+                            "blockHash": HexBytes(header.hash),
+                            "blockNumber": header.block_number,
+                            "removed": False,
+                        }
+                    )
+                )
+                log_index += 1
+            created = None
+            if not tx.to:
+                created = to_checksum_address(generate_contract_address(tx.sender, tx.nonce))
+            self._mined[tx_hash.to_0x_hex()] = AttributeDict(
+                {
+                    "transactionHash": tx_hash,
+                    "transactionIndex": index,
+                    "blockHash": HexBytes(header.hash),
+                    "blockNumber": header.block_number,
+                    "gasUsed": receipt.gas_used - gas_before,
+                    "status": 1 if receipt.state_root == b"\x01" else 0,
+                    "logs": logs,
+                    "contractAddress": created,
+                }
+            )
+            gas_before = receipt.gas_used
 
     def __repr__(self) -> str:
         return "EmbeddedChain()"
