@@ -155,7 +155,7 @@ def run_load(
         confirmed=len(latencies),
         verified=verification.ok,
         seconds=span,
-        send_rate=len(signed) / send_span if send_span > 0 else 0.0,  # 0: all at once
+        send_rate=len(signed) / send_span if send_rate and send_span > 0 else 0.0,  # 0: burst
         throughput=len(latencies) / span if span > 0 else 0.0,
         latency_p50_s=percentile(latencies, 50) if latencies else 0.0,
         latency_p99_s=percentile(latencies, 99) if latencies else 0.0,
