@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from chainsense.chain.base import Chain
-from chainsense.chain.keys import KeyPair
+from chainsense.chain.keys import KeyPair, in_threads
 from chainsense.errors import ChainsenseError
 from chainsense.files import atomic_write
 from chainsense.ledger import batch as batching
@@ -235,7 +235,9 @@ class LedgerSession:
 
             def signed(records: list[Record] = records) -> list[tuple[Record, bytes]]:
                 by_address = {k.address: k for k in self.mt_keys}
-                return [(r, by_address[r.mt].sign_digest(r.digest(domain))) for r in records]
+                return in_threads(
+                    lambda r: (r, by_address[r.mt].sign_digest(r.digest(domain))), records
+                )
 
             path = self.workdir / f"batch-{self._batches:05d}.json"
             self._batches += 1
