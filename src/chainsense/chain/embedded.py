@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from eth._utils.address import generate_contract_address
@@ -81,6 +81,13 @@ class EmbeddedChain(Chain):
         if receipt is None and tx_hash in self._dropped:
             raise ChainError(f"transaction {tx_hash} dropped: {self._dropped[tx_hash]}")
         return receipt
+
+    def _confirmed_receipts(self, tx_hashes: Sequence[str]) -> list[Any]:
+        """Every receipt after one mining of the pool (not one a hash: with MTs sending from
+        several threads, each lookup would otherwise mine a block of whatever came in since)."""
+        with self._run_lock:
+            self._mine_pool()
+            return [self._receipt(h) for h in tx_hashes]
 
     def pending(self) -> int:
         """Transactions sent but not mined yet (the next read mines them)."""
