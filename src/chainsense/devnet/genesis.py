@@ -29,8 +29,8 @@ class NetworkSpec:
     period: int = 1
     chain_id: int = 1337
     faucet_balance_eth: int = 1_000_000
-    # 1,250 records a block at the 240k gas of a stored record (41 at 30M a second would cap
-    # the ledger at 125 records/s); the sealers' gas ceiling is set to the same value
+    # 1,250 records a block at the 240k gas of a stored record (125 at 30M a second would cap
+    # the ledger at 125 records/s); the sealers' gas ceiling follows it (devnet.geth)
     gas_limit: int = 300_000_000
 
     def __post_init__(self) -> None:
@@ -54,22 +54,6 @@ class NetworkSpec:
             )
         if not 5_000_000 <= self.gas_limit <= 1_000_000_000:
             raise ConfigError("gas_limit", f"must be in 5e6..1e9, got {self.gas_limit}")
-
-
-# Every node: a transaction pool that holds the pipelines of many MTs (geth keeps 16
-# executable transactions per account and 5,120 in all by default, and drops the excess of
-# accounts above 16 when the pool is full). Sealers: blocks as large as the genesis allows
-# (geth's default gas ceiling, 30M, would shrink them back block by block).
-_POOL_AND_MINER = """
-[Eth.TxPool]
-AccountSlots = 1024
-GlobalSlots = 32768
-AccountQueue = 256
-GlobalQueue = 4096
-
-[Eth.Miner]
-GasCeil = {gas_limit}
-"""
 
 
 def write_private(path: Path, text: str) -> None:
@@ -151,7 +135,7 @@ def prepare(directory: Path, spec: NetworkSpec, geth: Path) -> NetworkInfo:
             "NoDiscovery = true\n"
             f'ListenAddr = "127.0.0.1:{node.p2p_port}"\n'
             f"StaticNodes = [{peers}]\n"
-            "TrustedNodes = []\n" + _POOL_AND_MINER.format(gas_limit=spec.gas_limit),
+            "TrustedNodes = []\n",
             encoding="utf-8",
         )
         if node.role == "sealer":
