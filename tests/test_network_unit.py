@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from chainsense import devnet as nw
+from chainsense.devnet.geth import node_argv
 from chainsense.errors import ChainsenseError, ConfigError
 
 
@@ -171,3 +172,19 @@ def test_a_hand_written_network_file_needs_only_chain_id_and_rpc(tmp_path: Path)
     )
     info = nw.load(tmp_path)
     assert info.chain_id == 7 and info.sealers == 1 and info.faucet_keyfile is None
+
+
+def test_sealers_keep_the_genesis_gas_limit_and_every_node_a_large_pool(tmp_path: Path) -> None:
+    genesis = nw.clique_genesis(nw.NetworkSpec(gas_limit=250_000_000), ["0x" + "11" * 20], [])
+    (tmp_path / "genesis.json").write_text(json.dumps(genesis))
+    sealer = _node("sealer-1", "sealer")
+    sealer = nw.NodeInfo(**{**sealer.__dict__, "address": "0x" + "11" * 20})
+    argv = node_argv(Path("geth"), tmp_path, sealer, 1337)
+    assert argv[argv.index("--miner.gaslimit") + 1] == "250000000"
+    follower = node_argv(Path("geth"), tmp_path, _node("follower-1", "follower"), 1337)
+    assert "--miner.gaslimit" not in follower
+    for flags in (argv, follower):
+        assert flags[flags.index("--txpool.globalslots") + 1] == "32768"
+    (tmp_path / "genesis.json").write_text(json.dumps({"gasLimit": 7}))
+    with pytest.raises(ChainsenseError, match="gasLimit"):
+        node_argv(Path("geth"), tmp_path, sealer, 1337)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -64,11 +64,18 @@ class Chain:
     #: blocks required on top of a transaction's block before it counts as confirmed
     confirmations = 0
 
+    #: seconds a fee quote is reused: ``maxFeePerGas`` is twice the base fee, which a block
+    #: raises by at most 12.5 %, so a quote stays valid for several blocks
+    fee_ttl = 1.0
+
     def __init__(self) -> None:
         self._nonces: dict[str, int] = {}
         self._lock = threading.Lock()
         self._chain_id: int | None = None
         self._eip1559: bool | None = None
+        self._fee_quote: tuple[float, dict[str, int]] | None = None
+        # receipts found confirmed by collect_receipts, handed out once by wait()
+        self._collected: dict[str, Any] = {}
 
     # --- transport -----------------------------------------------------------------------
     def _run(self, fn: Callable[[Web3], T], *, write: bool = False) -> T:
@@ -108,27 +115,38 @@ class Chain:
 
     # --- transactions --------------------------------------------------------------------
     def _fees(self) -> dict[str, int]:
+        """:meth:`_quote_fees`, reused for :attr:`fee_ttl` seconds (one query, not one a send)."""
+        now = time.monotonic()
+        quote = self._fee_quote
+        if quote is None or now - quote[0] > self.fee_ttl:
+            quote = (now, self._quote_fees())
+            self._fee_quote = quote
+        return quote[1]
+
+    def _quote_fees(self) -> dict[str, int]:
         """EIP-1559 fees when the chain has a base fee (London), else a legacy gas price."""
         if self._eip1559 is False:
             return {"gasPrice": int(self._run(lambda w3: w3.eth.gas_price))}
         base = self._run(lambda w3: w3.eth.get_block("latest")).get("baseFeePerGas")
         self._eip1559 = base is not None
         if base is None:
-            return self._fees()
+            return self._quote_fees()
         tip = 10**9
         return {"maxFeePerGas": 2 * int(base) + tip, "maxPriorityFeePerGas": tip}
 
     def _next_nonce(self, address: str) -> int:
+        """The next transaction nonce of ``address``: asked of the node (pending count) once,
+        then counted here, so that a pipeline of sends costs no round trip each."""
         with self._lock:
-            chain_nonce = int(
-                self._run(lambda w3: w3.eth.get_transaction_count(address, "pending"))
-            )
-            nonce = max(chain_nonce, self._nonces.get(address, 0))
+            nonce = self._nonces.get(address)
+            if nonce is None:
+                nonce = int(self._run(lambda w3: w3.eth.get_transaction_count(address, "pending")))
             self._nonces[address] = nonce + 1
             return nonce
 
     def forget_nonce(self, address: str) -> None:
-        """Drop the local nonce cache (after a failed send the node's count is the truth)."""
+        """Drop the local nonce count: the node's pending count is asked again at the next send
+        (after a failed send, or before resending what a node may have dropped)."""
         with self._lock:
             self._nonces.pop(address, None)
 
@@ -160,13 +178,16 @@ class Chain:
         data: bytes | str = b"",
         value: int = 0,
         gas: int | None = None,
+        dry_run: bool | None = None,
     ) -> str:
         """Sign (locally) and send a transaction; returns its hash without waiting.
 
         ``sender=None`` uses the node's unlocked dev account (anvil, embedded) via
         ``eth_sendTransaction``. A dry run first (the gas estimate, or one ``eth_call`` when
         ``gas`` is given) refuses a transaction that would revert, with the contract's reason,
-        before anything is sent.
+        before anything is sent; ``dry_run=False`` skips the ``eth_call`` (for a caller that
+        has checked the transaction itself: a revert is then mined and explained by replay),
+        ``None`` follows :attr:`dry_run_before_send`.
         """
         data_hex = HexBytes(data).to_0x_hex()
         frm = sender.address if sender is not None else self.dev_account()
@@ -175,7 +196,7 @@ class Chain:
             base["to"] = checksum(to)
         if gas is None:
             gas = int(self.estimate(base) * self.gas_margin) + 10_000
-        elif self.dry_run_before_send:
+        elif self.dry_run_before_send if dry_run is None else dry_run:
             self.dry_run(base)
         tx = base | {"gas": gas, "chainId": self.chain_id} | self._fees()
         if sender is None:
@@ -185,21 +206,25 @@ class Chain:
         del tx["from"]
         raw = Account.sign_transaction(tx, sender.private_key)
         tx_hash = HexBytes(raw.hash).to_0x_hex()
+        try:
+            self._send_raw(bytes(raw.raw_transaction), tx_hash)
+        except Exception:
+            self.forget_nonce(frm)
+            raise
+        return tx_hash
+
+    def _send_raw(self, raw: bytes, tx_hash: str) -> None:
+        """Hand a signed transaction to a node (``eth_sendRawTransaction``)."""
 
         def _send(w3: Web3) -> None:
             try:
-                w3.eth.send_raw_transaction(raw.raw_transaction)
+                w3.eth.send_raw_transaction(raw)
             except Web3RPCError as exc:
                 if any(s in str(exc).lower() for s in _ALREADY_KNOWN) and _known(w3, tx_hash):
                     return  # a previous attempt (maybe via another endpoint) got through
                 raise
 
-        try:
-            self._run(_send, write=True)
-        except Exception:
-            self.forget_nonce(frm)
-            raise
-        return tx_hash
+        self._run(_send, write=True)
 
     def tx_known(self, tx_hash: str) -> bool:
         """Whether a node knows the transaction (in its pool or mined)."""
@@ -210,7 +235,8 @@ class Chain:
         transaction raises :class:`RevertError` with the reason."""
         limit = self.receipt_timeout if timeout is None else timeout
         deadline = time.monotonic() + limit
-        while True:
+        receipt = self._collected.pop(tx_hash, None)
+        while receipt is None:
             receipt = self._receipt(tx_hash)
             if receipt is not None and self.confirmations:
                 # on a chain with several sealers a block can be replaced: accept the receipt
@@ -221,6 +247,7 @@ class Chain:
                         break
             elif receipt is not None:
                 break
+            receipt = None
             if time.monotonic() > deadline:
                 depth = f" and {self.confirmations} blocks on top" if self.confirmations else ""
                 raise ChainError(f"transaction {tx_hash}: no receipt{depth} after {limit:g} s")
@@ -238,6 +265,45 @@ class Chain:
             raise RevertError(self._failure_reason(tx_hash, result.block), tx_hash)
         return result
 
+    def collect_receipts(self, tx_hashes: Sequence[str], timeout: float | None = None) -> int:
+        """Wait until each of ``tx_hashes`` has a receipt with :attr:`confirmations` blocks on
+        top, asking for all outstanding ones in one round (:meth:`_receipts_now`) per poll
+        instead of one :meth:`wait` loop per transaction; stops at ``timeout`` (default
+        :attr:`receipt_timeout`). The next :meth:`wait` of each hash takes its receipt from
+        here. Returns how many were found."""
+        limit = self.receipt_timeout if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        todo = [h for h in dict.fromkeys(tx_hashes) if h not in self._collected]
+        found = len(tx_hashes) - len(todo)
+        while todo:
+            left = []
+            for tx_hash, receipt in zip(todo, self._confirmed_receipts(todo), strict=True):
+                if receipt is None:
+                    left.append(tx_hash)
+                else:
+                    self._collected[tx_hash] = receipt
+                    found += 1
+            todo = left
+            if todo and time.monotonic() > deadline:
+                break
+            if todo:
+                time.sleep(self.poll_interval)
+        return found
+
+    def _confirmed_receipts(self, tx_hashes: Sequence[str]) -> list[Any]:
+        """The receipt of each hash that has :attr:`confirmations` blocks on top, else None.
+
+        The head is read first: a receipt read after a head at least ``confirmations`` blocks
+        above its block is the canonical one (what :meth:`wait` checks by reading it twice).
+        """
+        head = self.block_number()
+        out = []
+        for tx_hash in tx_hashes:
+            receipt = self._receipt(tx_hash)
+            deep = receipt is not None and int(receipt["blockNumber"]) + self.confirmations <= head
+            out.append(receipt if deep else None)
+        return out
+
     def _seen_block(self, block: int) -> None:
         """A transaction of ours is confirmed in ``block`` (RpcChain reads from there on)."""
 
@@ -251,7 +317,13 @@ class Chain:
         """Replay a failed transaction as a call on the state before its block to get the reason."""
         try:
             tx = self._run(lambda w3: w3.eth.get_transaction(tx_hash))  # type: ignore[arg-type]
-            call = {"from": tx["from"], "to": tx["to"], "data": tx["input"], "value": tx["value"]}
+            call = {
+                "from": tx["from"],
+                "to": tx["to"],
+                "data": tx["input"],
+                "value": tx["value"],
+                "gas": tx["gas"],  # not the block's limit, which the sender may not afford
+            }
             self._run(lambda w3: w3.eth.call(call, block - 1))  # type: ignore[arg-type]
         except (ContractLogicError, Web3RPCError) as exc:
             return revert_reason(exc)

@@ -18,12 +18,15 @@ import itertools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import requests
+from requests.adapters import HTTPAdapter
 from web3 import HTTPProvider, Web3
+from web3._utils.method_formatters import receipt_formatter
 from web3.exceptions import ProviderConnectionError, Web3RPCError
 from web3.middleware import ExtraDataToPOAMiddleware
+from web3.types import RPCEndpoint
 
 from chainsense.chain.base import Chain
 from chainsense.chain.errors import ChainError, revert_reason
@@ -47,6 +50,30 @@ _STALE_STATE = (
     "unknown block",
     "missing trie node",
 )
+
+
+POOL_SIZE = 32
+"""HTTP connections kept open per endpoint (requests keeps 10 by default: more threads than
+that would open and drop a connection a request)."""
+
+RECEIPT_BATCH = 500
+"""Receipts asked for in one JSON-RPC batch (geth answers at most 1,000 calls a batch)."""
+
+
+def _batch_receipts(w3: Web3, tx_hashes: list[str]) -> tuple[int, list[Any]]:
+    """The node's head and the receipt (None: not mined) of each hash, in one HTTP request."""
+    calls: list[tuple[RPCEndpoint, Any]] = [(RPCEndpoint("eth_blockNumber"), [])]
+    calls += [(RPCEndpoint("eth_getTransactionReceipt"), [h]) for h in tx_hashes]
+    answers = w3.provider.make_batch_request(calls)  # type: ignore[attr-defined]
+    if not isinstance(answers, list) or len(answers) != len(calls):
+        raise ChainError(f"receipts: the node refused a batch request ({answers!r:.200})")
+    for answer in answers:
+        if "error" in answer:
+            raise ChainError(f"receipts: {answer['error']!r:.200}")
+    head = int(answers[0]["result"], 16)
+    return head, [
+        None if a["result"] is None else receipt_formatter(a["result"]) for a in answers[1:]
+    ]
 
 
 @dataclass
@@ -120,6 +147,9 @@ class RpcChain(Chain):
                 raise ChainsenseError(f"endpoints[{i}]: not an http(s) URL: {url!r}")
             ep = Endpoint(url=url, role=role, name=names[i] if names else url)
             ep.session = requests.Session()  # ours, so that close() can release it
+            # one kept-alive connection per thread that sends (sessions flush MTs in parallel)
+            ep.session.mount("http://", HTTPAdapter(pool_maxsize=POOL_SIZE))
+            ep.session.mount("https://", HTTPAdapter(pool_maxsize=POOL_SIZE))
             ep.w3 = Web3(
                 HTTPProvider(
                     url,
@@ -273,6 +303,20 @@ class RpcChain(Chain):
         if short:
             raise ChainError(f"no JSON-RPC endpoint has block {need} yet ({detail})")
         raise ChainError("no JSON-RPC endpoint reachable (" + detail + ")")
+
+    def _confirmed_receipts(self, tx_hashes: Sequence[str]) -> list[Any]:
+        """One JSON-RPC batch per :data:`RECEIPT_BATCH` hashes: ``eth_blockNumber`` first, then
+        the receipts (a node answers a batch in order, so each receipt is read after that head).
+        """
+        out: list[Any] = []
+        for lo in range(0, len(tx_hashes), RECEIPT_BATCH):
+            chunk = list(tx_hashes[lo : lo + RECEIPT_BATCH])
+            head, receipts = self._run(lambda w3, chunk=chunk: _batch_receipts(w3, chunk))
+            self.best_head = max(self.best_head, head)
+            for receipt in receipts:
+                deep = receipt is not None and receipt["blockNumber"] + self.confirmations <= head
+                out.append(receipt if deep else None)
+        return out
 
     def close(self) -> None:
         for ep in self.endpoints:

@@ -29,7 +29,9 @@ class NetworkSpec:
     period: int = 1
     chain_id: int = 1337
     faucet_balance_eth: int = 1_000_000
-    gas_limit: int = 30_000_000
+    # 1,250 records a block at the 240k gas of a stored record (125 at 30M a second would cap
+    # the ledger at 125 records/s); the sealers' gas ceiling follows it (devnet.geth)
+    gas_limit: int = 300_000_000
 
     def __post_init__(self) -> None:
         if not 1 <= self.sealers <= 16:

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from chainsense import jsonlimits
 from chainsense.devnet.netfile import NodeInfo
 from chainsense.errors import ChainsenseError
 
@@ -58,6 +59,30 @@ def geth_available() -> bool:
     return True
 
 
+# A transaction pool for the pipelines of many MTs: geth keeps 16 executable transactions per
+# account once 5,120 are pooled and drops the rest. (Flags, not config.toml: a [Eth.TxPool] or
+# [Eth.Miner] section there replaces every default of the section with zero, e.g. the miner's
+# recommit interval, which made a single sealer seal two blocks of one height.)
+TXPOOL_FLAGS = (
+    "--txpool.accountslots", "1024",
+    "--txpool.globalslots", "32768",
+    "--txpool.accountqueue", "256",
+    "--txpool.globalqueue", "4096",
+)  # fmt: skip
+
+
+def genesis_gas_limit(netdir: Path) -> int:
+    """The block gas limit of the network's genesis, which a sealer keeps as its gas ceiling
+    (geth's default ceiling, 30M, would shrink larger blocks back to it block by block)."""
+    path = netdir / "genesis.json"
+    genesis = jsonlimits.load_file(path, "genesis")
+    value = genesis.get("gasLimit") if isinstance(genesis, dict) else None
+    try:
+        return int(value, 16)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        raise ChainsenseError(f"genesis: {path.name} has no hex gasLimit ({value!r:.40})") from exc
+
+
 def node_argv(geth: Path, netdir: Path, node: NodeInfo, chain_id: int) -> list[str]:
     datadir = netdir / node.datadir
     argv = [
@@ -77,11 +102,13 @@ def node_argv(geth: Path, netdir: Path, node: NodeInfo, chain_id: int) -> list[s
         "--authrpc.addr", "127.0.0.1",
         "--authrpc.port", str(node.authrpc_port),
         "--verbosity", "3",
+        *TXPOOL_FLAGS,
     ]  # fmt: skip
     if node.role == "sealer":
         assert node.address is not None
         argv += [
             "--mine",
+            "--miner.gaslimit", str(genesis_gas_limit(netdir)),
             "--miner.etherbase", node.address,
             "--unlock", node.address,
             "--password", str(datadir / "password.txt"),

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from chainsense import jsonlimits
-from chainsense.chain.keys import KeyPair, SignatureError, checksum, recover_bytes
+from chainsense.chain.keys import KeyPair, SignatureError, checksum, in_threads, recover_bytes
 from chainsense.errors import ChainsenseError
 from chainsense.ledger.merkle import MerkleTree
 from chainsense.ledger.records import Domain, Record, batch_struct_hash
@@ -209,6 +209,10 @@ class CertificateAuthority:
             raise CAError("bad_signature", field, f"not signed by the record's MT {record.mt}")
         return digest
 
+    def _check_item(self, item: tuple[int, tuple[Record, bytes]]) -> bytes:
+        i, (record, signature) = item
+        return self._check_signature(record, signature, f"items[{i}].signature")
+
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction, taken before reading what it checks: several CA processes
@@ -262,9 +266,7 @@ class CertificateAuthority:
             raise CAError("bad_input", "items", "empty batch")
         if len(items) > MAX_BATCH:
             raise CAError("bad_input", "items", f"more than {MAX_BATCH} records")
-        digests = []
-        for i, (record, sig) in enumerate(items):
-            digests.append(self._check_signature(record, sig, f"items[{i}].signature"))
+        digests = in_threads(self._check_item, list(enumerate(items)))  # the first bad one raises
         tree = MerkleTree.build(digests)
         records = tuple(r for r, _ in items)
         with self._write() as db:

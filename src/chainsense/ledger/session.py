@@ -19,12 +19,13 @@ import json
 import shutil
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from chainsense.chain.base import Chain
-from chainsense.chain.keys import KeyPair
+from chainsense.chain.keys import KeyPair, in_threads
 from chainsense.errors import ChainsenseError
 from chainsense.files import atomic_write
 from chainsense.ledger import batch as batching
@@ -38,6 +39,9 @@ from chainsense.sim.events import CollectionEvent
 
 SESSION_FILE = "session.json"
 MAX_MTS = 10_000
+FLUSH_WORKERS = 16
+"""MTs flushing at the same time in per-record mode (threads: the work is mostly waiting for
+nodes, the CA and SQLite)."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,7 @@ class LedgerSession:
         self.batch_size = self.cfg.batch_size
         self.workdir = Path(workdir)
         self.chain = chain
+        self.workers = FLUSH_WORKERS
         self.ca_key = KeyPair.derive(seed, 0, "ca")
         self.mt_keys = [KeyPair.derive(seed, i, "mt") for i in range(n_mts)]
         self.aggregator = KeyPair.derive(seed, 0, "aggregator")
@@ -191,20 +196,27 @@ class LedgerSession:
     def _per_record(
         self, events: Sequence[CollectionEvent], progress: Callable[[int], None] | None
     ) -> tuple[str, int, int, int, int, int]:
+        new: dict[int, list[tuple[int, int, float, float, float]]] = {}
         for e, nonce in zip(events, self._nonces(events), strict=True):
             if nonce >= self._queued_at_open[e.mt]:  # else a previous attempt queued it
-                self.terminals[e.mt].collect(e.poi, e.slot, e.amount, e.x, e.y)
+                new.setdefault(e.mt, []).append((e.poi, e.slot, e.amount, e.x, e.y))
+        for m, items in new.items():
+            self.terminals[m].collect_many(items)
         confirmed = rejected = gas = txs = 0
-        for m, t in enumerate(self.terminals):
-            r = t.flush()
-            txs += r.confirmed
-            now = t.counts().get("confirmed", 0)  # also those of an attempt before this session
-            confirmed += now - self._reported[m]
-            self._reported[m] = now
-            rejected += r.rejected
-            gas += r.gas_used
-            if progress:
-                progress(confirmed + rejected)
+        busy = [m for m, t in enumerate(self.terminals) if t.pending()]
+        # MTs submit in parallel: while one waits for a node, another signs and sends
+        with ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(busy)))) as pool:
+            flushes = {pool.submit(self.terminals[m].flush): m for m in busy}
+            for done in as_completed(flushes):
+                m, r = flushes[done], done.result()
+                txs += r.confirmed
+                now = self.terminals[m].counts().get("confirmed", 0)  # also earlier attempts'
+                confirmed += now - self._reported[m]
+                self._reported[m] = now
+                rejected += r.rejected
+                gas += r.gas_used
+                if progress:
+                    progress(confirmed + rejected)
         return ("record", len(events), confirmed, rejected, txs, gas)
 
     def _batched(
@@ -223,7 +235,9 @@ class LedgerSession:
 
             def signed(records: list[Record] = records) -> list[tuple[Record, bytes]]:
                 by_address = {k.address: k for k in self.mt_keys}
-                return [(r, by_address[r.mt].sign_digest(r.digest(domain))) for r in records]
+                return in_threads(
+                    lambda r: (r, by_address[r.mt].sign_digest(r.digest(domain))), records
+                )
 
             path = self.workdir / f"batch-{self._batches:05d}.json"
             self._batches += 1

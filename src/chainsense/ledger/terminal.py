@@ -23,16 +23,18 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from chainsense.chain.errors import ChainError, RevertError
+from chainsense.chain.errors import ChainError
 from chainsense.chain.keys import KeyPair
 from chainsense.errors import ChainsenseError
 from chainsense.ledger.ca import CAError, Countersignature
 from chainsense.ledger.ca_client import CAUnavailableError
 from chainsense.ledger.contract import Ledger
+from chainsense.ledger.pipeline import Submitter, mark_rejected
 from chainsense.ledger.records import Record, record_from_event
 from chainsense.ledger.sqlite_tx import write_transaction
 
@@ -60,6 +62,9 @@ OUTBOX_NONCE_LIMIT = 2**63
 STALE_RETRIES = 3
 """Renumber-and-retry rounds per :meth:`MobileTerminal.certify` when the CA's nonce keeps moving
 (another client countersigning for the same MT at the same time); the rest stays queued."""
+
+CERTIFY_GROUP = 256
+"""Countersignatures written to the outbox in one transaction (one fsync, not one a record)."""
 
 _STALE_REJECTION = "CA: stale_nonce:*"  # a GLOB pattern: "_" is literal there, not in LIKE
 
@@ -92,7 +97,9 @@ class MobileTerminal:
         self.ledger = ledger
         self.ca = ca
         self.domain = ledger.domain
-        self._db = sqlite3.connect(str(outbox), isolation_level=None)
+        # one thread at a time, but not always the one that opened it (sessions flush MTs in a
+        # thread pool)
+        self._db = sqlite3.connect(str(outbox), isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
@@ -109,6 +116,8 @@ class MobileTerminal:
                 f"outbox: {Path(outbox).name} belongs to another MT/ledger ({have.get('mt')}, "
                 f"{have.get('contract')})"
             )
+        #: sends and receipts of the certified records (window, on_confirmed hook: see there)
+        self.pipeline = Submitter(self._db, key, ledger)
         # Versions before nonce renumbering marked a stale_nonce refusal as final. Such a record
         # was never countersigned (no CA signature): queue it again, certify() renumbers it.
         with write_transaction(self._db) as db:
@@ -161,6 +170,27 @@ class MobileTerminal:
             )
         return record
 
+    def collect_many(self, events: Sequence[tuple[int, int, float, float, float]]) -> None:
+        """:meth:`collect` for each ``(poi, slot, amount, x, y)``, in one write transaction."""
+        with write_transaction(self._db) as db:
+            first = self.next_nonce()
+            rows = []
+            for i, (poi, slot, amount, x, y) in enumerate(events):
+                record = record_from_event(self.key.address, poi, slot, amount, x, y, first + i)
+                digest = record.digest(self.domain)
+                signature = self.key.sign_digest(digest)
+                rows.append((*record.as_tuple()[1:6], record.nonce, digest, signature))
+            if rows and rows[-1][5] >= OUTBOX_NONCE_LIMIT:
+                raise ChainsenseError(
+                    f"nonce: the records of {self.key.address} would reach nonce {rows[-1][5]}; "
+                    f"the outbox holds nonces below 2**63 ({OUTBOX_NONCE_LIMIT})"
+                )
+            db.executemany(
+                "INSERT INTO outbox(poi, slot, reading, x, y, nonce, digest, mt_signature, state) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'signed')",
+                rows,
+            )
+
     def _record(self, row: tuple[int, ...]) -> Record:
         nonce, poi, slot, reading, x, y = row[:6]
         return Record(self.key.address, poi, slot, reading, x, y, nonce)
@@ -176,7 +206,28 @@ class MobileTerminal:
         return self._certify()[0]
 
     def _certify(self) -> tuple[int, int]:
-        """:meth:`certify`; returns (countersigned, found already stored on chain)."""
+        """:meth:`certify`; returns (countersigned, found already stored on chain).
+
+        Countersignatures are written in groups (one transaction per :data:`CERTIFY_GROUP`, and
+        before any renumbering, which must see them): a crash loses at most some answers,
+        which the CA gives again for the same records.
+        """
+        answers: list[tuple[bytes, int]] = []
+        try:
+            return self._certify_rounds(answers)
+        finally:
+            self._save_certified(answers)
+
+    def _save_certified(self, answers: list[tuple[bytes, int]]) -> None:
+        if answers:
+            with write_transaction(self._db) as db:
+                db.executemany(
+                    "UPDATE outbox SET ca_signature = ?, state = 'certified' WHERE nonce = ?",
+                    answers,
+                )
+            answers.clear()
+
+    def _certify_rounds(self, answers: list[tuple[bytes, int]]) -> tuple[int, int]:
         done = found = rounds = 0
         while True:
             rows = self._db.execute(
@@ -209,17 +260,16 @@ class MobileTerminal:
                         return done, found
                     if last is None:  # unregistered since: the next flush's request says so
                         return done, found
+                    self._save_certified(answers)  # renumbering moves only 'signed' records
                     renumbered = self._renumber(last) > 0
                     if not renumbered:
                         return done, found  # the CA's answers disagree: leave it queued
                     break
                 except CAUnavailableError:
                     return done, found  # CA down: keep the rest queued
-                with write_transaction(self._db) as db:
-                    db.execute(
-                        "UPDATE outbox SET ca_signature = ?, state = 'certified' WHERE nonce = ?",
-                        (cs.ca_signature, record.nonce),
-                    )
+                answers.append((cs.ca_signature, record.nonce))
+                if len(answers) >= CERTIFY_GROUP:
+                    self._save_certified(answers)
                 done += 1
             if not renumbered:
                 return done, found
@@ -265,55 +315,18 @@ class MobileTerminal:
         return len(moves)
 
     def submit(self) -> FlushReport:
-        """Send every certified/sent record to the ledger and wait for the receipts."""
+        """Send every certified/sent record to the ledger and wait for the receipts (pipelined:
+        see :mod:`chainsense.ledger.pipeline`)."""
         rows = self._db.execute(
-            "SELECT nonce, poi, slot, reading, x, y, ca_signature, state, tx_hash "
+            "SELECT nonce, poi, slot, reading, x, y, digest, ca_signature, state, tx_hash "
             "FROM outbox WHERE state IN ('certified', 'sent') ORDER BY nonce"
         ).fetchall()
-        confirmed = already = rejected = gas = 0
-        in_flight: list[tuple[Record, str]] = []
-        chain = self.ledger.chain
-        for row in rows:
-            record = self._record(row)
-            state, old_hash = row[7], row[8]
-            try:
-                if state == "sent":  # an earlier attempt may have reached the chain
-                    if self._stored_now(record, old_hash):
-                        already += 1
-                        continue
-                    if old_hash and chain.tx_known(old_hash):
-                        in_flight.append((record, old_hash))  # still in a node's pool: wait
-                        continue
-                else:  # durably mark the attempt before making it
-                    with write_transaction(self._db) as db:
-                        db.execute(
-                            "UPDATE outbox SET state = 'sent' WHERE nonce = ?", (record.nonce,)
-                        )
-                tx_hash = self.ledger.send_submit(record, bytes(row[6]), self.key)
-            except RevertError as exc:
-                stored = self._settle_revert(record, old_hash, exc)
-                already += stored
-                rejected += not stored
-                continue
-            except ChainError:
-                break  # no node reachable: everything left stays queued for the next flush
-            with write_transaction(self._db) as db:
-                db.execute("UPDATE outbox SET tx_hash = ? WHERE nonce = ?", (tx_hash, record.nonce))
-            in_flight.append((record, tx_hash))
-        for record, tx_hash in in_flight:
-            try:
-                result = self.ledger.finish_submit(record, tx_hash)
-            except RevertError as exc:
-                stored = self._settle_revert(record, tx_hash, exc)
-                already += stored
-                rejected += not stored
-                continue
-            except ChainError:
-                continue  # stays 'sent'; the next flush asks the chain again
-            self._mark_confirmed(record.nonce, result.record_id, tx_hash)
-            confirmed += 1
-            gas += result.gas_used
-        return FlushReport(0, confirmed, already, rejected, self.pending(), gas)
+        tally = self.pipeline.run(
+            [(self._record(r), bytes(r[6]), bytes(r[7]), r[8], r[9]) for r in rows]
+        )
+        return FlushReport(
+            0, tally.confirmed, tally.already_stored, tally.rejected, self.pending(), tally.gas_used
+        )
 
     def flush(self) -> FlushReport:
         """:meth:`certify` then :meth:`submit`; connection problems leave records queued.
@@ -333,34 +346,11 @@ class MobileTerminal:
             report.gas_used,
         )
 
-    def _settle_revert(self, record: Record, tx_hash: str | None, exc: RevertError) -> bool:
-        """A reverted submit: True when the record is stored after all (an earlier attempt
-        landed: "duplicate record"), else it is marked rejected with the contract's reason."""
-        if self._stored_now(record, tx_hash):
-            return True
-        self._mark_rejected(record.nonce, f"contract: {exc.reason}")
-        return False
-
     def _stored_now(self, record: Record, tx_hash: str | None) -> bool:
-        rid = self.ledger.record_id_of(record)
-        if rid:
-            self._mark_confirmed(record.nonce, rid, tx_hash)
-            return True
-        return False
-
-    def _mark_confirmed(self, nonce: int, record_id: int, tx_hash: str | None) -> None:
-        with write_transaction(self._db) as db:
-            db.execute(
-                "UPDATE outbox SET state = 'confirmed', record_id = ?, tx_hash = ?, error = NULL "
-                "WHERE nonce = ?",
-                (record_id, tx_hash, nonce),
-            )
+        return self.pipeline.stored_now(record, tx_hash)
 
     def _mark_rejected(self, nonce: int, reason: str) -> None:
-        with write_transaction(self._db) as db:
-            db.execute(
-                "UPDATE outbox SET state = 'rejected', error = ? WHERE nonce = ?", (reason, nonce)
-            )
+        mark_rejected(self._db, nonce, reason)
 
     # --- inspection --------------------------------------------------------------------------
     def pending(self) -> int:
