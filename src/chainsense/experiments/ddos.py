@@ -29,7 +29,7 @@ import json
 import tempfile
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -209,8 +209,10 @@ def _trial(
 ) -> Trial:
     targets = sut.targets[attack if attack != "none" else "connect"]
     pids = list(sut.pids.values())
+    # only the connection flood lingers; the other attacks hurt by work, not by held slots
+    settings = cfg.trial if attack == "connect" else replace(cfg.trial, hold_s=0.0)
     trial = run_trial(
-        sut.name, attack, level, rep, cfg.trial, sut.make_client, targets, expected, pids
+        sut.name, attack, level, rep, settings, sut.make_client, targets, expected, pids
     )
     probe = sut.make_client()
     try:

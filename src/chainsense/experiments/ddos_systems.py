@@ -6,7 +6,8 @@ the flood targets of every attack, and the pids of its server processes (for CPU
 checking that all of them are gone afterwards). Attacks:
 
 * ``connect``: a new connection + the cheap query legitimate clients make (select / ``eth_call
-  get_record`` by id), at every endpoint the clients use;
+  get_record`` by id), at every endpoint the clients use; each connection then lingers
+  ``hold_s`` (the other attacks close theirs at once: they hurt by work, not by held slots);
 * ``expensive``: the heaviest legitimate-looking reads each system answers (SQL: an unindexed
   self-join and a full scan with an unindexed ``LIKE`` filter; geth: ``eth_getLogs`` over the
   whole chain, for the ledger and for every contract), at every endpoint;
