@@ -241,6 +241,40 @@ def test_flood_against_a_real_loopback_server_is_bounded_and_stops() -> None:
         server.server_close()
 
 
+class _ChunkedHandler(BaseHTTPRequestHandler):
+    """Answers as geth's HTTP server does for a large result: chunked transfer encoding."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "result": ["0x" + "ab" * 64] * 300}).encode()
+        self.send_response(200)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for i in range(0, len(body), 4096):
+            piece = body[i : i + 4096]
+            self.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+        self.wfile.write(b"0\r\n\r\n")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_flood_reads_chunked_answers_as_answered() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _ChunkedHandler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        target = Target("jsonrpc", server.server_address[1], request='{"method": "eth_getLogs"}')
+        stats = Flood([target], FloodSpec(rate=20, duration=0.5, processes=1, hold_s=0)).start()
+        result = stats.join()
+        assert result.launched >= 5 and result.answered == result.launched
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_flood_on_a_closed_port_counts_rejections() -> None:
     target = Target("mysql", _closed_port(), request="SELECT 1")
     stats = Flood([target], FloodSpec(rate=40, duration=0.5, processes=1)).start().join()

@@ -32,6 +32,7 @@ from chainsense.errors import ConfigError
 Protocol = Literal["mysql", "jsonrpc"]
 MAX_RATE = 20_000  # attempts per second, all processes together
 MAX_DURATION = 120.0
+MAX_RESPONSE = 64 << 20  # bytes of one answer the attacker reads at most
 MAX_SOURCES = 200  # 127.0.0.2 .. 127.0.0.201
 MYSQL_USER = "chainsense"  # the account legitimate clients use: the flood looks legitimate
 
@@ -185,12 +186,31 @@ async def _jsonrpc_attempt(
     await writer.drain()
     head = await reader.readuntil(b"\r\n\r\n")
     status = head.split(b" ", 2)[1] if b" " in head else b""
-    length = 0
+    length, chunked = 0, False
     for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":", 1)[1])
-    payload = await reader.readexactly(length)
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+            if not 0 <= length <= MAX_RESPONSE:
+                raise ValueError(f"content-length {length} out of bounds")
+        elif name.strip().lower() == b"transfer-encoding":
+            chunked = b"chunked" in value.lower()
+    payload = await (_read_chunked(reader) if chunked else reader.readexactly(length))
     return status == b"200" and b'"result"' in payload
+
+
+async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
+    """An HTTP/1.1 chunked body (large answers such as wide ``eth_getLogs``), size-bounded."""
+    parts: list[bytes] = []
+    total = 0
+    while True:
+        size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+        total += size
+        if total > MAX_RESPONSE:
+            raise ValueError(f"response over {MAX_RESPONSE} bytes")
+        parts.append((await reader.readexactly(size + 2))[:size])
+        if size == 0:
+            return b"".join(parts)
 
 
 async def _attempt(target: Target, source: str, spec: FloodSpec, stats: FloodStats) -> None:
