@@ -170,6 +170,7 @@ PRESETS: dict[str, DdosConfig] = {
         warmup_s=2.0,
         records=200,
         attacks=ATTACKS,
+        attack_sources=8,  # a few more addresses than processes: per-source limits bite later
     ),
 }
 
