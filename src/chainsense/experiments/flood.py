@@ -11,10 +11,11 @@ Attack connections come from their own loopback source addresses (127.0.0.2, 127
 per-source defences in front of a server have something to act on; legitimate clients keep
 127.0.0.1.
 
-Safety bounds, all enforced here: targets must be 127.0.0.1; the attempt count per process is
-at most ``rate * duration``; concurrent sockets per process are capped (``max_open``); every
-connect/read has a timeout; the process gives up at ``duration + hold + timeout + 1`` seconds
-and its parent kills it if it is still alive after that.
+Safety bounds, all enforced here: targets must be 127.0.0.1 and sources are 127.0.0.2 to
+127.0.0.201; the attempt count per process is at most ``rate * duration``; concurrent sockets
+per process are capped (``max_open``); every connect/read has a timeout and every answer a size
+cap; the process gives up at ``duration + hold + timeout + 1`` seconds and its parent kills it
+if it is still alive after that.
 """
 
 from __future__ import annotations
