@@ -39,7 +39,7 @@ def _levels(text: str | None) -> tuple[float, ...] | None:
 
 @exp_app.command("ddos")
 def ddos_cmd(
-    preset: str = typer.Option("quick", help="quick (CI, ~4 min) or full (~50 min)."),
+    preset: str = typer.Option("quick", help="quick (CI, ~3 min) or full (~35 min)."),
     out: Path = _OUT,
     levels: str | None = typer.Option(None, help="Override attack rates, e.g. 0,500,2000."),
     repetitions: int | None = typer.Option(None, help="Override repetitions per level."),
