@@ -12,6 +12,7 @@ from chainsense.errors import ChainsenseError
 from chainsense.ledger.artifacts import artifact_path
 from chainsense.ledger.compile import compile_source
 from chainsense.ledger.contract import Ledger, deploy_ledger
+from chainsense.ledger.record_log import id_topic
 from chainsense.ledger.records import Domain, Record
 from chainsense.ledger.verify import verify_ledger
 from test_ledger_support import World, make_world
@@ -37,7 +38,8 @@ def test_runtime_code_has_no_dangerous_opcodes() -> None:
 
     Read from the assembly without its `{ DATA ... }` sections: the selector jump table is data
     at the end of the code, and a disassembly of the bytecode reads its bytes as opcodes (since
-    `slot_counts` one of them is 0x40, "BLOCKHASH")."""
+    a selector is 0x40, "BLOCKHASH"), and without the constructor, which records its block
+    number (where log scans start)."""
     import re
 
     import vyper
@@ -45,7 +47,9 @@ def test_runtime_code_has_no_dangerous_opcodes() -> None:
     from chainsense.ledger.artifacts import source_path
 
     asm = vyper.compile_code(source_path().read_text(), output_formats=["asm"])["asm"]
-    code = re.sub(r"\{ DATA [^{}]*\}", " ", asm)
+    runtime = asm[asm.index("<RUNTIME") :]
+    assert "NUMBER" in asm[: asm.index("<RUNTIME")]  # the constructor's, cut off here
+    code = re.sub(r"\{ DATA [^{}]*\}", " ", runtime)
     ops = {t for t in code.split() if re.fullmatch(r"[A-Z][A-Z0-9]*", t)}
     assert "JUMPDEST" in ops and "DATA" not in ops
     forbidden = {
@@ -88,9 +92,31 @@ def test_submit_stores_indexes_and_emits(world: World) -> None:
     assert world.ledger.records_of_mt(world.mts[0].address) == [stored]
     assert world.ledger.records_of_poi(rec.poi) == [stored]
     assert world.ledger.records_in_slots(0, 10) == [stored]
-    events = world.ledger.logs("RecordStored")
-    assert len(events) == 1 and bytes(events[0]["ca_signature"]) == sig
+    assert stored.ca_signatures == (sig,) and stored.tx_hash == sub.tx_hash
+    assert world.ledger.is_stored(rec) and world.ledger.stored_digest(rec.mt, 0) == sub.digest
+    assert world.ledger.record_id_of(rec) == 1 == world.ledger.record_id_of(sub.digest)
     assert verify_ledger(world.ledger).ok == 1
+
+
+def test_gas_per_record_is_at_most_60k(world: World) -> None:
+    """Issue 17's bound, for the costliest calldata (every field at its maximum) and the first
+    record of the ledger (nothing warm yet): one storage word and one log per record."""
+    top = {"poi": 2**32 - 1, "slot": 2**32 - 1, "reading": 2**64 - 1, "x": 2**64 - 1}
+    used = []
+    for nonce in (0, 2**64 - 1):
+        rec, sig = world.certified(nonce=nonce, y=2**64 - 1, **top)
+        used.append(world.ledger.submit(rec, sig, world.mts[0]).gas_used)
+    assert max(used) <= 60_000, used
+
+
+def test_an_altered_record_is_not_reported_stored(world: World) -> None:
+    rec, sig = world.certified(nonce=3)
+    world.ledger.submit(rec, sig, world.mts[0])
+    for change in ({"reading": rec.reading + 1}, {"slot": 9}, {"nonce": 4}):
+        altered = Record(**(rec.to_dict() | change))
+        assert not world.ledger.is_stored(altered)
+        assert world.ledger.verify_stored(altered) is None
+        assert world.ledger.record_id_of(altered) == 0
 
 
 def _rejected(world: World, reason: str, rec: Record, sig: bytes, sender: KeyPair) -> None:
@@ -240,3 +266,37 @@ def test_an_empty_revert_reason_reads_as_no_reason() -> None:
     assert revert_reason(Exception("execution reverted: b''")) == "reverted without a reason"
     assert revert_reason(Exception("execution reverted: b'duplicate record'")) == "duplicate record"
     assert revert_reason(Exception("execution reverted: bad CA signature")) == "bad CA signature"
+
+
+def test_verify_ledger_catches_a_node_that_alters_or_drops_record_logs(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Records are read from logs; a node that lies about one (or leaves one out) is caught by
+    the digest the contract stores and by the record count."""
+    for nonce in range(3):
+        rec, sig = world.certified(nonce=nonce, slot=nonce)
+        world.ledger.submit(rec, sig, world.mts[0])
+    honest = world.ledger.get_logs
+
+    def altered(flt: dict) -> list:
+        out = []
+        for log in honest(flt):
+            if log["topics"][0] == bytes.fromhex(id_topic(2)[2:]):
+                data = bytearray(log["data"])
+                data[7] ^= 0x01  # the reading
+                log = dict(log) | {"data": bytes(data)}
+            out.append(log)
+        return out
+
+    monkeypatch.setattr(world.ledger, "get_logs", altered)
+    report = verify_ledger(world.ledger)
+    assert (report.total, report.ok) == (3, 2)
+    assert report.failures == [(2, "the contract stores another digest for this MT and nonce")]
+    assert world.ledger.verify_stored(world.ledger.get_record(2).record) is None
+
+    def dropped(flt: dict) -> list:
+        return [log for log in honest(flt) if log["topics"][0] != bytes.fromhex(id_topic(3)[2:])]
+
+    monkeypatch.setattr(world.ledger, "get_logs", dropped)
+    report = verify_ledger(world.ledger)
+    assert (report.total, report.ok, report.failures) == (3, 2, [(3, "no record log")])

@@ -1,5 +1,5 @@
-"""Slot-range queries (`Ledger.records_in_slots`): one `slot_counts` call per 1024 slots plus
-pages of the slots that hold records, with the same answers as the per-slot walk it replaced."""
+"""Slot-range queries (`Ledger.records_in_slots`): one `eth_getLogs` call per 1000 slots (the
+slots OR-ed in the log's slot topic), answering exactly the records submitted in range."""
 
 from __future__ import annotations
 
@@ -8,15 +8,14 @@ from typing import Any
 
 import pytest
 
-from chainsense.chain.errors import RevertError
 from chainsense.errors import ChainsenseError
-from chainsense.ledger.contract import MAX_SLOT_SPAN, Ledger, StoredRecord
+from chainsense.ledger.contract import MAX_SLOT_SPAN, TOPICS_PER_CALL, Ledger
+from chainsense.ledger.records import Record
 from test_ledger_support import World, make_world
 
 TOP = 2**32 - 1
-SLOT_COUNTS = 1024  # slots counted by one `slot_counts` call (the contract's MAX_SLOT_COUNTS)
-# slot -> records stored there: both ends of the slot space, the edges of 1024-slot chunks
-# counted from 0 and from the top, the edges of a max-span range, and one slot over a page
+# slot -> records stored there: both ends of the slot space, chunk edges (1000-slot log
+# queries; 1024-slot count calls before), the edges of a max-span range, a slot over 100 records
 LAYOUT = {
     0: 2,
     1: 1,
@@ -49,36 +48,36 @@ def populated(tmp_path_factory: pytest.TempPathFactory) -> World:
             nonces[mt] += 1
             sent.append((rec, world.ledger.send_submit(rec, sig, world.mts[mt])))
             i += 1
-    for rec, tx in sent:
-        world.ledger.finish_submit(rec, tx)
+    world.submitted = [  # type: ignore[attr-defined]
+        (world.ledger.finish_submit(rec, tx).record_id, rec) for rec, tx in sent
+    ]
     return world
 
 
-def expected(ledger: Ledger, first: int, last: int) -> list[StoredRecord]:
-    """Independent answer: every record by id, kept in range, by slot then submission order."""
-    found = [s for s in ledger.records() if first <= s.record.slot <= last]
-    return sorted(found, key=lambda s: (s.record.slot, s.record_id))
+def expected(world: World, first: int, last: int) -> list[tuple[int, Record]]:
+    """Independent answer: what was submitted in range, by slot then submission order."""
+    submitted = world.submitted  # type: ignore[attr-defined]
+    found = [(rid, rec) for rid, rec in submitted if first <= rec.slot <= last]
+    return sorted(found, key=lambda item: (item[1].slot, item[0]))
 
 
-class ViewCounter:
-    """Counts ``ledger.view`` calls by function name; fails once more than ``limit`` are made
-    (so that a query that asks every slot fails fast instead of running for minutes)."""
+def answer(world: World, first: int, last: int) -> list[tuple[int, Record]]:
+    return [(s.record_id, s.record) for s in world.ledger.records_in_slots(first, last)]
+
+
+class LogCounter:
+    """Counts ``ledger.get_logs`` calls; fails once more than ``limit`` are made."""
 
     def __init__(self, ledger: Ledger, monkeypatch: pytest.MonkeyPatch, limit: int) -> None:
-        self.calls: dict[str, int] = {}
-        self.limit = limit
-        orig = ledger.view
+        self.calls = 0
+        orig = ledger.get_logs
 
-        def view(fn: str, *args: Any) -> Any:
-            self.calls[fn] = self.calls.get(fn, 0) + 1
-            assert self.total <= limit, f"more than {limit} view calls: {self.calls}"
-            return orig(fn, *args)
+        def get_logs(flt: dict[str, Any]) -> list[Any]:
+            self.calls += 1
+            assert self.calls <= limit, f"more than {limit} eth_getLogs calls"
+            return orig(flt)
 
-        monkeypatch.setattr(ledger, "view", view)
-
-    @property
-    def total(self) -> int:
-        return sum(self.calls.values())
+        monkeypatch.setattr(ledger, "get_logs", get_logs)
 
 
 SMALL = [
@@ -96,27 +95,23 @@ SMALL = [
 
 
 @pytest.mark.parametrize(("first", "last"), SMALL)
-def test_small_ranges_match_the_per_slot_walk(populated: World, first: int, last: int) -> None:
-    ledger = populated.ledger
-    walk = ledger._records_in_slots_walk(first, last)
-    assert ledger.records_in_slots(first, last) == walk == expected(ledger, first, last)
+def test_small_ranges_answer_the_records_submitted_in_range(
+    populated: World, first: int, last: int
+) -> None:
+    assert answer(populated, first, last) == expected(populated, first, last)
 
 
 @pytest.mark.parametrize(
     ("first", "last"),
-    [(0, 3000), (1023, 1024), (1024, 2047), (TOP - 3000, TOP)],
+    [(0, 3000), (999, 1000), (1000, 1999), (TOP - 3000, TOP)],
 )
-def test_wide_ranges_match_every_record_in_range(
+def test_wide_ranges_take_one_log_call_per_thousand_slots(
     populated: World, monkeypatch: pytest.MonkeyPatch, first: int, last: int
 ) -> None:
-    ledger = populated.ledger
-    want = expected(ledger, first, last)
-    nonempty = {s.record.slot for s in want}
-    pages = sum(math.ceil(LAYOUT[slot] / 100) for slot in nonempty)
-    counter = ViewCounter(ledger, monkeypatch, limit=10_000)
-    assert ledger.records_in_slots(first, last) == want
-    span = last - first + 1
-    assert counter.calls == {"slot_counts": math.ceil(span / SLOT_COUNTS), "records_of_slot": pages}
+    want = expected(populated, first, last)
+    counter = LogCounter(populated.ledger, monkeypatch, limit=100)
+    assert answer(populated, first, last) == want
+    assert counter.calls == math.ceil((last - first + 1) / TOPICS_PER_CALL)
 
 
 @pytest.mark.slow
@@ -132,27 +127,15 @@ def test_wide_ranges_match_every_record_in_range(
 def test_max_span_ranges_match_every_record_in_range(
     populated: World, first: int, last: int
 ) -> None:
-    ledger = populated.ledger
-    assert ledger.records_in_slots(first, last) == expected(ledger, first, last)
+    assert answer(populated, first, last) == expected(populated, first, last)
 
 
-def test_slot_counts_view(populated: World) -> None:
-    view = populated.ledger.view
-    assert view("slot_counts", 0, 7) == [2, 1, 0, 0, 0, 101, 0]
-    assert len(view("slot_counts", 0, 2**256 - 1)) == SLOT_COUNTS
-    assert view("slot_counts", 1023, 2) == [1, 1]
-    assert view("slot_counts", TOP - 2, 2**256 - 1) == [0, 1, 2]  # stops at the last slot
-    assert view("slot_counts", TOP, 1) == [2]
-    assert view("slot_counts", 7, 0) == []
-
-
-def test_ten_thousand_empty_slots_take_ten_view_calls(
+def test_ten_thousand_empty_slots_take_ten_log_calls(
     populated: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Regression: the query used to make one view call per slot (10,000 here)."""
-    counter = ViewCounter(populated.ledger, monkeypatch, limit=50)
+    counter = LogCounter(populated.ledger, monkeypatch, limit=50)
     assert populated.ledger.records_in_slots(200_000, 209_999) == []
-    assert counter.total <= math.ceil(10_000 / SLOT_COUNTS) == 10
+    assert counter.calls == math.ceil(10_000 / TOPICS_PER_CALL) == 10
 
 
 def test_range_limits(populated: World) -> None:
@@ -165,18 +148,3 @@ def test_range_limits(populated: World) -> None:
         ledger.records_in_slots(TOP, TOP + 1)
     with pytest.raises(ChainsenseError, match="slot"):
         ledger.records_in_slots(-1, 3)
-
-
-def test_a_ledger_without_slot_counts_falls_back_to_the_walk(
-    populated: World, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    ledger = populated.ledger
-    orig = ledger.view
-
-    def old_contract(fn: str, *args: Any) -> Any:
-        if fn == "slot_counts":  # what a contract deployed before slot_counts answers
-            raise RevertError("reverted without a reason")
-        return orig(fn, *args)
-
-    monkeypatch.setattr(ledger, "view", old_contract)
-    assert ledger.records_in_slots(0, 40) == expected(ledger, 0, 40)

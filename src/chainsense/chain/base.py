@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -77,6 +77,10 @@ class Chain:
     def call(self, fn: Callable[[Web3], T]) -> T:
         """Run a read-only ``fn(w3)`` on a healthy endpoint (with failover)."""
         return self._run(fn)
+
+    def get_logs(self, flt: Mapping[str, Any]) -> list[Any]:
+        """``eth_getLogs`` with ``flt`` (address, fromBlock, toBlock, topics), in chain order."""
+        return list(self._run(lambda w3: w3.eth.get_logs(flt)))  # type: ignore[arg-type]
 
     @property
     def chain_id(self) -> int:

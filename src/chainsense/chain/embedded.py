@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from eth_tester import EthereumTester, PyEVMBackend
 from eth_tester.exceptions import TransactionFailed
@@ -12,6 +12,7 @@ from web3 import EthereumTesterProvider, Web3
 
 from chainsense.chain.base import Chain
 from chainsense.chain.errors import RevertError, revert_reason
+from chainsense.chain.log_index import LogIndex
 
 T = TypeVar("T")
 
@@ -30,6 +31,7 @@ class EmbeddedChain(Chain):
         self.tester = EthereumTester(PyEVMBackend())
         self.w3 = Web3(EthereumTesterProvider(self.tester))
         self._run_lock = threading.Lock()
+        self._log_index = LogIndex(self.tester.backend.chain)
 
     def _run(self, fn: Callable[[Web3], T], *, write: bool = False) -> T:
         with self._run_lock:  # py-evm is not thread-safe
@@ -37,6 +39,11 @@ class EmbeddedChain(Chain):
                 return fn(self.w3)
             except TransactionFailed as exc:  # eth-tester's form of a revert
                 raise RevertError(revert_reason(exc)) from exc
+
+    def get_logs(self, flt: Mapping[str, Any]) -> list[Any]:
+        """``eth_getLogs`` from an in-memory index (eth-tester's own is quadratic in blocks)."""
+        with self._run_lock:
+            return list(self._log_index.query(flt))
 
     def __repr__(self) -> str:
         return "EmbeddedChain()"

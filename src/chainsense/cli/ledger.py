@@ -304,7 +304,7 @@ def verify_cmd(
     bundle: Path = typer.Option(None, "--bundle", help="Batch bundle to check against its root."),  # noqa: B008
     deployment: Path = DEPLOYMENT_OPTION,
 ) -> None:
-    """Verify stored records (digest + CA countersignature from the event log) or a bundle."""
+    """Verify every stored record (contract digest, record log, CA countersignature) or a bundle."""
     from chainsense.ledger import batch as batching  # lazy: see the module docstring
     from chainsense.ledger.contract import Ledger
     from chainsense.ledger.deployment import Deployment, chain_of
@@ -328,7 +328,9 @@ def verify_cmd(
             raise ChainsenseError(f"verify: {len(bad)} records fail, first index {bad[0]}")
         return
     report = verify_ledger(ledger)
-    typer.echo(f"{report.ok}/{report.total} records verified (digest, event, CA signature)")
+    typer.echo(
+        f"{report.ok}/{report.total} records verified (stored digest, record log, CA signature)"
+    )
     if report.failures:
         for rid, why in report.failures[:10]:
             typer.echo(f"  record {rid}: {why}")

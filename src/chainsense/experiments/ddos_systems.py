@@ -5,12 +5,13 @@ server in its own scratch directory on a loopback port), a factory for its legit
 the flood targets of every attack, and the pids of its server processes (for CPU/memory and for
 checking that all of them are gone afterwards). Attacks:
 
-* ``connect``: a new connection + the cheap query legitimate clients make (select / ``eth_call
-  get_record`` by id), at every endpoint the clients use; each connection then lingers
+* ``connect``: a new connection + the cheap query legitimate clients make (select by id / the
+  ``eth_getLogs`` on one record's id topic behind ``Ledger.get_record``), at every endpoint the
+  clients use; each connection then lingers
   ``hold_s`` (the other attacks close theirs at once: they hurt by work, not by held slots);
 * ``expensive``: the heaviest legitimate-looking reads each system answers (SQL: an unindexed
   self-join and a full scan with an unindexed ``LIKE`` filter; geth: ``eth_getLogs`` over the
-  whole chain, for the ledger and for every contract), at every endpoint;
+  whole chain, every record of the ledger and every log of any contract), at every endpoint;
 * ``single-node``: the expensive reads, all at one geth node or at the SQL primary (for the
   one-server systems that is the expensive attack again).
 """
@@ -40,6 +41,7 @@ from chainsense.experiments.sqlserver import (
     select_by_id_text,
 )
 from chainsense.ledger.config import connect_network
+from chainsense.ledger.record_log import id_topic
 
 System = Literal["mariadb", "mariadb-defended", "mariadb-replicated", "geth"]
 Attack = Literal["connect", "expensive", "single-node"]
@@ -128,12 +130,14 @@ def _chain_targets(
 ) -> dict[str, list[Target]]:
     probe = chainside.open_ledger(info.directory, contract, 5.0)
     try:
-        call = {"to": contract, "data": probe.encode("get_record", record_id)}
+        # the request behind Ledger.get_record(id): the record's log, by its id topic
+        one = probe.log_filter([id_topic(record_id)], 0, "latest")
+        every_record = probe.log_filter([], 0, "latest")
     finally:
         probe.chain.close()
-    cheap = _rpc_body("eth_call", [call, "latest"])
+    cheap = _rpc_body("eth_getLogs", [one])
     wide = [
-        _rpc_body("eth_getLogs", [{"fromBlock": "0x0", "toBlock": "latest", "address": contract}]),
+        _rpc_body("eth_getLogs", [every_record]),
         _rpc_body("eth_getLogs", [{"fromBlock": "0x0", "toBlock": "latest"}]),
     ]
     ports = [n.http_port for n in info.nodes]

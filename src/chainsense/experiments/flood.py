@@ -2,7 +2,7 @@
 
 Each attacker process runs one asyncio loop that opens a new TCP connection at a fixed rate,
 speaks the target's real protocol far enough to make the server work (MySQL: handshake, then one
-``SELECT`` by id; JSON-RPC: one HTTP ``POST`` of an ``eth_call``), keeps the connection open for
+``SELECT``; JSON-RPC: one HTTP ``POST`` such as an ``eth_getLogs``), keeps the connection open for
 ``hold_s`` (as a crowd of slow clients would), then closes it. Few processes with many
 concurrent sockets each fit a 2-core machine better than many processes.
 

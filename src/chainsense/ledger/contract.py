@@ -2,13 +2,15 @@
 
 Works on any :class:`~chainsense.chain.base.Chain` backend. Every revert surfaces as a
 :class:`~chainsense.chain.errors.RevertError` carrying the contract's reason (``duplicate
-record``, ``bad CA signature``, ``sender is not the record's MT``, ...), raised by the gas
-estimate before anything is sent.
+record``, ``bad CA signature``, ``nonce already used by this MT``, ...), raised by the dry run
+before anything is sent. Stored records are read from their logs (``eth_getLogs`` on the
+record's indexed topics: id, MT, PoI, slot), the contract keeping only each record's digest;
+:mod:`chainsense.ledger.record_log` holds the formats.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,23 +24,31 @@ from chainsense.chain.keys import KeyPair, checksum
 from chainsense.errors import ChainsenseError
 from chainsense.ledger.artifacts import load_artifact
 from chainsense.ledger.merkle import MAX_DEPTH
+from chainsense.ledger.query_args import check_u32, check_uint, check_window
+from chainsense.ledger.record_log import (
+    MAX_RECORD_ID,
+    StoredRecord,
+    address_topic,
+    decode_record_logs,
+    id_topic,
+    packed_fields,
+    to_compact,
+    uint_topic,
+)
 from chainsense.ledger.records import Domain, Record
 
-PAGE = 100  # the contract's MAX_PAGE
-SLOT_COUNTS = 1024  # the contract's MAX_SLOT_COUNTS: slots counted by one `slot_counts` call
-# gas limit of one submit: measured 301,525 for a record with a new MT, PoI and slot (all
-# counters cold); the limit only has to cover the worst case, unused gas is not charged
-SUBMIT_GAS = 400_000
+__all__ = ["Anchor", "BatchInfo", "Ledger", "StoredRecord", "Submission", "deploy_ledger"]
+
+# gas limit of one submit: at most 57,991 used (every field at its maximum; no cost depends on
+# earlier records). A node adds a transaction to a block only while its limit fits in the gas
+# the block has left, so the limit stays close to the use (about 20% above it)
+SUBMIT_GAS = 70_000
 MAX_SLOT_SPAN = 100_000
-
-
-@dataclass(frozen=True)
-class StoredRecord:
-    """A record as stored on chain, with its id and EIP-712 digest."""
-
-    record_id: int
-    digest: bytes
-    record: Record
+# values OR-ed in one topic position of one eth_getLogs call (ids of `records`, slots of
+# `records_in_slots`), and blocks one call scans: every call's work on the node is bounded
+TOPICS_PER_CALL = 1000
+BLOCKS_PER_CALL = 50_000
+DIGESTS_PER_CALL = 500  # the contract's MAX_DIGESTS
 
 
 @dataclass(frozen=True)
@@ -77,15 +87,6 @@ def _interface() -> Contract:
     return Web3().eth.contract(abi=art.abi)  # type: ignore[return-value]
 
 
-def _stored(raw: Sequence[Any]) -> StoredRecord:
-    rid, digest, mt, poi, slot, reading, x, y, nonce = raw
-    return StoredRecord(
-        record_id=int(rid),
-        digest=bytes(digest),
-        record=Record(mt=mt, poi=poi, slot=slot, reading=reading, x=x, y=y, nonce=nonce),
-    )
-
-
 def deploy_ledger(chain: Chain, ca_address: str, deployer: KeyPair | None = None) -> Ledger:
     """Deploy a fresh ledger contract with ``ca_address`` as CA; the deployer becomes admin."""
     art = load_artifact()
@@ -112,6 +113,7 @@ class Ledger:
         if not chain.code_at(self.address):
             raise ChainsenseError(f"contract: no code at {self.address} on this chain")
         self.domain = Domain(chain.chain_id, self.address)
+        self._deploy_block: int | None = None
 
     # --- plumbing ------------------------------------------------------------------------------
     def _bound(self, w3: Web3) -> Contract:
@@ -143,20 +145,66 @@ class Ledger:
                 continue
         return out
 
+    @property
+    def deploy_block(self) -> int:
+        """The contract's creation block: where every log scan starts."""
+        if self._deploy_block is None:
+            self._deploy_block = int(self.view("DEPLOY_BLOCK"))
+        return self._deploy_block
+
+    def log_filter(self, topics: list[Any], from_block: int, to_block: int | str) -> dict[str, Any]:
+        """The ``eth_getLogs`` filter of this contract's logs matching ``topics``."""
+        low = max(from_block, self.deploy_block)
+        to = to_block if isinstance(to_block, str) else hex(to_block)
+        return {"address": self.address, "fromBlock": hex(low), "toBlock": to, "topics": topics}
+
+    def get_logs(self, flt: dict[str, Any]) -> list[Any]:
+        """One ``eth_getLogs`` call (every record query goes through here)."""
+        return self.chain.get_logs(flt)
+
+    def scan(self, topics: list[Any], from_block: int = 0) -> list[StoredRecord]:
+        """Stored records whose log matches ``topics``, by id: one call per
+        :data:`BLOCKS_PER_CALL` blocks from the contract's creation to the head."""
+        head = self.chain.block_number()
+        low = max(from_block, self.deploy_block)
+        logs: list[Any] = []
+        while low <= head:
+            high = min(head, low + BLOCKS_PER_CALL - 1)
+            logs.extend(self.get_logs(self.log_filter(topics, low, high)))
+            low = high + 1
+        return decode_record_logs(logs, self.domain)
+
+    def _scan_any(self, position: int, values: Iterable[str]) -> list[StoredRecord]:
+        """Records whose topic ``position`` is any of ``values``, :data:`TOPICS_PER_CALL` a call."""
+        wanted = list(values)
+        out: list[StoredRecord] = []
+        for i in range(0, len(wanted), TOPICS_PER_CALL):
+            topics: list[Any] = [None] * position + [wanted[i : i + TOPICS_PER_CALL]]
+            out.extend(self.scan(topics))
+        return out
+
     # --- per-record mode -----------------------------------------------------------------------
     def send_submit(self, record: Record, ca_signature: bytes, sender: KeyPair) -> str:
-        """Send ``submit(record, ca_signature)`` from ``sender``; returns the tx hash."""
-        data = self.encode("submit", record.as_tuple(), bytes(ca_signature))
+        """Send ``submit(record, ca_signature)`` from ``sender``; returns the tx hash.
+
+        The contract takes the record's MT from the sender; a record of another MT is refused
+        here with the reason the contract gave when it compared them.
+        """
+        if record.mt != sender.address:
+            raise RevertError("sender is not the record's MT")
+        compact = to_compact(bytes(ca_signature))
+        data = self.encode("submit", packed_fields(record), record.nonce, [compact])
         return self.chain.send(sender, to=self.address, data=data, gas=SUBMIT_GAS)
 
     def finish_submit(self, record: Record, tx_hash: str) -> Submission:
         result = self.chain.wait(tx_hash)
-        events = self._events(result, "RecordStored")
-        if not events:
+        mine = [log for log in result.logs if checksum(log["address"]) == self.address]
+        stored = decode_record_logs(mine, self.domain)
+        if not stored:
             raise ChainError(f"submit: transaction {tx_hash} stored no record")
         return Submission(
-            record_id=int(events[0]["record_id"]),
-            digest=bytes(events[0]["digest"]),
+            record_id=stored[0].record_id,
+            digest=stored[0].digest,
             tx_hash=tx_hash,
             gas_used=result.gas_used,
             block=result.block,
@@ -167,108 +215,89 @@ class Ledger:
         return self.finish_submit(record, self.send_submit(record, ca_signature, sender))
 
     def record_id_of(self, record: Record | bytes) -> int:
-        """Id of the record (or of its digest) on chain; 0 when not stored."""
-        digest = record.digest(self.domain) if isinstance(record, Record) else bytes(record)
-        return int(self.view("record_id_of", digest))
+        """Id of the record on chain; 0 when not stored.
+
+        A record costs one view call and one log query on its MT, PoI and slot. A bare digest
+        names no MT or nonce, so it costs a scan of every record log.
+        """
+        if isinstance(record, Record):
+            stored = self.verify_stored(record)
+            return 0 if stored is None else stored.record_id
+        digest = bytes(record)
+        return next((s.record_id for s in self.records() if s.digest == digest), 0)
+
+    def stored_digest(self, mt: str, nonce: int) -> bytes:
+        """The digest the contract keeps for (mt, nonce); 32 zero bytes when nothing is stored."""
+        return bytes(self.view("stored_digest", checksum(mt, "mt"), nonce))
+
+    def stored_digests(self, keys: Sequence[tuple[str, int]]) -> list[bytes]:
+        """:meth:`stored_digest` of many (mt, nonce) pairs, 500 per view call."""
+        words = [int(checksum(mt, "mt"), 16) << 64 | nonce for mt, nonce in keys]
+        out: list[bytes] = []
+        for i in range(0, len(words), DIGESTS_PER_CALL):
+            out.extend(
+                bytes(d) for d in self.view("stored_digests", words[i : i + DIGESTS_PER_CALL])
+            )
+        return out
+
+    def is_stored(self, record: Record) -> bool:
+        """The contract's own check that exactly ``record`` is stored (per-record mode)."""
+        return bool(self.view("is_stored", record.as_tuple()))
 
     # --- queries -------------------------------------------------------------------------------
     def record_count(self) -> int:
         return int(self.view("record_count"))
 
     def get_record(self, record_id: int) -> StoredRecord:
-        _check_uint(record_id, "record id", low=1)
-        try:
-            return _stored(self.view("get_record", record_id))
-        except RevertError as exc:
-            raise ChainsenseError(f"record id: {record_id}: {exc.reason}") from exc
-
-    def _paged(self, fn: str, args: tuple[Any, ...], start: int, end: int) -> list[StoredRecord]:
-        """Entries ``start`` (inclusive) to ``end`` (exclusive) of a paged view, ``PAGE`` a call."""
-        out: list[StoredRecord] = []
-        pos = start
-        while pos < end:
-            page = self.view(fn, *args, pos, min(PAGE, end - pos))
-            if not page:
-                break
-            out.extend(_stored(r) for r in page)
-            pos += len(page)
-        return out
+        check_uint(record_id, "record id", low=1)
+        found = self.scan([id_topic(record_id)]) if record_id <= MAX_RECORD_ID else []
+        if not found:
+            raise ChainsenseError(f"record id: {record_id}: no such record")
+        return found[0]
 
     def records(self, start: int = 1, limit: int | None = None) -> list[StoredRecord]:
         """Records by id from ``start`` (1-based), at most ``limit`` of them."""
-        _check_uint(start, "start", low=1)
+        check_uint(start, "start", low=1)
         total = self.record_count()
-        end = total + 1 if limit is None else min(total + 1, start + _check_uint(limit, "limit"))
-        return self._paged("records", (), start, end)
-
-    def _window(self, kind: str, key: Any, start: int, limit: int | None) -> tuple[int, int]:
-        """``(start, end)`` of a query by ``kind`` (``mt``, ``poi``) with range-checked bounds."""
-        _check_uint(start, "start")
-        total = int(self.view(f"{kind}_record_count", key))
-        return start, total if limit is None else min(total, start + _check_uint(limit, "limit"))
+        end = total + 1 if limit is None else min(total + 1, start + check_uint(limit, "limit"))
+        return self._scan_any(0, (id_topic(i) for i in range(start, end)))
 
     def records_of_mt(
         self, mt: str, start: int = 0, limit: int | None = None
     ) -> list[StoredRecord]:
-        addr = checksum(mt, "mt")
-        return self._paged("records_of_mt", (addr,), *self._window("mt", addr, start, limit))
+        """The MT's records in submission order, from its ``start``-th (0-based)."""
+        window = check_window(start, limit)
+        return self.scan([None, address_topic(checksum(mt, "mt"))])[window]
 
     def records_of_poi(
         self, poi: int, start: int = 0, limit: int | None = None
     ) -> list[StoredRecord]:
-        _check_u32(poi, "poi")
-        return self._paged("records_of_poi", (poi,), *self._window("poi", poi, start, limit))
+        check_u32(poi, "poi")
+        return self.scan([None, None, uint_topic(poi)])[check_window(start, limit)]
 
     def records_in_slots(self, first: int, last: int) -> list[StoredRecord]:
         """Records whose slot is in ``[first, last]``, by slot, then in submission order.
 
-        One ``slot_counts`` call per 1024 slots of the range, then ``records_of_slot`` pages
-        (100 records each) only for the slots that hold records: 100,000 empty slots cost 98
-        view calls (they cost 100,000 when every slot was asked for its count).
+        One log query per 1000 slots of the range (the slots OR-ed in the slot topic): the
+        node returns only the records found.
         """
-        _check_u32(first, "slot")
-        _check_u32(last, "slot")
+        check_u32(first, "slot")
+        check_u32(last, "slot")
         if last < first:
             raise ChainsenseError(f"slot range: last {last} < first {first}")
         if last - first + 1 > MAX_SLOT_SPAN:
             raise ChainsenseError(f"slot range: at most {MAX_SLOT_SPAN} slots per query")
-        out: list[StoredRecord] = []
-        slot = first
-        while slot <= last:
-            try:
-                counts = self.view("slot_counts", slot, last - slot + 1)
-            except RevertError:
-                if slot != first:
-                    raise
-                # a ledger deployed before `slot_counts` existed has no such function
-                return self._records_in_slots_walk(first, last)
-            if not counts:  # cannot happen: slot <= last < 2^32 and count >= 1
-                raise ChainError(f"slot_counts({slot}, ...) returned no count")
-            for offset, total in enumerate(counts):
-                if total:
-                    out.extend(self._paged("records_of_slot", (slot + offset,), 0, int(total)))
-            slot += len(counts)
-        return out
-
-    def _records_in_slots_walk(self, first: int, last: int) -> list[StoredRecord]:
-        """The per-slot walk: one ``slot_record_count`` call for every slot of the range, then
-        its pages (for ledgers without ``slot_counts``; the reference in tests and benchmark)."""
-        out: list[StoredRecord] = []
-        for slot in range(first, last + 1):
-            total = int(self.view("slot_record_count", slot))
-            out.extend(self._paged("records_of_slot", (slot,), 0, total))
-        return out
+        found = self._scan_any(3, (uint_topic(s) for s in range(first, last + 1)))
+        return sorted(found, key=lambda s: (s.record.slot, s.record_id))
 
     def verify_stored(self, record: Record) -> StoredRecord | None:
-        """The stored copy of exactly this record, or None (digest lookup + field comparison)."""
+        """The stored copy of exactly this record, or None: the contract's digest for the
+        record's (MT, nonce) must be the record's, and its log must carry the same fields."""
         digest = record.digest(self.domain)
-        rid = self.record_id_of(digest)
-        if rid == 0:
+        if self.stored_digest(record.mt, record.nonce) != digest:
             return None
-        stored = self.get_record(rid)
-        if stored.record != record or stored.digest != digest:
-            return None
-        return stored
+        topics = [None, address_topic(record.mt), uint_topic(record.poi), uint_topic(record.slot)]
+        return next((s for s in self.scan(topics) if s.record == record), None)
 
     # --- batch mode ----------------------------------------------------------------------------
     def anchor_batch(self, root: bytes, size: int, ca_signature: bytes, sender: KeyPair) -> Anchor:
@@ -294,7 +323,7 @@ class Ledger:
         return int(self.view("root_id_of", bytes(root)))
 
     def get_batch(self, root_id: int) -> BatchInfo:
-        _check_uint(root_id, "root id", low=1)
+        check_uint(root_id, "root id", low=1)
         try:
             rid, root, size, submitter = self.view("get_batch", root_id)
         except RevertError as exc:
@@ -303,7 +332,7 @@ class Ledger:
 
     def verify_inclusion(self, root_id: int, digest: bytes, proof: Sequence[bytes]) -> bool:
         """On-chain check that record digest ``digest`` is under anchored root ``root_id``."""
-        _check_uint(root_id, "root id")
+        check_uint(root_id, "root id")
         if len(proof) > MAX_DEPTH:
             return False
         return bool(
@@ -312,7 +341,7 @@ class Ledger:
 
     def verify_record(self, root_id: int, record: Record, proof: Sequence[bytes]) -> bool:
         """On-chain check that exactly ``record`` is in anchored batch ``root_id``."""
-        _check_uint(root_id, "root id")
+        check_uint(root_id, "root id")
         if len(proof) > MAX_DEPTH:
             return False
         return bool(
@@ -321,17 +350,14 @@ class Ledger:
 
     # --- event log -----------------------------------------------------------------------------
     def logs(self, event: str, from_block: int = 0) -> list[dict[str, Any]]:
-        """Decoded logs of ``event`` with ``block``/``log_index`` added, in chain order."""
+        """Decoded logs of the ABI event ``event`` (``CARotated``, ``BatchAnchored``, ...) with
+        ``block``/``log_index`` added, in chain order. Stored records: :meth:`scan`."""
 
-        def fetch(w3: Web3) -> list[Any]:
-            ev = getattr(self._bound(w3).events, event)
-            return list(ev().get_logs(from_block=from_block, to_block="latest"))
-
+        ev = getattr(self._iface.events, event)()
         out = []
-        for log in self.chain.call(fetch):
-            out.append(
-                dict(log["args"]) | {"block": log["blockNumber"], "log_index": log["logIndex"]}
-            )
+        for log in self.get_logs(self.log_filter([ev.topic], from_block, "latest")):
+            args = dict(ev.process_log(log)["args"])
+            out.append(args | {"block": log["blockNumber"], "log_index": log["logIndex"]})
         out.sort(key=lambda e: (e["block"], e["log_index"]))
         return out
 
@@ -350,15 +376,3 @@ class Ledger:
     def onchain_digest(self, record: Record) -> bytes:
         """The contract's own EIP-712 digest of ``record`` (cross-checks the Python hashing)."""
         return bytes(self.view("record_digest", record.as_tuple()))
-
-
-def _check_uint(value: int, name: str, low: int = 0) -> int:
-    """``value`` if it is an integer in ``[low, 2^256)`` (what a uint256 argument takes)."""
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value < 2**256:
-        raise ChainsenseError(f"{name}: must be an integer in [{low}, 2^256), got {value!r}")
-    return value
-
-
-def _check_u32(value: int, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**32:
-        raise ChainsenseError(f"{name}: must be an integer in [0, 2^32), got {value!r}")

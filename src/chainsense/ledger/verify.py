@@ -1,19 +1,22 @@
 """Independent verification of everything stored on a ledger contract.
 
-Trusts nothing but the chain's state and logs: for every stored record it recomputes the
-EIP-712 digest from the stored fields, checks it against the stored digest and the one in the
-record's ``RecordStored`` event, and recovers the CA countersignature carried in that event,
-which must be the CA in office (per the ``CARotated`` log) when the record was stored.
-(The digest -> id index is not walked here; ``Ledger.verify_stored`` checks one record that way.)
+Trusts nothing but the chain's state and logs. The contract keeps one word per record (its
+EIP-712 digest under the record's MT and nonce) and the record itself is in its log; so for
+every record id from 1 to ``record_count`` this checks that exactly one log carries it, that the
+digest recomputed from the logged fields is the one the contract stores for that (MT, nonce),
+and that the CA countersignature carried in the log recovers to the CA in office (per the
+``CARotated`` log) when the record was stored.
 """
 
 from __future__ import annotations
 
 import bisect
+from collections import Counter
 from dataclasses import dataclass, field
 
 from chainsense.chain.keys import SignatureError, recover
 from chainsense.ledger.contract import Ledger
+from chainsense.ledger.record_log import StoredRecord
 
 
 @dataclass
@@ -27,28 +30,44 @@ def verify_ledger(ledger: Ledger, from_block: int = 0) -> VerifyReport:
     """Verify every stored record (see the module docstring)."""
     rotations = ledger.logs("CARotated", from_block)
     positions = [(r["block"], r["log_index"]) for r in rotations]
-    stored_events = {int(e["record_id"]): e for e in ledger.logs("RecordStored", from_block)}
-    report = VerifyReport()
-    for s in ledger.records():
-        report.total += 1
-        digest = s.record.digest(ledger.domain)
-        event = stored_events.get(s.record_id)
-        if digest != s.digest:
-            report.failures.append((s.record_id, "stored digest does not match the fields"))
-        elif event is None:
-            report.failures.append((s.record_id, "no RecordStored event"))
-        elif bytes(event["digest"]) != digest:
-            report.failures.append((s.record_id, "event digest differs from the stored record"))
+    count = ledger.record_count()
+    logged = ledger.scan([], from_block)
+    copies = Counter(s.record_id for s in logged)
+    report = VerifyReport(total=count)
+    for rid in range(1, count + 1):
+        if rid not in copies:
+            report.failures.append((rid, "no record log"))
+    kept = [s for s in logged if copies[s.record_id] == 1 and 1 <= s.record_id <= count]
+    for rid in sorted({s.record_id for s in logged} - {s.record_id for s in kept}):
+        report.failures.append((rid, "several logs (or an id above record_count)"))
+    onchain = ledger.stored_digests([(s.record.mt, s.record.nonce) for s in kept])
+    for stored, digest in zip(kept, onchain, strict=True):
+        problem = _problem(stored, digest, rotations, positions)
+        if problem:
+            report.failures.append((stored.record_id, problem))
         else:
-            i = bisect.bisect_right(positions, (event["block"], event["log_index"])) - 1
-            ca = rotations[i]["new_ca"] if i >= 0 else None
-            try:
-                signer = recover(digest, bytes(event["ca_signature"]))
-            except SignatureError as exc:
-                report.failures.append((s.record_id, f"CA signature: {exc}"))
-                continue
-            if signer != ca:
-                report.failures.append((s.record_id, f"signed by {signer}, CA was {ca}"))
-            else:
-                report.ok += 1
+            report.ok += 1
+    report.failures.sort()
     return report
+
+
+def _problem(
+    stored: StoredRecord,
+    onchain_digest: bytes,
+    rotations: list[dict[str, object]],
+    positions: list[tuple[int, int]],
+) -> str | None:
+    """What is wrong with one logged record, or None."""
+    if onchain_digest != stored.digest:
+        return "the contract stores another digest for this MT and nonce"
+    if len(stored.ca_signatures) != 1:
+        return f"{len(stored.ca_signatures)} CA signatures in the log, expected 1"
+    i = bisect.bisect_right(positions, (stored.block, stored.log_index)) - 1
+    ca = rotations[i]["new_ca"] if i >= 0 else None
+    try:
+        signer = recover(stored.digest, stored.ca_signatures[0])
+    except SignatureError as exc:
+        return f"CA signature: {exc}"
+    if signer != ca:
+        return f"signed by {signer}, CA was {ca}"
+    return None

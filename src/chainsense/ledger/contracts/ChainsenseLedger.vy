@@ -5,12 +5,14 @@
 @notice Crowdsensing records countersigned by a certificate authority (CA).
         Per-record mode: the MT that collected a record submits it with the CA's EIP-712
         signature over exactly that record; the contract checks the signature, rejects
-        duplicates and replayed nonces, stores the record and indexes it by MT, PoI and slot.
+        duplicates and replayed nonces, keeps one storage word per record (its digest, keyed
+        by (MT, nonce)) and emits the record in a log whose four topics (record id, MT, PoI,
+        slot) make it queryable by `eth_getLogs` (docs/ledger.md: what moved to logs).
         Batch mode: a submitter anchors the Merkle root of many CA-certified records with the
         CA's signature over (root, size, submitter); inclusion proofs are checked by
         `verify_inclusion` / `verify_record` (sorted-pair keccak tree, leaf = keccak(digest)).
-        No loop is unbounded (proofs <= 32 levels, pages <= 100 entries, slot counts <= 1024
-        slots) and nothing depends on block timestamps. No function makes an external call.
+        No loop is unbounded (proofs <= 32 levels, digest pages <= 500 entries) and nothing
+        depends on block timestamps. No function makes an external call.
         Compiled for the Paris EVM (no PUSH0) so the same bytecode runs on geth 1.13 Clique
         networks (London rules), anvil and the embedded py-evm chain.
 """
@@ -24,30 +26,16 @@ struct Record:
     y: uint64
     nonce: uint64
 
-struct StoredRecord:
-    record_id: uint256
-    digest: bytes32
-    mt: address
-    poi: uint32
-    slot: uint32
-    reading: uint64
-    x: uint64
-    y: uint64
-    nonce: uint64
+# EIP-2098 compact signature: s with the recovery bit (v - 27) in its top bit, 64 bytes
+struct CompactSignature:
+    r: bytes32
+    vs: bytes32
 
 struct Batch:
     root_id: uint256
     root: bytes32
     size: uint32
     submitter: address
-
-event RecordStored:
-    record_id: indexed(uint256)
-    mt: indexed(address)
-    poi: indexed(uint32)
-    slot: uint32
-    digest: bytes32
-    ca_signature: Bytes[65]
 
 event BatchAnchored:
     root_id: indexed(uint256)
@@ -73,30 +61,30 @@ RECORD_TYPEHASH: constant(bytes32) = keccak256(
 BATCH_TYPEHASH: constant(bytes32) = keccak256("Batch(bytes32 root,uint32 size,address submitter)")
 NAME_HASH: constant(bytes32) = keccak256("chainsense")
 VERSION_HASH: constant(bytes32) = keccak256("1")
+# topic 0 of a stored record's log: the high 192 bits of
+# keccak256("RecordStored(uint64,address,uint32,uint32,uint256,bytes)") with the record id in
+# the low 64 bits, so that one topic both names the log and indexes the id (four indexed values
+# in all, one more than a named event allows)
+RECORD_LOG_TAG: constant(uint256) = 81324544692296856192598757165735297667893854107040775566547286465847769432064
+MASK32: constant(uint256) = 2**32 - 1
+MASK64: constant(uint256) = 2**64 - 1
+MASK160: constant(uint256) = 2**160 - 1
+LOW255: constant(uint256) = 2**255 - 1
 # secp256k1 order / 2: signatures with a larger s are malleated copies and are refused
 HALF_N: constant(uint256) = 57896044618658097711785492504343953926418782139537452191302581570759080747168
 MAX_PROOF: constant(uint256) = 32
-MAX_PAGE: constant(uint256) = 100
-MAX_SLOT_COUNTS: constant(uint256) = 1024
+MAX_DIGESTS: constant(uint256) = 500
+# signatures a submit carries: one CA today; the list (and the log that carries it) is the
+# form a k-of-n consortium of CAs will use
+MAX_CA_SIGNATURES: constant(uint256) = 1
 
 admin: public(address)
-ca: public(address)
-
-record_count: public(uint256)
-record_id_of: public(HashMap[bytes32, uint256])
-nonce_used: public(HashMap[address, HashMap[uint64, bool]])
-# record id -> EIP-712 digest, and the record packed in two words:
-# word a = poi << 224 | slot << 192 | reading << 128 | x << 64 | y, word b = mt << 64 | nonce
-_digest: HashMap[uint256, bytes32]
-_word_a: HashMap[uint256, uint256]
-_word_b: HashMap[uint256, uint256]
-
-mt_record_count: public(HashMap[address, uint256])
-_by_mt: HashMap[address, HashMap[uint256, uint256]]
-poi_record_count: public(HashMap[uint32, uint256])
-_by_poi: HashMap[uint32, HashMap[uint256, uint256]]
-slot_record_count: public(HashMap[uint32, uint256])
-_by_slot: HashMap[uint32, HashMap[uint256, uint256]]
+# the CA's address (low 160 bits) and the number of stored records (the bits above) share a
+# word: a submit reads it cold once and writes it warm once
+_ca_and_count: uint256
+# (MT, nonce) -> EIP-712 digest of the record stored under that nonce: the duplicate check,
+# the nonce check and on-chain verification in one storage word per record
+_digest_of: HashMap[address, HashMap[uint64, bytes32]]
 
 batch_count: public(uint256)
 root_id_of: public(HashMap[bytes32, uint256])
@@ -104,19 +92,49 @@ _roots: HashMap[uint256, bytes32]
 # root id -> size << 160 | submitter
 _batch_meta: HashMap[uint256, uint256]
 
+# where log scans start (a creation block is not otherwise readable from a node)
+DEPLOY_BLOCK: public(immutable(uint256))
+_DEPLOY_CHAIN_ID: immutable(uint256)
+_DOMAIN_SEPARATOR: immutable(bytes32)
+
 
 @deploy
 def __init__(ca: address):
     assert ca != empty(address), "CA address is zero"
     self.admin = msg.sender
-    self.ca = ca
+    self._ca_and_count = convert(convert(ca, uint160), uint256)
+    DEPLOY_BLOCK = block.number
+    _DEPLOY_CHAIN_ID = chain.id
+    _DOMAIN_SEPARATOR = keccak256(abi_encode(DOMAIN_TYPEHASH, NAME_HASH, VERSION_HASH, chain.id, self))
     log CARotated(old_ca=empty(address), new_ca=ca)
 
 
 @view
 @internal
 def _domain_separator() -> bytes32:
+    if chain.id == _DEPLOY_CHAIN_ID:
+        return _DOMAIN_SEPARATOR
     return keccak256(abi_encode(DOMAIN_TYPEHASH, NAME_HASH, VERSION_HASH, chain.id, self))
+
+
+@view
+@internal
+def _packed_digest(mt: address, fields: uint256, nonce: uint64) -> bytes32:
+    """EIP-712 digest of the record (mt, fields, nonce); fields = poi << 224 | slot << 192 |
+    reading << 128 | x << 64 | y (uint256 words encode like the struct's narrower types)."""
+    struct_hash: bytes32 = keccak256(
+        abi_encode(
+            RECORD_TYPEHASH,
+            mt,
+            fields >> 224,
+            (fields >> 192) & MASK32,
+            (fields >> 128) & MASK64,
+            (fields >> 64) & MASK64,
+            fields & MASK64,
+            nonce,
+        )
+    )
+    return keccak256(concat(x"1901", self._domain_separator(), struct_hash))
 
 
 @view
@@ -151,24 +169,31 @@ def _recover(digest: bytes32, sig: Bytes[65]) -> address:
     return ecrecover(digest, v, r, s)
 
 
+@pure
+@internal
+def _recover_compact(digest: bytes32, sig: CompactSignature) -> address:
+    vs: uint256 = convert(sig.vs, uint256)
+    s: uint256 = vs & LOW255
+    assert s <= HALF_N, "non-canonical signature s"
+    return ecrecover(digest, 27 + (vs >> 255), convert(sig.r, uint256), s)
+
+
 @view
 @internal
-def _load(record_id: uint256) -> StoredRecord:
-    a: uint256 = self._word_a[record_id]
-    b: uint256 = self._word_b[record_id]
-    mask64: uint256 = 2**64 - 1
-    mask32: uint256 = 2**32 - 1
-    return StoredRecord(
-        record_id=record_id,
-        digest=self._digest[record_id],
-        mt=convert(convert(b >> 64, uint160), address),
-        poi=convert(a >> 224, uint32),
-        slot=convert((a >> 192) & mask32, uint32),
-        reading=convert((a >> 128) & mask64, uint64),
-        x=convert((a >> 64) & mask64, uint64),
-        y=convert(a & mask64, uint64),
-        nonce=convert(b & mask64, uint64),
-    )
+def _ca() -> address:
+    return convert(convert(self._ca_and_count & MASK160, uint160), address)
+
+
+@view
+@external
+def ca() -> address:
+    return self._ca()
+
+
+@view
+@external
+def record_count() -> uint256:
+    return self._ca_and_count >> 160
 
 
 @view
@@ -190,125 +215,69 @@ def batch_digest(root: bytes32, size: uint32, submitter: address) -> bytes32:
 
 
 @external
-def submit(rec: Record, ca_signature: Bytes[65]) -> uint256:
+def submit(
+    fields: uint256, nonce: uint64, signatures: DynArray[CompactSignature, MAX_CA_SIGNATURES]
+) -> uint256:
     """
-    @notice Store one record; the sender must be the record's MT and the CA must have signed
-            the record's EIP-712 digest for this chain and this contract.
+    @notice Store one record of the sender (the record's MT): fields = poi << 224 | slot << 192
+            | reading << 128 | x << 64 | y. The CA must have signed the record's EIP-712 digest
+            for this chain and this contract (a record signed for another MT therefore fails
+            as a bad CA signature).
     @return the new record id (ids start at 1)
     """
-    assert rec.mt == msg.sender, "sender is not the record's MT"
-    digest: bytes32 = self._record_digest(rec)
-    assert self.record_id_of[digest] == 0, "duplicate record"
-    assert not self.nonce_used[rec.mt][rec.nonce], "nonce already used by this MT"
-    assert self._recover(digest, ca_signature) == self.ca, "bad CA signature"
+    digest: bytes32 = self._packed_digest(msg.sender, fields, nonce)
+    stored: bytes32 = self._digest_of[msg.sender][nonce]
+    if stored != empty(bytes32):
+        assert stored != digest, "duplicate record"
+        raise "nonce already used by this MT"
+    assert len(signatures) == 1, "exactly one CA signature"
+    state: uint256 = self._ca_and_count
+    ca: address = convert(convert(state & MASK160, uint160), address)
+    assert self._recover_compact(digest, signatures[0]) == ca, "bad CA signature"
 
-    rid: uint256 = self.record_count + 1
-    self.record_count = rid
-    self.record_id_of[digest] = rid
-    self.nonce_used[rec.mt][rec.nonce] = True
-    self._digest[rid] = digest
-    self._word_a[rid] = (
-        convert(rec.poi, uint256) << 224
-        | convert(rec.slot, uint256) << 192
-        | convert(rec.reading, uint256) << 128
-        | convert(rec.x, uint256) << 64
-        | convert(rec.y, uint256)
-    )
-    self._word_b[rid] = convert(convert(rec.mt, uint160), uint256) << 64 | convert(
-        rec.nonce, uint256
-    )
-    n: uint256 = self.mt_record_count[rec.mt]
-    self._by_mt[rec.mt][n] = rid
-    self.mt_record_count[rec.mt] = n + 1
-    n = self.poi_record_count[rec.poi]
-    self._by_poi[rec.poi][n] = rid
-    self.poi_record_count[rec.poi] = n + 1
-    n = self.slot_record_count[rec.slot]
-    self._by_slot[rec.slot][n] = rid
-    self.slot_record_count[rec.slot] = n + 1
-    log RecordStored(
-        record_id=rid,
-        mt=rec.mt,
-        poi=rec.poi,
-        slot=rec.slot,
-        digest=digest,
-        ca_signature=ca_signature,
+    rid: uint256 = (state >> 160) + 1
+    assert rid <= MASK64, "record ids exhausted"
+    self._ca_and_count = state + (1 << 160)
+    self._digest_of[msg.sender][nonce] = digest
+    raw_log(
+        [
+            convert(RECORD_LOG_TAG | rid, bytes32),
+            convert(convert(convert(msg.sender, uint160), uint256), bytes32),
+            convert(fields >> 224, bytes32),
+            convert((fields >> 192) & MASK32, bytes32),
+        ],
+        concat(
+            convert((fields & (2**192 - 1)) << 64 | convert(nonce, uint256), bytes32),
+            signatures[0].r,
+            signatures[0].vs,
+        ),
     )
     return rid
 
 
 @view
 @external
-def get_record(record_id: uint256) -> StoredRecord:
-    assert record_id >= 1 and record_id <= self.record_count, "no such record"
-    return self._load(record_id)
+def stored_digest(mt: address, nonce: uint64) -> bytes32:
+    """@notice Digest of the record stored under (mt, nonce); zero when none is."""
+    return self._digest_of[mt][nonce]
 
 
 @view
 @external
-def records(start: uint256, count: uint256) -> DynArray[StoredRecord, MAX_PAGE]:
-    """@notice Records with ids start, start+1, ... (at most `count`, at most 100)."""
-    out: DynArray[StoredRecord, MAX_PAGE] = []
-    last: uint256 = self.record_count
-    for i: uint256 in range(MAX_PAGE):
-        if i >= count or start + i > last:
-            break
-        if start + i >= 1:
-            out.append(self._load(start + i))
+def stored_digests(keys: DynArray[uint256, MAX_DIGESTS]) -> DynArray[bytes32, MAX_DIGESTS]:
+    """@notice `stored_digest` of up to 500 (mt << 64 | nonce) keys in one call (for auditors)."""
+    out: DynArray[bytes32, MAX_DIGESTS] = []
+    for key: uint256 in keys:
+        mt: address = convert(convert((key >> 64) & MASK160, uint160), address)
+        out.append(self._digest_of[mt][convert(key & MASK64, uint64)])
     return out
 
 
 @view
 @external
-def records_of_mt(mt: address, start: uint256, count: uint256) -> DynArray[StoredRecord, MAX_PAGE]:
-    """@notice Page of the MT's records in submission order (index `start`, 0-based)."""
-    out: DynArray[StoredRecord, MAX_PAGE] = []
-    total: uint256 = self.mt_record_count[mt]
-    for i: uint256 in range(MAX_PAGE):
-        if i >= count or start + i >= total:
-            break
-        out.append(self._load(self._by_mt[mt][start + i]))
-    return out
-
-
-@view
-@external
-def records_of_poi(poi: uint32, start: uint256, count: uint256) -> DynArray[StoredRecord, MAX_PAGE]:
-    out: DynArray[StoredRecord, MAX_PAGE] = []
-    total: uint256 = self.poi_record_count[poi]
-    for i: uint256 in range(MAX_PAGE):
-        if i >= count or start + i >= total:
-            break
-        out.append(self._load(self._by_poi[poi][start + i]))
-    return out
-
-
-@view
-@external
-def records_of_slot(slot: uint32, start: uint256, count: uint256) -> DynArray[StoredRecord, MAX_PAGE]:
-    out: DynArray[StoredRecord, MAX_PAGE] = []
-    total: uint256 = self.slot_record_count[slot]
-    for i: uint256 in range(MAX_PAGE):
-        if i >= count or start + i >= total:
-            break
-        out.append(self._load(self._by_slot[slot][start + i]))
-    return out
-
-
-@view
-@external
-def slot_counts(first: uint32, count: uint256) -> DynArray[uint256, MAX_SLOT_COUNTS]:
-    """
-    @notice Record counts of slots first, first+1, ... (at most `count`, at most 1024, never
-            past slot 2^32 - 1), so that a slot-range query makes one call per 1024 slots and
-            page calls only for slots that hold records.
-    """
-    out: DynArray[uint256, MAX_SLOT_COUNTS] = []
-    start: uint256 = convert(first, uint256)
-    end: uint256 = min(start + min(count, MAX_SLOT_COUNTS), convert(max_value(uint32), uint256) + 1)
-    for slot: uint256 in range(start, end, bound=MAX_SLOT_COUNTS):
-        out.append(self.slot_record_count[convert(slot, uint32)])
-    return out
+def is_stored(rec: Record) -> bool:
+    """@notice True when exactly this record is stored (per-record mode)."""
+    return self._digest_of[rec.mt][rec.nonce] == self._record_digest(rec)
 
 
 @external
@@ -322,7 +291,7 @@ def anchor_batch(root: bytes32, size: uint32, ca_signature: Bytes[65]) -> uint25
     assert root != empty(bytes32), "zero root"
     assert self.root_id_of[root] == 0, "duplicate batch root"
     digest: bytes32 = self._batch_digest(root, size, msg.sender)
-    assert self._recover(digest, ca_signature) == self.ca, "bad CA signature"
+    assert self._recover(digest, ca_signature) == self._ca(), "bad CA signature"
 
     bid: uint256 = self.batch_count + 1
     self.batch_count = bid
@@ -386,8 +355,8 @@ def set_ca(new_ca: address):
     """@notice Rotate the CA key; records signed by the old key are refused from now on."""
     assert msg.sender == self.admin, "only the admin can rotate the CA"
     assert new_ca != empty(address), "CA address is zero"
-    old: address = self.ca
-    self.ca = new_ca
+    old: address = self._ca()
+    self._ca_and_count = (self._ca_and_count >> 160) << 160 | convert(convert(new_ca, uint160), uint256)
     log CARotated(old_ca=old, new_ca=new_ca)
 
 
