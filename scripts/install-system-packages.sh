@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Install the Debian packages that the experiments and slow tests start for real:
-# MariaDB (the SQL control group of the availability experiment) and Chromium (renders the report).
+# MariaDB (the SQL systems of the availability experiment), HAProxy (the defended SQL system's
+# per-source front) and Chromium (renders the report).
 set -euo pipefail
 need=()
 command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || need+=(mariadb-server mariadb-client)
+command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 command -v chromium >/dev/null || need+=(chromium)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; else SUDO=; fi

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Set up chainsense on a fresh machine: a Python 3.11 virtual environment with the package and its
 # pinned dependencies. With --services it also installs the real components that the slow tests
-# and the experiments start: anvil (npm), geth v1.13.15 (Go module proxy), MariaDB and Chromium
-# (Debian packages). Safe to run again: every step skips what is already there.
+# and the experiments start: anvil (npm), geth v1.13.15 (Go module proxy), MariaDB, HAProxy and
+# Chromium (Debian packages). Safe to run again: every step skips what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -1,4 +1,5 @@
-"""``chainsense experiment ddos``: availability of a geth network vs MariaDB under a flood."""
+"""``chainsense experiment ddos``: availability of MariaDB (as deployed, defended, replicated) and
+a geth network under request floods."""
 
 from __future__ import annotations
 
@@ -17,6 +18,16 @@ _out = Console()
 _OUT = typer.Option(Path("reports/ddos"), "--out", help="Directory for CSV, plot and table.")
 
 
+def _names(text: str | None) -> tuple[str, ...] | None:
+    if text is None:
+        return None
+    return tuple(x.strip() for x in text.split(",") if x.strip())
+
+
+# config fields that an option sets under another name: errors name the option the user typed
+_OPTION_OF = {"systems": "--systems", "attacks": "--attack", "attack_sources": "--sources"}
+
+
 def _levels(text: str | None) -> tuple[float, ...] | None:
     if text is None:
         return None
@@ -28,7 +39,7 @@ def _levels(text: str | None) -> tuple[float, ...] | None:
 
 @exp_app.command("ddos")
 def ddos_cmd(
-    preset: str = typer.Option("quick", help="quick (CI, ~3 min) or full (~10 min)."),
+    preset: str = typer.Option("quick", help="quick (CI, ~3 min) or full (~35 min)."),
     out: Path = _OUT,
     levels: str | None = typer.Option(None, help="Override attack rates, e.g. 0,500,2000."),
     repetitions: int | None = typer.Option(None, help="Override repetitions per level."),
@@ -37,8 +48,16 @@ def ddos_cmd(
     hold: float | None = typer.Option(
         None, help="Override how long each attack connection stays open after its answer (s)."
     ),
+    systems: str | None = typer.Option(
+        None, help="Systems, e.g. mariadb,mariadb-defended,mariadb-replicated,geth."
+    ),
+    attack: str | None = typer.Option(None, help="Attacks, e.g. connect,expensive,single-node."),
+    sources: int | None = typer.Option(
+        None, help="Attacker source addresses (127.0.0.2, ...); default one per attack process."
+    ),
 ) -> None:
-    """Flood a MariaDB server and a geth network on loopback; measure legitimate queries."""
+    """Flood MariaDB (plain, defended, replicated) and a geth network on loopback; measure
+    legitimate queries."""
     # imported here, not at the top: the experiment loads web3 and pymysql, which
     # `chainsense --help` must not pay for
     from chainsense.experiments import ddos
@@ -52,8 +71,16 @@ def ddos_cmd(
         "duration_s": duration,
         "seed": seed,
         "hold_s": hold,
+        "systems": _names(systems),
+        "attacks": _names(attack),
+        "attack_sources": sources,
     }
-    cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+    try:
+        cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+    except ConfigError as exc:
+        if exc.field not in _OPTION_OF:
+            raise
+        raise ConfigError(_OPTION_OF[exc.field], str(exc).split(": ", 1)[1]) from None
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -61,7 +88,7 @@ def ddos_cmd(
         TimeElapsedColumn(),
         console=_out,
     ) as bar:
-        task = bar.add_task("ddos", total=len(cfg.levels) * cfg.repetitions * len(cfg.systems))
+        task = bar.add_task("ddos", total=cfg.trial_count)
 
         def progress(desc: str, done: int, total: int) -> None:
             bar.update(task, description=desc, completed=done, total=total)
@@ -70,6 +97,7 @@ def ddos_cmd(
     table = Table(title=f"availability under flood ({preset}; mean ± std over repetitions)")
     for col in (
         "system",
+        "attack",
         "attack/s",
         "achieved/s",
         "success",
@@ -77,11 +105,14 @@ def ddos_cmd(
         "timeout",
         "p50 ms",
         "p99 ms",
+        "CPU %",
+        "RSS MiB",
     ):
         table.add_column(col)
     for s in result.summary:
         table.add_row(
             s.system,
+            s.attack,
             f"{s.level:g}",
             f"{s.attack_rate_achieved:.0f}",
             f"{s.success_mean:.3f} ± {s.success_std:.3f}",
@@ -89,6 +120,8 @@ def ddos_cmd(
             f"{s.timeout_mean:.3f} ± {s.timeout_std:.3f}",
             f"{s.p50_ms_mean:.1f}",
             f"{s.p99_ms_mean:.1f}",
+            f"{s.server_cpu_pct:.0f}",
+            f"{s.server_rss_mib:.0f}",
         )
     _out.print(table)
     for name, path in result.files.items():

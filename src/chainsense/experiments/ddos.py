@@ -1,60 +1,58 @@
-"""Availability under a request flood: a geth private network versus a MariaDB server.
+"""Availability under request floods: MariaDB as deployed, defended and replicated, versus geth.
 
 The paper compares keeping the shared sensing data in MySQL with keeping it on the blockchain
 under DoS/DDoS, reporting the query success ratio and the immediate query failure ratio. This
-runs that experiment with real servers on loopback:
+runs that experiment with real servers on loopback, side by side in one run
+(:mod:`chainsense.experiments.ddos_systems` starts them):
 
-* control group: a private MariaDB server (default ``max_connections`` = 151) holding the records
-  in a table; a legitimate query opens a connection and selects one record by id;
-* experimental group: a geth Clique network (sealers + followers) holding the same records in the
-  ledger contract; a legitimate query goes through the ledger client (``RpcChain``, failover over
-  every node) and calls ``get_record(id)``.
+* ``mariadb``: a private MariaDB server as installed (default ``max_connections`` = 151);
+* ``mariadb-defended``: the same server tuned as an operator would (thread pool, more
+  connections, per-account limit, statement time cap) behind an IPS-like HAProxy front with
+  per-source connection-rate and concurrency limits and a bounded queue;
+* ``mariadb-replicated``: a primary and two replicas (MariaDB replication) behind a failover
+  client, the same idea as the chain side's;
+* ``geth``: a geth Clique network (sealers + followers) holding the same records in the ledger
+  contract, read through the ledger client (``RpcChain``, failover over every node).
 
-Both kinds of legitimate query use a fresh TCP connection each time (a new client arriving), so
-both compete with the flood for connection slots in the same way. For every attack level and
-repetition, attacker processes (:mod:`chainsense.experiments.flood`) open connections and send real
-queries at the level's rate for ``duration_s``; after ``warmup_s`` the legitimate clients query at
-``legit_rate`` until the flood ends. An answer counts as a success only if it is correct and came
-within ``query_timeout_s``; errors that come sooner are immediate failures; the rest are timeouts.
+For every repetition, level, attack and system, attacker processes
+(:mod:`chainsense.experiments.flood`) send the attack's requests from their own loopback source
+addresses at the level's rate for ``duration_s``; after ``warmup_s`` legitimate clients (from
+127.0.0.1, a fresh connection per query) read records by id at ``legit_rate`` until the flood
+ends. An answer counts as a success only if it is correct and came within ``query_timeout_s``;
+errors that come sooner are immediate failures; the rest are timeouts. Level 0 (no attack) is
+run once per system and repetition, as attack ``none``.
 """
 
 from __future__ import annotations
 
 import json
 import tempfile
-import typing
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any
 
 from chainsense import devnet
-from chainsense.chain.embedded import EmbeddedChain
-from chainsense.errors import ChainsenseError, ConfigError
-from chainsense.experiments import chainside
+from chainsense.errors import ConfigError
 from chainsense.experiments.ddos_results import Summary, markdown_table, plot, summarize, write_csv
+from chainsense.experiments.ddos_systems import (
+    ATTACKS,
+    SYSTEMS,
+    SystemUnderTest,
+    check_installed,
+    published,
+    start_system,
+)
 from chainsense.experiments.ddos_trial import (
-    ChainClient,
-    Client,
-    SqlClient,
     Trial,
     TrialSettings,
     classify,
     run_trial,
     wait_healthy,
 )
-from chainsense.experiments.flood import MAX_RATE, Target
-from chainsense.experiments.sqlserver import (
-    DATABASE,
-    MariaDBServer,
-    mariadb_available,
-    select_by_id_text,
-)
-from chainsense.ledger.config import connect_network
-from chainsense.ledger.record_log import id_topic
+from chainsense.experiments.flood import MAX_RATE, MAX_SOURCES
 
-System = Literal["mariadb", "geth"]
 Progress = Callable[[str, int, int], None]  # (description, done, total)
 
 __all__ = ["PRESETS", "DdosConfig", "DdosResult", "classify", "markdown_table", "plot", "run"]
@@ -76,9 +74,11 @@ class DdosConfig:
     attack_processes: int = 2
     hold_s: float = 1.0
     max_open: int = 3000
+    attack_sources: int = 0  # distinct attacker source addresses; 0: one per process
     sealers: int = 3
     followers: int = 1
-    systems: tuple[str, ...] = ("mariadb", "geth")
+    systems: tuple[str, ...] = SYSTEMS
+    attacks: tuple[str, ...] = ("connect", "expensive")
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -113,11 +113,27 @@ class DdosConfig:
             raise ConfigError("sealers", f"need >= 1 sealer, got {self.sealers}")
         if self.followers < 0:
             raise ConfigError("followers", f"must be >= 0, got {self.followers}")
-        known = typing.get_args(System)
-        if not self.systems or any(s not in known for s in self.systems):
+        if not 0 <= self.attack_sources <= MAX_SOURCES:
             raise ConfigError(
-                "systems", f"must be a subset of {', '.join(known)}; got {self.systems}"
+                "attack_sources", f"must be in 0..{MAX_SOURCES}, got {self.attack_sources}"
             )
+        if 0 < self.attack_sources < self.attack_processes:
+            raise ConfigError(
+                "attack_sources",
+                f"need at least one per attack process ({self.attack_processes}), "
+                f"got {self.attack_sources}",
+            )
+        _check_subset("systems", self.systems, SYSTEMS)
+        _check_subset("attacks", self.attacks, ATTACKS)
+
+    @property
+    def attack_levels(self) -> tuple[float, ...]:
+        return tuple(lv for lv in self.levels if lv > 0)
+
+    @property
+    def trial_count(self) -> int:
+        per_rep = (0.0 in self.levels) + len(self.attack_levels) * len(self.attacks)
+        return self.repetitions * len(self.systems) * per_rep
 
     @property
     def trial(self) -> TrialSettings:
@@ -130,18 +146,31 @@ class DdosConfig:
             attack_processes=self.attack_processes,
             hold_s=self.hold_s,
             max_open=self.max_open,
+            sources=self.attack_sources,
             seed=self.seed,
         )
 
 
+def _check_subset(name: str, chosen: tuple[str, ...], known: tuple[str, ...]) -> None:
+    """Non-empty, no repeats, every value known; the message names the field and the choices."""
+    bad = [c for c in chosen if c not in known]
+    if not chosen or bad or len(set(chosen)) != len(chosen):
+        why = f"unknown {', '.join(map(repr, bad))}; " if bad else ""
+        raise ConfigError(
+            name, f"{why}must be distinct values from {', '.join(known)}; got {list(chosen)}"
+        )
+
+
 PRESETS: dict[str, DdosConfig] = {
-    "quick": DdosConfig(),
+    "quick": DdosConfig(levels=(0.0, 200.0, 1000.0), repetitions=1, duration_s=5.0),
     "full": DdosConfig(
         levels=(0.0, 100.0, 500.0, 1000.0, 5000.0),
         repetitions=3,
         duration_s=10.0,
         warmup_s=2.0,
         records=200,
+        attacks=ATTACKS,
+        attack_sources=8,  # a few more addresses than processes: per-source limits bite later
     ),
 }
 
@@ -160,44 +189,38 @@ class DdosResult:
 # ----------------------------------------------------------------------------- orchestration
 
 
-@contextmanager
-def _published(
-    cfg: DdosConfig, tmp: Path, pids: dict[str, int], say: Progress, total: int
-) -> Iterator[tuple[chainside.PublishedData, dict[str, devnet.NodeInfo], Path]]:
-    """The records on a geth network when ``geth`` is measured (stopped afterwards), else on the
-    embedded chain, which assigns the same ids and digests for the SQL rows."""
-    netdir = tmp / "network"
-    if "geth" not in cfg.systems:
-        chain = EmbeddedChain()
-        yield chainside.publish(chain, None, cfg.records, cfg.seed), {}, netdir
-        return
-    say("starting the geth network", 0, total)
-    spec = devnet.NetworkSpec(sealers=cfg.sealers, followers=cfg.followers)
-    with devnet.running(netdir, spec, timeout=120) as info:
-        pids.update({f"geth:{n.name}": n.pid for n in info.nodes})
-        say(f"storing {cfg.records} records on chain", 0, total)
-        chain, faucet = connect_network(netdir, timeout=10.0)
-        try:
-            if faucet is None:
-                raise ChainsenseError("network: the network file names no faucet key")
-            data = chainside.publish(chain, faucet, cfg.records, cfg.seed)
-        finally:
-            chain.close()
-        yield data, {n.name: n for n in info.nodes}, netdir
+def _schedule(cfg: DdosConfig) -> list[tuple[int, float, str, str]]:
+    """(rep, level, attack, system), interleaved so that drifting machine load hits every system;
+    level 0 once per system and repetition (attack ``none``)."""
+    out = []
+    for rep in range(cfg.repetitions):
+        for level in cfg.levels:
+            for attack in ("none",) if level == 0 else cfg.attacks:
+                out.extend((rep, level, attack, system) for system in cfg.systems)
+    return out
 
 
-def _chain_target(
-    netdir: Path, contract: str, record_id: int, nodes: list[devnet.NodeInfo]
-) -> list[Target]:
-    """The flood of the chain side: the request behind ``get_record(id)`` (``eth_getLogs`` on
-    the record's id topic, from the contract's creation block to the head) at every node."""
-    probe = chainside.open_ledger(netdir, contract, 5.0)
+def _trial(
+    sut: SystemUnderTest,
+    attack: str,
+    level: float,
+    rep: int,
+    cfg: DdosConfig,
+    expected: dict[int, Any],
+) -> Trial:
+    targets = sut.targets[attack if attack != "none" else "connect"]
+    pids = list(sut.pids.values())
+    # only the connection flood lingers; the other attacks hurt by work, not by held slots
+    settings = cfg.trial if attack == "connect" else replace(cfg.trial, hold_s=0.0)
+    trial = run_trial(
+        sut.name, attack, level, rep, settings, sut.make_client, targets, expected, pids
+    )
+    probe = sut.make_client()
     try:
-        query = probe.log_filter([id_topic(record_id)], 0, "latest")
+        wait_healthy(probe, expected, cfg.query_timeout_s, 30.0)
     finally:
-        probe.chain.close()
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_getLogs", "params": [query]})
-    return [Target("jsonrpc", n.http_port, request=body) for n in nodes]
+        probe.close()
+    return trial
 
 
 def run(
@@ -208,57 +231,36 @@ def run(
     workdir: str | Path | None = None,
 ) -> DdosResult:
     """Start the servers of ``cfg.systems`` (and only those), load the records, flood each level
-    ``repetitions`` times, write the files.
+    and attack ``repetitions`` times, write the files.
 
     Every server the run starts is stopped before it returns, also on errors.
     """
-    if "mariadb" in cfg.systems and not mariadb_available():
-        raise ChainsenseError("ddos: MariaDB is not installed (scripts/install-system-packages.sh)")
-    if "geth" in cfg.systems:
-        devnet.find_geth()
+    check_installed(cfg.systems)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     pids: dict[str, int] = {}
     trials: list[Trial] = []
-    total = len(cfg.levels) * cfg.repetitions * len(cfg.systems)
+    schedule = _schedule(cfg)
     say = progress or (lambda _d, _i, _n: None)
     with ExitStack() as stack:
         tmp = Path(
             stack.enter_context(tempfile.TemporaryDirectory(prefix="chainsense-ddos-", dir=workdir))
         )
-        data, nodes, netdir = stack.enter_context(_published(cfg, tmp, pids, say, total))
+        say("starting the servers and storing the records", 0, len(schedule))
+        spec = devnet.NetworkSpec(sealers=cfg.sealers, followers=cfg.followers)
+        data, network = stack.enter_context(
+            published(cfg.systems, spec, tmp, cfg.records, cfg.seed)
+        )
         expected = {row[0]: row for row in data.sql_rows()}
-        some_id = min(expected)
-        makers: dict[str, Callable[[], Client]] = {}
-        targets: dict[str, list[Target]] = {}
-        if "mariadb" in cfg.systems:
-            db = stack.enter_context(MariaDBServer(tmp / "mariadb"))
-            pids["mariadb"] = db.pid
-            db.load_records(data.sql_rows())
-            makers["mariadb"] = lambda: SqlClient(db, cfg.query_timeout_s)
-            request = select_by_id_text(some_id)
-            targets["mariadb"] = [Target("mysql", db.port, request=request, database=DATABASE)]
-        if "geth" in cfg.systems:
-            makers["geth"] = lambda: ChainClient(netdir, data.contract, cfg.query_timeout_s)
-            targets["geth"] = _chain_target(netdir, data.contract, some_id, list(nodes.values()))
-        done = 0
-        for rep in range(cfg.repetitions):
-            for level in cfg.levels:
-                for system in cfg.systems:  # interleaved: drifting noise hits both
-                    label = f"{system} at {level:g}/s (rep {rep + 1})"
-                    say(label, done, total)
-                    trials.append(
-                        run_trial(
-                            system, level, rep, cfg.trial, makers[system], targets[system], expected
-                        )
-                    )
-                    probe_client = makers[system]()
-                    try:
-                        wait_healthy(probe_client, expected, cfg.query_timeout_s, 30.0)
-                    finally:
-                        probe_client.close()
-                    done += 1
-                    say(label, done, total)
+        systems: dict[str, SystemUnderTest] = {}
+        for name in cfg.systems:
+            systems[name] = start_system(name, stack, tmp, data, network, cfg.query_timeout_s)
+            pids.update({f"{name}:{k}": v for k, v in systems[name].pids.items()})
+        for done, (rep, level, attack, name) in enumerate(schedule):
+            label = f"{name}, {attack} at {level:g}/s (rep {rep + 1})"
+            say(label, done, len(schedule))
+            trials.append(_trial(systems[name], attack, level, rep, cfg, expected))
+            say(label, done + 1, len(schedule))
     summary = summarize(trials)
     files = {
         "trials": write_csv(out / "ddos_trials.csv", trials),

@@ -13,13 +13,12 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 from chainsense.errors import ChainsenseError
-from chainsense.experiments.chainside import open_ledger, sql_row
+from chainsense.experiments.ddos_clients import Client
 from chainsense.experiments.flood import Flood, FloodSpec, FloodStats, Target
-from chainsense.experiments.sqlserver import SELECT_BY_ID, MariaDBServer
+from chainsense.experiments.procstats import UsageSampler
 from chainsense.stats import percentile
 
 Outcome = Literal["success", "failure", "timeout"]
@@ -37,14 +36,17 @@ class TrialSettings:
     attack_processes: int
     hold_s: float
     max_open: int
+    sources: int
     seed: int
 
 
 @dataclass(frozen=True)
 class Trial:
-    """One (system, attack level, repetition): legitimate outcomes and what the attack did."""
+    """One (system, attack, level, repetition): legitimate outcomes, what the attack did, and
+    what the servers used meanwhile (CPU in percent of one core, peak resident memory)."""
 
     system: str
+    attack: str
     level: float
     rep: int
     attempts: int
@@ -62,6 +64,9 @@ class Trial:
     attack_timed_out: int
     attack_skipped: int
     attack_rate_achieved: float
+    attackers_killed: int
+    server_cpu_pct: float
+    server_rss_mib: float
     failure_reasons: str
 
 
@@ -94,47 +99,6 @@ def classify(query: Callable[[], Any], expected: Any, timeout: float) -> tuple[O
     if got != expected:
         return "failure", latency, "wrong-answer"
     return "success", latency, ""
-
-
-class Client:
-    """A legitimate client of one system; ``query(id)`` returns a comparable value."""
-
-    def query(self, record_id: int) -> Any:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        """Release the client."""
-
-
-class SqlClient(Client):
-    """A client of the MariaDB server: a new connection per query, one indexed select."""
-
-    def __init__(self, server: MariaDBServer, timeout: float) -> None:
-        self.server, self.timeout = server, timeout
-
-    def query(self, record_id: int) -> Any:
-        with self.server.connect(timeout=self.timeout) as conn, conn.cursor() as cur:
-            cur.execute(SELECT_BY_ID, (record_id,))
-            return cur.fetchone()
-
-
-class ChainClient(Client):
-    """A client of the geth network: the ledger client with failover, a fresh connection per
-    query, ``get_record(id)``."""
-
-    def __init__(self, netdir: Path, contract: str, timeout: float) -> None:
-        # Each endpoint gets half the budget, so one failover still fits in the timeout.
-        self.ledger = open_ledger(netdir, contract, timeout=timeout / 2)
-        self._row = sql_row
-
-    def query(self, record_id: int) -> Any:
-        try:
-            return self._row(self.ledger.get_record(record_id))
-        finally:
-            self.ledger.chain.close()  # next query opens a fresh connection, as SQL clients do
-
-    def close(self) -> None:
-        self.ledger.chain.close()
 
 
 def _legit_load(
@@ -175,12 +139,14 @@ def _legit_load(
 
 def run_trial(
     system: str,
+    attack: str,
     level: float,
     rep: int,
     cfg: TrialSettings,
     make_client: Callable[[], Client],
     targets: list[Target],
     expected: dict[int, Any],
+    server_pids: list[int],
 ) -> Trial:
     clients = [make_client() for _ in range(cfg.legit_clients)]  # set up before the flood
     spec = FloodSpec(
@@ -190,19 +156,22 @@ def run_trial(
         hold_s=cfg.hold_s,
         timeout_s=cfg.query_timeout_s,
         max_open=cfg.max_open,
+        sources=cfg.sources,
     )
     flood = Flood(targets, spec)
+    sampler = UsageSampler(server_pids)
     try:
-        flood.start()
-        time.sleep(cfg.warmup_s)
-        results = _legit_load(
-            clients,
-            expected,
-            cfg.duration_s - cfg.warmup_s,
-            cfg.legit_rate,
-            cfg.query_timeout_s,
-            cfg.seed + rep * 7919 + int(level),
-        )
+        with sampler:
+            flood.start()
+            time.sleep(cfg.warmup_s)
+            results = _legit_load(
+                clients,
+                expected,
+                cfg.duration_s - cfg.warmup_s,
+                cfg.legit_rate,
+                cfg.query_timeout_s,
+                cfg.seed + rep * 7919 + int(level),
+            )
     finally:
         stats: FloodStats = flood.join()
         for c in clients:
@@ -213,6 +182,7 @@ def run_trial(
     lat = [t * 1000 for o, t, _ in results if o == "success"]
     return Trial(
         system=system,
+        attack=attack,
         level=level,
         rep=rep,
         attempts=n,
@@ -230,6 +200,9 @@ def run_trial(
         attack_timed_out=stats.timed_out,
         attack_skipped=stats.skipped,
         attack_rate_achieved=stats.launched / cfg.duration_s,
+        attackers_killed=flood.killed,
+        server_cpu_pct=sampler.usage.cpu_pct,
+        server_rss_mib=sampler.usage.rss_mib,
         failure_reasons=";".join(f"{k}:{v}" for k, v in sorted(reasons.items())),
     )
 

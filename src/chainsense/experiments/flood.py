@@ -2,14 +2,20 @@
 
 Each attacker process runs one asyncio loop that opens a new TCP connection at a fixed rate,
 speaks the target's real protocol far enough to make the server work (MySQL: handshake, then one
-``SELECT`` by id; JSON-RPC: one HTTP ``POST`` of an ``eth_call``), keeps the connection open for
+``SELECT``; JSON-RPC: one HTTP ``POST`` such as an ``eth_getLogs``), keeps the connection open for
 ``hold_s`` (as a crowd of slow clients would), then closes it. Few processes with many
 concurrent sockets each fit a 2-core machine better than many processes.
 
-Safety bounds, all enforced here: targets must be 127.0.0.1; the attempt count per process is
-at most ``rate * duration``; concurrent sockets per process are capped (``max_open``); every
-connect/read has a timeout; the process gives up at ``duration + hold + timeout + 1`` seconds
-and its parent kills it if it is still alive after that.
+Attack connections come from their own loopback source addresses (127.0.0.2, 127.0.0.3, ...:
+``sources`` of them, dealt out to the processes, each process rotating over its share) so that
+per-source defences in front of a server have something to act on; legitimate clients keep
+127.0.0.1.
+
+Safety bounds, all enforced here: targets must be 127.0.0.1 and sources are 127.0.0.2 to
+127.0.0.201; the attempt count per process is at most ``rate * duration``; concurrent sockets
+per process are capped (``max_open``); every connect/read has a timeout and every answer a size
+cap; the process gives up at ``duration + hold + timeout + 1`` seconds and its parent kills it
+if it is still alive after that.
 """
 
 from __future__ import annotations
@@ -27,6 +33,16 @@ from chainsense.errors import ConfigError
 Protocol = Literal["mysql", "jsonrpc"]
 MAX_RATE = 20_000  # attempts per second, all processes together
 MAX_DURATION = 120.0
+MAX_RESPONSE = 64 << 20  # bytes of one answer the attacker reads at most
+MAX_SOURCES = 200  # 127.0.0.2 .. 127.0.0.201
+MYSQL_USER = "chainsense"  # the account legitimate clients use: the flood looks legitimate
+
+
+def source_address(index: int) -> str:
+    """The loopback address of attack source ``index`` (0-based): 127.0.0.2, 127.0.0.3, ..."""
+    if not 0 <= index < MAX_SOURCES:
+        raise ConfigError("sources", f"source index must be in 0..{MAX_SOURCES - 1}, got {index}")
+    return f"127.0.0.{index + 2}"
 
 
 @dataclass(frozen=True)
@@ -59,6 +75,7 @@ class FloodSpec:
     hold_s: float = 1.0
     timeout_s: float = 2.0
     max_open: int = 3000
+    sources: int = 0  # distinct source addresses; 0: one per process
 
     def __post_init__(self) -> None:
         if not 0 <= self.rate <= MAX_RATE:
@@ -73,6 +90,17 @@ class FloodSpec:
             raise ConfigError("timeout_s", f"must be in (0, 30] s, got {self.timeout_s}")
         if not 1 <= self.max_open <= 8000:
             raise ConfigError("max_open", f"must be in 1..8000, got {self.max_open}")
+        if not 0 <= self.sources <= MAX_SOURCES:
+            raise ConfigError("sources", f"must be in 0..{MAX_SOURCES}, got {self.sources}")
+        if 0 < self.sources < self.processes:
+            raise ConfigError(
+                "sources", f"need >= 1 per process ({self.processes}), got {self.sources}"
+            )
+
+    def source_addresses(self, process: int) -> list[str]:
+        """The source addresses attacker ``process`` rotates over (disjoint across processes)."""
+        count = self.sources or self.processes
+        return [source_address(i) for i in range(process, count, self.processes)]
 
 
 @dataclass
@@ -125,7 +153,7 @@ async def _mysql_attempt(
     greeting = await _read_mysql_packet(reader)
     if greeting[:1] == b"\xff":  # e.g. 1040 Too many connections, sent instead of a greeting
         return False
-    writer.write(_mysql_packet(1, mysql_handshake_response("flood", target.database)))
+    writer.write(_mysql_packet(1, mysql_handshake_response(MYSQL_USER, target.database)))
     await writer.drain()
     auth = await _read_mysql_packet(reader)
     if auth[:1] != b"\x00":
@@ -159,19 +187,40 @@ async def _jsonrpc_attempt(
     await writer.drain()
     head = await reader.readuntil(b"\r\n\r\n")
     status = head.split(b" ", 2)[1] if b" " in head else b""
-    length = 0
+    length, chunked = 0, False
     for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":", 1)[1])
-    payload = await reader.readexactly(length)
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+            if not 0 <= length <= MAX_RESPONSE:
+                raise ValueError(f"content-length {length} out of bounds")
+        elif name.strip().lower() == b"transfer-encoding":
+            chunked = b"chunked" in value.lower()
+    payload = await (_read_chunked(reader) if chunked else reader.readexactly(length))
     return status == b"200" and b'"result"' in payload
 
 
-async def _attempt(target: Target, spec: FloodSpec, stats: FloodStats) -> None:
+async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
+    """An HTTP/1.1 chunked body (large answers such as wide ``eth_getLogs``), size-bounded."""
+    parts: list[bytes] = []
+    total = 0
+    while True:
+        size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+        total += size
+        if total > MAX_RESPONSE:
+            raise ValueError(f"response over {MAX_RESPONSE} bytes")
+        parts.append((await reader.readexactly(size + 2))[:size])
+        if size == 0:
+            return b"".join(parts)
+
+
+async def _attempt(target: Target, source: str, spec: FloodSpec, stats: FloodStats) -> None:
     writer: asyncio.StreamWriter | None = None
     try:
         async with asyncio.timeout(spec.timeout_s):
-            reader, writer = await asyncio.open_connection(target.host, target.port)
+            reader, writer = await asyncio.open_connection(
+                target.host, target.port, local_addr=(source, 0)
+            )
             if target.protocol == "mysql":
                 ok = await _mysql_attempt(target, reader, writer)
             else:
@@ -198,7 +247,9 @@ async def _attempt(target: Target, spec: FloodSpec, stats: FloodStats) -> None:
                 await asyncio.wait_for(writer.wait_closed(), 0.5)
 
 
-async def _flood(targets: list[Target], spec: FloodSpec, rate: float, stats: FloodStats) -> None:
+async def _flood(
+    targets: list[Target], sources: list[str], spec: FloodSpec, rate: float, stats: FloodStats
+) -> None:
     total = int(rate * spec.duration)
     start = time.monotonic()
     open_tasks: set[asyncio.Task[None]] = set()
@@ -212,7 +263,8 @@ async def _flood(targets: list[Target], spec: FloodSpec, rate: float, stats: Flo
         if len(open_tasks) >= spec.max_open:
             stats.skipped += 1
             continue
-        task = asyncio.create_task(_attempt(targets[i % len(targets)], spec, stats))
+        attempt = _attempt(targets[i % len(targets)], sources[i % len(sources)], spec, stats)
+        task = asyncio.create_task(attempt)
         stats.launched += 1
         open_tasks.add(task)
         task.add_done_callback(open_tasks.discard)
@@ -226,10 +278,16 @@ async def _flood(targets: list[Target], spec: FloodSpec, rate: float, stats: Flo
     stats.elapsed_s = time.monotonic() - start
 
 
-def _attacker(targets: list[Target], spec: FloodSpec, rate: float, queue: mp.Queue) -> None:  # type: ignore[type-arg]
+def _attacker(
+    targets: list[Target],
+    sources: list[str],
+    spec: FloodSpec,
+    rate: float,
+    queue: mp.Queue,  # type: ignore[type-arg]
+) -> None:
     stats = FloodStats()
     try:
-        asyncio.run(_flood(targets, spec, rate, stats))
+        asyncio.run(_flood(targets, sources, spec, rate, stats))
     finally:
         queue.put(asdict(stats))
 
@@ -237,7 +295,9 @@ def _attacker(targets: list[Target], spec: FloodSpec, rate: float, queue: mp.Que
 class Flood:
     """``with Flood(targets, spec):`` attacker processes run in the background, then are joined.
 
-    ``rate == 0`` starts nothing (the no-attack baseline). :attr:`stats` is filled on exit.
+    ``rate == 0`` starts nothing (the no-attack baseline). :attr:`stats` is filled on exit;
+    :attr:`killed` counts attackers that overstayed their bound and had to be killed (0 when every
+    process ended by itself, as it should).
     """
 
     def __init__(self, targets: list[Target], spec: FloodSpec) -> None:
@@ -249,6 +309,8 @@ class Flood:
         self._ctx = mp.get_context("spawn")  # no inherited threads / JAX state in attackers
         self._queue: mp.Queue = self._ctx.Queue()  # type: ignore[type-arg]
         self._procs: list[mp.process.BaseProcess] = []
+        self.killed = 0
+        self.exitcodes: list[int | None] = []
 
     def start(self) -> Flood:
         if self.spec.rate == 0:
@@ -257,8 +319,11 @@ class Flood:
         for i in range(self.spec.processes):
             # Each process gets every target, starting at a different one, so load spreads.
             mine = self.targets[i % len(self.targets) :] + self.targets[: i % len(self.targets)]
+            sources = self.spec.source_addresses(i)
             p = self._ctx.Process(
-                target=_attacker, args=(mine, self.spec, per_proc, self._queue), daemon=True
+                target=_attacker,
+                args=(mine, sources, self.spec, per_proc, self._queue),
+                daemon=True,
             )
             p.start()
             self._procs.append(p)
@@ -278,8 +343,10 @@ class Flood:
         for p in self._procs:
             p.join(timeout=max(0.1, deadline - time.monotonic()))
             if p.is_alive():
+                self.killed += 1
                 p.kill()
                 p.join(5)
+            self.exitcodes.append(p.exitcode)
         self._procs.clear()
         return self.stats
 

@@ -5,6 +5,12 @@ The experiment needs a real SQL server with its *default* connection limit (151)
 package's binaries in a scratch directory (``mariadb-install-db`` + ``mariadbd``, no system
 config read, no grant tables: the server is reachable on loopback only and lives for one run),
 and always stops it again (SIGTERM, then SIGKILL) and removes its files.
+
+The same class also starts the other SQL setups of the experiment: an operator-tuned server
+(``extra_args`` such as a thread pool and ``max_connections``, and ``grant_tables=True`` so that
+per-account limits are enforced: clients then log in as an account that
+:meth:`MariaDBServer.create_app_user` made) and replication members (``server_id``: binary log on,
+see :mod:`chainsense.experiments.sqlcluster`).
 """
 
 from __future__ import annotations
@@ -25,8 +31,10 @@ import pymysql
 
 from chainsense.devnet import free_ports, pid_alive
 from chainsense.errors import ChainsenseError
+from chainsense.experiments.flood import MYSQL_USER
 
 DATABASE = "chainsense"
+APP_USER = MYSQL_USER
 COLUMNS = ("id", "mt", "poi", "slot", "reading", "x", "y", "nonce", "digest")
 CREATE_TABLE = (
     "CREATE TABLE records (id BIGINT UNSIGNED PRIMARY KEY, mt CHAR(42) NOT NULL, "
@@ -67,7 +75,15 @@ class MariaDBServer:
 
     host = "127.0.0.1"
 
-    def __init__(self, workdir: str | Path | None = None, *, start_timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        workdir: str | Path | None = None,
+        *,
+        start_timeout: float = 60.0,
+        extra_args: Sequence[str] = (),
+        grant_tables: bool = False,
+        server_id: int = 0,
+    ) -> None:
         self._own_dir = workdir is None
         self.workdir = (
             Path(tempfile.mkdtemp(prefix="chainsense-mariadb-"))
@@ -75,6 +91,11 @@ class MariaDBServer:
             else Path(workdir)
         )
         self.start_timeout = start_timeout
+        self.extra_args = tuple(extra_args)
+        self.grant_tables = grant_tables
+        self.server_id = server_id
+        # without grant tables any name logs in; with them the set-up runs as root
+        self.admin_user = "root" if grant_tables else APP_USER
         self.port = 0
         self.pid = 0
         self._proc: subprocess.Popen[bytes] | None = None
@@ -103,6 +124,12 @@ class MariaDBServer:
             raise ChainsenseError(f"mariadb: mariadb-install-db failed: {_tail(log)}")
         (self.port,) = free_ports(1)
         errlog = self.workdir / "mariadbd.err"
+        access = [] if self.grant_tables else ["--skip-grant-tables"]
+        binlog = (
+            [f"--server-id={self.server_id}", f"--log-bin={self.workdir / 'binlog'}"]
+            if self.server_id
+            else ["--skip-log-bin"]
+        )
         self._proc = subprocess.Popen(
             [
                 _binary("mariadbd"),
@@ -114,10 +141,11 @@ class MariaDBServer:
                 f"--port={self.port}",
                 "--bind-address=127.0.0.1",
                 "--user=root",
-                "--skip-grant-tables",
-                "--skip-log-bin",
+                *access,
+                *binlog,
                 "--innodb-buffer-pool-size=32M",
-                # max_connections is deliberately left at the server default (151).
+                # max_connections stays at the server default (151) unless extra_args tune it
+                *self.extra_args,
             ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -131,7 +159,8 @@ class MariaDBServer:
                 self.stop()
                 raise ChainsenseError(f"mariadb: server exited during start-up: {msg}")
             try:
-                with self.connect(timeout=1.0, database=None) as conn, conn.cursor() as cur:
+                conn = self.connect(timeout=1.0, database=None, user=self.admin_user)
+                with conn, conn.cursor() as cur:
                     cur.execute(f"CREATE DATABASE IF NOT EXISTS {DATABASE}")
                 return self
             except pymysql.MySQLError:
@@ -154,6 +183,12 @@ class MariaDBServer:
         if self._own_dir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
+    def kill(self) -> None:
+        """SIGKILL the server at once (a crashed node); :meth:`stop` still cleans up."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait(10)
+
     @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None and pid_alive(self.pid)
@@ -168,35 +203,63 @@ class MariaDBServer:
 
     # -- data ------------------------------------------------------------------------------------
     def connect(
-        self, timeout: float = 5.0, database: str | None = DATABASE
+        self, timeout: float = 5.0, database: str | None = DATABASE, user: str = APP_USER
     ) -> pymysql.Connection[Any]:
-        """A new client connection (no password: grant tables are off, loopback only)."""
-        return pymysql.connect(
-            host=self.host,
-            port=self.port,
-            user="chainsense",
-            database=database,
-            connect_timeout=timeout,
-            read_timeout=timeout,
-            write_timeout=timeout,
-            autocommit=True,
-        )
+        """A new client connection from 127.0.0.1 (no password; loopback only)."""
+        return sql_connect(self.port, timeout, database, user)
 
     def load_records(self, rows: Iterable[Sequence[Any]]) -> int:
         """Create the ``records`` table and insert ``rows`` (tuples in :data:`COLUMNS` order)."""
         rows = [tuple(r) for r in rows]
-        with self.connect() as conn, conn.cursor() as cur:
+        with self.connect(user=self.admin_user) as conn, conn.cursor() as cur:
             cur.execute("DROP TABLE IF EXISTS records")
             cur.execute(CREATE_TABLE)
             placeholders = ", ".join(["%s"] * len(COLUMNS))
             cur.executemany(f"INSERT INTO records VALUES ({placeholders})", rows)
         return len(rows)
 
-    def max_connections(self) -> int:
-        with self.connect() as conn, conn.cursor() as cur:
-            cur.execute("SELECT @@max_connections")
+    def admin(self, *statements: str) -> None:
+        """Run set-up statements as the administrator (root, or anyone without grant tables)."""
+        with self.connect(database=None, user=self.admin_user) as conn, conn.cursor() as cur:
+            for sql in statements:
+                cur.execute(sql)
+
+    def create_app_user(self, max_user_connections: int) -> None:
+        """The clients' account, read-only on the records, with its own connection limit."""
+        self.admin(
+            f"CREATE USER '{APP_USER}'@'%' WITH MAX_USER_CONNECTIONS {int(max_user_connections)}",
+            f"GRANT SELECT ON {DATABASE}.* TO '{APP_USER}'@'%'",
+        )
+
+    def variable(self, name: str) -> str:
+        """A server variable's value (``name`` is a plain identifier, checked here)."""
+        if not name.replace("_", "").isalnum():
+            raise ChainsenseError(f"mariadb: not a variable name: {name!r}")
+        with self.connect(database=None, user=self.admin_user) as conn, conn.cursor() as cur:
+            cur.execute(f"SELECT @@{name}")
             (value,) = cur.fetchone()  # type: ignore[misc]
-        return int(value)
+        return str(value)
+
+    def max_connections(self) -> int:
+        return int(self.variable("max_connections"))
+
+
+def sql_connect(
+    port: int, timeout: float, database: str | None = DATABASE, user: str = APP_USER
+) -> pymysql.Connection[Any]:
+    """A new connection to a loopback SQL port (a server or the front), from 127.0.0.1:
+    legitimate clients keep that address, attackers come from others."""
+    return pymysql.connect(
+        host="127.0.0.1",
+        port=port,
+        bind_address="127.0.0.1",
+        user=user,
+        database=database,
+        connect_timeout=timeout,
+        read_timeout=timeout,
+        write_timeout=timeout,
+        autocommit=True,
+    )
 
 
 def _tail(path: Path, lines: int = 4) -> str:
