@@ -26,6 +26,7 @@ from jax import Array
 from matplotlib.figure import Figure
 
 from chainsense.errors import ConfigError
+from chainsense.marl import memory
 from chainsense.marl.policies import PlanningPolicy, Policy
 from chainsense.marl.replanning import planned_episode
 from chainsense.sim.events import CollectionEvent, collection_events
@@ -63,16 +64,17 @@ def _episode(
     else:
         state, obs = reset_from_arrays(fixed, params)
 
-    def body(carry: tuple[WorldState, Array], t: Array) -> tuple[tuple[WorldState, Array], Any]:
-        s, o = carry
+    def body(carry: tuple[WorldState, Array, Array], t: Array) -> tuple[tuple, Any]:
+        s, o, mem = carry  # mem: what a policy with memory carries (marl.memory)
         k = jax.random.fold_in(key, t + 1)
         ka, ks = jax.random.split(k)
-        actions = policy.act(ka, o, s, params)
+        actions = memory.act(policy, ka, o, s, params, mem)
         s2, o2, r, _, info = step(ks, s, actions, params)
         out = (s2.mt_pos, r, info.collected_per_poi, s2.poi_data) if record else None
-        return (s2, o2), out
+        return (s2, o2, memory.update(policy, mem, actions, info, params)), out
 
-    (final, _), trace = jax.lax.scan(body, (state, obs), jnp.arange(params.num_slots))
+    init = (state, obs, memory.initial(policy, params))
+    (final, _, _), trace = jax.lax.scan(body, init, jnp.arange(params.num_slots))
     if record:
         pos = jnp.concatenate([state.mt_pos[None], trace[0]], axis=0)
         data = jnp.concatenate([state.poi_data[None], trace[3]], axis=0)
