@@ -5,9 +5,10 @@ observation (parameter sharing, as in MAPPO). The actor outputs the mean of a Ga
 pre-squash vector ``z`` in R^2 and a state-independent log std; the world receives
 ``squash_to_disk(z)`` mapped to (theta, l) exactly as MADDPG's actions are
 (``networks.to_physical``), so the squash belongs to the environment and the PPO likelihood is
-the plain Gaussian one of ``z``. The value function V(s, m) reads the centralised state (every
-MT's learner observation, concatenated, as MADDPG's ``joint_obs`` critic does) plus the id of
-the MT whose return it predicts, because the rewards are per MT.
+the plain Gaussian one of ``z``. The value function reads the centralised state (every MT's
+learner observation, concatenated, as MADDPG's ``joint_obs`` critic does) once and has one
+output per MT, because the rewards are per MT: V(s) in R^M costs one pass for the whole fleet
+where a V(s, m) with an agent id would cost M.
 """
 
 from __future__ import annotations
@@ -39,13 +40,14 @@ class GaussianActor(nn.Module):
 
 
 class ValueNet(nn.Module):
-    """Centralised state + agent id -> V."""
+    """Centralised state -> V of every MT [M]."""
 
     hidden: Sequence[int]
+    num_agents: int
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        return networks.MLP(self.hidden, 1, out_scale=1.0)(x)[..., 0]
+        return networks.MLP(self.hidden, self.num_agents, out_scale=1.0)(x)
 
 
 def with_agent_id(obs: jax.Array) -> jax.Array:
@@ -56,10 +58,8 @@ def with_agent_id(obs: jax.Array) -> jax.Array:
 
 
 def central_input(obs: jax.Array) -> jax.Array:
-    """[..., M, d] -> [..., M, M*d + M]: the joint observation, once per MT, plus its id."""
-    m = obs.shape[-2]
-    joint = obs.reshape(*obs.shape[:-2], 1, m * obs.shape[-1])
-    return with_agent_id(jnp.broadcast_to(joint, (*obs.shape[:-2], m, joint.shape[-1])))
+    """[..., M, d] -> [..., M*d]: the joint observation."""
+    return obs.reshape(*obs.shape[:-2], obs.shape[-2] * obs.shape[-1])
 
 
 def init(key: jax.Array, cfg: TrainConfig, num_agents: int, obs_dim: int) -> tuple[Any, Any]:
@@ -67,7 +67,7 @@ def init(key: jax.Array, cfg: TrainConfig, num_agents: int, obs_dim: int) -> tup
     k_actor, k_critic = jax.random.split(key)
     obs = jnp.zeros((num_agents, obs_dim))
     actor = GaussianActor(cfg.actor_hidden).init(k_actor, with_agent_id(obs))
-    critic = ValueNet(cfg.critic_hidden).init(k_critic, central_input(obs))
+    critic = ValueNet(cfg.critic_hidden, num_agents).init(k_critic, central_input(obs))
     return actor, critic
 
 
@@ -78,7 +78,7 @@ def policy(cfg: TrainConfig, actor: Any, obs: jax.Array) -> tuple[jax.Array, jax
 
 def value(cfg: TrainConfig, critic: Any, obs: jax.Array) -> jax.Array:
     """V for every MT: learner observations [..., M, d] -> [..., M]."""
-    return ValueNet(cfg.critic_hidden).apply(critic, central_input(obs))
+    return ValueNet(cfg.critic_hidden, obs.shape[-2]).apply(critic, central_input(obs))
 
 
 def log_prob(z: jax.Array, mean: jax.Array, log_std: jax.Array) -> jax.Array:

@@ -213,12 +213,23 @@ def _iteration(
 def episode_stats(
     done: jax.Array, env: Any, ep_return: jax.Array, params: WorldParams
 ) -> dict[str, jax.Array]:
-    """Sums of the metrics and returns of the episodes that ended this step, and their count."""
+    """Sums of the metrics and returns of the episodes that ended this step, and their count.
+
+    The metrics of all worlds are computed only in steps where some world finished (a
+    ``lax.cond``): with desynchronised worlds most steps end no episode.
+    """
     fin = done.astype(jnp.float32)
-    ep_metrics = jax.vmap(lambda s: metrics.episode_metrics(s, params))(env)
-    stats = {
-        name: jnp.sum(fin * jnp.asarray(ep_metrics[name], jnp.float32)) for name in METRIC_NAMES
-    }
+
+    def finished(env: Any) -> dict[str, jax.Array]:
+        ep_metrics = jax.vmap(lambda s: metrics.episode_metrics(s, params))(env)
+        return {
+            name: jnp.sum(fin * jnp.asarray(ep_metrics[name], jnp.float32)) for name in METRIC_NAMES
+        }
+
+    def none(env: Any) -> dict[str, jax.Array]:
+        return {name: jnp.float32(0.0) for name in METRIC_NAMES}
+
+    stats = jax.lax.cond(jnp.any(done), finished, none, env)
     stats["episodes"] = jnp.sum(fin)
     stats["return"] = jnp.sum(fin * ep_return)
     return stats
