@@ -137,9 +137,13 @@ class TrainConfig:
         return from_mapping(cls, data, section)
 
 
-def load_train_config(config: str | Path | None, algo: str | None = None) -> TrainConfig:
-    """The ``[train]`` section of ``config`` (defaults without one); ``algo`` overrides it."""
+def load_train_config(
+    config: str | Path | None, algo: str | None = None, **overrides: Any
+) -> TrainConfig:
+    """The ``[train]`` section of ``config`` (defaults without one); ``algo`` and the
+    ``overrides`` that are not None (command-line flags) replace its values."""
     section = read_section(config, "train")
     if algo is not None:
         section = {**section, "algo": algo}
+    section = {**section, **{k: v for k, v in overrides.items() if v is not None}}
     return TrainConfig.from_dict(section)
