@@ -26,6 +26,8 @@ from chainsense.marl.config import TrainConfig
 from chainsense.sim.params import WorldParams
 
 FORMAT = "chainsense-fleet/1"
+#: what a checkpoint written before these keys existed was trained with
+_BEFORE_MEMORY = {"memory": False, "shared": False}
 
 
 @dataclass
@@ -71,7 +73,7 @@ def load(path: str | Path) -> Checkpoint:
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ChainsenseError(f"checkpoint: {p.name} is not a {FORMAT} checkpoint")
     try:
-        cfg = TrainConfig.from_dict(json.loads(payload["train"]))
+        cfg = TrainConfig.from_dict({**_BEFORE_MEMORY, **json.loads(payload["train"])})
         params = from_mapping(WorldParams, json.loads(payload["world"]), "world")
         progress = json.loads(payload["progress"])
         template = algos.init_learner(jax.random.PRNGKey(0), cfg, params)
