@@ -232,7 +232,8 @@ def main() -> None:
     report: dict[str, Any] = {
         "preset": args.preset,
         "load_before": load,
-        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        # file names only: a report must not carry a path of the machine it ran on
+        "args": {k: v.name if isinstance(v, Path) else v for k, v in vars(args).items()},
     }
     if args.throughput:
         report["throughput"] = run_throughput(base, params, algo_names, args.chunks)

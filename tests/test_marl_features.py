@@ -13,7 +13,7 @@ SMALL = preset("small")
 
 
 def test_sensor_matches_world_collisions() -> None:
-    cfg = TrainConfig(sensor_headings=8)
+    cfg = TrainConfig(sensor_headings=8, memory=False)
     h = cfg.sensor_headings
     for seed in range(4):
         state, obs = world.reset(jax.random.PRNGKey(seed), SMALL)
@@ -36,7 +36,7 @@ def test_sensor_matches_world_collisions() -> None:
 
 
 def test_sensor_off_gives_world_observation() -> None:
-    cfg = TrainConfig(sensor_headings=0)
+    cfg = TrainConfig(sensor_headings=0, memory=False)
     state, obs = world.reset(jax.random.PRNGKey(0), SMALL)
     assert features.learner_obs_dim(cfg, SMALL) == obs_dim(SMALL)
     mem = features.initial_memory(2)

@@ -61,7 +61,7 @@ def test_memory_observation_and_rollout() -> None:
     table = evaluate(policy, SMALL, range(3))
     assert np.all(np.isfinite(table.per_episode["energy_efficiency"]))
     # without memory in the config, the same call ignores the memory argument
-    plain = TrainConfig(sensor_headings=0)
+    plain = TrainConfig(sensor_headings=0, memory=False)
     np.testing.assert_array_equal(features.learner_obs(plain, state, obs, SMALL, mem), obs)
 
 

@@ -57,7 +57,7 @@ class TrainConfig:
     shaping: Literal["none", "move"] = "move"
     move_penalty: float = 0.5
     chunk_iters: int = 50
-    memory: bool = False
+    memory: bool = True
     shared: bool = False
     ppo_steps: int = 16
     ppo_epochs: int = 4
