@@ -68,6 +68,7 @@ def test_train_then_evaluate_checkpoint(tmp_path: Path) -> None:
         (["train", "--preset", "small", "--steps", "10", "--eval-episodes", "-1"], "eval_episodes"),
         (["train", "--preset", "small", "--steps", "10", "--resume", "nope.msgpack"], "not found"),
         (["evaluate", "--policy", "maddpg", "--preset", "small"], "--checkpoint"),
+        (["evaluate", "--policy", "mappo", "--preset", "small"], "--checkpoint"),
         (["evaluate", "--preset", "small", "--eval-noise", "-0.5"], "eval_noise"),
         (["reproduce", "--preset", "medium"], "preset"),
         (["reproduce", "--seeds", "0"], "seeds"),

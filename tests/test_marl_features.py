@@ -13,7 +13,7 @@ SMALL = preset("small")
 
 
 def test_sensor_matches_world_collisions() -> None:
-    cfg = TrainConfig(sensor_headings=8)
+    cfg = TrainConfig(sensor_headings=8, memory=False)
     h = cfg.sensor_headings
     for seed in range(4):
         state, obs = world.reset(jax.random.PRNGKey(seed), SMALL)
@@ -21,7 +21,7 @@ def test_sensor_matches_world_collisions() -> None:
         box = state.obstacles[0]
         pos = jnp.array([[box[0] - 0.3, (box[1] + box[3]) / 2], [0.2, 0.2]])
         state = state.replace(mt_pos=pos)
-        lo = features.learner_obs(cfg, state, obs, SMALL)
+        lo = features.learner_obs(cfg, state, obs, SMALL, features.initial_memory(2))
         assert lo.shape == (2, features.learner_obs_dim(cfg, SMALL))
         np.testing.assert_array_equal(lo[:, : obs_dim(SMALL)], obs)
         sensor = np.asarray(lo[:, obs_dim(SMALL) :]).reshape(2, 2, h)  # [M, length, heading]
@@ -36,9 +36,10 @@ def test_sensor_matches_world_collisions() -> None:
 
 
 def test_sensor_off_gives_world_observation() -> None:
-    cfg = TrainConfig(sensor_headings=0)
+    cfg = TrainConfig(sensor_headings=0, memory=False)
     state, obs = world.reset(jax.random.PRNGKey(0), SMALL)
     assert features.learner_obs_dim(cfg, SMALL) == obs_dim(SMALL)
-    np.testing.assert_array_equal(features.learner_obs(cfg, state, obs, SMALL), obs)
+    mem = features.initial_memory(2)
+    np.testing.assert_array_equal(features.learner_obs(cfg, state, obs, SMALL, mem), obs)
     d = networks.from_physical(jnp.array([[0.0, SMALL.max_move]]), SMALL.max_move)
     np.testing.assert_allclose(d, [[1.0, 0.0]], atol=1e-6)

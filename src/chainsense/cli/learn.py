@@ -1,4 +1,4 @@
-"""CLI commands of the 'learn' area: ``train`` (MADDPG / IDDPG fleets) and ``reproduce``."""
+"""CLI commands of the 'learn' area: ``train`` (MADDPG / IDDPG / MAPPO fleets), ``reproduce``."""
 
 from __future__ import annotations
 
@@ -42,7 +42,19 @@ def train_cmd(
     preset_name: str = typer.Option(
         "paper", "--preset", help="World preset: paper, energy, charging, dynamic, large or small."
     ),
-    algo: str | None = typer.Option(None, "--algo", help="maddpg or iddpg (overrides config)."),
+    algo: str | None = typer.Option(
+        None, "--algo", help="maddpg, iddpg or mappo (overrides config)."
+    ),
+    shared: bool | None = typer.Option(
+        None,
+        "--shared/--no-shared",
+        help="MADDPG/IDDPG: one actor and critic for all MTs with an agent id (overrides config).",
+    ),
+    memory: bool | None = typer.Option(
+        None,
+        "--memory/--no-memory",
+        help="Last action and refused-move flag in the observation (overrides config).",
+    ),
     minutes: float | None = typer.Option(
         None, "--minutes", help="Wall-clock budget (10 when neither budget is given)."
     ),
@@ -57,7 +69,7 @@ def train_cmd(
         True, "--compare/--no-compare", help="Also evaluate random and greedy on the same seeds."
     ),
 ) -> None:
-    """Train a MADDPG / IDDPG fleet; writes checkpoint, CSV + TensorBoard logs, curves, eval."""
+    """Train a MADDPG / IDDPG / MAPPO fleet; writes checkpoint, logs, curves, evaluation."""
     # imported here, not at the top: `chainsense --help` must not pay for JAX
     from chainsense.marl import registry, session
     from chainsense.marl.evaluate import write_table
@@ -72,7 +84,7 @@ def train_cmd(
     if not 0 <= eval_episodes <= 10_000:
         raise ConfigError("eval_episodes", f"must be in [0, 10000], got {eval_episodes}")
     params = load_world_params(preset_name, config)
-    cfg = load_train_config(config, algo)
+    cfg = load_train_config(config, algo, shared=shared, memory=memory)
     budget = f"{minutes:g} min" if minutes is not None else f"{steps:,} steps"
     _console.print(
         f"training {cfg.algo} on {preset_name} ({params.num_mts} MTs, {params.observation} obs), "

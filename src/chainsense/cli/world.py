@@ -83,7 +83,7 @@ def evaluate_cmd(
         "--policy",
         "-p",
         help="Policy to evaluate (repeat to compare): random, greedy, greedy-local, planner, "
-        "maddpg, iddpg.",
+        "maddpg, iddpg, mappo.",
     ),
     preset_name: str = typer.Option(
         "paper", "--preset", help="World preset: paper, energy, charging, dynamic, large or small."
@@ -95,7 +95,7 @@ def evaluate_cmd(
         None, "--config", help="TOML/YAML with a \\[world] section."
     ),
     checkpoint: Path | None = typer.Option(  # noqa: B008
-        None, "--checkpoint", help="Saved fleet for --policy maddpg / iddpg (chainsense train)."
+        None, "--checkpoint", help="Saved fleet of a learned --policy (chainsense train)."
     ),
     eval_noise: float | None = typer.Option(
         None,
@@ -138,7 +138,7 @@ def render_cmd(
         "greedy",
         "--policy",
         "-p",
-        help="Policy to play: random, greedy, greedy-local, planner, maddpg, iddpg.",
+        help="Policy to play: random, greedy, greedy-local, planner, maddpg, iddpg, mappo.",
     ),
     preset_name: str = typer.Option(
         "paper", "--preset", help="World preset: paper, energy, charging, dynamic, large or small."
@@ -152,7 +152,7 @@ def render_cmd(
     frames: int = typer.Option(100, "--frames", help="Most GIF frames (slots are subsampled)."),
     gif: bool = typer.Option(True, "--gif/--no-gif", help="Also write the animated GIF."),
     checkpoint: Path | None = typer.Option(  # noqa: B008
-        None, "--checkpoint", help="Saved fleet for --policy maddpg / iddpg (chainsense train)."
+        None, "--checkpoint", help="Saved fleet of a learned --policy (chainsense train)."
     ),
     map_file: Path | None = typer.Option(None, "--map", help=_MAP_HELP),  # noqa: B008
 ) -> None:

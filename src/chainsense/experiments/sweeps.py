@@ -26,7 +26,7 @@ from chainsense.sim.metrics import PAPER_METRICS
 from chainsense.sim.params import WorldParams, preset
 
 #: the paper's comparison: the learned fleets and the classic baselines
-SWEPT: tuple[str, ...] = (*registry.LEARNED, *registry.CLASSIC)
+SWEPT: tuple[str, ...] = (*registry.PAPER_LEARNED, *registry.CLASSIC)
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,7 @@ def run(
         done += 1
         if on_run:
             on_run(done, f"{label} baselines")
-        for algo in registry.LEARNED:
+        for algo in registry.PAPER_LEARNED:
             cfg = dataclasses.replace(s.train, algo=algo)
             for seed in range(s.seeds):
                 res = session.run(cfg, world, seed=seed, steps=s.train_steps)

@@ -21,11 +21,13 @@ from flax import serialization
 from chainsense.config import from_mapping
 from chainsense.errors import ChainsenseError
 from chainsense.files import atomic_write
-from chainsense.marl import features, maddpg
+from chainsense.marl import algos
 from chainsense.marl.config import TrainConfig
-from chainsense.sim.params import WorldParams, state_dim
+from chainsense.sim.params import WorldParams
 
 FORMAT = "chainsense-fleet/1"
+#: what a checkpoint written before these keys existed was trained with
+_BEFORE_MEMORY = {"memory": False, "shared": False}
 
 
 @dataclass
@@ -34,7 +36,7 @@ class Checkpoint:
 
     cfg: TrainConfig
     params: WorldParams
-    learner: maddpg.Learner
+    learner: Any  # maddpg.Learner or mappo_update.Learner, by cfg.algo
     progress: dict[str, float]  # env_steps, updates, episodes, seconds, seed
 
 
@@ -71,16 +73,10 @@ def load(path: str | Path) -> Checkpoint:
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ChainsenseError(f"checkpoint: {p.name} is not a {FORMAT} checkpoint")
     try:
-        cfg = TrainConfig.from_dict(json.loads(payload["train"]))
+        cfg = TrainConfig.from_dict({**_BEFORE_MEMORY, **json.loads(payload["train"])})
         params = from_mapping(WorldParams, json.loads(payload["world"]), "world")
         progress = json.loads(payload["progress"])
-        template = maddpg.init(
-            jax.random.PRNGKey(0),
-            cfg,
-            params.num_mts,
-            features.learner_obs_dim(cfg, params),
-            state_dim(params),
-        )
+        template = algos.init_learner(jax.random.PRNGKey(0), cfg, params)
         learner = serialization.from_state_dict(template, payload["learner"])
     except (KeyError, ValueError, TypeError) as exc:
         raise ChainsenseError(f"checkpoint: {p.name} is damaged or incompatible ({exc})") from exc

@@ -1,4 +1,4 @@
-"""Training settings of the MADDPG / IDDPG learners (section ``[train]`` of a config file)."""
+"""Training settings of the MADDPG / IDDPG / MAPPO learners (section ``[train]`` of a config)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any, Literal
 from chainsense.config import from_mapping, read_section
 from chainsense.errors import ConfigError
 
-Algo = Literal["maddpg", "iddpg"]
+Algo = Literal["maddpg", "iddpg", "mappo"]
 CriticInput = Literal["joint_obs", "global"]
 
 
@@ -25,7 +25,13 @@ class TrainConfig:
     per update and 7x the replay memory on the ``paper`` preset). IDDPG ignores it.
 
     One *iteration* of the training loop steps all ``num_envs`` worlds once (``num_envs`` env
-    steps) and then runs ``updates_per_iter`` gradient updates of every agent.
+    steps) and then runs ``updates_per_iter`` gradient updates of every agent. A MAPPO
+    iteration instead collects ``ppo_steps`` slots in every world and then runs ``ppo_epochs``
+    passes of ``ppo_minibatches`` clipped-surrogate updates over them (``marl.mappo_*``).
+
+    ``memory`` adds the MT's last action and a refused-move flag to the learner observation
+    (``marl.features``); ``shared`` gives MADDPG / IDDPG one actor and one critic for all MTs,
+    told apart by an agent id (MAPPO always shares its actor).
     """
 
     algo: Algo = "maddpg"
@@ -51,6 +57,16 @@ class TrainConfig:
     shaping: Literal["none", "move"] = "move"
     move_penalty: float = 0.5
     chunk_iters: int = 50
+    memory: bool = True
+    shared: bool = False
+    ppo_steps: int = 16
+    ppo_epochs: int = 4
+    ppo_minibatches: int = 4
+    ppo_lr: float = 3e-4
+    clip_eps: float = 0.2
+    ent_coef: float = 0.001
+    vf_coef: float = 0.5
+    gae_lambda: float = 0.95
 
     def __post_init__(self) -> None:
         positive_ints = (
@@ -60,6 +76,9 @@ class TrainConfig:
             "updates_per_iter",
             "noise_decay_steps",
             "chunk_iters",
+            "ppo_steps",
+            "ppo_epochs",
+            "ppo_minibatches",
         )
         for name in positive_ints:
             if getattr(self, name) <= 0:
@@ -68,11 +87,12 @@ class TrainConfig:
             widths = getattr(self, name)
             if not widths or any(w <= 0 for w in widths):
                 raise ConfigError(name, f"must be a non-empty list of positive widths: {widths}")
-        for name in ("actor_lr", "critic_lr", "grad_clip", "reward_scale"):
+        for name in ("actor_lr", "critic_lr", "grad_clip", "reward_scale", "ppo_lr"):
             if not getattr(self, name) > 0:
                 raise ConfigError(name, f"must be positive, got {getattr(self, name)}")
         if not 0.0 <= self.gamma < 1.0:
             raise ConfigError("gamma", f"must be in [0, 1), got {self.gamma}")
+        self._check_ppo()
         if not 0.0 < self.tau <= 1.0:
             raise ConfigError("tau", f"must be in (0, 1], got {self.tau}")
         if not 0 <= self.sensor_headings <= 64:
@@ -91,6 +111,20 @@ class TrainConfig:
                 "buffer_size", f"must hold at least one step of all worlds ({self.num_envs})"
             )
 
+    def _check_ppo(self) -> None:
+        if not 0.0 < self.clip_eps < 1.0:
+            raise ConfigError("clip_eps", f"must be in (0, 1), got {self.clip_eps}")
+        if not 0.0 <= self.gae_lambda <= 1.0:
+            raise ConfigError("gae_lambda", f"must be in [0, 1], got {self.gae_lambda}")
+        for name in ("ent_coef", "vf_coef"):
+            if not 0.0 <= getattr(self, name) <= 10.0:
+                raise ConfigError(name, f"must be in [0, 10], got {getattr(self, name)}")
+        if self.algo == "mappo" and (self.num_envs * self.ppo_steps) % self.ppo_minibatches:
+            raise ConfigError(
+                "ppo_minibatches",
+                f"must divide num_envs * ppo_steps ({self.num_envs * self.ppo_steps})",
+            )
+
     def to_dict(self) -> dict[str, Any]:
         """Plain mapping (lists for tuples) that :func:`from_dict` turns back into this config."""
         return {
@@ -103,9 +137,13 @@ class TrainConfig:
         return from_mapping(cls, data, section)
 
 
-def load_train_config(config: str | Path | None, algo: str | None = None) -> TrainConfig:
-    """The ``[train]`` section of ``config`` (defaults without one); ``algo`` overrides it."""
+def load_train_config(
+    config: str | Path | None, algo: str | None = None, **overrides: Any
+) -> TrainConfig:
+    """The ``[train]`` section of ``config`` (defaults without one); ``algo`` and the
+    ``overrides`` that are not None (command-line flags) replace its values."""
     section = read_section(config, "train")
     if algo is not None:
         section = {**section, "algo": algo}
+    section = {**section, **{k: v for k, v in overrides.items() if v is not None}}
     return TrainConfig.from_dict(section)

@@ -26,6 +26,7 @@ from jax import Array
 from matplotlib.figure import Figure
 
 from chainsense.errors import ConfigError
+from chainsense.marl import failures, memory
 from chainsense.marl.policies import PlanningPolicy, Policy
 from chainsense.marl.replanning import planned_episode
 from chainsense.sim.events import CollectionEvent, collection_events
@@ -63,21 +64,24 @@ def _episode(
     else:
         state, obs = reset_from_arrays(fixed, params)
 
-    def body(carry: tuple[WorldState, Array], t: Array) -> tuple[tuple[WorldState, Array], Any]:
-        s, o = carry
+    def body(carry: tuple[WorldState, Array, Array, Array], t: Array) -> tuple[tuple, Any]:
+        s, o, mem, fails = carry  # mem: what a policy with memory carries (marl.memory)
         k = jax.random.fold_in(key, t + 1)
         ka, ks = jax.random.split(k)
-        actions = policy.act(ka, o, s, params)
+        actions = memory.act(policy, ka, o, s, params, mem)
         s2, o2, r, _, info = step(ks, s, actions, params)
         out = (s2.mt_pos, r, info.collected_per_poi, s2.poi_data) if record else None
-        return (s2, o2), out
+        mem = memory.update(policy, mem, actions, info, params)
+        return (s2, o2, mem, failures.count(fails, s, info, params)), out
 
-    (final, _), trace = jax.lax.scan(body, (state, obs), jnp.arange(params.num_slots))
+    init = (state, obs, memory.initial(policy, params), failures.initial(params))
+    (final, _, _, fails), trace = jax.lax.scan(body, init, jnp.arange(params.num_slots))
     if record:
         pos = jnp.concatenate([state.mt_pos[None], trace[0]], axis=0)
         data = jnp.concatenate([state.poi_data[None], trace[3]], axis=0)
         trace = (pos, trace[1], trace[2], data)
-    return final, episode_metrics(final, params), trace
+    metrics = {**episode_metrics(final, params), **failures.summary(fails, params)}
+    return final, metrics, trace
 
 
 @partial(jax.jit, static_argnames=("params", "record"))
@@ -157,10 +161,12 @@ def evaluate(
     if isinstance(policy, PlanningPolicy):
         runs = [rollout(policy, params, jax.random.PRNGKey(s), False, world_map) for s in seeds]
         per = {k: np.array([r.metrics[k] for r in runs], np.float64) for k in ALL_METRICS}
+        # (the failure counters of marl.failures are counted in the jitted rollout only)
         return EvalTable(name, seeds, per)
     keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
     metrics = _batch_jit(policy, keys, params, _fixed(world_map))
-    per = {k: np.asarray(metrics[k], dtype=np.float64) for k in ALL_METRICS}
+    names = (*ALL_METRICS, *failures.NAMES)
+    per = {k: np.asarray(metrics[k], dtype=np.float64) for k in names}
     return EvalTable(name, seeds, per)
 
 

@@ -1,11 +1,13 @@
-"""A trained MADDPG / IDDPG fleet behind the baselines' ``Policy`` call signature.
+"""A trained MADDPG / IDDPG / MAPPO fleet behind the baselines' ``Policy`` call signature.
 
 The policy is a ``flax.struct`` pytree: the stacked actor weights are array leaves and the
 training config is static, so the same jitted rollout serves every checkpoint of one shape.
 The fleet reads its observations and its proximity sensor (``marl.features``). It acts with
 Gaussian noise of std ``cfg.eval_noise`` on the unit-disk action (0: the deterministic actor): a
 memoryless deterministic actor that is refused a move gets the same observation back and would
-repeat the move for the rest of the episode; a little noise frees it.
+repeat the move for the rest of the episode; a little noise frees it. A fleet trained with
+``memory`` is a ``marl.memory.MemoryPolicy``: the rollout carries its last actions and refused
+flags. A MAPPO fleet acts with the mean of its Gaussian (squashed), plus the same noise.
 """
 
 from __future__ import annotations
@@ -19,10 +21,10 @@ from flax import struct
 from jax import Array
 
 from chainsense.errors import ChainsenseError, ConfigError
-from chainsense.marl import checkpoint, features, maddpg, networks
+from chainsense.marl import algos, checkpoint, features, networks
 from chainsense.marl.config import Algo, TrainConfig
 from chainsense.sim.params import WorldParams, obs_dim
-from chainsense.sim.state import WorldState
+from chainsense.sim.state import StepInfo, WorldState
 
 
 @struct.dataclass
@@ -33,12 +35,29 @@ class LearnedPolicy:
     cfg: TrainConfig = struct.field(pytree_node=False)
 
     def act(self, key: Array, obs: Array, state: WorldState, params: WorldParams) -> Array:
-        """Physical actions [M,2] from observations [M,obs_dim] (+ the sensor, from state)."""
-        d = maddpg.act(self.cfg, self.actor, features.learner_obs(self.cfg, state, obs, params))
+        """Physical actions [M,2] from observations [M,obs_dim] (+ the sensor, from state);
+        a fleet with memory acts as at the start of an episode (use ``act_with_memory``)."""
+        return self.act_with_memory(key, obs, state, params, self.initial_memory(params))
+
+    def initial_memory(self, params: WorldParams) -> Array:
+        """Memory of a fresh episode (``marl.memory``)."""
+        return features.initial_memory(params.num_mts)
+
+    def act_with_memory(
+        self, key: Array, obs: Array, state: WorldState, params: WorldParams, memory: Array
+    ) -> Array:
+        """Physical actions [M,2] from observations, the sensor and the memory [M,3]."""
+        lobs = features.learner_obs(self.cfg, state, obs, params, memory)
+        d = algos.act(self.cfg, self.actor, lobs)
         if self.cfg.eval_noise > 0:
             noise = self.cfg.eval_noise * jax.random.normal(key, d.shape, d.dtype)
             d = networks.clip_to_disk(d + noise)
         return networks.to_physical(d, params.max_move)
+
+    def remember(self, memory: Array, actions: Array, info: StepInfo, params: WorldParams) -> Array:
+        """Memory after a slot: the action taken (as a unit-disk displacement), refused or not."""
+        del memory
+        return features.remember(networks.from_physical(actions, params.max_move), info.collision)
 
 
 def check_compatible(trained: WorldParams, params: WorldParams) -> None:
@@ -61,8 +80,8 @@ def load_policy(
 ) -> tuple[LearnedPolicy, WorldParams]:
     """The fleet saved at ``checkpoint_path`` and the world it was trained on.
 
-    ``name`` ('maddpg' or 'iddpg') must match the algorithm recorded in the checkpoint; with
-    ``params``, also checks the fleet can act in that world.
+    ``name`` ('maddpg', 'iddpg' or 'mappo') must match the algorithm recorded in the
+    checkpoint; with ``params``, also checks the fleet can act in that world.
     """
     if name not in typing.get_args(Algo):
         raise ConfigError(

@@ -11,6 +11,12 @@ One update samples a batch, regresses every critic on y = r^m + gamma (1 - done)
 with a'^j = pi'^j(o'^j) from the target actors, then moves every actor up the gradient of its
 critic with the other agents' actions taken from the batch, clips gradients per agent by global
 norm, and finally moves the targets: theta' <- tau theta + (1 - tau) theta'.
+
+With ``cfg.shared`` there is one actor and one critic (and targets) for the whole fleet, stored
+with a leading axis of 1 and broadcast to the M agents before the same ``vmap``: each agent's
+actor input and critic state get its one-hot id appended, and the gradients of all agents add
+up in the one parameter set (parameter sharing), so a fleet of 8 learns from 8 samples per
+transition into one network instead of one sample into each of 8.
 """
 
 from __future__ import annotations
@@ -88,20 +94,44 @@ def critic_inputs(
     return x, a
 
 
+def _id_dim(cfg: TrainConfig, num_agents: int) -> int:
+    """Length of the agent id appended to actor and critic inputs (shared parameters only)."""
+    return num_agents if cfg.shared else 0
+
+
+def _with_ids(x: jax.Array, agent_axis: int) -> jax.Array:
+    """Append each agent's one-hot id along the last axis; agents are on ``agent_axis``."""
+    m = x.shape[agent_axis]
+    shape = [1] * x.ndim
+    shape[agent_axis], shape[-1] = m, m
+    eye = jnp.eye(m, dtype=x.dtype).reshape(shape)
+    return jnp.concatenate([x, jnp.broadcast_to(eye, (*x.shape[:-1], m))], axis=-1)
+
+
+def _per_agent(cfg: TrainConfig, params: Any, m: int) -> Any:
+    """Parameters with a leading axis of M: as stored, or the shared set broadcast to M."""
+    if not cfg.shared:
+        return params
+    return jax.tree_util.tree_map(lambda p: jnp.broadcast_to(p, (m, *p.shape[1:])), params)
+
+
 def init(
     key: jax.Array, cfg: TrainConfig, num_agents: int, obs_dim: int, state_dim: int
 ) -> Learner:
-    """Fresh fleet: independent random parameters per agent, targets equal to the online nets."""
+    """Fresh fleet: independent random parameters per agent (one set with ``cfg.shared``),
+    targets equal to the online nets."""
     actor_mod, critic_mod = make_modules(cfg)
     k_actor, k_critic = jax.random.split(key)
-    obs = jnp.zeros((obs_dim,))
+    ids = _id_dim(cfg, num_agents)
+    obs = jnp.zeros((obs_dim + ids,))
     if cfg.algo == "maddpg":
         x_dim = num_agents * obs_dim if cfg.critic_input == "joint_obs" else state_dim
-        x, acts = jnp.zeros((x_dim,)), jnp.zeros((num_agents, 2))
+        x, acts = jnp.zeros((x_dim + ids,)), jnp.zeros((num_agents, 2))
     else:
-        x, acts = jnp.zeros((obs_dim,)), jnp.zeros((1, 2))
-    actor = networks.init_stacked(actor_mod, k_actor, num_agents, obs)
-    critic = networks.init_stacked(critic_mod, k_critic, num_agents, x, acts)
+        x, acts = jnp.zeros((obs_dim + ids,)), jnp.zeros((1, 2))
+    sets = 1 if cfg.shared else num_agents
+    actor = networks.init_stacked(actor_mod, k_actor, sets, obs)
+    critic = networks.init_stacked(critic_mod, k_critic, sets, x, acts)
     actor_tx, critic_tx = _optimisers(cfg)
     return Learner(
         actor=actor,
@@ -120,14 +150,19 @@ def act(cfg: TrainConfig, actor_params: Any, obs: jax.Array) -> jax.Array:
     lead = obs.shape[:-2]
     m = obs.shape[-2]
     flat = obs.reshape(-1, m, obs.shape[-1])
-    out = jax.vmap(actor_mod.apply, in_axes=(0, 1), out_axes=1)(actor_params, flat)
+    if cfg.shared:
+        flat = _with_ids(flat, agent_axis=1)
+    params = _per_agent(cfg, actor_params, m)
+    out = jax.vmap(actor_mod.apply, in_axes=(0, 1), out_axes=1)(params, flat)
     return out.reshape(*lead, m, 2)
 
 
 def q_values(cfg: TrainConfig, critic_params: Any, x: jax.Array, a: jax.Array) -> jax.Array:
     """Q^m for every agent: x [M, N, dx], a [M, N, k, 2] -> [M, N]."""
     _, critic_mod = make_modules(cfg)
-    return jax.vmap(critic_mod.apply)(critic_params, x, a)
+    if cfg.shared:
+        x = _with_ids(x, agent_axis=0)
+    return jax.vmap(critic_mod.apply)(_per_agent(cfg, critic_params, x.shape[0]), x, a)
 
 
 def td_target(reward: jax.Array, done: jax.Array, q_next: jax.Array, gamma: float) -> jax.Array:

@@ -35,6 +35,8 @@ BASELINES: dict[str, Callable[[], Policy]] = {
 #: host-side planners (seconds per episode): compared only when named
 PLANNERS: dict[str, Callable[[], PlanningPolicy]] = {"planner": PlannerPolicy}
 LEARNED: tuple[str, ...] = typing.get_args(Algo)
+#: the learned fleets of the paper's comparison (the reproduce sweeps): MADDPG and its ablation
+PAPER_LEARNED: tuple[str, ...] = ("maddpg", "iddpg")
 #: every policy name, learned fleets first (the order of tables and plots)
 POLICY_NAMES: tuple[str, ...] = (*LEARNED, *BASELINES, *PLANNERS)
 

@@ -1,6 +1,6 @@
 """A training session: budget, progress bar, CSV / TensorBoard logs, curves and checkpoints.
 
-The heavy lifting runs in :func:`chainsense.marl.train.make_chunk`; this module only calls it
+The heavy lifting runs in the chunk of ``marl.algos.make_chunk``; this module only calls it
 repeatedly from Python, turns each chunk's statistics into a log row and stops on a step or
 wall-clock budget. Time spent compiling counts against the budget.
 """
@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from tensorboardX import SummaryWriter
 
 from chainsense.errors import ChainsenseError, ConfigError
-from chainsense.marl import checkpoint, train
+from chainsense.marl import algos, checkpoint, train
 from chainsense.marl.config import TrainConfig
 from chainsense.sim.params import WorldParams
 
@@ -129,7 +129,7 @@ def run(
     out = Path(out_dir) if out_dir is not None else None
     start_steps = start_episodes = 0
     start_seconds = 0.0
-    carry = train.init_carry(jax.random.PRNGKey(seed), cfg, params)
+    carry = algos.init_carry(jax.random.PRNGKey(seed), cfg, params)
     if resume is not None:
         ck = checkpoint.load(resume)
         if ck.cfg != cfg or ck.params != params:
@@ -143,10 +143,10 @@ def run(
         start_seconds = float(ck.progress["seconds"])
         key = jax.random.fold_in(jax.random.PRNGKey(seed), start_steps)
         carry = carry.replace(learner=ck.learner, env_steps=jax.numpy.int32(start_steps), key=key)
-    chunk = train.make_chunk(cfg, params)
+    chunk = algos.make_chunk(cfg, params)
     logger = _Logger(out) if out is not None else None
     rows: list[dict[str, float]] = []
-    per_chunk = cfg.num_envs * cfg.chunk_iters
+    per_chunk = algos.steps_per_chunk(cfg)
     budget_steps = steps if steps is not None else None
     budget_seconds = minutes * 60.0 if minutes is not None else None
     t0 = time.perf_counter()
@@ -165,7 +165,9 @@ def run(
             done_steps += per_chunk
             episodes += int(stats["episodes"])
             env_steps = start_steps + done_steps
-            noise = float(train.noise_scale(cfg, np.int64(env_steps)))
+            noise = (
+                0.0 if cfg.algo == "mappo" else float(train.noise_scale(cfg, np.int64(env_steps)))
+            )
             updates = int(carry.learner.updates)  # restored with the learner on resume
             elapsed = time.perf_counter() - t0
             row = _row(stats, env_steps, updates, start_seconds + elapsed, noise)

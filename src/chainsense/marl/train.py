@@ -43,6 +43,7 @@ class Carry:
     key: jax.Array
     env_steps: jax.Array  # int32 total env steps taken (B per iteration)
     ep_return: jax.Array  # [B] running sum over MTs and slots of the world's reward
+    memory: jax.Array  # [B, M, MEMORY_DIM] last action and refused flag (``cfg.memory``)
 
 
 def _critic_state(cfg: TrainConfig, state: Any, params: WorldParams) -> jax.Array:
@@ -77,7 +78,9 @@ def init_carry(key: jax.Array, cfg: TrainConfig, params: WorldParams) -> Carry:
     # always mixes early and late slots instead of holding one time window of lock-stepped worlds.
     offset = jax.random.randint(k_off, (cfg.num_envs,), 0, params.num_slots)
     env = env.replace(t=offset.astype(env.t.dtype))
-    obs = _learner_obs(cfg, env, jax.vmap(lambda s: observe_mod.observe(s, params))(env), params)
+    memory = fresh_memory(cfg, params)
+    world_obs = jax.vmap(lambda s: observe_mod.observe(s, params))(env)
+    obs = batch_learner_obs(cfg, env, world_obs, params, memory)
     return Carry(
         env=env,
         obs=obs,
@@ -86,6 +89,14 @@ def init_carry(key: jax.Array, cfg: TrainConfig, params: WorldParams) -> Carry:
         key=k_run,
         env_steps=jnp.zeros((), jnp.int32),
         ep_return=jnp.zeros((cfg.num_envs,), jnp.float32),
+        memory=memory,
+    )
+
+
+def fresh_memory(cfg: TrainConfig, params: WorldParams) -> jax.Array:
+    """[B, M, MEMORY_DIM] memory of ``num_envs`` fresh episodes."""
+    return jnp.broadcast_to(
+        features.initial_memory(params.num_mts), (cfg.num_envs, params.num_mts, features.MEMORY_DIM)
     )
 
 
@@ -94,9 +105,13 @@ def min_fill(cfg: TrainConfig) -> int:
     return max(cfg.batch_size, min(cfg.warmup_steps, cfg.buffer_size))
 
 
-def _learner_obs(cfg: TrainConfig, env: Any, obs: jax.Array, params: WorldParams) -> jax.Array:
-    """Batched learner observations [B, M, learner_obs_dim] (world obs + proximity sensor)."""
-    return jax.vmap(lambda s, o: features.learner_obs(cfg, s, o, params))(env, obs)
+def batch_learner_obs(
+    cfg: TrainConfig, env: Any, obs: jax.Array, params: WorldParams, memory: jax.Array
+) -> jax.Array:
+    """Batched learner observations [B, M, learner_obs_dim] (world obs + sensor + memory)."""
+    return jax.vmap(lambda s, o, mem: features.learner_obs(cfg, s, o, params, mem))(
+        env, obs, memory
+    )
 
 
 def noise_scale(cfg: TrainConfig, env_steps: jax.Array) -> jax.Array:
@@ -119,7 +134,7 @@ def _explore(cfg: TrainConfig, carry: Carry, key: jax.Array) -> jax.Array:
     return jnp.where(carry.env_steps < cfg.warmup_steps, rand, noisy)
 
 
-def _shape_reward(cfg: TrainConfig, reward: jax.Array, info: Any, params: WorldParams) -> jax.Array:
+def shape_reward(cfg: TrainConfig, reward: jax.Array, info: Any, params: WorldParams) -> jax.Array:
     """Training reward: the world's reward, or with ``shaping = "move"`` minus
     ``move_penalty * l / max_move`` for the distance l actually moved this slot.
 
@@ -142,14 +157,15 @@ def _iteration(
     env, next_obs, reward, done, info = world.batch_step(
         jax.random.split(k_step, b), carry.env, physical, params
     )
-    next_obs = _learner_obs(cfg, env, next_obs, params)
+    memory = features.remember(action, info.collision)
+    next_obs = batch_learner_obs(cfg, env, next_obs, params, memory)
     cstate = jax.vmap(lambda s: _critic_state(cfg, s, params))(carry.env)
     next_cstate = jax.vmap(lambda s: _critic_state(cfg, s, params))(env)
     trans = maddpg.Transition(
         obs=carry.obs,
         cstate=cstate,
         action=action,
-        reward=_shape_reward(cfg, reward, info, params),
+        reward=shape_reward(cfg, reward, info, params),
         next_obs=next_obs,
         next_cstate=next_cstate,
         done=done.astype(jnp.float32),
@@ -157,21 +173,10 @@ def _iteration(
     buf = rb.add(carry.buf, trans)
     ep_return = carry.ep_return + jnp.sum(reward, axis=-1)
 
-    # Statistics of the episodes that ended this iteration (masked sums over worlds).
-    fin = done.astype(jnp.float32)
-    ep_metrics = jax.vmap(lambda s: metrics.episode_metrics(s, params))(env)
-    stats = {
-        name: jnp.sum(fin * jnp.asarray(ep_metrics[name], jnp.float32)) for name in METRIC_NAMES
-    }
-    stats["episodes"] = jnp.sum(fin)
-    stats["return"] = jnp.sum(fin * ep_return)
-
-    # Finished worlds restart from this chunk's pool of fresh worlds (world b takes entry b).
-    fresh, fresh_obs = pool
-    pick = partial(_select, done)
-    env = jax.tree_util.tree_map(pick, fresh, env)
-    next_obs = pick(fresh_obs, next_obs)
-    ep_return = jnp.where(done, 0.0, ep_return)
+    stats = episode_stats(done, env, ep_return, params)
+    env, next_obs, memory, ep_return = restart_finished(
+        done, pool, env, next_obs, memory, ep_return
+    )
 
     env_steps = carry.env_steps + b
     learner = carry.learner
@@ -200,8 +205,58 @@ def _iteration(
         key=key,
         env_steps=env_steps,
         ep_return=ep_return,
+        memory=memory,
     )
     return new, (stats, logs)
+
+
+def episode_stats(
+    done: jax.Array, env: Any, ep_return: jax.Array, params: WorldParams
+) -> dict[str, jax.Array]:
+    """Sums of the metrics and returns of the episodes that ended this step, and their count.
+
+    The metrics of all worlds are computed only in steps where some world finished (a
+    ``lax.cond``): with desynchronised worlds most steps end no episode.
+    """
+    fin = done.astype(jnp.float32)
+
+    def finished(env: Any) -> dict[str, jax.Array]:
+        ep_metrics = jax.vmap(lambda s: metrics.episode_metrics(s, params))(env)
+        return {
+            name: jnp.sum(fin * jnp.asarray(ep_metrics[name], jnp.float32)) for name in METRIC_NAMES
+        }
+
+    def none(env: Any) -> dict[str, jax.Array]:
+        return {name: jnp.float32(0.0) for name in METRIC_NAMES}
+
+    stats = jax.lax.cond(jnp.any(done), finished, none, env)
+    stats["episodes"] = jnp.sum(fin)
+    stats["return"] = jnp.sum(fin * ep_return)
+    return stats
+
+
+def restart_finished(
+    done: jax.Array,
+    pool: Any,
+    env: Any,
+    obs: jax.Array,
+    memory: jax.Array,
+    ep_return: jax.Array,
+) -> tuple[Any, jax.Array, jax.Array, jax.Array]:
+    """Finished worlds restart from the pool of fresh worlds (world b takes entry b), with
+    fresh memory and a zero running return."""
+    fresh, fresh_obs = pool
+    pick = partial(_select, done)
+    env = jax.tree_util.tree_map(pick, fresh, env)
+    obs = pick(fresh_obs, obs)
+    memory = pick(jnp.zeros_like(memory), memory)
+    return env, obs, memory, jnp.where(done, 0.0, ep_return)
+
+
+def fresh_pool(cfg: TrainConfig, params: WorldParams, key: jax.Array) -> tuple[Any, jax.Array]:
+    """``num_envs`` fresh worlds and their learner observations (with fresh memory)."""
+    fresh, fresh_obs = world.batch_reset(jax.random.split(key, cfg.num_envs), params)
+    return fresh, batch_learner_obs(cfg, fresh, fresh_obs, params, fresh_memory(cfg, params))
 
 
 def _zero_logs() -> dict[str, jax.Array]:
@@ -226,8 +281,7 @@ def make_chunk(cfg: TrainConfig, params: WorldParams) -> Callable[[Carry], tuple
         # desynchronised, so some world finishes in almost every iteration, and resetting all B
         # worlds there (map generation by rejection sampling) would cost more than the steps.
         key, k_pool = jax.random.split(carry.key)
-        fresh, fresh_obs = world.batch_reset(jax.random.split(k_pool, cfg.num_envs), params)
-        pool = (fresh, _learner_obs(cfg, fresh, fresh_obs, params))
+        pool = fresh_pool(cfg, params, k_pool)
         carry, (stats, logs) = jax.lax.scan(
             partial(_iteration, cfg, params, pool),
             carry.replace(key=key),

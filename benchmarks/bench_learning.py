@@ -1,0 +1,253 @@
+"""Learning benchmark: learned fleets against the baselines on held-out maps, with CIs.
+
+For every algorithm of ``--algos`` and every training seed 0..S-1, trains a fleet for
+``--minutes`` of wall clock (compilation included) on random maps of ``--preset``, then evaluates
+it on ``--episodes`` held-out map seeds (10000.. by default: training draws its maps from
+its own key stream) next to ``random``, ``greedy``, ``greedy-local`` and ``planner`` on the same
+seeds. Prints one row per policy: each metric's mean over training seeds with a 95% Student-t
+interval over training seeds (baselines: over episodes), the failure-episode rate, env steps/s
+and updates/s of the training runs (compilation included) and the process's peak memory;
+``--json`` writes every figure and every run's learning curve. ``--throughput`` instead times
+the compiled training loop alone (after compilation) per algorithm.
+
+    python benchmarks/bench_learning.py --preset paper --minutes 20 --algos mappo,maddpg \
+        --seeds 3 --json runs/bench_paper.json
+    python benchmarks/bench_learning.py --preset paper --throughput --algos mappo,maddpg
+    python benchmarks/bench_learning.py --preset energy --minutes 3 --algos mappo --seeds 1 \
+        --set memory=true --set num_envs=512
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import resource
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+from scipy import stats
+
+from chainsense.marl import algos, registry, session
+from chainsense.marl.config import TrainConfig, load_train_config
+from chainsense.marl.evaluate import EvalTable, evaluate
+from chainsense.marl.learned import LearnedPolicy
+from chainsense.sim.params import WorldParams, preset
+
+SHOWN = ("energy_efficiency", "data_collection_ratio", "fairness", "failure")
+BASELINES = ("random", "greedy", "greedy-local", "planner")
+
+
+def peak_mb() -> float:
+    """Peak resident memory of this process in MB (Linux reports KB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def mean_ci(values: list[float]) -> tuple[float, float]:
+    """Mean and the half-width of its 95% Student-t interval (0 for a single value)."""
+    x = np.asarray(values, np.float64)
+    if len(x) < 2:
+        return float(x.mean()), 0.0
+    half = stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
+    return float(x.mean()), float(half)
+
+
+def parse_sets(items: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` overrides of the train config; VALUE is read as JSON when it parses."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set wants KEY=VALUE, got {item!r}")
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
+
+
+def throughput(cfg: TrainConfig, params: WorldParams, chunks: int) -> dict[str, float]:
+    """Env steps/s and updates/s of the compiled loop, updates included, compilation excluded."""
+    carry = algos.init_carry(jax.random.PRNGKey(0), cfg, params)
+    chunk = algos.make_chunk(cfg, params)
+    per_chunk = algos.steps_per_chunk(cfg)
+    fill = 0 if cfg.algo == "mappo" else -(-max(cfg.warmup_steps, cfg.batch_size) // per_chunk)
+    for _ in range(fill + 1):  # compile, and past the replay warm-up so every chunk updates
+        carry, _ = chunk(carry)
+    jax.block_until_ready(carry)
+    u0, t0 = int(carry.learner.updates), time.perf_counter()
+    for _ in range(chunks):
+        carry, _ = chunk(carry)
+    jax.block_until_ready(carry)
+    dt = time.perf_counter() - t0
+    return {
+        "env_steps_s": chunks * per_chunk / dt,
+        "updates_s": (int(carry.learner.updates) - u0) / dt,
+    }
+
+
+def train_and_evaluate(
+    cfg: TrainConfig,
+    params: WorldParams,
+    seed: int,
+    minutes: float,
+    seeds: list[int],
+    out: Path | None,
+) -> tuple[EvalTable, dict[str, Any]]:
+    """One training run and its evaluation; the run's counters and learning curve."""
+    res = session.run(cfg, params, seed=seed, minutes=minutes, out_dir=out)
+    table = evaluate(LearnedPolicy(res.learner.actor, cfg), params, seeds, cfg.algo)
+    run = {
+        "seed": seed,
+        "env_steps": res.env_steps,
+        "updates": res.updates,
+        "seconds": res.seconds,
+        "env_steps_s": res.env_steps / res.seconds,
+        "updates_s": res.updates / res.seconds,
+        "mean": table.mean,
+        "curve": [
+            {
+                k: r[k]
+                for k in (
+                    "env_steps",
+                    "seconds",
+                    "return",
+                    "energy_efficiency",
+                    "data_collection_ratio",
+                )
+            }
+            for r in res.rows
+        ],
+    }
+    return table, run
+
+
+def row(means: dict[str, list[float]]) -> dict[str, list[float]]:
+    """Mean and CI of every shown metric: {metric: [mean, half-width]}."""
+    return {k: list(mean_ci(means[k])) for k in SHOWN}
+
+
+def print_table(
+    rows: dict[str, dict[str, list[float]]], runs: dict[str, list[dict]], greedy: str
+) -> None:
+    head = (
+        f"{'policy':14s}"
+        + "".join(f"{k:>26s}" for k in SHOWN)
+        + f"{'x greedy':>10s}{'env steps/s':>13s}{'updates/s':>11s}"
+    )
+    print(head)
+    ref = rows[greedy]["energy_efficiency"][0] if greedy in rows else float("nan")
+    for name, r in rows.items():
+        cells = "".join(f"{r[k][0]:>16.4f} +- {r[k][1]:<6.3f}" for k in SHOWN)
+        ratio = r["energy_efficiency"][0] / ref
+        speed = ""
+        if name in runs:
+            sps = np.mean([x["env_steps_s"] for x in runs[name]])
+            ups = np.mean([x["updates_s"] for x in runs[name]])
+            speed = f"{sps:>13,.0f}{ups:>11,.1f}"
+        print(f"{name:14s}{cells}{ratio:>10.3f}{speed}")
+
+
+def run_throughput(
+    base: TrainConfig, params: WorldParams, algo_names: list[str], chunks: int
+) -> dict[str, Any]:
+    """Throughput of every algorithm's compiled loop."""
+    out = {}
+    for algo in algo_names:
+        cfg = dataclasses.replace(base, algo=algo)
+        t = throughput(cfg, params, chunks)
+        out[algo] = t | {"num_envs": cfg.num_envs}
+        print(
+            f"{algo}: {t['env_steps_s']:,.0f} env steps/s, {t['updates_s']:,.1f} updates/s "
+            f"(updates included, compilation excluded, {cfg.num_envs} worlds)"
+        )
+    return out
+
+
+def run_comparison(
+    args: argparse.Namespace, base: TrainConfig, params: WorldParams, algo_names: list[str]
+) -> dict[str, Any]:
+    """Train and evaluate every algorithm and seed, evaluate the baselines, print the table."""
+    seeds = list(range(args.first_map, args.first_map + args.episodes))
+    rows: dict[str, dict[str, list[float]]] = {}
+    runs: dict[str, list[dict]] = {}
+    configs = {}
+    for algo in algo_names:
+        cfg = dataclasses.replace(base, algo=algo)
+        configs[algo] = cfg.to_dict()
+        runs[algo], per_seed = [], {k: [] for k in SHOWN}
+        for s in range(args.seeds):
+            out = args.out / f"{algo}_{s}" if args.out else None
+            table, run = train_and_evaluate(cfg, params, s, args.minutes, seeds, out)
+            runs[algo].append(run)
+            for k in SHOWN:
+                per_seed[k].append(table.mean[k])
+            m = table.mean
+            print(
+                f"{algo} seed {s}: {run['env_steps']:,} env steps, {run['updates']:,} updates "
+                f"in {run['seconds']:.0f} s; efficiency {m['energy_efficiency']:.4f}, "
+                f"collection {m['data_collection_ratio']:.4f}, failures {m['failure']:.2f}"
+            )
+        rows[algo] = row(per_seed)
+    for name in [b for b in args.baselines.split(",") if b]:
+        t0 = time.perf_counter()
+        tb = evaluate(registry.baseline(name), params, seeds, name)
+        nan = np.full(len(seeds), np.nan)  # a planner reports no failure counters
+        rows[name] = row({k: list(tb.per_episode.get(k, nan)) for k in SHOWN})
+        print(f"{name}: evaluated in {time.perf_counter() - t0:.0f} s")
+    print()
+    print_table(rows, runs, "greedy")
+    return {"rows": rows, "runs": runs, "episodes": seeds, "config": configs}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--preset", default="paper")
+    ap.add_argument("--config", type=Path, default=None, help="TOML/YAML with a [train] section")
+    ap.add_argument("--set", action="append", default=[], help="train KEY=VALUE (repeatable)")
+    ap.add_argument("--minutes", type=float, default=20.0, help="training budget per fleet")
+    ap.add_argument("--algos", default="mappo,maddpg")
+    ap.add_argument("--seeds", type=int, default=3, help="training seeds per algorithm")
+    ap.add_argument("--episodes", type=int, default=20, help="held-out evaluation maps")
+    ap.add_argument("--first-map", type=int, default=10_000, help="first held-out map seed")
+    ap.add_argument("--baselines", default=",".join(BASELINES))
+    ap.add_argument("--throughput", action="store_true", help="time the compiled loop only")
+    ap.add_argument("--chunks", type=int, default=5, help="chunks timed with --throughput")
+    ap.add_argument("--json", type=Path, default=None, help="write every figure here")
+    ap.add_argument("--out", type=Path, default=None, help="keep checkpoints and logs here")
+    args = ap.parse_args()
+
+    params = preset(args.preset)
+    base = load_train_config(args.config, None, **parse_sets(args.set))
+    algo_names = [a for a in args.algos.split(",") if a]
+    load = os.getloadavg()
+    print(
+        f"device: {jax.devices()[0].platform} x{jax.device_count()}, preset {args.preset}, "
+        f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+    )
+    report: dict[str, Any] = {
+        "preset": args.preset,
+        "load_before": load,
+        # file names only: a report must not carry a path of the machine it ran on
+        "args": {k: v.name if isinstance(v, Path) else v for k, v in vars(args).items()},
+    }
+    if args.throughput:
+        report["throughput"] = run_throughput(base, params, algo_names, args.chunks)
+    else:
+        report |= run_comparison(args, base, params, algo_names)
+    report["peak_mb"] = peak_mb()
+    report["load_after"] = os.getloadavg()
+    after = report["load_after"][0]
+    print(f"peak memory: {report['peak_mb']:,.0f} MB; load average after {after:.2f}")
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=1, default=float), encoding="utf-8")
+        print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()

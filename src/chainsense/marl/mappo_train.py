@@ -1,0 +1,104 @@
+"""The jit-compiled MAPPO loop: collect ``ppo_steps`` slots in every world, GAE, PPO update.
+
+One iteration (:func:`_iteration`) is a ``lax.scan`` of ``ppo_steps`` collection slots over all
+``num_envs`` worlds (``mappo_rollout``), the value of the last observation, GAE and
+``ppo_epochs x ppo_minibatches`` updates (``mappo_update``). ``chunk_iters`` iterations run in one
+``lax.scan`` inside one ``jit`` call (the PureJaxRL style: nothing returns to Python in between),
+with the same per-chunk statistics as the MADDPG loop so ``marl.session`` drives both alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from chainsense.marl import features, mappo_update, train
+from chainsense.marl import mappo_networks as mnet
+from chainsense.marl import mappo_rollout as rollout
+from chainsense.marl.config import TrainConfig
+from chainsense.sim import observe as observe_mod
+from chainsense.sim import world
+from chainsense.sim.params import WorldParams
+
+
+def init_carry(key: jax.Array, cfg: TrainConfig, params: WorldParams) -> rollout.Carry:
+    """Fresh learner and ``num_envs`` freshly reset worlds (desynchronised), all from one key."""
+    k_learn, k_env, k_run = jax.random.split(key, 3)
+    learner = mappo_update.init(k_learn, cfg, params.num_mts, features.learner_obs_dim(cfg, params))
+    k_env, k_off = jax.random.split(k_env)
+    env, _ = world.batch_reset(jax.random.split(k_env, cfg.num_envs), params)
+    offset = jax.random.randint(k_off, (cfg.num_envs,), 0, params.num_slots)
+    env = env.replace(t=offset.astype(env.t.dtype))
+    memory = train.fresh_memory(cfg, params)
+    world_obs = jax.vmap(lambda s: observe_mod.observe(s, params))(env)
+    return rollout.Carry(
+        env=env,
+        obs=train.batch_learner_obs(cfg, env, world_obs, params, memory),
+        learner=learner,
+        key=k_run,
+        env_steps=jnp.zeros((), jnp.int32),
+        ep_return=jnp.zeros((cfg.num_envs,), jnp.float32),
+        memory=memory,
+    )
+
+
+def steps_per_iteration(cfg: TrainConfig) -> int:
+    """Env steps of one MAPPO iteration."""
+    return cfg.num_envs * cfg.ppo_steps
+
+
+def _flatten(x: jax.Array) -> jax.Array:
+    return x.reshape(-1, *x.shape[2:])
+
+
+def _iteration(
+    cfg: TrainConfig, params: WorldParams, carry: rollout.Carry, _: Any
+) -> tuple[rollout.Carry, tuple[dict, dict]]:
+    key, k_pool, k_upd = jax.random.split(carry.key, 3)
+    # fresh worlds for the episodes that end during this iteration (each world ends at most
+    # once in ppo_steps < num_slots slots)
+    pool = train.fresh_pool(cfg, params, k_pool)
+    carry, (traj, stats) = jax.lax.scan(
+        partial(rollout.collect_step, cfg, params, pool),
+        carry.replace(key=key),
+        None,
+        length=cfg.ppo_steps,
+    )
+    last_value = mnet.value(cfg, carry.learner.critic, carry.obs)
+    adv, target = rollout.gae(
+        traj.reward, traj.value, traj.done[..., None], last_value, cfg.gamma, cfg.gae_lambda
+    )
+    batch = mappo_update.Batch(
+        obs=_flatten(traj.obs),
+        z=_flatten(traj.z),
+        logp=_flatten(traj.logp),
+        value=_flatten(traj.value),
+        advantage=_flatten(adv),
+        target=_flatten(target),
+    )
+    learner, logs = mappo_update.update(cfg, carry.learner, batch, k_upd)
+    return carry.replace(learner=learner), (jax.tree_util.tree_map(jnp.sum, stats), logs)
+
+
+def make_chunk(
+    cfg: TrainConfig, params: WorldParams
+) -> Callable[[rollout.Carry], tuple[rollout.Carry, dict]]:
+    """A jitted function running ``cfg.chunk_iters`` MAPPO iterations; the same statistics as
+    ``train.make_chunk`` (episode sums, mean losses, ``updated_iters``)."""
+
+    @partial(jax.jit, donate_argnums=0)
+    def chunk(carry: rollout.Carry) -> tuple[rollout.Carry, dict]:
+        carry, (stats, logs) = jax.lax.scan(
+            partial(_iteration, cfg, params), carry, None, length=cfg.chunk_iters
+        )
+        out = {k: jnp.sum(v) for k, v in stats.items()}
+        for k in train.LOSS_NAMES:
+            out[k] = jnp.mean(logs[k])
+        out["updated_iters"] = jnp.float32(cfg.chunk_iters)
+        return carry, out
+
+    return chunk

@@ -1,0 +1,100 @@
+"""MAPPO's learner and its PPO update: clipped surrogate, clipped value loss, entropy bonus.
+
+One update iteration takes the ``ppo_steps x num_envs`` slots just collected, runs
+``ppo_epochs`` passes over them in ``ppo_minibatches`` shuffled minibatches, and takes one Adam
+step of actor and critic together per minibatch. Advantages are normalised per minibatch over
+all MTs. Every MT's sample trains the one shared actor; the centralised value function is
+trained on every MT's own return.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from chainsense.marl import mappo_networks as mnet
+from chainsense.marl.config import TrainConfig
+
+
+@struct.dataclass
+class Learner:
+    """Shared actor, centralised critic, their optimiser state and the update count."""
+
+    actor: Any
+    critic: Any
+    opt: Any
+    updates: jax.Array
+
+
+class Batch(NamedTuple):
+    """Slots of all MTs flattened over time and worlds: leading axis N."""
+
+    obs: jax.Array  # [N, M, d]
+    z: jax.Array  # [N, M, 2]
+    logp: jax.Array  # [N, M]
+    value: jax.Array  # [N, M]
+    advantage: jax.Array  # [N, M]
+    target: jax.Array  # [N, M]
+
+
+def optimiser(cfg: TrainConfig) -> optax.GradientTransformation:
+    """Adam on actor and critic together, after global-norm clipping."""
+    return optax.chain(optax.clip_by_global_norm(cfg.grad_clip), optax.adam(cfg.ppo_lr, eps=1e-5))
+
+
+def init(key: jax.Array, cfg: TrainConfig, num_agents: int, obs_dim: int) -> Learner:
+    """A fresh learner for ``num_agents`` MTs with learner observations of ``obs_dim``."""
+    actor, critic = mnet.init(key, cfg, num_agents, obs_dim)
+    return Learner(
+        actor=actor,
+        critic=critic,
+        opt=optimiser(cfg).init((actor, critic)),
+        updates=jnp.zeros((), jnp.int32),
+    )
+
+
+def loss(cfg: TrainConfig, nets: tuple[Any, Any], mb: Batch) -> tuple[jax.Array, dict]:
+    """PPO loss of one minibatch and its parts (for logging)."""
+    actor, critic = nets
+    mean, log_std = mnet.policy(cfg, actor, mb.obs)
+    logp = mnet.log_prob(mb.z, mean, log_std)
+    ratio = jnp.exp(logp - mb.logp)
+    adv = (mb.advantage - jnp.mean(mb.advantage)) / (jnp.std(mb.advantage) + 1e-8)
+    clipped = jnp.clip(ratio, 1.0 - cfg.clip_eps, 1.0 + cfg.clip_eps)
+    actor_loss = -jnp.mean(jnp.minimum(ratio * adv, clipped * adv))
+    v = mnet.value(cfg, critic, mb.obs)
+    v_clipped = mb.value + jnp.clip(v - mb.value, -cfg.clip_eps, cfg.clip_eps)
+    value_loss = 0.5 * jnp.mean(jnp.maximum((v - mb.target) ** 2, (v_clipped - mb.target) ** 2))
+    ent = jnp.mean(mnet.entropy(log_std))
+    total = actor_loss + cfg.vf_coef * value_loss - cfg.ent_coef * ent
+    return total, {"critic_loss": value_loss, "actor_loss": actor_loss, "q_mean": jnp.mean(v)}
+
+
+def update(
+    cfg: TrainConfig, learner: Learner, batch: Batch, key: jax.Array
+) -> tuple[Learner, dict[str, jax.Array]]:
+    """``ppo_epochs`` x ``ppo_minibatches`` gradient steps on ``batch``; mean logs."""
+    tx = optimiser(cfg)
+    n = batch.obs.shape[0]
+    size = n // cfg.ppo_minibatches
+
+    def minibatch(state: tuple, idx: jax.Array) -> tuple[tuple, dict]:
+        nets, opt = state
+        mb = jax.tree_util.tree_map(lambda x: x[idx], batch)
+        grads, logs = jax.grad(lambda p: loss(cfg, p, mb), has_aux=True)(nets)
+        upd, opt = tx.update(grads, opt, nets)
+        return (optax.apply_updates(nets, upd), opt), logs
+
+    def epoch(state: tuple, k: jax.Array) -> tuple[tuple, dict]:
+        perm = jax.random.permutation(k, n)[: size * cfg.ppo_minibatches]
+        return jax.lax.scan(minibatch, state, perm.reshape(cfg.ppo_minibatches, size))
+
+    keys = jax.random.split(key, cfg.ppo_epochs)
+    (nets, opt), logs = jax.lax.scan(epoch, ((learner.actor, learner.critic), learner.opt), keys)
+    steps = cfg.ppo_epochs * cfg.ppo_minibatches
+    new = Learner(actor=nets[0], critic=nets[1], opt=opt, updates=learner.updates + steps)
+    return new, jax.tree_util.tree_map(jnp.mean, logs)
