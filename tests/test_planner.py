@@ -86,7 +86,7 @@ def _line_problem(stations: int, energy: float = 10.0) -> RoutingProblem:
         horizon=300,
         move_cost=0.1,
         max_move=1.0,
-        charge_slots=5,
+        charge_rate=2.0,
         station_visits=4,
     )
 
