@@ -155,7 +155,8 @@ class PlannerPolicy:
     dwell_cap: int | None = None  # most slots per stop and plan (None: see short_energy_cap)
     short_energy_cap: int | None = 2  # the cap when the fleet's energy cannot take all data
     replan_changing: int = 10  # plans go stale after this many slots where the world changes
-    window: int = 60  # slots planned ahead where data keeps arriving (it is replanned anyway)
+    window: int = 40  # slots planned ahead where data keeps arriving (it is replanned anyway)
+    arriving_cap: int = 3  # slots per stop where data keeps arriving (the last crumbs wait)
     charge_margin: float = 0.1  # battery share charged beyond the plan's need (estimates err)
     reserve: float = 0.05  # battery share kept unplanned where MTs must reach a station
 
@@ -237,6 +238,8 @@ class PlannerPolicy:
         (with all the charging the slots left allow) cannot take all the data, else none."""
         if self.dwell_cap is not None:
             return self.dwell_cap
+        if p.dynamic:  # time binds, not energy: take the full quotas, come back for the rest
+            return self.arriving_cap
         budget = energy.sum() + (p.charge_rate * p.num_mts * horizon if p.charging else 0.0)
         if p.sense_cost * expected.sum() > budget:
             return self.short_energy_cap  # the fleet cannot take it all: spread, for fairness
