@@ -61,7 +61,7 @@ class RoutingProblem:
     max_move: float
     charge_rate: float = 0.0  # energy a station gives per slot (> 0 when there are stations)
     station_visits: int = 2  # optional visits of every station per plan
-    charge_levels: tuple[float, ...] = (1.0, 0.75, 0.5, 0.25)  # top-ups offered, shares of the battery
+    charge_levels: tuple[float, ...] = (1.0, 0.75, 0.5, 0.25)  # top-ups offered (battery shares)
     drop_weight: float = 1.0e4
     passing: np.ndarray | None = None  # [P,P] energy sensed on the way from i to j (None: 0)
 
