@@ -218,7 +218,8 @@ def solve_routes(pb: RoutingProblem, time_limit_s: float) -> RouteSolution:
         while not model.IsEnd(idx):
             node = manager.IndexToNode(idx)
             route.append(int(layout[node]))
-            used = found.Value(e_dim.CumulVar(idx)) - SCALE * charge[node]
+            own = -charge[node] if charge[node] > 0 else pb.sense[layout[node] - v]
+            used = found.Value(e_dim.CumulVar(idx)) + SCALE * own
             lv.append((cap - used) / SCALE)
             got.append(float(charge[node]))
             at.append(int(found.Value(t_dim.CumulVar(idx))))
