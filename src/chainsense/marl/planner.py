@@ -1,31 +1,35 @@
 """``planner``: the OR-Tools routing baseline, replanned on the host, followed inside ``jit``.
 
-Every ``replan_every`` slots (and as soon as an MT has finished its route) ``marl.replanning``
+Every ``replan_every`` slots (every ``replan_changing`` = 10 where the world changes: stations,
+data that keeps arriving), and as soon as an MT has finished its route, ``marl.replanning``
 calls :meth:`PlannerPolicy.plan` on the host with the full state (an omniscient, centralised
 planner like ``greedy``). A plan:
 
-1. Stops: a greedy set cover of the PoIs that still hold data, candidates at the PoIs and on a
-   grid, coverage radius ``cover * sensing_range``; each PoI is drained from the first chosen
-   stop covering it. A stop's dwell is the slots its PoIs need to drain (``collect_fraction`` of
-   the initial data per slot), its value their data (at least 0.1% of a PoI's initial data, so
-   that crumbs left by shared or passing sensing are still fetched; unvisited PoIs weighted by
-   ``1 + fairness_weight``, for Jain's index), its sensing energy an upper bound: everything
-   within the full sensing range that ``dwell`` slots can take. ``dwell_cap`` limits the slots
-   per stop and plan: spread the energy over more PoIs, for Jain's index, instead of draining.
-   By default stops are drained while the fleet's energy can pay for all remaining data, and
-   capped at ``short_energy_cap`` = 2 slots when it cannot (measured on the paper map with 40
-   energy per MT, 3 seeds: efficiency 0.39 with cap 2, 0.37 with cap 1, 0.33 draining).
-2. Distances: ``marl.paths.Roadmap`` (visibility graph over inflated box corners).
-3. Routes: ``marl.routing.solve_routes``, a prize-collecting VRP with energy (capacity, stations
-   as refuelling nodes) and time (slots left) dimensions, **at most ``time_limit_s`` seconds of
-   solver wall clock per plan** (default 1 s; with ``replan_every`` = 25 the paper world's 500
-   slots need at most about 20 plans plus one per finished route).
+1. Stops (``marl.stops``): a greedy set cover of the PoIs that hold data, candidates at the PoIs
+   and on a grid, coverage radius ``cover * sensing_range``. A stop's dwell is the slots its
+   PoIs need to give up their data at the world's quota (``collect_fraction`` of the initial
+   data, or of the buffer where data keeps arriving), its value that data (unvisited PoIs
+   weighted by ``1 + fairness_weight``, for Jain's index), its sensing energy an upper bound.
+   Where data keeps arriving, the data is what a PoI is expected to hold when the nearest MT
+   can get there (its rate is known to a full-information planner), the plan looks ``window``
+   = 40 slots ahead and a stop takes at most ``arriving_cap`` = 3 slots (the crumbs wait for
+   the next visit). Stops are drained while the fleet's energy (with what the stations can
+   give in the slots left) can pay for all the data, and capped at ``short_energy_cap`` = 2
+   slots when it cannot (measured on the paper map with 40 energy per MT, 3 seeds: efficiency
+   0.39 with cap 2, 0.37 with cap 1, 0.33 draining).
+2. Distances: ``marl.paths.Roadmap`` (visibility graph over inflated box corners); the energy of
+   every arc adds what the world's automatic sensing takes on the way (``marl.stops``).
+3. Routes: ``marl.routing.solve_routes``, a prize-collecting VRP with energy (capacity; stations
+   as top-up nodes whose dwell is what the charge takes at the world's rate) and time (slots
+   left) dimensions, **at most ``time_limit_s`` seconds of solver wall clock per plan** (default
+   1 s). Where MTs must reach a station, ``reserve`` = 5% of the battery is left out of the plan.
 
 :class:`RouteFollower` is the plan as a jit-able policy (padded arrays). The stop an MT heads for
 is the first of its route that is not done, read from the state alone: a stop is done when each
 of its PoIs holds no data (whoever drained it) or has been served the planned number of slots
-and, at a station, when the MT is charged or its planned charging time is over. The MT steers
-to the furthest vertex of that stop's path leg it can reach in a straight line, else uses
+and, at a station, when the MT holds the energy the plan leaves it with plus ``charge_margin``
+= 10% of the battery (the estimates of passing costs err; capped at 99% of the battery). The MT
+steers to the furthest vertex of that stop's path leg it can reach in a straight line, else uses
 ``greedy``'s corner heuristic; ``greedy``'s heading search keeps every move collision-free.
 """
 
@@ -73,7 +77,6 @@ class RouteFollower:
     poi_stop: Array  # [M,K] int32: this MT's stop draining PoI k (-1: none)
     visit_goal: Array  # [K] int32: PoI k is done once served this many slots (or empty)
     charge_to: Array  # [M,S]: energy to wait for at a station stop (0 elsewhere)
-    until: Array  # [M,S] int32: slot after which a station stop is left anyway
     replan_at: Array  # int32 scalar: the slot from which the plan is stale (replan)
     headings: int = struct.field(pytree_node=False, default=24)
 
@@ -83,7 +86,7 @@ class RouteFollower:
         idx = jnp.arange(s)
         open_ = (state.poi_data > 0) & (state.visits < self.visit_goal)
         pending = (self.poi_stop[:, None, :] == idx[None, :, None]) & open_
-        charged = (state.energy[:, None] >= self.charge_to) | (state.t >= self.until)
+        charged = state.energy[:, None] >= self.charge_to
         done = ~jnp.any(pending, axis=2) & charged
         done |= idx[None, :] >= self.n_stops[:, None]
         return jnp.argmin(done, axis=1), jnp.all(done, axis=1)
@@ -261,7 +264,6 @@ class PlannerPolicy:
         stop_pos = np.zeros((m, s_pad, 2), np.float32)
         own = np.full((m, len(poi_stop)), -1, np.int32)
         charge_to = np.zeros((m, s_pad), np.float32)
-        until = np.full((m, s_pad), np.iinfo(np.int32).max, np.int32)
         full = 0.99 * min(pb.battery, p.initial_energy)  # the world charges up to this
         for i, route in enumerate(sol.routes):
             row = 0
@@ -282,7 +284,6 @@ class PlannerPolicy:
             poi_stop=jnp.asarray(own),
             visit_goal=jnp.zeros(len(poi_stop), jnp.int32),
             charge_to=jnp.asarray(charge_to),
-            until=jnp.asarray(until),
             replan_at=jnp.int32(np.iinfo(np.int32).max),
             headings=self.headings,
         )
