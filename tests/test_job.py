@@ -10,6 +10,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import jax
+import numpy as np
 import pytest
 
 from chainsense.errors import ConfigError
@@ -20,7 +22,10 @@ from chainsense.ledger.batch import read_bundle
 from chainsense.ledger.config import LedgerConfig
 from chainsense.ledger.merkle import verify as verify_proof
 from chainsense.ledger.records import Domain
+from chainsense.marl.evaluate import evaluate, rollout
+from chainsense.marl.policies import GreedyPolicy
 from chainsense.sim.params import preset
+from chainsense.sim.sites import load_site
 from chromium import render_dom
 
 
@@ -232,13 +237,6 @@ SITE_FILE = Path(__file__).resolve().parents[1] / "examples" / "sites" / "indust
 
 def test_run_on_a_site_plays_the_episode_and_the_comparison_on_its_map(tmp_path: Path) -> None:
     """``chainsense run --map``: the recorded episode and every compared one are on the site."""
-    import jax
-    import numpy as np
-
-    from chainsense.marl.evaluate import evaluate, rollout
-    from chainsense.marl.policies import GreedyPolicy
-    from chainsense.sim.sites import load_site
-
     site = load_site(SITE_FILE, preset("small"))
     opts = JobOptions(
         params=site.params,
@@ -260,8 +258,6 @@ def test_run_on_a_site_plays_the_episode_and_the_comparison_on_its_map(tmp_path:
 
 
 def test_run_options_refuse_params_that_are_not_the_sites(tmp_path: Path) -> None:
-    from chainsense.sim.sites import load_site
-
     site = load_site(SITE_FILE, preset("small"))
     with pytest.raises(ConfigError) as info:
         JobOptions(params=preset("small"), site=site, out=tmp_path / "out")
