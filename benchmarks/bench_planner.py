@@ -44,13 +44,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--preset", default="paper")
     ap.add_argument("--episodes", type=int, default=3)
+    ap.add_argument("--first-seed", type=int, default=0)
     ap.add_argument("--energy", type=float, default=None, help="initial_energy per MT")
     ap.add_argument("--time-limit", type=float, default=1.0, help="solver seconds per plan")
     a = ap.parse_args()
     params = preset(a.preset)
     if a.energy is not None:
         params = params.replace(initial_energy=a.energy)
-    for seed in range(a.episodes):
+    for seed in range(a.first_seed, a.first_seed + a.episodes):
         pol = Counting(PlannerPolicy(time_limit_s=a.time_limit))
         pol.replan_every = pol.inner.replan_every
         t0 = time.perf_counter()
