@@ -61,7 +61,8 @@ def main() -> None:
             f"seed {seed}: {wall:6.1f} s wall, {pol.plans} plans, "
             f"{sum(pol.plan_s) / pol.plans:.2f} s per plan (max {max(pol.plan_s):.2f}), "
             f"solver {sum(pol.solver_s):5.1f} s (max {max(pol.solver_s):.2f} s per plan), "
-            f"{int(r.metrics['slots'])} slots, collection {r.metrics['data_collection_ratio']:.3f}, "
+            f"{int(r.metrics['slots'])} slots, "
+            f"collection {r.metrics['data_collection_ratio']:.3f}, "
             f"fairness {r.metrics['fairness']:.3f}, "
             f"efficiency {r.metrics['energy_efficiency']:.3f}",
             flush=True,
