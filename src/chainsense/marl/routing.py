@@ -2,22 +2,26 @@
 
 Points are the ``V`` vehicle (MT) positions, then ``N`` stops (a stop senses a cluster of PoIs),
 then ``S`` charging stations. The solver's nodes: one start node per vehicle, one shared dummy
-end node (routes are open: an MT may end anywhere), the stops, and ``station_visits`` optional
-copies of every station. Dimensions:
+end node (routes are open: an MT may end anywhere), the stops, and for every station
+``station_visits`` x ``len(charge_levels)`` optional top-up copies. Dimensions:
 
 * ``energy``: energy used since the last charge, at most ``battery``; a vehicle starts at
   ``battery - energy_left`` (so without stations a route uses at most the energy left). Arc
   i -> j costs ``sense[i] + move_cost * dist[i, j] + passing[i, j]`` (``passing``: what the
-  world's automatic sensing is expected to take on the way, see ``marl.stops``). A station
-  node has ``-battery`` of its own and a slack ``battery - charged`` with ``charged`` at most the
-  energy used on arrival: an MT tops up as much as the rest of its route needs, not
-  necessarily to full (a partial top-up).
+  world's automatic sensing is expected to take on the way, see ``marl.stops``). A station copy
+  charges a fixed level (a full, 3/4, 1/2 or 1/4 battery by default) as negative energy of its
+  own, and its cumul must be at least that level: an MT never charges more than it has used
+  (the world's battery cannot overflow). Consecutive copies of one station (distance 0) add
+  up, so the solver tops up by what the rest of the route needs, in quarter batteries.
 * ``time``: slots from now, at most ``horizon``; arc i -> j takes the service slots of i
-  (``dwell - 1`` at a stop: the arrival slot already senses) plus
+  (``dwell - 1`` at a stop: the arrival slot already senses; ``ceil(level / charge_rate) - 1``
+  at a station copy: the world gives ``charge_rate`` per slot, the arrival slot included) plus
   ``max(1, ceil(dist / max_move) + corners)`` to travel (every corner of an obstacle-aware path
-  may cost one partly used slot). At a station the time slack is the charging dwell: the
-  world gives ``charge_rate`` per slot (the arrival slot included), so charging ``x`` takes
-  ``ceil(x / charge_rate)`` slots there; elsewhere the slack is 0.
+  may cost one partly used slot).
+
+(Custom constraints tying a station's energy slack to its time slack, the natural model of a
+top-up of any size, made OR-Tools 9.15 either find no route at all or crash in its search on
+the ``charging`` preset; fixed levels use only the dimensions' own bounds.)
 
 Stops are optional with a drop penalty ``drop_weight * value`` (in the same integer energy
 units as the arc costs; the default 1e4 makes a unit of data worth 1e5 units of travel, so the
