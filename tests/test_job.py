@@ -10,6 +10,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import jax
+import numpy as np
 import pytest
 
 from chainsense.errors import ConfigError
@@ -20,7 +22,10 @@ from chainsense.ledger.batch import read_bundle
 from chainsense.ledger.config import LedgerConfig
 from chainsense.ledger.merkle import verify as verify_proof
 from chainsense.ledger.records import Domain
+from chainsense.marl.evaluate import evaluate, rollout
+from chainsense.marl.policies import GreedyPolicy
 from chainsense.sim.params import preset
+from chainsense.sim.sites import load_site
 from chromium import render_dom
 
 
@@ -225,3 +230,50 @@ def test_run_killed_between_bundle_and_anchor_resumes_without_certifying_again(
     summary = json.loads((out / "summary.json").read_text())
     assert summary["ledger"]["all_accounted"] is True
     assert summary["ledger"]["records_on_chain"] == summary["ledger"]["events"] > 64
+
+
+SITE_FILE = Path(__file__).resolve().parents[1] / "examples" / "sites" / "industrial_yard.geojson"
+
+
+def test_run_on_a_site_plays_the_episode_and_the_comparison_on_its_map(tmp_path: Path) -> None:
+    """``chainsense run --map``: the recorded episode and every compared one are on the site."""
+    site = load_site(SITE_FILE, preset("small"))
+    opts = JobOptions(
+        params=site.params,
+        policy="greedy",
+        ledger=LedgerConfig(mode="batch", batch_size=256),
+        episodes=2,
+        out=tmp_path / "run",
+        site=site,
+    )
+    result = run_job(opts)
+    assert result.ledger.all_accounted and result.ledger.events > 0
+    on_site = rollout(GreedyPolicy(), site.params, jax.random.PRNGKey(0), world_map=site.map)
+    drawn = rollout(GreedyPolicy(), site.params, jax.random.PRNGKey(0))
+    assert result.episode_metrics == pytest.approx(on_site.metrics)
+    assert result.episode_metrics != pytest.approx(drawn.metrics)
+    expected = evaluate(GreedyPolicy(), site.params, [0, 1], "greedy", site.map)
+    for metric, values in expected.per_episode.items():
+        np.testing.assert_allclose(result.comparison[0].per_episode[metric], values, rtol=1e-6)
+
+
+def test_run_options_refuse_params_that_are_not_the_sites(tmp_path: Path) -> None:
+    site = load_site(SITE_FILE, preset("small"))
+    with pytest.raises(ConfigError) as info:
+        JobOptions(params=preset("small"), site=site, out=tmp_path / "out")
+    assert info.value.field == "map"
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_run_refuses_a_bad_site_in_one_line_before_any_work(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.geojson"
+    bad.write_text('{"type": "FeatureCollection", "features": []}')
+    out = subprocess.run(
+        [sys.executable, "-m", "chainsense", "run", "--preset", "small", "--policy", "greedy",
+         "--map", str(bad), "--out", str(tmp_path / "o")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 2, out.stderr[-2000:]
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "map.features" in lines[0] and "area" in lines[0], out.stderr
+    assert not (tmp_path / "o").exists()

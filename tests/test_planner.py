@@ -15,6 +15,13 @@ from chainsense.marl.planner import PlannerPolicy, _stations
 from chainsense.marl.policies import FollowerPolicy, GreedyPolicy, PlanningPolicy, RandomPolicy
 from chainsense.marl.registry import baseline
 from chainsense.marl.routing import RoutingProblem, route_profile, search_parameters, solve_routes
+from chainsense.marl.stops import (
+    expected_data,
+    passing_energy,
+    quota_base,
+    sensing_field,
+    stop_table,
+)
 from chainsense.sim.geometry import segment_hits_boxes
 from chainsense.sim.metrics import ALL_METRICS
 from chainsense.sim.params import preset
@@ -62,9 +69,9 @@ def test_plans_never_spend_more_energy_than_is_left_nor_more_slots(energy):
         if route:
             assert levels.min() >= -1.0e-6  # move + sense along the route <= energy at plan time
             assert ends[-1] <= pb.horizon
-        move = sum(pb.dist[a, b] for a, b in zip([m, *route], route, strict=False))
+        way = sum(pb.arc_energy()[a, b] for a, b in zip([m, *route], route, strict=False))
         sense = sum(pb.sense[p - SMALL.num_mts] for p in route)
-        assert SMALL.move_cost * move + sense <= float(state.energy[m]) + 1.0e-6
+        assert way + sense <= float(state.energy[m]) + 1.0e-6  # moving, passing and stops
     if energy == 1.5:  # a tight budget: the solver drops stops instead of overspending
         assert plan.solution.dropped
 
@@ -86,7 +93,7 @@ def _line_problem(stations: int, energy: float = 10.0) -> RoutingProblem:
         horizon=300,
         move_cost=0.1,
         max_move=1.0,
-        charge_slots=5,
+        charge_rate=2.0,
         station_visits=4,
     )
 
@@ -187,3 +194,103 @@ def test_chunked_episodes_equal_the_jitted_rollout(pol):
     np.testing.assert_allclose(a.positions, b.positions, atol=1e-5)
     np.testing.assert_allclose(a.data_history, b.data_history, atol=1e-6)
     assert len(a.events) == len(b.events)
+
+
+CHARGING = preset("charging")
+
+
+@pytest.mark.parametrize("energy", [3.0, 12.0])
+def test_station_dwell_makes_the_energy_feasible_on_charging(energy):
+    """Every top-up is no more than the battery has room for, the plan parks at the station the
+    slots the world's charge rate needs for it, and no stretch runs below the reserve."""
+    state, _ = reset(jax.random.PRNGKey(2), CHARGING)
+    state = state.replace(energy=jnp.full((CHARGING.num_mts,), energy, jnp.float32))
+    plan = PlannerPolicy(time_limit_s=0.5).make_plan(state, CHARGING)
+    pb, sol = plan.problem, plan.solution
+    assert pb.charge_rate == CHARGING.charge_rate and pb.passing is not None
+    first_station = CHARGING.num_mts + pb.num_stops
+    visited = 0
+    for m, route in enumerate(sol.routes):
+        levels, ends = route_profile(pb, m, route, sol.charged[m])
+        assert levels.min() >= -1.0e-6  # energy_left is the MT's energy less the reserve
+        assert not route or ends[-1] <= pb.horizon
+        np.testing.assert_allclose(levels[:, 1], sol.leave_energy[m], atol=0.05)  # rounding
+        for j, node in enumerate(route):
+            if node < first_station:
+                assert sol.charged[m][j] == 0.0
+                continue
+            visited += 1
+            got = sol.charged[m][j]
+            assert 0.0 < got <= pb.battery - levels[j, 0] + 1.0e-3  # room in the battery
+            if j + 1 < len(route):  # the next arrival waits for the charge to come in
+                slots = math.ceil(got / CHARGING.charge_rate - 1e-9)
+                assert sol.arrive_slot[m][j + 1] - sol.arrive_slot[m][j] >= slots
+    assert visited > 0  # 3 energy: no route gets far without a station
+
+
+def test_followers_wait_at_a_station_until_the_plan_s_energy_is_in():
+    state, _ = reset(jax.random.PRNGKey(2), CHARGING)
+    state = state.replace(energy=jnp.full((CHARGING.num_mts,), 3.0, jnp.float32))
+    plan = PlannerPolicy(time_limit_s=0.5).make_plan(state, CHARGING)
+    f, sol = plan.follower, plan.solution
+    m = next(i for i, r in enumerate(sol.routes) if max(sol.charged[i], default=0) > 0)
+    j = int(np.argmax(np.asarray(sol.charged[m]) > 0))
+    want = float(f.charge_to[m, j])
+    assert want >= sol.leave_energy[m][j] - 1.0e-3  # at least what the plan leaves with
+    assert want <= 0.99 * CHARGING.initial_energy + 1.0e-6  # the world charges up to the battery
+    # parked at that station with the stops before it done: it stays until charged
+    done_before = state.replace(
+        mt_pos=state.mt_pos.at[m].set(f.stop_pos[m, j]),
+        visits=jnp.maximum(state.visits, f.visit_goal * (f.poi_stop[m] >= 0)),
+        energy=state.energy.at[m].set(want - 1.0),
+    )
+    done_before = done_before.replace(
+        poi_data=jnp.where((f.poi_stop[m] >= 0) & (f.poi_stop[m] < j), 0.0, state.poi_data)
+    )
+    cur, _ = f._current(done_before)
+    assert int(cur[m]) == j
+    charged = done_before.replace(energy=done_before.energy.at[m].set(want))
+    cur, _ = f._current(charged)
+    assert int(cur[m]) != j
+
+
+def test_plans_go_stale_where_the_world_changes():
+    for params, every in ((CHARGING, 10), (preset("dynamic"), 10), (SMALL, 25)):
+        state, _ = reset(jax.random.PRNGKey(0), params)
+        follower = PlannerPolicy(time_limit_s=0.2).make_plan(state, params).follower
+        assert int(follower.replan_at) == every
+        later = state.replace(t=jnp.int32(every))
+        assert bool(follower.finished(later, params))
+
+
+def test_where_data_keeps_arriving_a_stop_is_worth_the_data_at_arrival():
+    dyn = preset("dynamic")
+    data, rate = np.array([0.1, 0.9, 0.0]), np.array([0.01, 0.01, 0.0])
+    got = expected_data(data, rate, np.array([20.0, 20.0, 5.0]), dyn)
+    np.testing.assert_allclose(got, [0.3, 1.0, 0.0])  # bounded by the buffer of 1
+    np.testing.assert_allclose(expected_data(data, rate, np.full(3, 20.0), PAPER), data)
+    np.testing.assert_allclose(quota_base(np.array([0.4, 0.7]), dyn), [1.0, 1.0])
+    # one stop over two PoIs: it dwells for the fuller one, at most the cap
+    pos = np.array([[1.0, 1.0], [1.2, 1.0]])
+    args = (np.array([[1.1, 1.0]]), np.array([0, 0]), pos)
+    table = stop_table(*args, np.array([0.3, 1.0]), np.ones(2), np.ones(2), dyn, None)
+    assert table.dwell.tolist() == [5] and table.need.tolist() == [2, 5]
+    assert table.value[0] == pytest.approx(1.3) and table.sense[0] == pytest.approx(1.3)
+    capped = stop_table(*args, np.array([0.3, 1.0]), np.ones(2), np.ones(2), dyn, 3)
+    assert capped.dwell.tolist() == [3] and capped.value[0] == pytest.approx(0.3 + 0.6)
+
+
+def test_passing_energy_counts_what_is_sensed_on_the_way():
+    params = SMALL
+    pois = np.array([[4.0, 4.0]])
+    field, _ = sensing_field(pois, np.array([0.5]), params)
+    points = np.array([[1.0, 4.0], [7.0, 4.0], [1.0, 1.0], [7.0, 1.0]])
+    dist, corners = Roadmap(np.zeros((0, 4)), params.width, params.height).distances(points)
+    slots = np.maximum(np.ceil(dist / params.max_move - 1e-9) + corners, 1.0)
+    cost = passing_energy(points, slots, field, params)
+    # past the PoI (within range for about 2 of the 5 slots on the way): about 2 quotas
+    assert 0.5 <= cost[0, 1] <= 1.5 and cost[1, 0] == pytest.approx(cost[0, 1])
+    assert cost[2, 3] == 0.0  # 3 away from the PoI: nothing in range
+    assert np.all(np.diag(cost) == 0.0)
+    none, _ = sensing_field(pois, np.array([0.0]), params)  # drained: passing is free
+    assert np.all(passing_energy(points, slots, none, params) == 0.0)

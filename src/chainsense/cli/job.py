@@ -10,6 +10,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from chainsense.cli.world import MAP_HELP, load_site_file
+
 _console = Console()
 
 
@@ -56,6 +58,12 @@ def run_cmd(
         "--include",
         help="Experiment output directories (reproduce, ddos) to add to the report.",
     ),
+    map_file: Path | None = typer.Option(  # noqa: B008
+        None,
+        "--map",
+        help=MAP_HELP + " The episode and the comparison play on it; a quick training run "
+        "trains on drawn maps of the site's size.",
+    ),
 ) -> None:
     """Run the whole system once and write a summary and a self-contained HTML report."""
     # imported here, not at the top: `chainsense --help` must not pay for JAX and web3
@@ -67,13 +75,15 @@ def run_cmd(
     from chainsense.marl.registry import LEARNED
     from chainsense.sim.params import load_world_params
 
+    params = load_world_params(preset_name, config)
+    site = load_site_file(map_file, params)
     flags = {"mode": mode, "batch_size": batch_size}
     ledger = dataclasses.replace(  # the command line overrides the [ledger] section
         load_ledger_config(config).with_chain(tuple(rpc), network),
         **{k: v for k, v in flags.items() if v is not None},
     )
     opts = JobOptions(
-        params=load_world_params(preset_name, config),
+        params=site.params if site else params,
         policy=policy,
         checkpoint=checkpoint,
         train_minutes=train_minutes,
@@ -83,6 +93,7 @@ def run_cmd(
         seed=seed,
         out=out,
         include=tuple(include),
+        site=site,
     )
     tasks: dict[str, TaskID] = {}
     with Progress(

@@ -44,7 +44,7 @@ def _check_run_args(episodes: int, seed: int) -> None:
         raise ConfigError("seed", f"must be in [0, 2^31), got {seed}")
 
 
-def _load_site(map_file: Path | None, params: WorldParams) -> Site | None:
+def load_site_file(map_file: Path | None, params: WorldParams) -> Site | None:
     """The site in ``--map FILE`` over the preset's parameters (None without ``--map``)."""
     if map_file is None:
         return None
@@ -62,7 +62,7 @@ def _load_site(map_file: Path | None, params: WorldParams) -> Site | None:
     return site
 
 
-_MAP_HELP = "A real site: GeoJSON, or a CSV of PoIs (see docs/world.md, Site maps)."
+MAP_HELP = "A real site: GeoJSON, or a CSV of PoIs (see docs/world.md, Site maps)."
 
 
 def _progress() -> Progress:
@@ -102,7 +102,7 @@ def evaluate_cmd(
         "--eval-noise",
         help="Action noise std of a learned fleet (default: the checkpoint's; 0: deterministic).",
     ),
-    map_file: Path | None = typer.Option(None, "--map", help=_MAP_HELP),  # noqa: B008
+    map_file: Path | None = typer.Option(None, "--map", help=MAP_HELP),  # noqa: B008
 ) -> None:
     """Run N seeded episodes per policy; print mean +- std of every metric, write CSV/JSON/PNG."""
     # imported here, not at the top: `chainsense --help` must not pay for JAX
@@ -111,7 +111,7 @@ def evaluate_cmd(
 
     _check_run_args(episodes, seed)
     params = load_world_params(preset_name, config)
-    site = _load_site(map_file, params)
+    site = load_site_file(map_file, params)
     params = site.params if site else params
     policies = [(n, registry.make_policy(n, checkpoint, params, eval_noise)) for n in policy]
     with _progress() as bar:
@@ -154,7 +154,7 @@ def render_cmd(
     checkpoint: Path | None = typer.Option(  # noqa: B008
         None, "--checkpoint", help="Saved fleet of a learned --policy (chainsense train)."
     ),
-    map_file: Path | None = typer.Option(None, "--map", help=_MAP_HELP),  # noqa: B008
+    map_file: Path | None = typer.Option(None, "--map", help=MAP_HELP),  # noqa: B008
 ) -> None:
     """Play one episode; write map.png, heat.png (visits), episode.gif and events.csv."""
     # imported here, not at the top: `chainsense --help` must not pay for JAX and matplotlib
@@ -170,7 +170,7 @@ def render_cmd(
     if not 2 <= frames <= 2000:
         raise ConfigError("frames", f"must be in [2, 2000], got {frames}")
     params = load_world_params(preset_name, config)
-    site = _load_site(map_file, params)
+    site = load_site_file(map_file, params)
     params = site.params if site else params
     pol = registry.make_policy(policy, checkpoint, params)
     out.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ from chainsense.ledger.config import LedgerConfig
 from chainsense.marl import registry
 from chainsense.marl.config import TrainConfig
 from chainsense.sim.params import WorldParams
+from chainsense.sim.sites import Site
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,8 @@ class JobOptions:
 
     ``ledger`` is the one source of the chain backend and the ledger mode (``[ledger]`` of a
     config file, overridden by ``--mode``, ``--batch-size``, ``--network`` and ``--rpc``).
+    ``site``: a real site (``--map``); the recorded episode and every compared episode then play
+    on its map, and ``params`` must be the site's (``site.params``).
     """
 
     params: WorldParams
@@ -30,9 +33,12 @@ class JobOptions:
     seed: int = 0
     out: Path = Path("runs/latest")
     include: tuple[Path, ...] = ()
+    site: Site | None = None
 
     def __post_init__(self) -> None:
         registry.check_name(self.policy)
+        if self.site is not None and self.site.params != self.params:
+            raise ConfigError("map", "the world parameters must be the site's (site.params)")
         if self.checkpoint is not None:
             if self.policy not in registry.LEARNED:
                 raise ConfigError(

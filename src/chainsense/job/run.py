@@ -66,9 +66,12 @@ def _run_with_chain(
 ) -> JobResult:
     """Episode, ledger, baselines and report, once the chain and the fleet are ready."""
     files: dict[str, Path] = {}
+    site = opts.site
+    world_map = site.map if site else None
     with _timed(phases, "episode"):
         progress("episode", 0, 1)
-        episode = rollout(fleet, opts.params, jax.random.PRNGKey(opts.seed), record=True)
+        key = jax.random.PRNGKey(opts.seed)
+        episode = rollout(fleet, opts.params, key, record=True, world_map=world_map)
         progress("episode", 1, 1)
         files["map"] = plot_map(
             episode.final_state,
@@ -77,15 +80,19 @@ def _run_with_chain(
             positions=episode.positions,
             heat=True,
             title=f"{opts.policy} fleet, seed {opts.seed}",
+            site=site,
         )
-        files["animation"] = animate_episode(episode, opts.params, opts.out / "episode.gif")
+        files["animation"] = animate_episode(
+            episode, opts.params, opts.out / "episode.gif", site=site
+        )
     with _timed(phases, "ledger"):
         ledger = share_on_ledger(opts, chain, funder, episode.events, progress)
         files["ledger_plot"] = plot_ledger(ledger, opts.out / "ledger.png")
     with _timed(phases, "baselines"):
         progress("baselines", 0, 1)
         seeds = range(opts.seed, opts.seed + opts.episodes)
-        tables = registry.compare(registry.with_baselines(opts.policy, fleet), opts.params, seeds)
+        contenders = registry.with_baselines(opts.policy, fleet)
+        tables = registry.compare(contenders, opts.params, seeds, world_map=world_map)
         _, _, files["metrics_plot"] = write_table(tables, opts.out / "metrics")
         progress("baselines", 1, 1)
     result = JobResult(

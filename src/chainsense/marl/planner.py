@@ -1,31 +1,35 @@
 """``planner``: the OR-Tools routing baseline, replanned on the host, followed inside ``jit``.
 
-Every ``replan_every`` slots (and as soon as an MT has finished its route) ``marl.replanning``
+Every ``replan_every`` slots (every ``replan_changing`` = 10 where the world changes: stations,
+data that keeps arriving), and as soon as an MT has finished its route, ``marl.replanning``
 calls :meth:`PlannerPolicy.plan` on the host with the full state (an omniscient, centralised
 planner like ``greedy``). A plan:
 
-1. Stops: a greedy set cover of the PoIs that still hold data, candidates at the PoIs and on a
-   grid, coverage radius ``cover * sensing_range``; each PoI is drained from the first chosen
-   stop covering it. A stop's dwell is the slots its PoIs need to drain (``collect_fraction`` of
-   the initial data per slot), its value their data (at least 0.1% of a PoI's initial data, so
-   that crumbs left by shared or passing sensing are still fetched; unvisited PoIs weighted by
-   ``1 + fairness_weight``, for Jain's index), its sensing energy an upper bound: everything
-   within the full sensing range that ``dwell`` slots can take. ``dwell_cap`` limits the slots
-   per stop and plan: spread the energy over more PoIs, for Jain's index, instead of draining.
-   By default stops are drained while the fleet's energy can pay for all remaining data, and
-   capped at ``short_energy_cap`` = 2 slots when it cannot (measured on the paper map with 40
-   energy per MT, 3 seeds: efficiency 0.39 with cap 2, 0.37 with cap 1, 0.33 draining).
-2. Distances: ``marl.paths.Roadmap`` (visibility graph over inflated box corners).
-3. Routes: ``marl.routing.solve_routes``, a prize-collecting VRP with energy (capacity, stations
-   as refuelling nodes) and time (slots left) dimensions, **at most ``time_limit_s`` seconds of
-   solver wall clock per plan** (default 1 s; with ``replan_every`` = 25 the paper world's 500
-   slots need at most about 20 plans plus one per finished route).
+1. Stops (``marl.stops``): a greedy set cover of the PoIs that hold data, candidates at the PoIs
+   and on a grid, coverage radius ``cover * sensing_range``. A stop's dwell is the slots its
+   PoIs need to give up their data at the world's quota (``collect_fraction`` of the initial
+   data, or of the buffer where data keeps arriving), its value that data (unvisited PoIs
+   weighted by ``1 + fairness_weight``, for Jain's index), its sensing energy an upper bound.
+   Where data keeps arriving, the data is what a PoI is expected to hold when the nearest MT
+   can get there (its rate is known to a full-information planner), the plan looks ``window``
+   = 40 slots ahead and a stop takes at most ``arriving_cap`` = 3 slots (the crumbs wait for
+   the next visit). Stops are drained while the fleet's energy (with what the stations can
+   give in the slots left) can pay for all the data, and capped at ``short_energy_cap`` = 2
+   slots when it cannot (measured on the paper map with 40 energy per MT, 3 seeds: efficiency
+   0.39 with cap 2, 0.37 with cap 1, 0.33 draining).
+2. Distances: ``marl.paths.Roadmap`` (visibility graph over inflated box corners); the energy of
+   every arc adds what the world's automatic sensing takes on the way (``marl.stops``).
+3. Routes: ``marl.routing.solve_routes``, a prize-collecting VRP with energy (capacity; stations
+   as top-up nodes whose dwell is what the charge takes at the world's rate) and time (slots
+   left) dimensions, **at most ``time_limit_s`` seconds of solver wall clock per plan** (default
+   1 s). Where MTs must reach a station, ``reserve`` = 5% of the battery is left out of the plan.
 
 :class:`RouteFollower` is the plan as a jit-able policy (padded arrays). The stop an MT heads for
 is the first of its route that is not done, read from the state alone: a stop is done when each
 of its PoIs holds no data (whoever drained it) or has been served the planned number of slots
-and, at a station, when the MT is charged or its planned charging time is over. The MT steers
-to the furthest vertex of that stop's path leg it can reach in a straight line, else uses
+and, at a station, when the MT holds the energy the plan leaves it with plus ``charge_margin``
+= 10% of the battery (the estimates of passing costs err; capped at 99% of the battery). The MT
+steers to the furthest vertex of that stop's path leg it can reach in a straight line, else uses
 ``greedy``'s corner heuristic; ``greedy``'s heading search keeps every move collision-free.
 """
 
@@ -39,14 +43,20 @@ import numpy as np
 from flax import struct
 from jax import Array
 
-from chainsense.marl.paths import Roadmap, inside_boxes
+from chainsense.marl.paths import Roadmap
 from chainsense.marl.policies import steer, waypoints
 from chainsense.marl.routing import RouteSolution, RoutingProblem, solve_routes
+from chainsense.marl.stops import (
+    cover_stops,
+    expected_data,
+    passing_energy,
+    quota_base,
+    sensing_field,
+    stop_table,
+)
 from chainsense.sim.geometry import move_blocked
 from chainsense.sim.params import WorldParams
 from chainsense.sim.state import WorldState
-
-_VALUE_FLOOR = 1.0e-3  # a PoI's least value, as a share of its initial data: no dust is left
 
 
 def _stations(state: WorldState, params: WorldParams) -> np.ndarray:
@@ -54,44 +64,6 @@ def _stations(state: WorldState, params: WorldParams) -> np.ndarray:
     if not params.charging:
         return np.zeros((0, 2), np.float64)
     return np.asarray(state.stations, np.float64).reshape(-1, 2)
-
-
-def _charge_slots(params: WorldParams) -> int:
-    """Slots for a full charge (``initial_energy / charge_rate``); 1 while stations are absent."""
-    rate = getattr(params, "charge_rate", None)
-    return max(1, math.ceil(params.initial_energy / rate)) if rate else 1
-
-
-def cover_stops(
-    poi_pos: np.ndarray, has_data: np.ndarray, boxes: np.ndarray, params: WorldParams, **kw: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Greedy set cover: stop positions [N,2] and each PoI's stop [K] (-1: none / no data).
-
-    ``kw``: ``cover`` (coverage radius / sensing range), ``margin`` (clearance from boxes).
-    """
-    radius = kw.get("cover", 0.97) * params.sensing_range
-    margin = kw.get("margin", 0.05)
-    step = 0.7 * radius
-    gx = np.arange(step / 2, params.width, step)
-    gy = np.arange(step / 2, params.height, step)
-    grid = np.stack(np.meshgrid(gx, gy), -1).reshape(-1, 2)
-    cand = np.concatenate([poi_pos[has_data], grid])
-    cand = cand[~inside_boxes(cand, boxes, margin)]
-    targets = np.flatnonzero(has_data)
-    d2 = np.sum((cand[:, None, :] - poi_pos[None, targets, :]) ** 2, axis=-1)
-    cov = d2 <= radius**2  # [cand, targets]
-    gain = cov.sum(axis=1).astype(np.int64)
-    left = np.ones(len(targets), bool)
-    stop_of = np.full(len(poi_pos), -1, np.int64)
-    stops = []
-    while len(cand) and gain.max() > 0:
-        c = int(np.argmax(gain))
-        new = cov[c] & left
-        stop_of[targets[new]] = len(stops)
-        stops.append(cand[c])
-        left &= ~new
-        gain -= cov[:, new].sum(axis=1)
-    return np.array(stops, np.float64).reshape(-1, 2), stop_of
 
 
 @struct.dataclass
@@ -105,7 +77,7 @@ class RouteFollower:
     poi_stop: Array  # [M,K] int32: this MT's stop draining PoI k (-1: none)
     visit_goal: Array  # [K] int32: PoI k is done once served this many slots (or empty)
     charge_to: Array  # [M,S]: energy to wait for at a station stop (0 elsewhere)
-    until: Array  # [M,S] int32: slot after which a station stop is left anyway
+    replan_at: Array  # int32 scalar: the slot from which the plan is stale (replan)
     headings: int = struct.field(pytree_node=False, default=24)
 
     def _current(self, state: WorldState) -> tuple[Array, Array]:
@@ -114,16 +86,17 @@ class RouteFollower:
         idx = jnp.arange(s)
         open_ = (state.poi_data > 0) & (state.visits < self.visit_goal)
         pending = (self.poi_stop[:, None, :] == idx[None, :, None]) & open_
-        charged = (state.energy[:, None] >= self.charge_to) | (state.t >= self.until)
+        charged = state.energy[:, None] >= self.charge_to
         done = ~jnp.any(pending, axis=2) & charged
         done |= idx[None, :] >= self.n_stops[:, None]
         return jnp.argmin(done, axis=1), jnp.all(done, axis=1)
 
     def finished(self, state: WorldState, params: WorldParams) -> Array:
-        """Scalar bool: some MT with energy left has done every stop of a non-empty route."""
+        """Scalar bool: the plan is stale, or some MT with energy left has done every stop of a
+        non-empty route."""
         del params
         _, over = self._current(state)
-        return jnp.any(over & (self.n_stops > 0) & (state.energy > 0))
+        return jnp.any(over & (self.n_stops > 0) & (state.energy > 0)) | (state.t >= self.replan_at)
 
     def act(self, key: Array, obs: Array, state: WorldState, params: WorldParams) -> Array:
         """Physical actions [M,2] towards each MT's current stop (zero length when finished)."""
@@ -180,10 +153,15 @@ class PlannerPolicy:
     fairness_weight: float = 1.0
     cover: float = 0.97
     margin: float = 0.05
-    station_visits: int = 2
+    station_visits: int = 3
     headings: int = 24
     dwell_cap: int | None = None  # most slots per stop and plan (None: see short_energy_cap)
     short_energy_cap: int | None = 2  # the cap when the fleet's energy cannot take all data
+    replan_changing: int = 10  # plans go stale after this many slots where the world changes
+    window: int = 40  # slots planned ahead where data keeps arriving (it is replanned anyway)
+    arriving_cap: int = 3  # slots per stop where data keeps arriving (the last crumbs wait)
+    charge_margin: float = 0.1  # battery share charged beyond the plan's need (estimates err)
+    reserve: float = 0.05  # battery share kept unplanned where MTs must reach a station
 
     def plan(self, state: WorldState, params: WorldParams) -> RouteFollower:
         """The jit-able follower of a fresh plan for ``state``."""
@@ -194,50 +172,53 @@ class PlannerPolicy:
         p = params
         poi_pos = np.asarray(state.poi_pos, np.float64)
         data = np.asarray(state.poi_data, np.float64)
-        init = np.asarray(state.poi_init, np.float64)
+        base = quota_base(np.asarray(state.poi_init, np.float64), p)
+        rate = np.asarray(state.poi_rate, np.float64) if p.dynamic else np.zeros_like(data)
         boxes = np.asarray(state.obstacles, np.float64).reshape(-1, 4)
         mt_pos = np.asarray(state.mt_pos, np.float64)
         energy = np.asarray(state.energy, np.float64)
-        stops, stop_of = cover_stops(
-            poi_pos, data > 0, boxes, p, cover=self.cover, margin=self.margin
-        )
-        rate = np.maximum(p.collect_fraction * init, 1.0e-12)
-        need = np.where(data > 0, np.ceil(data / rate - 1.0e-6), 0.0)
-        cap = self.dwell_cap
-        if cap is None and p.sense_cost * data.sum() > energy.sum():
-            cap = self.short_energy_cap  # the fleet cannot take it all: spread, for fairness
-        if cap is not None:
-            need = np.minimum(need, cap)
-        n = len(stops)
-        dwell = np.ones(n, np.int64)
-        value = np.zeros(n)
-        weight = 1.0 + self.fairness_weight * (np.asarray(state.visits) == 0)
-        for k in np.flatnonzero(stop_of >= 0):
-            dwell[stop_of[k]] = max(dwell[stop_of[k]], int(need[k]))
-            got = min(data[k], need[k] * rate[k])
-            value[stop_of[k]] += max(got, _VALUE_FLOOR * init[k]) * weight[k]
-        near = np.sum((stops[:, None] - poi_pos[None]) ** 2, -1) <= p.sensing_range**2 * 1.0001
-        take = np.minimum(data[None], dwell[:, None] * rate[None])
-        sense = p.sense_cost * np.sum(np.where(near, take, 0.0), axis=1)
+        t = int(state.t)
+        horizon = p.num_slots - t
+        if p.dynamic:
+            horizon = min(horizon, self.window)
+        has = expected_data(data, rate, np.full_like(data, horizon), p) > 0
+        stops, stop_of = cover_stops(poi_pos, has, boxes, p, cover=self.cover, margin=self.margin)
         stations = _stations(state, p)
         points = np.concatenate([mt_pos, stops, stations])
         roadmap = Roadmap(boxes, p.width, p.height, self.margin)
         dist, corners = roadmap.distances(points)
+        with np.errstate(invalid="ignore"):
+            slots = np.maximum(np.ceil(dist / p.max_move - 1.0e-9) + corners, 1.0)
+        eta = np.min(slots[: p.num_mts, p.num_mts : p.num_mts + len(stops)], axis=0)
+        eta_poi = np.where(stop_of >= 0, eta[np.maximum(stop_of, 0)] if len(stops) else 0, 0.0)
+        expected = np.where(stop_of >= 0, expected_data(data, rate, eta_poi, p), 0.0)
+        table = stop_table(
+            stops,
+            stop_of,
+            poi_pos,
+            expected,
+            base,
+            1.0 + self.fairness_weight * (np.asarray(state.visits) == 0),
+            p,
+            self._cap(expected, energy, horizon, p),
+        )
+        field, _ = sensing_field(poi_pos, np.minimum(data, p.collect_fraction * base), p)
         problem = RoutingProblem(
             dist=dist,
             corners=corners,
             num_vehicles=p.num_mts,
             num_stations=len(stations),
-            value=value,
-            dwell=dwell,
-            sense=sense,
-            energy_left=energy,
+            value=table.value,
+            dwell=table.dwell,
+            sense=table.sense,
+            energy_left=energy - (self.reserve * p.initial_energy if p.charging else 0.0),
             battery=max(p.initial_energy, float(energy.max())),
-            horizon=int(p.num_slots - int(state.t)),
+            horizon=horizon,
             move_cost=p.move_cost,
             max_move=p.max_move,
-            charge_slots=_charge_slots(p),
+            charge_rate=p.charge_rate if p.charging else 0.0,
             station_visits=self.station_visits,
+            passing=passing_energy(points, slots, field, p),
         )
         solution = solve_routes(problem, self.time_limit_s)
         legs = [
@@ -245,10 +226,27 @@ class PlannerPolicy:
             for m, r in enumerate(solution.routes)
         ]
         poi_stop = np.where(stop_of >= 0, stop_of + p.num_mts, -1)
-        follower = self._follower(problem, solution, legs, poi_stop, int(state.t), p)
-        goal = np.asarray(state.visits) + need.astype(np.int64)
-        follower = follower.replace(visit_goal=jnp.asarray(goal, jnp.int32))
+        changing = p.dynamic or p.charging
+        stale = t + (self.replan_changing if changing else self.replan_every)
+        follower = self._follower(problem, solution, legs, poi_stop, p).replace(
+            visit_goal=jnp.asarray(np.asarray(state.visits) + table.need, jnp.int32),
+            replan_at=jnp.int32(stale),
+        )
         return Plan(problem, solution, points, legs, poi_stop, follower)
+
+    def _cap(
+        self, expected: np.ndarray, energy: np.ndarray, horizon: int, p: WorldParams
+    ) -> int | None:
+        """Slots per stop: ``dwell_cap``, else ``short_energy_cap`` when the fleet's energy
+        (with all the charging the slots left allow) cannot take all the data, else none."""
+        if self.dwell_cap is not None:
+            return self.dwell_cap
+        if p.dynamic:  # time binds, not energy: take the full quotas, come back for the rest
+            return self.arriving_cap
+        budget = energy.sum() + (p.charge_rate * p.num_mts * horizon if p.charging else 0.0)
+        if p.sense_cost * expected.sum() > budget:
+            return self.short_energy_cap  # the fleet cannot take it all: spread, for fairness
+        return None
 
     def _follower(
         self,
@@ -256,7 +254,6 @@ class PlannerPolicy:
         sol: RouteSolution,
         legs: list[list[np.ndarray]],
         poi_stop: np.ndarray,
-        t: int,
         p: WorldParams,
     ) -> RouteFollower:
         m, n_station0 = p.num_mts, p.num_mts + pb.num_stops
@@ -267,22 +264,18 @@ class PlannerPolicy:
         stop_pos = np.zeros((m, s_pad, 2), np.float32)
         own = np.full((m, len(poi_stop)), -1, np.int32)
         charge_to = np.zeros((m, s_pad), np.float32)
-        until = np.full((m, s_pad), np.iinfo(np.int32).max, np.int32)
-        slots = np.ceil(pb.dist / p.max_move) + pb.corners
+        full = 0.99 * min(pb.battery, p.initial_energy)  # the world charges up to this
         for i, route in enumerate(sol.routes):
-            row, clock, prev = 0, t, i
+            row = 0
             for j, (node, verts) in enumerate(zip(route, legs[i], strict=True)):
                 path[i, row : row + len(verts)] = verts
                 leg[i, row : row + len(verts)] = j
                 row += len(verts)
                 stop_pos[i, j] = verts[-1]
-                clock += int(slots[prev, node])
-                if node >= n_station0:  # a station: charge up, or leave when time is up
-                    charge_to[i, j] = 0.99 * pb.battery
-                    until[i, j] = clock + pb.charge_slots
-                    clock += pb.charge_slots
+                if node >= n_station0:  # a station: top up to what the plan needs, and more
+                    need = sol.leave_energy[i][j] + self.charge_margin * pb.battery
+                    charge_to[i, j] = min(full, need)
                 own[i, poi_stop == node] = j
-                prev = node
         return RouteFollower(
             path=jnp.asarray(path),
             leg=jnp.asarray(leg),
@@ -291,6 +284,6 @@ class PlannerPolicy:
             poi_stop=jnp.asarray(own),
             visit_goal=jnp.zeros(len(poi_stop), jnp.int32),
             charge_to=jnp.asarray(charge_to),
-            until=jnp.asarray(until),
+            replan_at=jnp.int32(np.iinfo(np.int32).max),
             headings=self.headings,
         )
