@@ -81,14 +81,20 @@ def test_metrics_vmap_over_a_batch_equal_the_metrics_of_each_world():
     assert float(batched["data_collection_ratio"][2]) == 0.0 < float(batched["fairness"][1])
 
 
-def test_recharged_energy_counts_in_the_energy_budget():
+def test_recharged_energy_spent_counts_as_energy_used():
     p = preset("small").replace(num_stations=1, charge_rate=1.0)
     s, _ = reset(jax.random.PRNGKey(3), p)
     s = s.replace(energy=jnp.array([10.0, 4.0]), charged=jnp.array([2.0, 0.0]))
     m = episode_metrics(s, p)
-    # spent = initial - left + charged = (0 + 6) + 2 = 8 of a budget of 2 * 10 + 2 = 22
-    assert float(m["energy_usage_ratio"]) == pytest.approx(8.0 / 22.0)
+    # spent = initial - left + charged = (0 + 6) + 2 = 8 of the fleet's initial 2 * 10 = 20
+    assert float(m["energy_usage_ratio"]) == pytest.approx(8.0 / 20.0)
     assert float(m["energy_charged"]) == pytest.approx(2.0)
+    # charging without spending is no gain: a fleet that topped up the same 2 units and ends
+    # with them in its batteries used exactly what one that never charged used
+    topped = s.replace(energy=jnp.array([12.0, 4.0]))
+    plain = s.replace(energy=jnp.array([10.0, 4.0]), charged=jnp.zeros(2))
+    used = episode_metrics(topped, p)["energy_usage_ratio"]
+    assert float(used) == pytest.approx(float(episode_metrics(plain, p)["energy_usage_ratio"]))
 
 
 def test_collection_ratio_of_data_that_keeps_arriving_is_collected_over_generated():

@@ -54,7 +54,7 @@ def test_charging_energy_is_accounted_and_never_above_the_battery() -> None:
     spent = float(jnp.sum(final.energy_spent))
     assert float(m["energy_charged"]) == pytest.approx(charged)
     assert float(m["energy_usage_ratio"]) == pytest.approx(
-        spent / (p.num_mts * p.initial_energy + charged), rel=1e-4
+        spent / (p.num_mts * p.initial_energy), rel=1e-4
     )
 
 

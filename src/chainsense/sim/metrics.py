@@ -58,7 +58,10 @@ def episode_metrics(state: WorldState, params: WorldParams) -> dict[str, Array]:
 
     data_collection_ratio: data collected / all data there was (the initial data plus, when it
     keeps arriving, everything generated: then it is collected / generated).
-    energy_usage_ratio: energy spent / (M * initial_energy + energy recharged).
+    energy_usage_ratio: energy spent (recharged energy included) / (M * initial_energy), the
+    paper's consumption over the fleet's initial energy. With charging it can exceed 1; energy
+    charged and not spent is no cost, and charging is never a gain in itself (counting charged
+    energy in the denominator rewarded topping up for its own sake).
     fairness: Jain's index omega_T of the visit counts h_T(k).
     energy_efficiency: fairness * collection ratio / energy usage ratio.
     collisions: refused moves summed over MTs. data_collected: absolute amount. slots: t.
@@ -74,7 +77,7 @@ def episode_metrics(state: WorldState, params: WorldParams) -> dict[str, Array]:
         taken = jnp.sum(state.poi_init - state.poi_data)
     dcr = _safe_div(taken, total)
     charged = jnp.sum(state.charged)
-    budget = params.num_mts * params.initial_energy + charged
+    budget = params.num_mts * params.initial_energy
     eur = (jnp.sum(params.initial_energy - state.energy) + charged) / budget
     fair = jain_fairness(state.visits)
     zero = jnp.zeros((), jnp.float32)
