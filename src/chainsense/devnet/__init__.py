@@ -28,7 +28,7 @@ from chainsense.devnet.netfile import (
     network_file,
     save,
 )
-from chainsense.devnet.processes import free_ports, pid_alive
+from chainsense.devnet.processes import free_ports, pid_alive, stop_child
 
 __all__ = [
     "NETWORK_FILE",
@@ -50,6 +50,7 @@ __all__ = [
     "save",
     "start_node",
     "status",
+    "stop_child",
     "stop_node",
     "up",
     "wait_ready",

@@ -10,6 +10,7 @@ import contextlib
 import os
 import signal
 import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -89,3 +90,14 @@ def log_tail(path: Path, lines: int = 6) -> str:
     except OSError:
         return "(no log)"
     return " | ".join(ln.strip() for ln in text[-lines:])
+
+
+def stop_child(proc: subprocess.Popen[bytes] | None, timeout: float) -> None:
+    """Stop a server this process started: SIGTERM, SIGKILL after ``timeout`` s; reaped."""
+    if proc is not None and proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)

@@ -12,7 +12,6 @@ only, and is always stopped again.
 from __future__ import annotations
 
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -20,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from chainsense.devnet import free_ports
+from chainsense.devnet import free_ports, stop_child
 from chainsense.errors import ChainsenseError, ConfigError
 
 
@@ -142,13 +141,7 @@ class HAProxyFront:
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM (stop now, closing every connection), SIGKILL after ``timeout`` s."""
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.send_signal(signal.SIGTERM)
-            try:
-                self._proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait(5)
+        stop_child(self._proc, timeout)
         self._proc = None
 
     def __enter__(self) -> HAProxyFront:

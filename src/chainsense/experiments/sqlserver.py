@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -29,7 +28,7 @@ from typing import Any
 
 import pymysql
 
-from chainsense.devnet import free_ports, pid_alive
+from chainsense.devnet import free_ports, pid_alive, stop_child
 from chainsense.errors import ChainsenseError
 from chainsense.experiments.flood import MYSQL_USER
 
@@ -172,13 +171,7 @@ class MariaDBServer:
 
     def stop(self, timeout: float = 20.0) -> None:
         """SIGTERM (clean InnoDB shutdown), SIGKILL after ``timeout`` s; remove scratch files."""
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.send_signal(signal.SIGTERM)
-            try:
-                self._proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait(5)
+        stop_child(self._proc, timeout)
         self._proc = None
         if self._own_dir:
             shutil.rmtree(self.workdir, ignore_errors=True)
