@@ -2,6 +2,7 @@
 with a one-line ConfigError naming the feature (or row)."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -153,11 +154,15 @@ def _load(tmp_path, doc, name="site.geojson", **kw):
     return load_site(path, PAPER, **kw)
 
 
-def _refused(tmp_path, doc, pattern, **kw):
-    with pytest.raises(ConfigError, match=pattern) as info:
+def _refused(tmp_path, doc, pattern, *, in_file=True, **kw):
+    """The refusal names the file (in front of the feature) and matches ``pattern`` after it."""
+    with pytest.raises(ConfigError) as info:
         _load(tmp_path, doc, **kw)
-    assert "\n" not in str(info.value)
-    return str(info.value)
+    message = str(info.value)
+    assert "\n" not in message
+    assert ("site.geojson" in message) == in_file, message
+    assert re.search(pattern, message.removeprefix("site.geojson: ")), message
+    return message
 
 
 def test_a_small_site_loads(tmp_path):
@@ -304,8 +309,14 @@ def test_a_tolerance_far_too_fine_is_refused(tmp_path, monkeypatch):
 
 
 def test_bad_arguments_are_refused(tmp_path):
-    _refused(tmp_path, _site(), r"^tolerance: must be a finite number > 0", tolerance=float("nan"))
-    _refused(tmp_path, _site(), r"^max_boxes: must be in", max_boxes=0)
+    _refused(
+        tmp_path,
+        _site(),
+        r"^tolerance: must be a finite number > 0",
+        in_file=False,
+        tolerance=float("nan"),
+    )
+    _refused(tmp_path, _site(), r"^max_boxes: must be in", in_file=False, max_boxes=0)
     with pytest.raises(ConfigError, match=r"^map: unsupported site file type '\.txt'"):
         _load(tmp_path, _site(), name="site.txt")
     with pytest.raises(ConfigError, match=r"^map: file not found"):
@@ -333,7 +344,7 @@ def test_csv_replaces_the_pois_of_a_site(tmp_path):
     np.testing.assert_allclose(site.map.poi_pos[0], [0.8, 0.8], rtol=1e-6)
     csv_path.write_text("x,y,name\n5,5,ok\n30,25,in-hall\n")
     with pytest.raises(
-        ConfigError, match=r'^rows\[1\] \(line 3, PoI "in-hall"\): lies inside obstacle'
+        ConfigError, match=r'^pois\.csv: rows\[1\] \(line 3, PoI "in-hall"\): lies inside obstacle'
     ):
         load_site(tmp_path / "site.geojson", PAPER, pois_csv=csv_path)
 
@@ -343,17 +354,17 @@ def test_csv_replaces_the_pois_of_a_site(tmp_path):
     [
         ("", r"^map: pois\.csv is empty"),
         ("x,y\n", r"^map: pois\.csv holds no PoI rows"),
-        ("x,z\n1,2\n", r"^map\.header: columns must be x, y"),
-        ("x,y,x\n1,2,3\n", r"^map\.header"),
-        ("x,y\n1,2\n3\n", r"^rows\[1\] \(line 3\): has 1 fields, the header 2"),
-        ("x,y\n1,two\n", r"^rows\[0\] \(line 2\): y must be a number"),
-        ("x,y\nnan,2\n", r"^rows\[0\] \(line 2\): x must be finite"),
-        ("x,y,data\n1,2,-3\n", r"^rows\[0\] \(line 2\): data must be >= 0"),
+        ("x,z\n1,2\n", r"^pois\.csv: map\.header: columns must be x, y"),
+        ("x,y,x\n1,2,3\n", r"^pois\.csv: map\.header"),
+        ("x,y\n1,2\n3\n", r"^pois\.csv: rows\[1\] \(line 3\): has 1 fields, the header 2"),
+        ("x,y\n1,two\n", r"^pois\.csv: rows\[0\] \(line 2\): y must be a number"),
+        ("x,y\nnan,2\n", r"^pois\.csv: rows\[0\] \(line 2\): x must be finite"),
+        ("x,y,data\n1,2,-3\n", r"^pois\.csv: rows\[0\] \(line 2\): data must be >= 0"),
         (
             "x,y,name\n1,2,a\n17,2,b\n",
-            r'^rows\[1\] \(line 3, PoI "b"\): PoI \(17, 2\) lies outside',
+            r'^pois\.csv: rows\[1\] \(line 3, PoI "b"\): PoI \(17, 2\) lies outside',
         ),
-        ("x,y\n" + "1" * 80 + ",2\n", r"^rows\[0\] \(line 2\): x must be a number"),
+        ("x,y\n" + "1" * 80 + ",2\n", r"^pois\.csv: rows\[0\] \(line 2\): x must be a number"),
     ],
 )
 def test_bad_csv_is_refused_naming_the_row(tmp_path, text, pattern):

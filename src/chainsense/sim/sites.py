@@ -24,6 +24,8 @@ station positions and the scaled original polygons for drawing. Run it with
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,20 +108,41 @@ def load_site(
     if not 1 <= max_boxes <= 10_000:
         raise ConfigError("max_boxes", f"must be in [1, 10000], got {max_boxes!r}")
     p = Path(path)
-    if p.suffix.lower() == ".csv":
-        raw = RawSite((0.0, 0.0, base.width, base.height), "map (CSV area)")
-        pos, data, labels = load_poi_csv(p, raw.area)
-        raw.pois = [(lb, x, y, d) for lb, (x, y), d in zip(labels, pos, data, strict=True)]
-        if base.start_x is not None or base.start_y is not None:
-            raw.start = ("start", *base.start)
-    elif p.suffix.lower() in (".geojson", ".json"):
-        raw = read_geojson(p)
-    else:
+    if p.suffix.lower() not in (".csv", ".geojson", ".json"):
         raise ConfigError("map", f"unsupported site file type {p.suffix!r} (.geojson or .csv)")
+    with _naming_file(p):
+        if p.suffix.lower() == ".csv":
+            raw = RawSite((0.0, 0.0, base.width, base.height), "map (CSV area)")
+            pos, data, labels = load_poi_csv(p, raw.area)
+            raw.pois = [(lb, x, y, d) for lb, (x, y), d in zip(labels, pos, data, strict=True)]
+            if base.start_x is not None or base.start_y is not None:
+                raw.start = ("start", *base.start)
+        else:
+            raw = read_geojson(p)
+    csv_name = Path(pois_csv).name if pois_csv is not None else None
     if pois_csv is not None:
-        pos, data, labels = load_poi_csv(pois_csv, raw.area)
-        raw.pois = [(lb, x, y, d) for lb, (x, y), d in zip(labels, pos, data, strict=True)]
-    return build_site(raw, base, tolerance=tolerance, max_boxes=max_boxes)
+        with _naming_file(Path(pois_csv)):
+            pos, data, labels = load_poi_csv(pois_csv, raw.area)
+        raw.pois = [
+            (f"{csv_name}: {lb}", x, y, d) for lb, (x, y), d in zip(labels, pos, data, strict=True)
+        ]
+    with _naming_file(p, also=csv_name):
+        return build_site(raw, base, tolerance=tolerance, max_boxes=max_boxes)
+
+
+@contextmanager
+def _naming_file(path: Path, also: str | None = None) -> Iterator[None]:
+    """Re-raise a ConfigError from inside ``path`` with the file's name in front of its field.
+
+    A feature's label ("features[3]", "rows[7]") alone does not say which of the map and the
+    PoI CSV it came from; a message that already names one of them is left as it is.
+    """
+    try:
+        yield
+    except ConfigError as exc:
+        if path.name in str(exc) or (also is not None and str(exc).startswith(also)):
+            raise
+        raise ConfigError(f"{path.name}: {exc.field}", str(exc)[len(exc.field) + 2 :]) from None
 
 
 def _world_size(raw: RawSite, base: WorldParams) -> tuple[float, float, float]:
