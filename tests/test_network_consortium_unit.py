@@ -178,6 +178,14 @@ HOSTILE = {
         lambda b: (b / "network.json").write_text(" " * (2 << 20)),
         "network file",
     ),
+    "sealer without an address": (
+        lambda b: _edit(b, lambda d: d["nodes"][0].pop("address")),
+        "no 0x signer address",
+    ),
+    "two nodes on one port": (
+        lambda b: _edit(b, lambda d: d["nodes"][0].update(p2p_port=8545)),
+        "share a data directory or a port",
+    ),
     "missing keystore": (
         lambda b: (b / f"org-2/sealer-1/keystore/{SIGNERS[1]}.json").unlink(),
         "exactly one keystore",

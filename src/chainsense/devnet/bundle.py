@@ -161,10 +161,15 @@ def validate(bundle: str | Path) -> tuple[NetworkInfo, list[str]]:
             f"join: genesis chainId {config.get('chainId')!r} differs from the bundle's "
             f"chain_id {info.chain_id}"
         )
+    ports = [p for n in info.nodes for p in (n.http_port, n.p2p_port, n.authrpc_port)]
+    if len({n.datadir for n in info.nodes}) != len(info.nodes) or len(set(ports)) != len(ports):
+        raise ChainsenseError("join: two nodes share a data directory or a port")
     for node in info.nodes:
         datadir = _inside(base, node.datadir, f"{node.name}.datadir")
         if not node.http_port or not node.p2p_port or not node.authrpc_port:
             raise ChainsenseError(f"join: {node.name} lacks its http, p2p or authrpc port")
+        if node.role == "sealer" and not re.fullmatch(r"0x[0-9a-fA-F]{40}", node.address or ""):
+            raise ChainsenseError(f"join: sealer {node.name} has no 0x signer address")
         _private_file(datadir / "geth" / "nodekey", f"{node.name}'s node key")
         if node.role == "sealer":
             _private_file(datadir / "password.txt", f"{node.name}'s password file")
