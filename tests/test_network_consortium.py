@@ -206,7 +206,14 @@ def test_three_orgs_vote_a_sealer_in_and_out_under_load_then_run_from_exported_b
             nw.wait_ready(b, 90)
         chain, ledger, ca, mt_key = _ledger_on(bundles[0], tmp_path, 12)
         with Submitter(tmp_path, ledger, ca, mt_key) as sub:
-            time.sleep(4)
+            # Governance across hosts: each organisation votes from its own bundle; one vote of
+            # three stands without effect, the second makes the majority.
+            first = nw.propose(bundles[0], standby.address, add=True, timeout=3)
+            assert not first.passed and first.votes in (0, 1)
+            assert first.voters == ("org-1-sealer-1",)
+            assert nw.propose(bundles[1], standby.address, add=True, timeout=60).passed
+            assert _signers_shown(bundles[2]) == genesis | {standby.address.lower()}
+            assert nw.withdraw(bundles[0], standby.address) == ["org-1-sealer-1", "org-1-sealer-2"]
             expected = sub.finish()
         assert len(expected) >= 4
         for b, host in zip(bundles, HOSTS, strict=True):

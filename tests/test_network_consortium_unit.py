@@ -238,3 +238,14 @@ def test_cli_refusals_exit_2_naming_the_reason_and_touch_nothing(tmp_path: Path)
     assert join.returncode == 2 and "CA key" in join.stderr and "Traceback" not in join.stderr
     for out in (up, hosts, neither, join):
         assert "Traceback" not in out.stderr
+
+
+def test_in_a_bundle_only_the_organisations_own_running_signer_can_vote(tmp_path: Path) -> None:
+    info = _info(tmp_path)
+    bundle = nw.NetworkInfo(tmp_path, 1337, 1, info.nodes[:1], None, "", {"bundle_of": "org-1"})
+    with pytest.raises(ChainsenseError, match="no signer of this organisation runs here"):
+        check_change(bundle, SIGNERS + ["0x" + "4" * 40], "0x" + "9" * 40, True)
+    with pytest.raises(ChainsenseError, match="2 signers"):  # still refused in a bundle
+        check_change(bundle, SIGNERS, SIGNERS[2], False)
+    with pytest.raises(ConfigError, match="address"):
+        nw.withdraw(tmp_path, "0xnope")

@@ -118,20 +118,36 @@ def propose_cmd(
     add: bool = typer.Option(
         None, "--add/--remove", help="Vote the address into or out of the signer set."
     ),
+    withdraw: bool = typer.Option(False, help="Withdraw this network's standing vote instead."),
     directory: Path = _DIR,
     timeout: float = typer.Option(60.0, help="Seconds to wait for the vote to pass."),
 ) -> None:
-    """Vote a sealer in or out on every running signer (a majority is needed), wait until done."""
+    """Vote a sealer in or out on every running signer (a majority is needed), wait until done.
+
+    In an organisation's bundle only its own vote is cast; it stays standing until the other
+    organisations' votes make a majority, or until --withdraw.
+    """
     from chainsense import devnet as network  # lazy: see the module docstring
 
+    if withdraw:
+        names = network.withdraw(directory, address)
+        _out.print(f"withdrew the votes on {address} of {', '.join(names)}")
+        return
     if add is None:
         raise typer.BadParameter("say --add or --remove", param_hint="--add/--remove")
     with _out.status("voting") as spinner:
         vote = network.propose(
             directory, address, add=add, timeout=timeout, progress=spinner.update
         )
-    verb = "added to" if add else "removed from"
-    _out.print(f"{address} {verb} the signer set by {len(vote.voters)} votes: {vote.after}")
+    verb = "add" if add else "remove"
+    if vote.passed:
+        _out.print(f"voted to {verb} {address} ({', '.join(vote.voters)}): passed; signers now:")
+    else:
+        _out.print(
+            f"voted to {verb} {address} ({', '.join(vote.voters)}); {vote.votes} of "
+            f"{len(vote.before)} signers' votes sealed so far, more than half are needed; the "
+            "vote stands until it passes (or --withdraw)"
+        )
     _show(directory)
 
 

@@ -19,7 +19,7 @@ public face.
 """
 
 from chainsense.devnet.bundle import export, join
-from chainsense.devnet.clique import VoteResult, propose, quorum
+from chainsense.devnet.clique import VoteResult, propose, quorum, withdraw
 from chainsense.devnet.genesis import NetworkSpec, clique_genesis
 from chainsense.devnet.geth import find_geth, geth_available
 from chainsense.devnet.health import NodeStatus, rpc_call, signers, status, wait_ready
@@ -68,4 +68,5 @@ __all__ = [
     "stop_node",
     "up",
     "wait_ready",
+    "withdraw",
 ]
