@@ -244,7 +244,7 @@ def test_in_a_bundle_only_the_organisations_own_running_signer_can_vote(tmp_path
     info = _info(tmp_path)
     bundle = nw.NetworkInfo(tmp_path, 1337, 1, info.nodes[:1], None, "", {"bundle_of": "org-1"})
     with pytest.raises(ChainsenseError, match="no signer of this organisation runs here"):
-        check_change(bundle, SIGNERS + ["0x" + "4" * 40], "0x" + "9" * 40, True)
+        check_change(bundle, [*SIGNERS, "0x" + "4" * 40], "0x" + "9" * 40, True)
     with pytest.raises(ChainsenseError, match="2 signers"):  # still refused in a bundle
         check_change(bundle, SIGNERS, SIGNERS[2], False)
     with pytest.raises(ConfigError, match="address"):
