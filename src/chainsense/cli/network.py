@@ -1,4 +1,4 @@
-"""``chainsense network up|status|down|stop|start``: a local geth Clique private network.
+"""``chainsense network up|status|down|stop|start|propose|export|join``: a geth Clique network.
 
 Thin layer over :mod:`chainsense.devnet`; every failure there is a ChainsenseError that the
 main CLI turns into a one-line message and exit code 2. devnet is imported inside each command
@@ -28,16 +28,33 @@ _DIR = typer.Option(DEFAULT_DIR, "--dir", "-d", help="Network directory (holds n
 def up_cmd(
     directory: Path = _DIR,
     sealers: int = typer.Option(3, help="Sealing (mining) nodes; > half must stay up to seal."),
-    followers: int = typer.Option(1, help="Non-mining nodes that relay transactions and serve."),
+    followers: int = typer.Option(
+        1, help="Non-mining nodes that relay transactions and serve (per organisation with --orgs)."
+    ),
     period: int = typer.Option(1, help="Clique block period in seconds."),
     chain_id: int = typer.Option(1337, "--chain-id", help="Chain id (also the network id)."),
     timeout: float = typer.Option(90.0, help="Seconds to wait for peering and sealing."),
+    orgs: int = typer.Option(
+        0, help="A consortium: per organisation one sealer, its followers and a CA key."
+    ),
+    hosts: str = typer.Option(
+        "", help="With --orgs: comma-separated IP per organisation (default 127.0.0.1 for all)."
+    ),
+    standby: int = typer.Option(
+        0, help="Extra sealers that run with a key but seal only once voted in (network propose)."
+    ),
 ) -> None:
-    """Write genesis + keys, start every node on 127.0.0.1, wait until peered and sealing."""
+    """Write genesis + keys, start every node, wait until peered and sealing."""
     from chainsense import devnet as network  # lazy: see the module docstring
 
     spec = network.NetworkSpec(
-        sealers=sealers, followers=followers, period=period, chain_id=chain_id
+        sealers=sealers,
+        followers=followers,
+        period=period,
+        chain_id=chain_id,
+        orgs=orgs,
+        standby=standby,
+        hosts=tuple(h.strip() for h in hosts.split(",")) if hosts else (),
     )
     with _out.status("starting geth network") as spinner:
         info = network.up(
@@ -95,17 +112,86 @@ def start_cmd(
     _show(directory)
 
 
+@net_app.command("propose")
+def propose_cmd(
+    address: str = typer.Argument(..., help="The signer address (0x...) to vote in or out."),
+    add: bool = typer.Option(
+        None, "--add/--remove", help="Vote the address into or out of the signer set."
+    ),
+    withdraw: bool = typer.Option(False, help="Withdraw this network's standing vote instead."),
+    directory: Path = _DIR,
+    timeout: float = typer.Option(60.0, help="Seconds to wait for the vote to pass."),
+) -> None:
+    """Vote a sealer in or out on every running signer (a majority is needed), wait until done.
+
+    In an organisation's bundle only its own vote is cast; it stays standing until the other
+    organisations' votes make a majority, or until --withdraw.
+    """
+    from chainsense import devnet as network  # lazy: see the module docstring
+
+    if withdraw:
+        names = network.withdraw(directory, address)
+        _out.print(f"withdrew the votes on {address} of {', '.join(names)}")
+        return
+    if add is None:
+        raise typer.BadParameter("say --add or --remove", param_hint="--add/--remove")
+    with _out.status("voting") as spinner:
+        vote = network.propose(
+            directory, address, add=add, timeout=timeout, progress=spinner.update
+        )
+    verb = "add" if add else "remove"
+    if vote.passed:
+        _out.print(f"voted to {verb} {address} ({', '.join(vote.voters)}): passed; signers now:")
+    else:
+        _out.print(
+            f"voted to {verb} {address} ({', '.join(vote.voters)}); {vote.votes} of "
+            f"{len(vote.before)} signers' votes sealed so far, more than half are needed; the "
+            "vote stands until it passes (or --withdraw)"
+        )
+    _show(directory)
+
+
+@net_app.command("export")
+def export_cmd(
+    out: Path = typer.Argument(..., help="Bundle directory to write (absent or empty)."),  # noqa: B008
+    org: int = typer.Option(..., "--org", help="Organisation number (1 = org-1)."),
+    directory: Path = _DIR,
+    faucet: bool = typer.Option(False, help="Include the faucet key (to fund MT accounts)."),
+) -> None:
+    """Write one organisation's bundle (genesis, keys 0600, peers, CA settings, systemd unit)."""
+    from chainsense import devnet as network  # lazy: see the module docstring
+
+    path = network.export(directory, f"org-{org}", out, faucet=faucet)
+    _out.print(f"org-{org} bundle written to {path} (start it with `network join {out}`)")
+
+
+@net_app.command("join")
+def join_cmd(
+    bundle: Path = typer.Argument(..., help="A bundle written by `network export`."),  # noqa: B008
+    timeout: float = typer.Option(60.0, help="Seconds to wait until every node answers."),
+) -> None:
+    """Validate a bundle and start its organisation's node(s); they peer as the others join."""
+    from chainsense import devnet as network  # lazy: see the module docstring
+
+    info = network.join(bundle, timeout=timeout)
+    _out.print(f"{info.orgs[0].name}: started {', '.join(n.name for n in info.nodes)}")
+    _show(bundle)
+
+
 def _show(directory: Path) -> None:
     from chainsense import devnet as network  # lazy: see the module docstring
 
     table = Table(title=f"geth network {network.network_file(directory)}")
-    for col in ("node", "role", "pid", "alive", "peers", "head"):
+    for col in ("node", "org", "role", "signer", "pid", "alive", "peers", "head"):
         table.add_column(col, no_wrap=True)
     table.add_column("rpc", no_wrap=True, min_width=22)
-    for s in network.status(directory):
+    rows = network.status(directory)
+    for s in rows:
         table.add_row(
             s.name,
+            s.org or "-",
             s.role,
+            "-" if s.signer is None else ("yes" if s.signer else "no"),
             str(s.pid),
             "[green]yes[/]" if s.alive else "[red]no[/]",
             "-" if s.peers is None else str(s.peers),
@@ -113,6 +199,11 @@ def _show(directory: Path) -> None:
             s.rpc,
         )
     _out.print(table)
+    current = network.signers(network.load(directory))
+    if current is not None:
+        _out.print(f"signers ({len(current)}): {', '.join(current)}")
+    for org in network.load(directory).orgs:
+        _out.print(f"{org.name}: CA {org.ca.address} at {org.ca.host}:{org.ca.port}")
 
 
 def register(app: typer.Typer) -> None:

@@ -13,17 +13,23 @@ the id still belongs to that node.
 Modules: ``netfile`` (the one reader and writer of network.json), ``genesis`` (spec, keys,
 genesis, ``geth init``), ``geth`` (the binary and a node's command line), ``processes`` (ports and
 pids, also used by the experiments' servers), ``health`` (probes, status, readiness),
-``lifecycle`` (up, down, stop, start). The names below are the public face.
+``lifecycle`` (up, down, stop, start), ``clique`` (signer votes) and ``bundle`` (one
+organisation's part, exported to run on its own host and joined there). The names below are the
+public face.
 """
 
+from chainsense.devnet.bundle import export, join
+from chainsense.devnet.clique import VoteResult, propose, quorum, withdraw
 from chainsense.devnet.genesis import NetworkSpec, clique_genesis
 from chainsense.devnet.geth import find_geth, geth_available
-from chainsense.devnet.health import NodeStatus, rpc_call, status, wait_ready
+from chainsense.devnet.health import NodeStatus, rpc_call, signers, status, wait_ready
 from chainsense.devnet.lifecycle import down, kill_node, running, start_node, stop_node, up
 from chainsense.devnet.netfile import (
     NETWORK_FILE,
+    CaInfo,
     NetworkInfo,
     NodeInfo,
+    OrgInfo,
     load,
     network_file,
     save,
@@ -32,26 +38,35 @@ from chainsense.devnet.processes import free_ports, pid_alive, stop_child
 
 __all__ = [
     "NETWORK_FILE",
+    "CaInfo",
     "NetworkInfo",
     "NetworkSpec",
     "NodeInfo",
     "NodeStatus",
+    "OrgInfo",
+    "VoteResult",
     "clique_genesis",
     "down",
+    "export",
     "find_geth",
     "free_ports",
     "geth_available",
+    "join",
     "kill_node",
     "load",
     "network_file",
     "pid_alive",
+    "propose",
+    "quorum",
     "rpc_call",
     "running",
     "save",
+    "signers",
     "start_node",
     "status",
     "stop_child",
     "stop_node",
     "up",
     "wait_ready",
+    "withdraw",
 ]

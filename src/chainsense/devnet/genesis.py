@@ -6,6 +6,7 @@ import json
 import os
 import secrets
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,15 @@ from typing import Any
 from eth_account import Account
 from eth_keys import keys
 
-from chainsense.devnet.netfile import FAUCET_KEYFILE, NetworkInfo, NodeInfo, Role
+from chainsense.devnet.netfile import (
+    FAUCET_KEYFILE,
+    CaInfo,
+    NetworkInfo,
+    NodeInfo,
+    OrgInfo,
+    Role,
+    loopback_or_ip,
+)
 from chainsense.devnet.processes import free_ports
 from chainsense.errors import ChainsenseError, ConfigError
 
@@ -22,10 +31,19 @@ _PUBLIC_TESTNETS = (5, 11155111, 17000)  # Goerli, Sepolia, Holesky: never reuse
 
 @dataclass(frozen=True)
 class NetworkSpec:
-    """Shape of a network: how many sealers and followers, block period, chain id, funds."""
+    """Shape of a network: how many sealers and followers, block period, chain id, funds.
+
+    With ``orgs`` > 0 it is a consortium: every organisation runs one sealer (a genesis signer)
+    and ``followers`` followers on its own host (``hosts``, default 127.0.0.1 for all) and holds
+    a CA key; ``sealers`` is then ignored. ``standby`` sealers run with a key but are not
+    signers until the signers vote them in (``devnet.clique``).
+    """
 
     sealers: int = 3
     followers: int = 1
+    orgs: int = 0
+    standby: int = 0
+    hosts: tuple[str, ...] = ()
     period: int = 1
     chain_id: int = 1337
     faucet_balance_eth: int = 1_000_000
@@ -33,9 +51,34 @@ class NetworkSpec:
     # the ledger at 125 records/s); the sealers' gas ceiling follows it (devnet.geth)
     gas_limit: int = 300_000_000
 
+    @property
+    def signers(self) -> int:
+        """Genesis signers: one per organisation, or ``sealers``."""
+        return self.orgs or self.sealers
+
     def __post_init__(self) -> None:
         if not 1 <= self.sealers <= 16:
             raise ConfigError("sealers", f"must be in 1..16, got {self.sealers}")
+        if not 0 <= self.orgs <= 16:
+            raise ConfigError("orgs", f"must be in 0..16, got {self.orgs}")
+        if self.signers == 2:
+            raise ConfigError(
+                "orgs" if self.orgs else "sealers",
+                "2 signers cannot be relied on to make progress under Clique (each may seal "
+                "at most one of every 2 blocks, so one absent sealer or two blocks of one "
+                "height halt the chain); use 1 or at least 3",
+            )
+        if not 0 <= self.standby <= 4:
+            raise ConfigError("standby", f"must be in 0..4, got {self.standby}")
+        if self.hosts and len(self.hosts) != self.orgs:
+            raise ConfigError(
+                "hosts", f"needs one address per organisation ({self.orgs}), got {len(self.hosts)}"
+            )
+        for h in self.hosts:
+            try:
+                loopback_or_ip(h, "hosts")
+            except ChainsenseError as exc:
+                raise ConfigError("hosts", f"{h[:40]!r} is not an IP address") from exc
         if not 0 <= self.followers <= 16:
             raise ConfigError("followers", f"must be in 0..16, got {self.followers}")
         # Period 0 would seal only when transactions arrive, so "blocks are being sealed" never
@@ -89,57 +132,138 @@ def clique_genesis(spec: NetworkSpec, signers: list[str], funded: list[str]) -> 
     }
 
 
-def enode_url(nodekey: bytes, port: int) -> str:
+def enode_url(nodekey: bytes, port: int, host: str = "127.0.0.1") -> str:
     pub = keys.PrivateKey(nodekey).public_key.to_hex().removeprefix("0x")
-    return f"enode://{pub}@127.0.0.1:{port}?discport=0"
+    return f"enode://{pub}@{host}:{port}?discport=0"
+
+
+@dataclass(frozen=True)
+class _Planned:
+    """A node to create: its name, data directory, role, host, organisation, signer or not."""
+
+    name: str
+    datadir: str
+    role: Role
+    host: str = "127.0.0.1"
+    org: str | None = None
+    signer: bool = False
+
+
+def _plan(spec: NetworkSpec) -> list[_Planned]:
+    if not spec.orgs:
+        plan = [_Planned(f"sealer-{i + 1}", f"sealer-{i + 1}", "sealer", signer=True)
+                for i in range(spec.sealers)]  # fmt: skip
+        plan += [_Planned(f"sealer-{spec.sealers + i + 1}", f"sealer-{spec.sealers + i + 1}",
+                          "sealer") for i in range(spec.standby)]  # fmt: skip
+        return plan + [_Planned(f"follower-{i + 1}", f"follower-{i + 1}", "follower")
+                       for i in range(spec.followers)]  # fmt: skip
+    plan = []
+    for i in range(spec.orgs):
+        org, host = f"org-{i + 1}", spec.hosts[i] if spec.hosts else "127.0.0.1"
+        extra = sum(1 for k in range(spec.standby) if k % spec.orgs == i)
+        for j in range(1 + extra):
+            plan.append(_Planned(f"{org}-sealer-{j + 1}", f"{org}/sealer-{j + 1}", "sealer",
+                                 host, org, signer=j == 0))  # fmt: skip
+        for j in range(spec.followers):
+            plan.append(_Planned(f"{org}-follower-{j + 1}", f"{org}/follower-{j + 1}",
+                                 "follower", host, org))  # fmt: skip
+    return plan
+
+
+def _ports(plan: list[_Planned], orgs: int) -> dict[str, Iterator[int]]:
+    """Distinct free ports per host: three per node and one per organisation's CA service."""
+    need: dict[str, int] = {}
+    for p in plan:
+        need[p.host] = need.get(p.host, 0) + 3 + (1 if p.signer and orgs else 0)
+    return {host: iter(free_ports(n, host)) for host, n in need.items()}
+
+
+def _orgs(
+    directory: Path, spec: NetworkSpec, nodes: list[NodeInfo], ports: dict[str, Iterator[int]]
+) -> tuple[OrgInfo, ...]:
+    """Each organisation's CA key (0600 in its directory) and its CA service's planned port."""
+    orgs = []
+    for i in range(spec.orgs):
+        name, host = f"org-{i + 1}", spec.hosts[i] if spec.hosts else "127.0.0.1"
+        ca = Account.create()
+        (directory / name).mkdir(mode=0o700, exist_ok=True)
+        write_private(directory / name / "ca.key", "0x" + bytes(ca.key).hex() + "\n")
+        mine = [n for n in nodes if n.org == name]
+        orgs.append(
+            OrgInfo(
+                name=name,
+                host=host,
+                sealers=tuple(n.name for n in mine if n.role == "sealer"),
+                followers=tuple(n.name for n in mine if n.role == "follower"),
+                ca=CaInfo(ca.address, f"{name}/ca.key", host, next(ports[host])),
+            )
+        )
+    return tuple(orgs)
+
+
+def write_p2p_config(datadir: Path, node: NodeInfo, peers: list[str], max_peers: int) -> None:
+    """The node's ``config.toml``: no discovery, listen on its host, dial ``peers`` (enodes)."""
+    (datadir / "config.toml").write_text(
+        "[Node.P2P]\n"
+        f"MaxPeers = {max_peers}\n"
+        "NoDiscovery = true\n"
+        f'ListenAddr = "{node.host}:{node.p2p_port}"\n'
+        f"StaticNodes = [{', '.join(json.dumps(p) for p in peers)}]\n"
+        "TrustedNodes = []\n",
+        encoding="utf-8",
+    )
+
+
+def geth_init(geth: Path, datadir: Path, genesis: Path, name: str) -> None:
+    out = subprocess.run(
+        [str(geth), "--datadir", str(datadir), "init", str(genesis)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if out.returncode != 0:
+        raise ChainsenseError(f"network: geth init of {name} failed: {out.stderr.strip()[-400:]}")
 
 
 def prepare(directory: Path, spec: NetworkSpec, geth: Path) -> NetworkInfo:
     """Generate keys, genesis and per-node config, then ``geth init`` every data directory."""
     faucet = Account.create()
     write_private(directory / FAUCET_KEYFILE, "0x" + bytes(faucet.key).hex() + "\n")
-    names = [f"sealer-{i + 1}" for i in range(spec.sealers)]
-    names += [f"follower-{i + 1}" for i in range(spec.followers)]
-    ports = free_ports(3 * len(names))
-    sealer_accounts = [Account.create() for _ in range(spec.sealers)]
-    nodekeys = [secrets.token_bytes(32) for _ in names]
+    plan = _plan(spec)
+    accounts = {p.name: Account.create() for p in plan if p.role == "sealer"}
+    nodekeys = [secrets.token_bytes(32) for _ in plan]
     nodes: list[NodeInfo] = []
-    for i, name in enumerate(names):
-        http_port, p2p_port, auth_port = ports[3 * i : 3 * i + 3]
-        role: Role = "sealer" if i < spec.sealers else "follower"
+    ports = _ports(plan, spec.orgs)
+    for i, p in enumerate(plan):
+        http_port, p2p_port, auth_port = (next(ports[p.host]) for _ in range(3))
         nodes.append(
             NodeInfo(
-                name=name,
-                role=role,
-                rpc=f"http://127.0.0.1:{http_port}",
+                name=p.name,
+                role=p.role,
+                rpc=f"http://{p.host}:{http_port}",
                 pid=0,
-                datadir=name,
-                enode=enode_url(nodekeys[i], p2p_port),
+                datadir=p.datadir,
+                enode=enode_url(nodekeys[i], p2p_port, p.host),
                 http_port=http_port,
                 p2p_port=p2p_port,
                 authrpc_port=auth_port,
-                address=sealer_accounts[i].address if role == "sealer" else None,
+                address=accounts[p.name].address if p.name in accounts else None,
+                host=p.host,
+                org=p.org,
             )
         )
-    signers = [a.address for a in sealer_accounts]
+    signers = [accounts[p.name].address for p in plan if p.signer]
     genesis = clique_genesis(spec, signers, [faucet.address, *signers])
     (directory / "genesis.json").write_text(json.dumps(genesis, indent=2) + "\n", encoding="utf-8")
+    orgs = _orgs(directory, spec, nodes, ports)
     for i, node in enumerate(nodes):
         datadir = directory / node.datadir
         (datadir / "geth").mkdir(parents=True)
         write_private(datadir / "geth" / "nodekey", nodekeys[i].hex())
-        peers = ", ".join(json.dumps(n.enode) for n in nodes if n.name != node.name)
-        (datadir / "config.toml").write_text(
-            "[Node.P2P]\n"
-            f"MaxPeers = {len(nodes) + 4}\n"
-            "NoDiscovery = true\n"
-            f'ListenAddr = "127.0.0.1:{node.p2p_port}"\n'
-            f"StaticNodes = [{peers}]\n"
-            "TrustedNodes = []\n",
-            encoding="utf-8",
-        )
+        peers = [n.enode for n in nodes if n.name != node.name]
+        write_p2p_config(datadir, node, peers, len(nodes) + 4)
         if node.role == "sealer":
-            account = sealer_accounts[i]
+            account = accounts[node.name]
             password = secrets.token_urlsafe(24)
             write_private(datadir / "password.txt", password + "\n")
             (datadir / "keystore").mkdir(mode=0o700)
@@ -148,16 +272,7 @@ def prepare(directory: Path, spec: NetworkSpec, geth: Path) -> NetworkInfo:
             write_private(
                 datadir / "keystore" / f"{account.address.lower()}.json", json.dumps(blob)
             )
-        out = subprocess.run(
-            [str(geth), "--datadir", str(datadir), "init", str(directory / "genesis.json")],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        if out.returncode != 0:
-            raise ChainsenseError(
-                f"network: geth init of {node.name} failed: {out.stderr.strip()[-400:]}"
-            )
+        geth_init(geth, datadir, directory / "genesis.json", node.name)
     return NetworkInfo(
         directory=directory,
         chain_id=spec.chain_id,
@@ -169,4 +284,5 @@ def prepare(directory: Path, spec: NetworkSpec, geth: Path) -> NetworkInfo:
         # ExtraDataToPOAMiddleware), and 1.13 Clique stops at London rules, so contracts must be
         # compiled for an EVM without PUSH0 (Vyper/solc evm_version "paris" or older).
         extra={"geth": "v1.13.15", "sealers": signers, "poa": True, "evm_version": "paris"},
+        orgs=orgs,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 
 from chainsense import jsonlimits
@@ -96,7 +97,7 @@ def node_argv(geth: Path, netdir: Path, node: NodeInfo, chain_id: int) -> list[s
         "--ipcdisable",
         "--cache", "128",
         "--http",
-        "--http.addr", "127.0.0.1",
+        "--http.addr", node.host,
         "--http.port", str(node.http_port),
         "--http.api", "eth,net,web3,txpool,clique",
         "--authrpc.addr", "127.0.0.1",
@@ -132,4 +133,7 @@ def spawn(geth: Path, netdir: Path, node: NodeInfo, chain_id: int) -> int:
         )
     finally:
         log.close()
+    # Reap the node the moment it exits, whoever stops it (or if it crashes): without a waiter a
+    # stopped geth stays a zombie of this process until something happens to call waitpid.
+    threading.Thread(target=proc.wait, name=f"reap-{node.name}", daemon=True).start()
     return proc.pid

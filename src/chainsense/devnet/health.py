@@ -28,6 +28,8 @@ class NodeStatus:
     rpc: str
     peers: int | None
     head: int | None
+    signer: bool | None = None  # a sealer in the current Clique signer set; None if unknown
+    org: str | None = None
 
 
 def rpc_call(url: str, method: str, params: list[Any] | None = None, timeout: float = 2.0) -> Any:
@@ -60,6 +62,27 @@ def node_peers(node: NodeInfo) -> int | None:
         return None
 
 
+def block_hash(node: NodeInfo, number: int) -> str | None:
+    try:
+        block = rpc_call(node.rpc, "eth_getBlockByNumber", [hex(number), False], timeout=1.5)
+    except ChainsenseError:
+        return None
+    return block.get("hash") if isinstance(block, dict) else None
+
+
+def signers(info: NetworkInfo) -> list[str] | None:
+    """The current Clique signer set as any live node reports it (checksum case), or None."""
+    for n in info.nodes:
+        if pid_alive(n.pid, info.directory / n.datadir) or not n.pid:
+            try:
+                got = rpc_call(n.rpc, "clique_getSigners", timeout=1.5)
+            except ChainsenseError:
+                continue
+            if isinstance(got, list):
+                return [str(a) for a in got]
+    return None
+
+
 def wait_rpc(info: NetworkInfo, node: NodeInfo, deadline: float) -> None:
     datadir = info.directory / node.datadir
     while True:
@@ -90,13 +113,16 @@ def wait_ready(
 ) -> NetworkInfo:
     """Wait until the named nodes (default all) answer, are peered, and blocks are sealed.
 
-    ``min_peers`` defaults to full mesh (every other node). Sealing (and, for a restarted node,
-    resync) is shown by each chosen node's head reaching ``min_head`` above the highest head any
-    live node had when the wait began.
+    Sealing (and, for a restarted node, resync) is shown by each chosen node's head reaching
+    ``min_head`` above the highest head any live node had when the wait began. ``min_peers``
+    defaults to what sealing needs rather than a full mesh: every chosen node has a peer and all
+    of them hold the same block at that height (one chain, not two partitions sealing forks).
+    A full mesh is what the static peers converge to, but geth redials a static peer it lost a
+    race with only after ~35 s, which made a full-mesh wait time out with every node in sync.
     """
     info = load(directory)
     chosen = [n for n in info.nodes if names is None or n.name in names]
-    need = len(info.nodes) - 1 if min_peers is None else min_peers
+    need = (1 if len(info.nodes) > 1 else 0) if min_peers is None else min_peers
     deadline = time.monotonic() + timeout
     for node in chosen:
         wait_rpc(info, node, deadline)
@@ -110,6 +136,7 @@ def wait_ready(
     )
     target = start_head + min_head
     last: dict[str, tuple[int | None, int | None]] = {}
+    chains = ""
     while True:
         ok = True
         for node in chosen:
@@ -121,6 +148,10 @@ def wait_ready(
             peers, head = node_peers(node), node_head(node)
             last[node.name] = (peers, head)
             ok = ok and peers is not None and peers >= need and head is not None and head >= target
+        if ok and min_peers is None:
+            hashes = {block_hash(n, target) for n in chosen}
+            ok = len(hashes) == 1 and None not in hashes
+            chains = f"; {len(hashes - {None})} distinct block(s) at {target}"
         if ok:
             if progress:
                 progress(f"all {len(chosen)} nodes peered, head >= {target}")
@@ -129,7 +160,7 @@ def wait_ready(
             detail = ", ".join(f"{k}: peers={p} head={h}" for k, (p, h) in last.items())
             raise ChainsenseError(
                 f"network: not ready after {timeout:.0f}s "
-                f"(need peers>={need}, head>={target}): {detail}"
+                f"(need peers>={need}, head>={target}): {detail}{chains}"
             )
         time.sleep(0.3)
 
@@ -137,10 +168,12 @@ def wait_ready(
 def status(directory: str | Path, timeout: float = 1.5) -> list[NodeStatus]:
     """Liveness, peer count and head block of every node (None where unreachable)."""
     info = load(directory)
+    current = {a.lower() for a in signers(info) or []}
     out = []
     for n in info.nodes:
         alive = pid_alive(n.pid, info.directory / n.datadir)
         peers = node_peers(n) if alive else None
         head = node_head(n) if alive else None
-        out.append(NodeStatus(n.name, n.role, n.pid, alive, n.rpc, peers, head))
+        signer = (n.address or "").lower() in current if current and n.role == "sealer" else None
+        out.append(NodeStatus(n.name, n.role, n.pid, alive, n.rpc, peers, head, signer, n.org))
     return out

@@ -5,8 +5,14 @@ data directories), ``network status``, and the ledger client, which needs only t
 node's JSON-RPC URL and role, and the faucet key::
 
     {"chain_id": int, "period": int,
-     "nodes": [{"name", "role": "sealer"|"follower", "rpc", "pid", "datadir", ...}],
-     "faucet": {"keyfile": "faucet.key", "address": "0x..."}}
+     "nodes": [{"name", "role": "sealer"|"follower", "rpc", "pid", "datadir", "host", ...}],
+     "faucet": {"keyfile": "faucet.key", "address": "0x..."},
+     "orgs": [{"name": "org-1", "host": "127.0.0.2", "sealers": [...], "followers": [...],
+               "ca": {"address": "0x...", "key_file": "org-1/ca.key", "host", "port"}}]}
+
+``orgs`` is present only for a consortium (``network up --orgs N``): each organisation runs its
+own node(s) on its own host and holds its own certificate-authority key, whose service is
+planned at ``ca.host:ca.port`` (the ledger layer deploys the contract with these addresses).
 
 Paths in the file are relative to its directory, so a network directory can be moved while down.
 Only ``chain_id`` and each node's ``rpc`` are required, so a file written by hand can describe
@@ -15,8 +21,10 @@ nodes started some other way.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -29,6 +37,9 @@ NETWORK_FILE = "network.json"
 FAUCET_KEYFILE = "faucet.key"
 Role = Literal["sealer", "follower"]
 _MAX_BYTES = 1 << 20  # a network of 32 nodes is a few kB
+_MAX_ORGS = 16
+_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 
 
 @dataclass(frozen=True)
@@ -44,10 +55,45 @@ class NodeInfo:
     http_port: int = 0
     p2p_port: int = 0
     authrpc_port: int = 0
-    address: str | None = None  # signer address of a sealer
+    address: str | None = None  # signer address of a sealer (a genesis signer or a standby one)
+    host: str = "127.0.0.1"  # the address its p2p and HTTP listeners bind to
+    org: str | None = None  # the organisation running it (consortium networks only)
 
     def to_json(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class CaInfo:
+    """An organisation's certificate authority: its key's address, key file and planned service."""
+
+    address: str
+    key_file: str  # relative to the network directory, mode 0600
+    host: str
+    port: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class OrgInfo:
+    """One organisation of a consortium: its host, its nodes (by name) and its CA."""
+
+    name: str
+    host: str
+    sealers: tuple[str, ...]
+    followers: tuple[str, ...]
+    ca: CaInfo
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "host": self.host,
+            "sealers": list(self.sealers),
+            "followers": list(self.followers),
+            "ca": self.ca.to_json(),
+        }
 
 
 @dataclass(frozen=True)
@@ -61,6 +107,7 @@ class NetworkInfo:
     faucet_keyfile: Path | None
     faucet_address: str
     extra: dict[str, Any] = field(default_factory=dict)
+    orgs: tuple[OrgInfo, ...] = ()
 
     @property
     def file(self) -> Path:
@@ -79,6 +126,15 @@ class NetworkInfo:
     def endpoints(self, role: Role | None = None) -> list[str]:
         return [n.rpc for n in self.nodes if role is None or n.role == role]
 
+    def org(self, name: str) -> OrgInfo:
+        for o in self.orgs:
+            if o.name == name:
+                return o
+        raise ChainsenseError(f"org: no organisation named {name!r} (have {self.org_names()})")
+
+    def org_names(self) -> list[str]:
+        return [o.name for o in self.orgs]
+
 
 def network_file(directory: str | Path) -> Path:
     """The network file of a network directory (or the file itself)."""
@@ -92,6 +148,61 @@ def _int(value: Any, where: str) -> int:
     return value
 
 
+def loopback_or_ip(value: Any, where: str) -> str:
+    """An IP address literal (a host name would need DNS, which a bundle must not depend on)."""
+    try:
+        return str(ipaddress.ip_address(value if isinstance(value, str) else ""))
+    except ValueError:
+        raise ChainsenseError(
+            f"network file: {where} must be an IP address, got {str(value)[:40]!r}"
+        ) from None
+
+
+def _port(value: Any, where: str) -> int:
+    port = _int(value, where)
+    if not 0 <= port < 65536:
+        raise ChainsenseError(f"network file: {where} must be a TCP port, got {port}")
+    return port
+
+
+def _names(raw: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(raw, list) or len(raw) > 64 or not all(isinstance(x, str) for x in raw):
+        raise ChainsenseError(f"network file: {where} must be a list of node names")
+    return tuple(raw)
+
+
+def _org(raw: Any, i: int, node_names: set[str]) -> OrgInfo:
+    where = f"orgs[{i}]"
+    if not isinstance(raw, dict) or not isinstance(raw.get("ca"), dict):
+        raise ChainsenseError(f"network file: {where} must be an object with a ca object")
+    name = raw.get("name")
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ChainsenseError(f"network file: {where}.name must match {_NAME.pattern}")
+    sealers = _names(raw.get("sealers", []), f"{where}.sealers")
+    followers = _names(raw.get("followers", []), f"{where}.followers")
+    unknown = sorted(set(sealers + followers) - node_names)
+    if unknown:
+        raise ChainsenseError(f"network file: {where} names unknown nodes {unknown[:4]}")
+    ca = raw["ca"]
+    address, key_file = ca.get("address"), ca.get("key_file")
+    if not isinstance(address, str) or not _ADDRESS.fullmatch(address):
+        raise ChainsenseError(f"network file: {where}.ca.address must be a 0x address")
+    if not isinstance(key_file, str) or not key_file or len(key_file) > 200:
+        raise ChainsenseError(f"network file: {where}.ca.key_file must be a file name")
+    return OrgInfo(
+        name=name,
+        host=loopback_or_ip(raw.get("host"), f"{where}.host"),
+        sealers=sealers,
+        followers=followers,
+        ca=CaInfo(
+            address=address,
+            key_file=key_file,
+            host=loopback_or_ip(ca.get("host"), f"{where}.ca.host"),
+            port=_port(ca.get("port"), f"{where}.ca.port"),
+        ),
+    )
+
+
 def _node(raw: Any, i: int) -> NodeInfo:
     where = f"nodes[{i}]"
     if not isinstance(raw, dict):
@@ -103,16 +214,23 @@ def _node(raw: Any, i: int) -> NodeInfo:
     if role not in ("sealer", "follower"):
         raise ChainsenseError(f"network file: {where}.role must be sealer or follower")
     name = raw.get("name", rpc)
-    address = raw.get("address")
-    if not isinstance(name, str) or not (address is None or isinstance(address, str)):
-        raise ChainsenseError(f"network file: {where}.name and .address must be strings")
+    address, org = raw.get("address"), raw.get("org")
+    optional = (address, org)
+    if not isinstance(name, str) or not all(x is None or isinstance(x, str) for x in optional):
+        raise ChainsenseError(f"network file: {where}.name, .address and .org must be strings")
+    host = loopback_or_ip(raw["host"], f"{where}.host") if "host" in raw else "127.0.0.1"
     ints = {
-        k: _int(raw[k], f"{where}.{k}")
+        k: (_int if k == "pid" else _port)(raw[k], f"{where}.{k}")
         for k in ("pid", "http_port", "p2p_port", "authrpc_port")
         if k in raw
     }
-    texts = {k: str(raw[k]) for k in ("datadir", "enode") if k in raw}
-    return NodeInfo(name=name, role=role, rpc=rpc, address=address, **ints, **texts)
+    texts = {k: str(raw[k])[:1000] for k in ("datadir", "enode") if k in raw}
+    datadir = Path(texts.get("datadir", ""))
+    if datadir.is_absolute() or ".." in datadir.parts:
+        raise ChainsenseError(f"network file: {where}.datadir must be a path inside the network")
+    return NodeInfo(
+        name=name, role=role, rpc=rpc, address=address, host=host, org=org, **ints, **texts
+    )
 
 
 def load(directory: str | Path) -> NetworkInfo:
@@ -145,6 +263,11 @@ def load(directory: str | Path) -> NetworkInfo:
     keyfile = faucet.get("keyfile")
     if keyfile is not None and not isinstance(keyfile, str):
         raise ChainsenseError("network file: faucet.keyfile must be a file name")
+    orgs_raw = data.get("orgs", [])
+    if not isinstance(orgs_raw, list) or len(orgs_raw) > _MAX_ORGS:
+        raise ChainsenseError(f"network file: orgs must be a list of at most {_MAX_ORGS}")
+    names = {n.name for n in nodes}
+    orgs = tuple(_org(o, i, names) for i, o in enumerate(orgs_raw))
     base = path.parent.resolve()
     return NetworkInfo(
         directory=base,
@@ -153,8 +276,12 @@ def load(directory: str | Path) -> NetworkInfo:
         nodes=nodes,
         faucet_keyfile=base / keyfile if keyfile else None,
         faucet_address=str(faucet.get("address", "")),
-        extra={k: v for k, v in data.items() if k not in ("chain_id", "period", "nodes", "faucet")},
+        extra={k: v for k, v in data.items() if k not in _OWN_KEYS},
+        orgs=orgs,
     )
+
+
+_OWN_KEYS = ("chain_id", "period", "nodes", "faucet", "orgs")
 
 
 def save(info: NetworkInfo) -> None:
@@ -173,4 +300,6 @@ def save(info: NetworkInfo) -> None:
         },
         **info.extra,
     }
+    if info.orgs:
+        data["orgs"] = [o.to_json() for o in info.orgs]
     atomic_write(info.file, json.dumps(data, indent=2) + "\n")

@@ -15,13 +15,13 @@ import time
 from pathlib import Path
 
 
-def free_ports(count: int) -> list[int]:
-    """Ask the kernel for ``count`` distinct free TCP ports on 127.0.0.1."""
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """Ask the kernel for ``count`` distinct free TCP ports on ``host``."""
     socks: list[socket.socket] = []
     try:
         for _ in range(count):
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
+            s.bind((host, 0))
             socks.append(s)
         return [s.getsockname()[1] for s in socks]
     finally:
