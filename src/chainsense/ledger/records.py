@@ -3,8 +3,9 @@
 The digest is computed by hand from precomputed type hashes (the struct packed in one
 ``struct.pack`` call, two keccak calls: ~1 us) instead of
 ``eth_account.messages.encode_typed_data`` (~1 ms): the batch path hashes every record twice
-(MT and CA). A test checks both agree, and the contract recomputes the same digest on chain. Readings and positions are unsigned
-fixed-point integers with :data:`FIXED_SCALE` units per document unit.
+(MT and CA). A test checks both agree, and the contract recomputes the same digest on chain.
+Readings and positions are unsigned fixed-point integers with :data:`FIXED_SCALE` units per
+document unit.
 """
 
 from __future__ import annotations
