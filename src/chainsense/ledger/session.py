@@ -245,8 +245,12 @@ class LedgerSession:
                 record_from_event(self.mt_keys[e.mt].address, e.poi, e.slot, e.amount, e.x, e.y, n)
                 for e, n in zip(events[lo : lo + self.batch_size], nonces[lo:], strict=False)
             ]
-            # a bundle already written (a resumed run) needs no signatures
-            return records, None if self._bundle_path(first + k).exists() else self._sign(records)
+            if self._bundle_path(first + k).exists():  # a resumed run: no signatures needed
+                return records, None
+            # the first batch has nothing to overlap with: all the secp256k1 threads sign it;
+            # later ones are signed in this thread alone while the current batch's certification
+            # has the pool (a shared FIFO pool would make it wait behind the signing)
+            return records, self._sign(records, threaded=k == 0)
 
         with quick_gil_handover(), closing(one_ahead(prepare, range(len(starts)))) as ready:
             for k, (records, items) in enumerate(ready):
@@ -268,11 +272,15 @@ class LedgerSession:
     def _bundle_path(self, index: int) -> Path:
         return self.workdir / f"batch-{index:05d}.json"
 
-    def _sign(self, records: Sequence[Record]) -> list[tuple[Record, bytes]]:
-        """Each record with its MT's signature (in the secp256k1 threads)."""
+    def _sign(self, records: Sequence[Record], *, threaded: bool) -> list[tuple[Record, bytes]]:
+        """Each record with its MT's signature (``threaded``: in the secp256k1 threads)."""
         domain = self.ledger.domain
         by_address = {k.address: k for k in self.mt_keys}
-        return in_threads(lambda r: (r, by_address[r.mt].sign_digest(r.digest(domain))), records)
+
+        def sign(r: Record) -> tuple[Record, bytes]:
+            return r, by_address[r.mt].sign_digest(r.digest(domain))
+
+        return in_threads(sign, records) if threaded else [sign(r) for r in records]
 
     # --- verification ------------------------------------------------------------------------
     def verify(self, onchain_sample: int = 16) -> SessionVerification:
