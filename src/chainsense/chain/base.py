@@ -225,21 +225,19 @@ class Chain:
                 del self._unmined[next(iter(self._unmined))]
         return tx_hash
 
-    def _rebroadcast(self, tx_hashes: Sequence[str]) -> int:
-        """Hand the signed transactions of ``tx_hashes`` to a node again; returns how many went
-        out. Best effort: a node holding one answers "already known" (fine), and one that
-        cannot be sent now is tried again at the next rebroadcast."""
-        sent = 0
+    def _rebroadcast(self, tx_hashes: Sequence[str]) -> None:
+        """Hand the signed transactions of ``tx_hashes`` to a node again (counted in
+        :attr:`rebroadcasts`). Best effort: a node holding one answers "already known" (fine),
+        and one that cannot be sent now is tried again at the next rebroadcast."""
         for tx_hash in tx_hashes:
             raw = self._unmined.get(tx_hash)
             if raw is None:
                 continue
             try:
                 self._send_raw(raw, tx_hash)
-                sent += 1
+                self.rebroadcasts += 1
             except (ChainsenseError, Web3RPCError, ValueError):
                 continue
-        return sent
 
     def _send_raw(self, raw: bytes, tx_hash: str) -> None:
         """Hand a signed transaction to a node (``eth_sendRawTransaction``)."""
@@ -285,7 +283,8 @@ class Chain:
                 self._rebroadcast([tx_hash])
                 quiet_since = now
             time.sleep(self.poll_interval)
-        self._unmined.pop(tx_hash, None)
+        with self._lock:  # (the eviction in send() iterates the dict)
+            self._unmined.pop(tx_hash, None)
         result = TxResult(
             tx_hash=tx_hash,
             block=int(receipt["blockNumber"]),
@@ -317,13 +316,14 @@ class Chain:
                     left.append(tx_hash)
                 else:
                     self._collected[tx_hash] = receipt
-                    self._unmined.pop(tx_hash, None)
+                    with self._lock:
+                        self._unmined.pop(tx_hash, None)
                     found += 1
             now = time.monotonic()
             if len(left) < len(todo):
                 quiet_since = now
             elif left and now - quiet_since > self.rebroadcast_after:
-                self.rebroadcasts += self._rebroadcast(left)  # a dead node's pool: fill the gap
+                self._rebroadcast(left)  # lost with a dead node's pool? fill the gap
                 quiet_since = now
             todo = left
             if todo and now > deadline:
