@@ -50,7 +50,14 @@ class FaultReport:
     recover_s: float
     failovers: int
     lag_skips: int
+    rebroadcasts: int
     flushes_with_pending: int
+    rounds_s: float
+
+    @property
+    def rate(self) -> float:
+        """Records confirmed per second over the rounds (outage and restart included)."""
+        return self.confirmed / self.rounds_s if self.rounds_s > 0 else 0.0
 
     def lines(self) -> list[str]:
         return [
@@ -65,7 +72,9 @@ class FaultReport:
             f"time to recover (s)            {self.recover_s:.1f}",
             f"client failovers               {self.failovers}",
             f"requests steered off lagging nodes {self.lag_skips}",
+            f"transactions handed over again {self.rebroadcasts}",
             f"flushes that left records queued {self.flushes_with_pending}",
+            f"rounds (s), records per second {self.rounds_s:.1f}, {self.rate:.1f}",
         ]
 
 
@@ -179,6 +188,7 @@ def run_drill(
                 terminals.append(MobileTerminal(key, Path(tmp) / f"mt{i}.sqlite", ledger, ca))
             collected = 0
             pending_flushes = 0
+            t_rounds = time.monotonic()
             t_fail = t_restart = 0.0
             clock: _RecoveryClock | None = None
             head_at_fail = head_at_restart = 0
@@ -207,6 +217,7 @@ def run_drill(
                     head_at_fail, t_fail = killer.result()
                     say(f"round {r}: crashed {', '.join(fail)} mid-flush at head {head_at_fail}")
                 say(f"round {r}: {collected} collected")
+            rounds_s = time.monotonic() - t_rounds
             # Recovery: restarted nodes peered, past the head the network had at restart, and
             # holding every record confirmed so far.
             assert clock is not None  # restart_after < rounds
@@ -263,7 +274,9 @@ def run_drill(
             recover_s=recover_s,
             failovers=chain.failovers,
             lag_skips=chain.lag_skips,
+            rebroadcasts=chain.rebroadcasts,
             flushes_with_pending=pending_flushes,
+            rounds_s=rounds_s,
         )
     finally:
         chain.close()
