@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 import threading
 from contextlib import closing
 
 import pytest
 
-from chainsense.ledger.ahead import one_ahead, quick_gil_handover
+from chainsense.ledger.ahead import collect_less_often, one_ahead, quick_gil_handover
 
 
 def test_results_come_in_order_with_the_next_one_prepared_meanwhile() -> None:
@@ -68,3 +69,16 @@ def test_gil_interval_is_restored() -> None:
     with pytest.raises(RuntimeError), quick_gil_handover(0.0001):
         raise RuntimeError
     assert sys.getswitchinterval() == before
+
+
+def test_collector_threshold_is_raised_then_restored() -> None:
+    before = gc.get_threshold()
+    with collect_less_often(50_000):
+        assert gc.get_threshold() == (max(before[0], 50_000), *before[1:])
+    assert gc.get_threshold() == before
+    gc.set_threshold(0)  # a collector switched off stays off
+    try:
+        with collect_less_often(50_000):
+            assert gc.get_threshold()[0] == 0
+    finally:
+        gc.set_threshold(*before)

@@ -31,7 +31,7 @@ from chainsense.chain.keys import KeyPair, in_threads
 from chainsense.errors import ChainsenseError
 from chainsense.files import atomic_write
 from chainsense.ledger import batch as batching
-from chainsense.ledger.ahead import one_ahead, quick_gil_handover
+from chainsense.ledger.ahead import collect_less_often, one_ahead, quick_gil_handover
 from chainsense.ledger.ca import CertificateAuthority
 from chainsense.ledger.config import LedgerConfig
 from chainsense.ledger.contract import Ledger, deploy_ledger
@@ -233,7 +233,8 @@ class LedgerSession:
         self, events: Sequence[CollectionEvent], progress: Callable[[int], None] | None
     ) -> tuple[str, int, int, int, int, int]:
         """One durable batch after another (:func:`batching.submit_batch`), the next batch's
-        records built and MT-signed in a background thread meanwhile (:mod:`.ahead`)."""
+        records built and MT-signed in a background thread meanwhile; the GIL handed over
+        quickly and the collector run less often while this goes on (:mod:`.ahead`)."""
         confirmed = txs = gas = 0
         nonces = self._nonces(events)
         first = self._batches
@@ -252,7 +253,11 @@ class LedgerSession:
             # has the pool (a shared FIFO pool would make it wait behind the signing)
             return records, self._sign(records, threaded=k == 0)
 
-        with quick_gil_handover(), closing(one_ahead(prepare, range(len(starts)))) as ready:
+        with (
+            quick_gil_handover(),
+            collect_less_often(),
+            closing(one_ahead(prepare, range(len(starts)))) as ready,
+        ):
             for k, (records, items) in enumerate(ready):
                 path = self._bundle_path(first + k)
                 self._batches = first + k + 1
