@@ -128,7 +128,7 @@ def _print(fig: dict[str, Any]) -> None:
         f"{fig['label']:<24} send {send:>11}  throughput {fig['throughput']:8.1f}/s  {lat}"
         f"success {fig['success_ratio']:6.1%} ({fig['verified']}/{fig['records']})  "
         f"gas/record {fig['gas_per_record']:,.0f}  CPU ms/record: client "
-        f"{fig['client_cpu_s_per_record'] * 1e3:.2f}{geth}  load {fig['load_average_1m']:.1f}",
+        f"{fig['client_cpu_s_per_record'] * 1e3:.3g}{geth}  load {fig['load_average_1m']:.1f}",
         flush=True,
     )
 

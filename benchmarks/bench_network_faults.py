@@ -1,9 +1,10 @@
 """Fault tolerance of the geth network: crash a sealer and a follower while MTs submit records.
 
 Starts a 3-sealer + 2-follower Clique network (block period 1 s), runs the fault drill
-(:mod:`chainsense.experiments.faults`), prints records submitted / confirmed / lost, blocks sealed
-while the two nodes were down, and the time the restarted nodes took to resync; then stops and
-wipes the network. Usage: .venv/bin/python benchmarks/bench_network_faults.py [--rounds N]
+(:mod:`chainsense.experiments.faults`: the nodes are crashed while every MT flushes its
+pipelined chunks), prints records submitted / confirmed / lost, blocks sealed while the two
+nodes were down, and the time the restarted nodes took to resync; then stops and wipes the
+network. Usage: .venv/bin/python benchmarks/bench_network_faults.py [--rounds N] [--per-round N]
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ def main() -> None:
     ap.add_argument("--followers", type=int, default=2)
     ap.add_argument("--mts", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=8)
-    ap.add_argument("--per-round", type=int, default=3)
+    ap.add_argument(
+        "--per-round", type=int, default=300, help="records per MT and round (> 2 chunks of 128)"
+    )
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-faults-") as tmp:
         d = Path(tmp) / "net"

@@ -119,3 +119,25 @@ def test_confirmations_wait_for_blocks_on_top(anvil, tmp_path) -> None:
         chain.wait(tx_hash, timeout=0.5)  # mined, but nothing on top yet
     httpx.post(anvil.url, json={"jsonrpc": "2.0", "id": 1, "method": "evm_mine", "params": []})
     assert chain.wait(tx_hash, timeout=5).block == mined_at
+
+
+def _rpc(node: Anvil, method: str, *params: object) -> None:
+    httpx.post(node.url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
+
+
+def test_a_transaction_the_node_lost_is_handed_over_again(anvil, tmp_path) -> None:
+    """A node that loses a sent transaction from its pool (as one killed with it does) leaves
+    a nonce gap: the sender's later transactions cannot be mined. While receipts are awaited,
+    the client hands the lost one over again (the same signed bytes) and the gap closes."""
+    chain = RpcChain([anvil.url], timeout=2)
+    world = make_world(tmp_path, chain=chain)
+    _rpc(anvil, "evm_setAutomine", False)
+    chain.rebroadcast_after = 0.3
+    sent = [
+        world.ledger.send_submit(*world.certified(nonce=n, slot=n), world.mts[0]) for n in range(3)
+    ]
+    _rpc(anvil, "anvil_dropTransaction", sent[0])
+    _rpc(anvil, "evm_setIntervalMining", 1)
+    assert chain.collect_receipts(sent, timeout=30) == 3
+    assert chain.rebroadcasts >= 1
+    assert world.ledger.record_count() == 3

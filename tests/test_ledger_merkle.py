@@ -30,6 +30,7 @@ def test_every_proof_verifies(n: int) -> None:
     for i, d in enumerate(digests):
         assert verify(tree.root, d, tree.proof(i))
     assert not verify(tree.root, keccak(b"outsider"), tree.proof(0))
+    assert tree.proofs() == [tuple(tree.proof(i)) for i in range(n)]  # all at once: the same
 
 
 @settings(max_examples=40, deadline=None)
@@ -40,6 +41,7 @@ def test_proofs_property(n: int, data: st.DataObject) -> None:
     i = data.draw(st.integers(0, n - 1))
     j = data.draw(st.integers(0, n - 1))
     assert verify(tree.root, digests[i], tree.proof(i))
+    assert tree.proofs()[i] == tuple(tree.proof(i))
     assert verify(tree.root, digests[i], tree.proof(j)) == (
         i == j or tree.proof(i) == tree.proof(j)
     )
@@ -213,3 +215,29 @@ def test_submit_batch_certifies_writes_then_anchors(world: World, tmp_path) -> N
     assert all(batching.verify_onchain(world.ledger, out.bundle))
     done = batching.submit_batch(world.ledger, world.ca, agg, path, lambda: _items(world, 4))
     assert not done.certified and not done.anchored and done.bundle == out.bundle
+
+
+def test_bundle_file_is_the_json_of_its_fields(world: World, tmp_path) -> None:
+    """The bundle's entries are formatted by hand: the file must be exactly json.dumps of the
+    documented layout, for the largest field values too."""
+    top = Record(world.mts[1].address, 2**32 - 1, 2**32 - 1, 2**64 - 1, 2**64 - 1, 2**64 - 1, 0)
+    entries = (
+        batching.BundleEntry(top, (keccak(b"a"), keccak(b"b"))),
+        batching.BundleEntry(Record(world.mts[2].address, 0, 0, 0, 0, 0, 0), ()),
+    )
+    bundle = batching.Bundle(7, keccak(b"r"), 1, world.ledger.address, entries, "0x" + "ab" * 20)
+    path = batching.write_bundle(tmp_path / "b.json", bundle)
+    layout = {
+        "root_id": 7,
+        "root": "0x" + keccak(b"r").hex(),
+        "chain_id": 1,
+        "contract": world.ledger.address,
+        "submitter": "0x" + "ab" * 20,
+        "ca_signature": "0x",
+        "entries": [
+            {"record": top.to_dict(), "proof": "0x" + (keccak(b"a") + keccak(b"b")).hex()},
+            {"record": entries[1].record.to_dict(), "proof": "0x"},
+        ],
+    }
+    assert path.read_text() == json.dumps(layout)
+    assert batching.read_bundle(path) == bundle

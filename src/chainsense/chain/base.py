@@ -26,6 +26,7 @@ from chainsense.chain.keys import KeyPair, checksum
 from chainsense.errors import ChainsenseError
 
 T = TypeVar("T")
+UNMINED_KEPT = 65_536  # signed transactions kept for a rebroadcast (beyond: the oldest dropped)
 # what nodes answer when a transaction we re-send is already in their pool or mined
 _ALREADY_KNOWN = ("already known", "known transaction", "already imported", "nonce too low")
 
@@ -63,6 +64,10 @@ class Chain:
     dry_run_before_send = True
     #: blocks required on top of a transaction's block before it counts as confirmed
     confirmations = 0
+    #: seconds without a new receipt after which the transactions still awaited are handed to
+    #: a node again, as the same signed bytes: a node that dies with them in its pool takes them
+    #: along, and every later transaction of the sender then waits behind the nonce gap
+    rebroadcast_after = 5.0
 
     #: seconds a fee quote is reused: ``maxFeePerGas`` is twice the base fee, which a block
     #: raises by at most 12.5 %, so a quote stays valid for several blocks
@@ -76,6 +81,9 @@ class Chain:
         self._fee_quote: tuple[float, dict[str, int]] | None = None
         # receipts found confirmed by collect_receipts, handed out once by wait()
         self._collected: dict[str, Any] = {}
+        # signed transactions sent and not yet seen mined, for a rebroadcast (oldest first)
+        self._unmined: dict[str, bytes] = {}
+        self.rebroadcasts = 0  # transactions handed to a node again (see rebroadcast_after)
 
     # --- transport -----------------------------------------------------------------------
     def _run(self, fn: Callable[[Web3], T], *, write: bool = False) -> T:
@@ -211,7 +219,25 @@ class Chain:
         except Exception:
             self.forget_nonce(frm)
             raise
+        with self._lock:
+            self._unmined[tx_hash] = bytes(raw.raw_transaction)
+            if len(self._unmined) > UNMINED_KEPT:  # ones never mined (replaced, dropped)
+                del self._unmined[next(iter(self._unmined))]
         return tx_hash
+
+    def _rebroadcast(self, tx_hashes: Sequence[str]) -> None:
+        """Hand the signed transactions of ``tx_hashes`` to a node again (counted in
+        :attr:`rebroadcasts`). Best effort: a node holding one answers "already known" (fine),
+        and one that cannot be sent now is tried again at the next rebroadcast."""
+        for tx_hash in tx_hashes:
+            raw = self._unmined.get(tx_hash)
+            if raw is None:
+                continue
+            try:
+                self._send_raw(raw, tx_hash)
+                self.rebroadcasts += 1
+            except (ChainsenseError, Web3RPCError, ValueError):
+                continue
 
     def _send_raw(self, raw: bytes, tx_hash: str) -> None:
         """Hand a signed transaction to a node (``eth_sendRawTransaction``)."""
@@ -236,6 +262,7 @@ class Chain:
         limit = self.receipt_timeout if timeout is None else timeout
         deadline = time.monotonic() + limit
         receipt = self._collected.pop(tx_hash, None)
+        quiet_since = time.monotonic()
         while receipt is None:
             receipt = self._receipt(tx_hash)
             if receipt is not None and self.confirmations:
@@ -248,10 +275,16 @@ class Chain:
             elif receipt is not None:
                 break
             receipt = None
-            if time.monotonic() > deadline:
+            now = time.monotonic()
+            if now > deadline:
                 depth = f" and {self.confirmations} blocks on top" if self.confirmations else ""
                 raise ChainError(f"transaction {tx_hash}: no receipt{depth} after {limit:g} s")
+            if now - quiet_since > self.rebroadcast_after:
+                self._rebroadcast([tx_hash])
+                quiet_since = now
             time.sleep(self.poll_interval)
+        with self._lock:  # (the eviction in send() iterates the dict)
+            self._unmined.pop(tx_hash, None)
         result = TxResult(
             tx_hash=tx_hash,
             block=int(receipt["blockNumber"]),
@@ -275,6 +308,7 @@ class Chain:
         deadline = time.monotonic() + limit
         todo = [h for h in dict.fromkeys(tx_hashes) if h not in self._collected]
         found = len(tx_hashes) - len(todo)
+        quiet_since = time.monotonic()
         while todo:
             left = []
             for tx_hash, receipt in zip(todo, self._confirmed_receipts(todo), strict=True):
@@ -282,9 +316,17 @@ class Chain:
                     left.append(tx_hash)
                 else:
                     self._collected[tx_hash] = receipt
+                    with self._lock:
+                        self._unmined.pop(tx_hash, None)
                     found += 1
+            now = time.monotonic()
+            if len(left) < len(todo):
+                quiet_since = now
+            elif left and now - quiet_since > self.rebroadcast_after:
+                self._rebroadcast(left)  # lost with a dead node's pool? fill the gap
+                quiet_since = now
             todo = left
-            if todo and time.monotonic() > deadline:
+            if todo and now > deadline:
                 break
             if todo:
                 time.sleep(self.poll_interval)

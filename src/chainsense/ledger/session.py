@@ -20,7 +20,9 @@ import shutil
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import closing
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,7 @@ from chainsense.chain.keys import KeyPair, in_threads
 from chainsense.errors import ChainsenseError
 from chainsense.files import atomic_write
 from chainsense.ledger import batch as batching
+from chainsense.ledger.ahead import collect_less_often, one_ahead, quick_gil_handover
 from chainsense.ledger.ca import CertificateAuthority
 from chainsense.ledger.config import LedgerConfig
 from chainsense.ledger.contract import Ledger, deploy_ledger
@@ -42,6 +45,13 @@ MAX_MTS = 10_000
 FLUSH_WORKERS = 16
 """MTs flushing at the same time in per-record mode (threads: the work is mostly waiting for
 nodes, the CA and SQLite)."""
+
+
+def _signed(items: list[tuple[Record, bytes]] | None, path: Path) -> list[tuple[Record, bytes]]:
+    """The signed records of a batch; asked for only when its bundle is missing."""
+    if items is None:  # the bundle existed when the batch was prepared, and is gone now
+        raise ChainsenseError(f"bundle: {path} disappeared while the session ran")
+    return items
 
 
 @dataclass(frozen=True)
@@ -222,35 +232,60 @@ class LedgerSession:
     def _batched(
         self, events: Sequence[CollectionEvent], progress: Callable[[int], None] | None
     ) -> tuple[str, int, int, int, int, int]:
+        """One durable batch after another (:func:`batching.submit_batch`), the next batch's
+        records built and MT-signed in a background thread meanwhile; the GIL handed over
+        quickly and the collector run less often while this goes on (:mod:`.ahead`)."""
         confirmed = txs = gas = 0
-        domain = self.ledger.domain
         nonces = self._nonces(events)
-        for lo in range(0, len(events), self.batch_size):
-            records = []
-            for i in range(lo, min(lo + self.batch_size, len(events))):
-                e, key = events[i], self.mt_keys[events[i].mt]
-                records.append(
-                    record_from_event(key.address, e.poi, e.slot, e.amount, e.x, e.y, nonces[i])
-                )
+        first = self._batches
+        starts = list(range(0, len(events), self.batch_size))
 
-            def signed(records: list[Record] = records) -> list[tuple[Record, bytes]]:
-                by_address = {k.address: k for k in self.mt_keys}
-                return in_threads(
-                    lambda r: (r, by_address[r.mt].sign_digest(r.digest(domain))), records
-                )
+        def prepare(k: int) -> tuple[list[Record], list[tuple[Record, bytes]] | None]:
+            lo = starts[k]
+            records = [
+                record_from_event(self.mt_keys[e.mt].address, e.poi, e.slot, e.amount, e.x, e.y, n)
+                for e, n in zip(events[lo : lo + self.batch_size], nonces[lo:], strict=False)
+            ]
+            if self._bundle_path(first + k).exists():  # a resumed run: no signatures needed
+                return records, None
+            # the first batch has nothing to overlap with: all the secp256k1 threads sign it;
+            # later ones are signed in this thread alone while the current batch's certification
+            # has the pool (a shared FIFO pool would make it wait behind the signing)
+            return records, self._sign(records, threaded=k == 0)
 
-            path = self.workdir / f"batch-{self._batches:05d}.json"
-            self._batches += 1
-            out = batching.submit_batch(self.ledger, self.ca, self.aggregator, path, signed)
-            if [e.record for e in out.bundle.entries] != records:
-                raise ChainsenseError(f"bundle: {path} holds the records of another run")
-            self.bundles.append(out.bundle)
-            confirmed += out.bundle.size
-            txs += out.anchored
-            gas += out.gas_used
-            if progress:
-                progress(confirmed)
+        with (
+            quick_gil_handover(),
+            collect_less_often(),
+            closing(one_ahead(prepare, range(len(starts)))) as ready,
+        ):
+            for k, (records, items) in enumerate(ready):
+                path = self._bundle_path(first + k)
+                self._batches = first + k + 1
+                out = batching.submit_batch(
+                    self.ledger, self.ca, self.aggregator, path, partial(_signed, items, path)
+                )
+                if [e.record for e in out.bundle.entries] != records:
+                    raise ChainsenseError(f"bundle: {path} holds the records of another run")
+                self.bundles.append(out.bundle)
+                confirmed += out.bundle.size
+                txs += out.anchored
+                gas += out.gas_used
+                if progress:
+                    progress(confirmed)
         return ("batch", len(events), confirmed, 0, txs, gas)
+
+    def _bundle_path(self, index: int) -> Path:
+        return self.workdir / f"batch-{index:05d}.json"
+
+    def _sign(self, records: Sequence[Record], *, threaded: bool) -> list[tuple[Record, bytes]]:
+        """Each record with its MT's signature (``threaded``: in the secp256k1 threads)."""
+        domain = self.ledger.domain
+        by_address = {k.address: k for k in self.mt_keys}
+
+        def sign(r: Record) -> tuple[Record, bytes]:
+            return r, by_address[r.mt].sign_digest(r.digest(domain))
+
+        return in_threads(sign, records) if threaded else [sign(r) for r in records]
 
     # --- verification ------------------------------------------------------------------------
     def verify(self, onchain_sample: int = 16) -> SessionVerification:
