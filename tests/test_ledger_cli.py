@@ -38,6 +38,9 @@ def _main_error(capsys: pytest.CaptureFixture[str], text: str, *args: str) -> No
     assert text in " ".join(err.split()), err
 
 
+CA_A = "0x" + "a1" * 20
+
+
 def test_user_mistakes_exit_2(tmp_path, capsys) -> None:
     _main_error(capsys, "deployment: file not found", "ledger", "query", "-d", str(tmp_path / "x"))
     (tmp_path / "bad.json").write_text("{broken")
@@ -45,7 +48,14 @@ def test_user_mistakes_exit_2(tmp_path, capsys) -> None:
     _main_error(capsys, "records: must be in", "ledger", "demo", "--records", "0")
     _main_error(capsys, "give exactly one of", "ledger", "deploy", "--rpc", "http://127.0.0.1:1")
     _main_error(
-        capsys, "not an http(s) URL", "ledger", "deploy", "--ca-address", "0x12", "--rpc", "ftp://x"
+        capsys, "not an http(s) URL", "ledger", "deploy", "--ca-address", CA_A, "--rpc", "ftp://x"
+    )
+    _main_error(capsys, "ca: not a 0x-prefixed", "ledger", "deploy", "--ca-address", "0x12")
+    _main_error(
+        capsys, "appears twice", "ledger", "deploy", "--ca-address", CA_A, "--ca-address", CA_A
+    )
+    _main_error(
+        capsys, "threshold: must be in 1..1", "ledger", "deploy", "--ca-address", CA_A, "-k", "2"
     )
     (tmp_path / "k.key").write_text("0x" + "ab" * 32)
     _main_error(capsys, "refusing to overwrite", "ledger", "keygen", str(tmp_path / "k.key"))

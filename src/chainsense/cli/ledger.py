@@ -21,7 +21,7 @@ from chainsense.errors import ChainsenseError, ConfigError
 
 if TYPE_CHECKING:
     from chainsense.chain.keys import KeyPair
-    from chainsense.ledger.ca_client import CAClient
+    from chainsense.ledger.ca_quorum import CAQuorum
     from chainsense.ledger.contract import Ledger
     from chainsense.ledger.records import Record
 
@@ -72,36 +72,50 @@ def keygen_cmd(out: Path = typer.Argument(..., help="New key file (hex, mode 060
 
 @ledger_app.command("deploy")
 def deploy_cmd(
-    ca_key: Path = typer.Option(None, "--ca-key", help="CA key file (its address becomes the CA)."),  # noqa: B008
-    ca_address: str = typer.Option(None, "--ca-address", help="CA address, instead of --ca-key."),
+    ca_key: list[Path] = typer.Option(  # noqa: B008
+        [], "--ca-key", help="A CA key file (its address joins the CA set); repeat for several."
+    ),
+    ca_address: list[str] = typer.Option(  # noqa: B008
+        [], "--ca-address", help="A CA address, instead of --ca-key; repeat for several."
+    ),
+    threshold: int = typer.Option(
+        1, "--threshold", "-k", help="Countersignatures of distinct CAs each record needs."
+    ),
     rpc: list[str] = _RPC,
     network: Path = _NETWORK,
     deployer_key: Path = typer.Option(  # noqa: B008
         None,
         "--deployer-key",
-        help="Pays for and administers the contract "
-        "(default: the network's faucet or the node's dev account).",
+        help="Pays for the deployment (default: the network's faucet or the node's dev "
+        "account); it gets no rights over the contract.",
     ),
     out: Path = typer.Option(Path("ledger.json"), "--out", help="Deployment file to write."),  # noqa: B008
 ) -> None:
-    """Deploy the ledger contract and write the deployment file."""
+    """Deploy the ledger contract with its CA set and k, and write the deployment file."""
     from chainsense.ledger.config import LedgerConfig  # lazy: see the module docstring
+    from chainsense.ledger.consortium import ca_set_arguments
     from chainsense.ledger.contract import deploy_ledger
     from chainsense.ledger.deployment import Deployment, external_chain
 
-    if (ca_key is None) == (ca_address is None):
-        raise ConfigError("ca", "give exactly one of --ca-key and --ca-address")
-    ca = key_option(ca_key, "ca-key").address if ca_key else ca_address
+    if not ca_key and not ca_address:
+        raise ConfigError("ca", "give exactly one of --ca-key and --ca-address (repeatable)")
+    given = [key_option(k, "ca-key").address for k in ca_key] + list(ca_address)
+    try:
+        ca_set_arguments(given, threshold)  # refused by name before connecting
+    except ChainsenseError as exc:
+        field, _, detail = str(exc).partition(": ")
+        raise ConfigError("threshold" if field == "threshold" else "ca", detail) from exc
     chain, faucet = external_chain(LedgerConfig().with_chain(tuple(rpc or ()), network))
     deployer = key_option(deployer_key, "deployer-key") or faucet
-    ledger = deploy_ledger(chain, ca, deployer)
+    ledger = deploy_ledger(chain, given, threshold, deployer)
     result = ledger.deploy_result
     assert result is not None
+    ca_set = ledger.ca_set()
     dep = Deployment(
         chain_id=chain.chain_id,
         contract=ledger.address,
-        ca=ledger.ca(),
-        admin=ledger.admin(),
+        cas=ca_set.cas,
+        threshold=ca_set.threshold,
         block=result.block,
         rpc=tuple(rpc or ()),
         network=str(network) if network else None,
@@ -109,7 +123,8 @@ def deploy_cmd(
     dep.write(out)
     typer.echo(
         f"ledger {ledger.address} on chain {dep.chain_id} (block {dep.block}, "
-        f"gas {result.gas_used}); CA {dep.ca}; wrote {out}"
+        f"gas {result.gas_used}); {dep.threshold} of {len(dep.cas)} CAs: "
+        f"{', '.join(dep.cas)}; wrote {out}"
     )
 
 
@@ -136,7 +151,11 @@ def submit_cmd(
         ..., help="Events file (.json list or .csv: poi,slot,reading,x,y)."
     ),
     mt_key: Path = typer.Option(..., "--mt-key", help="The MT's key file."),  # noqa: B008
-    ca_url: str = typer.Option("http://127.0.0.1:8600", "--ca", help="CA service URL."),
+    ca_urls: list[str] = typer.Option(  # noqa: B008
+        ["http://127.0.0.1:8600"],
+        "--ca",
+        help="CA service URL; repeat for the consortium's CAs (k of them must countersign).",
+    ),
     outbox: Path = typer.Option(  # noqa: B008
         None,
         "--outbox",
@@ -158,6 +177,8 @@ def submit_cmd(
     """
     # lazy: see the module docstring
     from chainsense.ledger.ca_client import CAClient
+    from chainsense.ledger.ca_quorum import CAQuorum
+    from chainsense.ledger.config import LedgerConfig
     from chainsense.ledger.contract import Ledger
     from chainsense.ledger.deployment import Deployment, chain_of
     from chainsense.ledger.events_file import read_events
@@ -166,9 +187,14 @@ def submit_cmd(
     dep = Deployment.read(deployment)
     key = key_option(mt_key, "mt-key")
     events = read_events(records)
+    LedgerConfig(ca_urls=tuple(ca_urls))  # refuses a bad or repeated URL by name
     chain, _ = chain_of(dep)
     ledger = Ledger(chain, dep.contract)
-    ca = CAClient(ca_url)
+    threshold = ledger.ca_set().threshold
+    if threshold > len(ca_urls):
+        raise ConfigError("ca", f"the ledger needs {threshold} CAs; {len(ca_urls)} --ca given")
+    clients = [CAClient(url) for url in ca_urls]
+    ca = CAQuorum(clients, threshold, ledger.domain)
     if batch:
         _submit_batch(ledger, ca, key, events, bundle)
         return
@@ -200,7 +226,7 @@ def submit_cmd(
 
 
 def _submit_batch(
-    ledger: Ledger, ca: CAClient, key: KeyPair, events: list[dict[str, float]], bundle: Path
+    ledger: Ledger, ca: CAQuorum, key: KeyPair, events: list[dict[str, float]], bundle: Path
 ) -> None:
     """Batch mode through the one durable submit (``ledger.batch.submit_batch``): re-running
     after a crash anchors (or finds) the certified root in ``bundle`` instead of certifying
@@ -209,10 +235,10 @@ def _submit_batch(
     from chainsense.ledger.records import record_from_event
 
     def signed_items() -> list[tuple[Record, bytes]]:
-        info = ca.get(key.address)
-        if info is None:
+        last = ca.last_nonce(key.address)
+        if last is None:
             raise ChainsenseError(f"ca: MT {key.address} is not registered")
-        start = int(info["last_nonce"]) + 1
+        start = last + 1
         items = []
         for i, e in enumerate(events):
             rec = record_from_event(
@@ -329,8 +355,13 @@ def verify_cmd(
         return
     report = verify_ledger(ledger)
     typer.echo(
-        f"{report.ok}/{report.total} records verified (stored digest, record log, CA signature)"
+        f"{report.ok}/{report.total} records verified (stored digest, record log, "
+        f"k CA signatures of the set in office)"
     )
+    marked = dict(report.before_revocation)
+    for r in report.revocations:
+        n = sum(1 for mt in marked.values() if mt == r.mt)
+        typer.echo(f"  MT {r.mt} revoked in block {r.block}: {n} records stored before, valid")
     if report.failures:
         for rid, why in report.failures[:10]:
             typer.echo(f"  record {rid}: {why}")
