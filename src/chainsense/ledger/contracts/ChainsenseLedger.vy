@@ -242,7 +242,9 @@ def _recover_compact(digest: bytes32, sig: CompactSignature) -> address:
 
 @view
 @internal
-def _check_ca_signatures(digest: bytes32, signatures: DynArray[CompactSignature, MAX_CA_SIGNATURES], state: uint256):
+def _check_ca_signatures(
+    digest: bytes32, signatures: DynArray[CompactSignature, MAX_CA_SIGNATURES], state: uint256
+):
     """k signatures of ``digest`` by distinct CAs of the current set, in increasing signer
     order (which proves them distinct without a loop over pairs)."""
     assert len(signatures) == (state >> THRESHOLD_SHIFT) & MASK8, "wrong number of CA signatures"
@@ -306,17 +308,27 @@ def batch_digest(root: bytes32, size: uint32, submitter: address) -> bytes32:
     return self._batch_digest(root, size, submitter)
 
 
-@pure
 @internal
-def _log_data(
-    word: uint256, signatures: DynArray[CompactSignature, MAX_CA_SIGNATURES]
-) -> Bytes[1152]:
-    """A record log's data: the packed word, then each signature's 64 bytes."""
-    if len(signatures) == 1:
-        return concat(convert(word, bytes32), signatures[0].r, signatures[0].vs)
+def _log_record(
+    rid: uint256,
+    fields: uint256,
+    packed: uint256,
+    signatures: DynArray[CompactSignature, MAX_CA_SIGNATURES],
+):
+    """The log of a record with several signatures: the packed word, then each signature's 64
+    bytes (a function of its own: its buffers stay out of the memory a one-signature submit
+    touches)."""
     # abi_encode puts the array's offset and length between the word and the signatures
-    encoded: Bytes[1120] = abi_encode(word, signatures)
-    return concat(convert(word, bytes32), slice(encoded, 96, 64 * len(signatures)))
+    encoded: Bytes[1120] = abi_encode(packed, signatures)
+    raw_log(
+        [
+            convert(RECORD_LOG_TAG | rid, bytes32),
+            convert(convert(convert(msg.sender, uint160), uint256), bytes32),
+            convert(fields >> 224, bytes32),
+            convert((fields >> 192) & MASK32, bytes32),
+        ],
+        concat(convert(packed, bytes32), slice(encoded, 96, 64 * len(signatures))),
+    )
 
 
 @external
@@ -339,21 +351,40 @@ def submit(
     if stored != empty(bytes32):
         assert stored != digest, "duplicate record"
         raise "nonce already used by this MT"
-    self._check_ca_signatures(digest, signatures, state)
+    # k signatures by distinct CAs in increasing signer order (as _check_ca_signatures, inline:
+    # an internal call would copy the whole signature list into memory)
+    assert len(signatures) == (state >> THRESHOLD_SHIFT) & MASK8, "wrong number of CA signatures"
+    sole: uint256 = state >> SOLE_CA_SHIFT
+    previous: uint256 = 0
+    for i: uint256 in range(len(signatures), bound=MAX_CA_SIGNATURES):
+        vs: uint256 = convert(signatures[i].vs, uint256)
+        assert vs & LOW255 <= HALF_N, "non-canonical signature s"
+        signer: address = ecrecover(
+            digest, 27 + (vs >> 255), convert(signatures[i].r, uint256), vs & LOW255
+        )
+        word: uint256 = convert(convert(signer, uint160), uint256)
+        if word != sole or word == 0:
+            assert word != 0 and self._ca_index[signer] != 0, "bad CA signature"
+        assert word > previous, "CA signers must be distinct and in increasing order"
+        previous = word
 
     rid: uint256 = (state & MASK64) + 1
     assert rid <= MASK64, "record ids exhausted"
     self._state = state + 1
     self._digest_of[msg.sender][nonce] = digest
-    raw_log(
-        [
-            convert(RECORD_LOG_TAG | rid, bytes32),
-            convert(convert(convert(msg.sender, uint160), uint256), bytes32),
-            convert(fields >> 224, bytes32),
-            convert((fields >> 192) & MASK32, bytes32),
-        ],
-        self._log_data((fields & (2**192 - 1)) << 64 | convert(nonce, uint256), signatures),
-    )
+    packed: uint256 = (fields & (2**192 - 1)) << 64 | convert(nonce, uint256)
+    if len(signatures) == 1:
+        raw_log(
+            [
+                convert(RECORD_LOG_TAG | rid, bytes32),
+                convert(convert(convert(msg.sender, uint160), uint256), bytes32),
+                convert(fields >> 224, bytes32),
+                convert((fields >> 192) & MASK32, bytes32),
+            ],
+            concat(convert(packed, bytes32), signatures[0].r, signatures[0].vs),
+        )
+    else:
+        self._log_record(rid, fields, packed, signatures)
     return rid
 
 
