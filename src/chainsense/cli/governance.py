@@ -1,5 +1,6 @@
-"""CLI commands of the consortium's governance, on the ``ledger`` app: ``ledger propose``,
-``ledger revoke``, ``ledger approve``, ``ledger governance``.
+"""CLI commands of the consortium, on the ``ledger`` app: ``ledger deploy`` (the CA set and k)
+and its governance, ``ledger propose``, ``ledger revoke``, ``ledger approve``, ``ledger
+governance``.
 
 Each is a transaction from a CA key of the current set (``--key``); a proposal takes effect in
 the transaction that brings it to k approvals. Refusals carry the contract's reason (``only a CA
@@ -15,7 +16,13 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from chainsense.cli.ledger import DEPLOYMENT_OPTION, key_option, ledger_app
+from chainsense.cli.ledger import (
+    DEPLOYMENT_OPTION,
+    NETWORK_OPTION,
+    RPC_OPTION,
+    key_option,
+    ledger_app,
+)
 from chainsense.errors import ChainsenseError, ConfigError
 
 if TYPE_CHECKING:
@@ -49,6 +56,64 @@ def _refusal(exc: Exception) -> ChainsenseError:
     if isinstance(exc, RevertError):
         return ChainsenseError(f"governance: refused: {exc.reason}")
     return exc if isinstance(exc, ChainsenseError) else ChainsenseError(str(exc))
+
+
+@ledger_app.command("deploy")
+def deploy_cmd(
+    ca_key: list[Path] = typer.Option(  # noqa: B008
+        [], "--ca-key", help="A CA key file (its address joins the CA set); repeat for several."
+    ),
+    ca_address: list[str] = typer.Option(  # noqa: B008
+        [], "--ca-address", help="A CA address, instead of --ca-key; repeat for several."
+    ),
+    threshold: int = typer.Option(
+        1, "--threshold", "-k", help="Countersignatures of distinct CAs each record needs."
+    ),
+    rpc: list[str] = RPC_OPTION,
+    network: Path = NETWORK_OPTION,
+    deployer_key: Path = typer.Option(  # noqa: B008
+        None,
+        "--deployer-key",
+        help="Pays for the deployment (default: the network's faucet or the node's dev "
+        "account); it gets no rights over the contract.",
+    ),
+    out: Path = typer.Option(Path("ledger.json"), "--out", help="Deployment file to write."),  # noqa: B008
+) -> None:
+    """Deploy the ledger contract with its CA set and k, and write the deployment file."""
+    from chainsense.ledger.config import LedgerConfig  # lazy: see the module docstring
+    from chainsense.ledger.consortium import ca_set_arguments
+    from chainsense.ledger.contract import deploy_ledger
+    from chainsense.ledger.deployment import Deployment, external_chain
+
+    if not ca_key and not ca_address:
+        raise ConfigError("ca", "give exactly one of --ca-key and --ca-address (repeatable)")
+    given = [key_option(k, "ca-key").address for k in ca_key] + list(ca_address)
+    try:
+        ca_set_arguments(given, threshold)  # refused by name before connecting
+    except ChainsenseError as exc:
+        field, _, detail = str(exc).partition(": ")
+        raise ConfigError("threshold" if field == "threshold" else "ca", detail) from exc
+    chain, faucet = external_chain(LedgerConfig().with_chain(tuple(rpc or ()), network))
+    deployer = key_option(deployer_key, "deployer-key") or faucet
+    ledger = deploy_ledger(chain, given, threshold, deployer)
+    result = ledger.deploy_result
+    assert result is not None
+    ca_set = ledger.ca_set()
+    dep = Deployment(
+        chain_id=chain.chain_id,
+        contract=ledger.address,
+        cas=ca_set.cas,
+        threshold=ca_set.threshold,
+        block=result.block,
+        rpc=tuple(rpc or ()),
+        network=str(network) if network else None,
+    )
+    dep.write(out)
+    typer.echo(
+        f"ledger {ledger.address} on chain {dep.chain_id} (block {dep.block}, "
+        f"gas {result.gas_used}); {dep.threshold} of {len(dep.cas)} CAs: "
+        f"{', '.join(dep.cas)}; wrote {out}"
+    )
 
 
 @ledger_app.command("propose")

@@ -1,5 +1,6 @@
-"""CLI commands of the 'ledger' area: ``ledger keygen|deploy|fund|submit|query|verify|demo``;
-registered on the main app by :func:`register`.
+"""CLI commands of the 'ledger' area: ``ledger keygen|fund|submit|query|verify|demo``;
+registered on the main app by :func:`register` (``deploy`` and the governance commands are in
+:mod:`chainsense.cli.governance`).
 
 The ledger modules are imported inside each command, not at the top: they load web3 and py-evm
 (about a second), which ``chainsense --help`` and every other command must not pay for.
@@ -30,8 +31,10 @@ ledger_app = typer.Typer(
     help="Secure data sharing: deploy the contract, submit, query, verify.", no_args_is_help=True
 )
 
-_RPC = typer.Option(None, "--rpc", help="JSON-RPC URL (repeat for failover).")
-_NETWORK = typer.Option(None, "--network", help="Directory (or file) of `chainsense network up`.")
+RPC_OPTION = typer.Option(None, "--rpc", help="JSON-RPC URL (repeat for failover).")
+NETWORK_OPTION = typer.Option(
+    None, "--network", help="Directory (or file) of `chainsense network up`."
+)
 DEPLOYMENT_OPTION = typer.Option(
     Path("ledger.json"), "--deployment", "-d", help="Deployment file written by `ledger deploy`."
 )
@@ -68,64 +71,6 @@ def keygen_cmd(out: Path = typer.Argument(..., help="New key file (hex, mode 060
     key = KeyPair.generate()
     save_key(out, key)
     typer.echo(key.address)
-
-
-@ledger_app.command("deploy")
-def deploy_cmd(
-    ca_key: list[Path] = typer.Option(  # noqa: B008
-        [], "--ca-key", help="A CA key file (its address joins the CA set); repeat for several."
-    ),
-    ca_address: list[str] = typer.Option(  # noqa: B008
-        [], "--ca-address", help="A CA address, instead of --ca-key; repeat for several."
-    ),
-    threshold: int = typer.Option(
-        1, "--threshold", "-k", help="Countersignatures of distinct CAs each record needs."
-    ),
-    rpc: list[str] = _RPC,
-    network: Path = _NETWORK,
-    deployer_key: Path = typer.Option(  # noqa: B008
-        None,
-        "--deployer-key",
-        help="Pays for the deployment (default: the network's faucet or the node's dev "
-        "account); it gets no rights over the contract.",
-    ),
-    out: Path = typer.Option(Path("ledger.json"), "--out", help="Deployment file to write."),  # noqa: B008
-) -> None:
-    """Deploy the ledger contract with its CA set and k, and write the deployment file."""
-    from chainsense.ledger.config import LedgerConfig  # lazy: see the module docstring
-    from chainsense.ledger.consortium import ca_set_arguments
-    from chainsense.ledger.contract import deploy_ledger
-    from chainsense.ledger.deployment import Deployment, external_chain
-
-    if not ca_key and not ca_address:
-        raise ConfigError("ca", "give exactly one of --ca-key and --ca-address (repeatable)")
-    given = [key_option(k, "ca-key").address for k in ca_key] + list(ca_address)
-    try:
-        ca_set_arguments(given, threshold)  # refused by name before connecting
-    except ChainsenseError as exc:
-        field, _, detail = str(exc).partition(": ")
-        raise ConfigError("threshold" if field == "threshold" else "ca", detail) from exc
-    chain, faucet = external_chain(LedgerConfig().with_chain(tuple(rpc or ()), network))
-    deployer = key_option(deployer_key, "deployer-key") or faucet
-    ledger = deploy_ledger(chain, given, threshold, deployer)
-    result = ledger.deploy_result
-    assert result is not None
-    ca_set = ledger.ca_set()
-    dep = Deployment(
-        chain_id=chain.chain_id,
-        contract=ledger.address,
-        cas=ca_set.cas,
-        threshold=ca_set.threshold,
-        block=result.block,
-        rpc=tuple(rpc or ()),
-        network=str(network) if network else None,
-    )
-    dep.write(out)
-    typer.echo(
-        f"ledger {ledger.address} on chain {dep.chain_id} (block {dep.block}, "
-        f"gas {result.gas_used}); {dep.threshold} of {len(dep.cas)} CAs: "
-        f"{', '.join(dep.cas)}; wrote {out}"
-    )
 
 
 @ledger_app.command("fund")
