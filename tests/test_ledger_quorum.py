@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from chainsense.chain.embedded import EmbeddedChain
+from chainsense.chain.keys import KeyPair
 from chainsense.ledger.batch import submit_batch, verify_offchain
+from chainsense.ledger.ca import CertificateAuthority
 from chainsense.ledger.ca_client import CAClient, CAUnavailableError
 from chainsense.ledger.ca_quorum import CAQuorum
 from chainsense.ledger.ca_server import CAServer
@@ -30,7 +32,7 @@ def served(tmp_path: Path) -> Iterator[tuple[Consortium, list[CAServer], CAQuoru
     org = make_consortium(tmp_path)
     servers = [CAServer(ca).start() for ca in org.cas]
     clients = [CAClient(s.url, timeout=2.0) for s in servers]
-    quorum = CAQuorum(clients, 2, org.ledger.domain)
+    quorum = CAQuorum(clients, 2, org.ledger.domain, [k.address for k in org.ca_keys])
     try:
         yield org, servers, quorum
     finally:
@@ -87,6 +89,35 @@ def test_a_refusal_by_too_many_cas_rejects_with_the_reason(served, tmp_path: Pat
     report = term.flush()
     assert (report.confirmed, report.rejected) == (0, 2)
     assert all("CA: unknown_mt" in why for _, why in term.rejected())
+
+
+def test_answers_from_outside_the_set_or_twice_from_one_ca_do_not_count(
+    served, tmp_path: Path
+) -> None:
+    """A service with a key outside the CA set, and one CA reached twice: their answers are
+    dropped before the contract sees them, so records wait instead of being refused."""
+    org, servers, _quorum = served
+    outsider = CertificateAuthority(
+        KeyPair.derive("outsider", 0), tmp_path / "o.db", org.ledger.domain
+    )
+    outsider.register(org.mts[0].address)
+    with CAServer(outsider) as rogue:
+        urls = [servers[0].url, servers[0].url, rogue.url]
+        clients = [CAClient(u, timeout=2.0) for u in urls]
+        quorum = CAQuorum(clients, 2, org.ledger.domain, org.ledger.ca_set().cas)
+        term = MobileTerminal(org.mts[0], tmp_path / "mt.outbox", org.ledger, quorum)
+        _collect(term, 3)
+        report = term.flush()
+        assert (report.certified, report.rejected, report.pending) == (0, 0, 3)
+        quorum.close()
+        clients.append(CAClient(servers[1].url, timeout=2.0))
+        quorum = CAQuorum(clients, 2, org.ledger.domain, org.ledger.ca_set().cas)
+        term.ca = quorum
+        assert term.flush().confirmed == 3
+        quorum.close()
+        for c in clients:
+            c.close()
+    assert verify_ledger(org.ledger).ok == 3
 
 
 def test_a_batch_root_needs_k_cas_and_survives_one_down(served, tmp_path: Path) -> None:

@@ -135,11 +135,12 @@ def submit_cmd(
     LedgerConfig(ca_urls=tuple(ca_urls))  # refuses a bad or repeated URL by name
     chain, _ = chain_of(dep)
     ledger = Ledger(chain, dep.contract)
-    threshold = ledger.ca_set().threshold
+    ca_set = ledger.ca_set()
+    threshold = ca_set.threshold
     if threshold > len(ca_urls):
         raise ConfigError("ca", f"the ledger needs {threshold} CAs; {len(ca_urls)} --ca given")
     clients = [CAClient(url) for url in ca_urls]
-    ca = CAQuorum(clients, threshold, ledger.domain)
+    ca = CAQuorum(clients, threshold, ledger.domain, ca_set.cas)
     if batch:
         _submit_batch(ledger, ca, key, events, bundle)
         return

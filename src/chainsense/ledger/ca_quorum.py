@@ -16,11 +16,11 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
 
+from chainsense.chain.keys import SignatureError, recover
 from chainsense.errors import ChainsenseError
 from chainsense.ledger.ca import BatchCertificate, Countersignature
 from chainsense.ledger.ca_client import CAUnavailableError
 from chainsense.ledger.ca_metadata import CAError
-from chainsense.ledger.consortium import join_signatures
 from chainsense.ledger.records import Domain, Record, batch_struct_hash
 
 T = TypeVar("T")
@@ -48,7 +48,11 @@ class CAQuorum:
     """k of the CA services ``members`` (see the module docstring)."""
 
     def __init__(
-        self, members: Sequence[CountersignService], threshold: int, domain: Domain
+        self,
+        members: Sequence[CountersignService],
+        threshold: int,
+        domain: Domain,
+        signers: Sequence[str] = (),
     ) -> None:
         if not members:
             raise ChainsenseError("ca_urls: no CA to ask")
@@ -59,6 +63,8 @@ class CAQuorum:
         self.members = list(members)
         self.threshold = threshold
         self.domain = domain
+        #: the CA addresses whose signatures count (empty: any); set it to the contract's CA set
+        self.signers = frozenset(signers)
         self._pool = ThreadPoolExecutor(len(self.members), thread_name_prefix="ca-quorum")
 
     def close(self) -> None:
@@ -84,14 +90,17 @@ class CAQuorum:
         answers = self._ask_all(lambda m: m.countersign_many(items))
         done: list[Countersignature] = []
         for i, (record, _) in enumerate(items):
-            signatures = [
-                a[0][i].ca_signature
-                for a in answers
-                if not isinstance(a, Exception) and len(a[0]) > i
-            ]
+            digest = record.digest(self.domain)
+            signatures = self._distinct(
+                digest,
+                [
+                    a[0][i].ca_signature
+                    for a in answers
+                    if not isinstance(a, Exception) and len(a[0]) > i
+                ],
+            )
             if len(signatures) >= self.threshold:
-                digest = record.digest(self.domain)
-                joined = join_signatures(digest, signatures[: self.threshold])
+                joined = b"".join(signatures[: self.threshold])
                 done.append(Countersignature(record, digest, joined))
                 continue
             refusals = [
@@ -140,8 +149,25 @@ class CAQuorum:
             raise CAUnavailableError(self._down(answers))
         first = certs[0]
         digest = self.domain.digest(batch_struct_hash(first.root, first.size, first.submitter))
-        joined = join_signatures(digest, [c.ca_signature for c in certs[: self.threshold]])
-        return dataclasses.replace(first, ca_signature=joined)
+        signatures = self._distinct(digest, [c.ca_signature for c in certs])
+        if len(signatures) < self.threshold:
+            raise CAUnavailableError(
+                f"ca: {len(signatures)} valid root signatures, {self.threshold} needed"
+            )
+        return dataclasses.replace(first, ca_signature=b"".join(signatures[: self.threshold]))
+
+    def _distinct(self, digest: bytes, signatures: Sequence[bytes]) -> list[bytes]:
+        """The signatures that recover to distinct allowed signers, in increasing signer order
+        (a CA answering garbage, or two services with one key, cannot spoil a record)."""
+        by_signer: dict[int, bytes] = {}
+        for sig in signatures:
+            try:
+                signer = recover(digest, sig)
+            except SignatureError:
+                continue
+            if not self.signers or signer in self.signers:
+                by_signer.setdefault(int(signer, 16), bytes(sig))
+        return [by_signer[s] for s in sorted(by_signer)]
 
     def _down(self, answers: Sequence[Any]) -> str:
         errors = [str(a) for a in answers if isinstance(a, Exception)]

@@ -74,15 +74,3 @@ def split_signatures(blob: bytes) -> list[bytes]:
     if not blob or len(blob) % SIGNATURE_BYTES or len(blob) > MAX_CAS * SIGNATURE_BYTES:
         raise RevertError("CA signature must be 65 bytes")
     return [blob[i : i + SIGNATURE_BYTES] for i in range(0, len(blob), SIGNATURE_BYTES)]
-
-
-def join_signatures(digest: bytes, signatures: Sequence[bytes]) -> bytes:
-    """Concatenate signatures of ``digest`` in increasing signer order (as the contract
-    wants them); a signature that does not recover is refused."""
-    signers = []
-    for sig in signatures:
-        try:
-            signers.append((int(recover(digest, sig), 16), bytes(sig)))
-        except SignatureError as exc:
-            raise ChainsenseError(f"ca_signature: {exc}") from exc
-    return b"".join(sig for _, sig in sorted(signers))

@@ -208,7 +208,7 @@ class LedgerSession:
                 server.stop()
             raise
         clients = [CAClient(server.url) for server in self.servers]
-        return CAQuorum(clients, self.threshold, self.ledger.domain)
+        return CAQuorum(clients, self.threshold, self.ledger.domain, self.expected_cas.cas)
 
     def close(self) -> None:
         for t in self.terminals:
