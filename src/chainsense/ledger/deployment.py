@@ -55,16 +55,17 @@ class Deployment:
             cas = data["cas"] if "cas" in data else [data["ca"]]
             if not isinstance(cas, list):
                 raise ChainsenseError("deployment.cas: must be a list of addresses")
+            threshold = _threshold(data.get("threshold", 1))
+            addresses = [checksum(a, f"deployment.cas[{i}]") for i, a in enumerate(cas)]
+            try:
+                ordered = ca_set_arguments(addresses, threshold)
+            except ChainsenseError as exc:
+                raise ChainsenseError(f"deployment.{exc}") from exc
             dep = cls(
                 chain_id=int(data["chain_id"]),
                 contract=checksum(data["contract"], "deployment.contract"),
-                cas=tuple(
-                    ca_set_arguments(
-                        [checksum(a, f"deployment.cas[{i}]") for i, a in enumerate(cas)],
-                        _threshold(data.get("threshold", 1)),
-                    )
-                ),
-                threshold=_threshold(data.get("threshold", 1)),
+                cas=tuple(ordered),
+                threshold=threshold,
                 block=int(data["block"]),
                 rpc=tuple(str(u) for u in data.get("rpc", [])),
                 network=data.get("network"),
