@@ -46,6 +46,7 @@ def test_user_mistakes_exit_2(tmp_path, capsys) -> None:
     (tmp_path / "bad.json").write_text("{broken")
     _main_error(capsys, "is malformed", "ledger", "query", "-d", str(tmp_path / "bad.json"))
     _main_error(capsys, "records: must be in", "ledger", "demo", "--records", "0")
+    _main_error(capsys, "threshold: must be in", "ledger", "demo", "--orgs", "2", "-k", "3")
     _main_error(capsys, "give exactly one of", "ledger", "deploy", "--rpc", "http://127.0.0.1:1")
     _main_error(
         capsys, "not an http(s) URL", "ledger", "deploy", "--ca-address", CA_A, "--rpc", "ftp://x"
@@ -109,6 +110,8 @@ def test_demo_runs_the_protocol_on_the_embedded_chain() -> None:
     assert "records confirmed: 30/30" in out.stdout and "verified: 30/30" in out.stdout
     out = cli("ledger", "demo", "--records", "300", "--mts", "3", "--batch")
     assert "records confirmed: 300/300" in out.stdout and "transactions: 1" in out.stdout
+    out = cli("ledger", "demo", "--records", "40", "--mts", "2", "--orgs", "3", "-k", "2")
+    assert "CAs: 2 of 3" in out.stdout and "verified: 40/40" in out.stdout, out.stderr
 
 
 @pytest.mark.slow

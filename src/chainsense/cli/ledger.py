@@ -319,6 +319,8 @@ def demo_cmd(
     records: int = typer.Option(200, "--records", "-n", help="Records to push through."),
     mts: int = typer.Option(4, "--mts", help="Number of MTs."),
     batch: bool = typer.Option(False, "--batch", help="Batch (Merkle) mode."),
+    orgs: int = typer.Option(1, "--orgs", help="CA services of the consortium (HTTP)."),
+    threshold: int = typer.Option(1, "--threshold", "-k", help="Countersignatures a record needs."),
 ) -> None:
     """Run the whole protocol on the embedded chain (nothing to start) and print what happened."""
     if not 1 <= records <= 100_000:
@@ -331,10 +333,16 @@ def demo_cmd(
     from chainsense.ledger.session import LedgerSession
     from chainsense.sim.events import synthetic_events
 
-    cfg = LedgerConfig(mode="batch" if batch else "record", batch_size=min(records, 5000))
+    if not 1 <= orgs <= 16:
+        raise ConfigError("orgs", f"must be in 1..16, got {orgs}")
+    if not 1 <= threshold <= orgs:
+        raise ConfigError("threshold", f"must be in 1..{orgs} (--orgs), got {threshold}")
+    cfg = LedgerConfig(
+        mode="batch" if batch else "record", batch_size=min(records, 5000), threshold=threshold
+    )
     with tempfile.TemporaryDirectory(prefix="chainsense-demo-") as tmp, _progress() as progress:
         task = progress.add_task("records", total=records)
-        session = LedgerSession(mts, tmp, chain=EmbeddedChain(), cfg=cfg)
+        session = LedgerSession(mts, tmp, chain=EmbeddedChain(), cfg=cfg, orgs=orgs)
         try:
             report = session.submit_events(
                 synthetic_events(records, mts), lambda n: progress.update(task, completed=n)
@@ -345,6 +353,7 @@ def demo_cmd(
     summary = {
         "mode": report.mode,
         "contract": session.ledger.address,
+        "CAs": f"{threshold} of {orgs} countersign each record",
         "records confirmed": f"{report.confirmed}/{report.records}",
         "transactions": report.transactions,
         "gas per record": f"{report.gas_per_record:,.0f}",
