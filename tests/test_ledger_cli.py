@@ -88,6 +88,25 @@ def test_user_mistakes_exit_2(tmp_path, capsys) -> None:
         str(dep),
     )
     _main_error(capsys, "no JSON-RPC endpoint reachable", "ledger", "query", "-d", str(dep))
+    _main_error(
+        capsys,
+        "not in the contract's CA set",
+        "ca",
+        "serve",
+        "--key",
+        str(tmp_path / "mt.key"),
+        "-d",
+        str(dep),
+    )
+    _main_error(
+        capsys,
+        "proposal: must be 0x",
+        "ledger",
+        "approve",
+        "0x12",
+        "--key",
+        str(tmp_path / "mt.key"),
+    )
     missing, empty = tmp_path / "no-token", tmp_path / "empty-token"
     empty.write_text("\n")
     for token in (missing, empty):
