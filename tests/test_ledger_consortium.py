@@ -20,13 +20,15 @@ from chainsense.chain.errors import RevertError, revert_reason
 from chainsense.chain.keys import KeyPair
 from chainsense.errors import ChainsenseError
 from chainsense.ledger import governance
+from chainsense.ledger.batch import submit_batch
 from chainsense.ledger.ca import CertificateAuthority
+from chainsense.ledger.ca_quorum import CAQuorum
 from chainsense.ledger.consortium import CASet
 from chainsense.ledger.contract import Ledger, deploy_ledger
 from chainsense.ledger.merkle import MerkleTree
 from chainsense.ledger.record_log import packed_fields, to_compact
 from chainsense.ledger.records import Record, batch_struct_hash
-from chainsense.ledger.verify import verify_ledger
+from chainsense.ledger.verify import BundleRevocations, bundle_revocations, verify_ledger
 
 
 @dataclass
@@ -253,3 +255,24 @@ def test_lowering_k_then_removing_a_ca(org: Consortium) -> None:
     rec = org.record(nonce=0)
     org.ledger.submit(rec, org.signatures(rec, [keys[1]]), org.mts[0])
     assert verify_ledger(org.ledger).ok == 1
+
+
+def test_batch_entries_of_a_revoked_mt_are_marked_or_refused_by_the_verifier(
+    org: Consortium, tmp_path: Path
+) -> None:
+    """The contract cannot see inside a root: the verifier marks the entries of an MT revoked
+    after the anchor and fails those anchored after its revocation."""
+    quorum = CAQuorum(org.cas, 2, org.ledger.domain, org.ledger.ca_set().cas)
+    mt = org.mts[0]
+
+    def items(first: int) -> list[tuple[Record, bytes]]:
+        recs = [org.record(nonce=first + i, slot=i) for i in range(4)]
+        return [(r, mt.sign_digest(r.digest(org.ledger.domain))) for r in recs]
+
+    early = submit_batch(org.ledger, quorum, mt, tmp_path / "a.json", lambda: items(0)).bundle
+    step = governance.propose_revocation(org.ledger, mt.address, org.ca_keys[0])
+    governance.approve(org.ledger, step.proposal, org.ca_keys[1])
+    late = submit_batch(org.ledger, quorum, mt, tmp_path / "b.json", lambda: items(10)).bundle
+    assert bundle_revocations(org.ledger, early) == BundleRevocations((), (0, 1, 2, 3))
+    assert bundle_revocations(org.ledger, late) == BundleRevocations((0, 1, 2, 3), ())
+    quorum.close()

@@ -280,7 +280,7 @@ def verify_cmd(
     from chainsense.ledger import batch as batching  # lazy: see the module docstring
     from chainsense.ledger.contract import Ledger
     from chainsense.ledger.deployment import Deployment, chain_of
-    from chainsense.ledger.verify import verify_ledger
+    from chainsense.ledger.verify import bundle_revocations, verify_ledger
 
     dep = Deployment.read(deployment)
     chain, _ = chain_of(dep)
@@ -292,10 +292,16 @@ def verify_cmd(
         off = batching.verify_offchain(ledger, b)
         on = batching.verify_onchain(ledger, b)
         bad = [i for i, (a, c) in enumerate(zip(off, on, strict=True)) if not (a and c)]
+        revoked = bundle_revocations(ledger, b)
+        bad = sorted({*bad, *revoked.before_anchor})
         typer.echo(
             f"bundle root #{b.root_id}: {len(b.entries) - len(bad)}/{len(b.entries)} "
             "records verified (off chain and on chain)"
         )
+        if revoked.after_anchor:
+            typer.echo(f"  {len(revoked.after_anchor)} records of MTs revoked after the anchor")
+        if revoked.before_anchor:
+            typer.echo(f"  {len(revoked.before_anchor)} records of MTs revoked before the anchor")
         if bad:
             raise ChainsenseError(f"verify: {len(bad)} records fail, first index {bad[0]}")
         return

@@ -42,9 +42,10 @@ from chainsense.ledger.ca_server import CAServer
 from chainsense.ledger.config import LedgerConfig
 from chainsense.ledger.consortium import MAX_CAS, CASet, ca_set_arguments
 from chainsense.ledger.contract import Ledger, deploy_ledger
+from chainsense.ledger.governance import revocations
 from chainsense.ledger.records import Record, record_from_event
 from chainsense.ledger.terminal import MobileTerminal
-from chainsense.ledger.verify import verify_ledger
+from chainsense.ledger.verify import bundle_revocations, verify_ledger
 from chainsense.sim.events import CollectionEvent
 
 SESSION_FILE = "session.json"
@@ -322,10 +323,14 @@ class LedgerSession:
                 tuple(r.mt for r in rep.revocations),
                 len(rep.before_revocation),
             )
-        checked = ok = 0
+        checked = ok = marked = 0
         failures: list[str] = []
         for b in self.bundles:
+            revoked = bundle_revocations(self.ledger, b)
+            marked += len(revoked.after_anchor)
             results = batching.verify_offchain(self.ledger, b)
+            for i in revoked.before_anchor:
+                results[i] = False
             sample = batching.Bundle(
                 b.root_id, b.root, b.chain_id, b.contract, b.entries[:onchain_sample]
             )
@@ -335,5 +340,6 @@ class LedgerSession:
                 checked += 1
                 ok += good
                 if not good:
-                    failures.append(f"batch {b.root_id} entry {i}: proof fails")
-        return SessionVerification(checked, ok, tuple(failures))
+                    failures.append(f"batch {b.root_id} entry {i}: proof fails or MT revoked")
+        revoked_mts = tuple(r.mt for r in revocations(self.ledger))
+        return SessionVerification(checked, ok, tuple(failures), revoked_mts, marked)

@@ -15,6 +15,7 @@ import bisect
 from collections import Counter
 from dataclasses import dataclass, field
 
+from chainsense.ledger.batch import Bundle
 from chainsense.ledger.contract import Ledger
 from chainsense.ledger.governance import CASetChange, Revocation, ca_set_history, revocations
 from chainsense.ledger.record_log import StoredRecord
@@ -75,3 +76,29 @@ def _problem(
     if i < 0:
         return "stored before any CA set took office"
     return sets[i].ca_set.check(stored.digest, b"".join(stored.ca_signatures))
+
+
+@dataclass(frozen=True)
+class BundleRevocations:
+    """Entries of a batch whose MT is revoked: before the root was anchored (the root should
+    not hold them: failures) or after (valid, stored before the revocation)."""
+
+    before_anchor: tuple[int, ...]
+    after_anchor: tuple[int, ...]
+
+
+def bundle_revocations(ledger: Ledger, bundle: Bundle) -> BundleRevocations:
+    """Which entries of ``bundle`` name an MT revoked on chain, relative to the root's anchoring
+    (the contract cannot look inside a root, so this is the verifier's check)."""
+    revoked = {r.mt: (r.block, r.log_index) for r in revocations(ledger)}
+    if not revoked:
+        return BundleRevocations((), ())
+    anchors = [a for a in ledger.logs("BatchAnchored") if int(a["root_id"]) == bundle.root_id]
+    anchored = (anchors[0]["block"], anchors[0]["log_index"]) if anchors else None
+    before, after = [], []
+    for i, entry in enumerate(bundle.entries):
+        at = revoked.get(entry.record.mt)
+        if at is None:
+            continue
+        (before if anchored is None or at < anchored else after).append(i)
+    return BundleRevocations(tuple(before), tuple(after))
