@@ -24,7 +24,12 @@ from chainsense.ledger.batch import submit_batch
 from chainsense.ledger.ca import CertificateAuthority
 from chainsense.ledger.ca_quorum import CAQuorum
 from chainsense.ledger.consortium import CASet
-from chainsense.ledger.contract import Ledger, deploy_ledger
+from chainsense.ledger.contract import (
+    SUBMIT_GAS,
+    SUBMIT_GAS_PER_SIGNATURE,
+    Ledger,
+    deploy_ledger,
+)
 from chainsense.ledger.merkle import MerkleTree
 from chainsense.ledger.record_log import packed_fields, to_compact
 from chainsense.ledger.records import Record, batch_struct_hash
@@ -276,3 +281,18 @@ def test_batch_entries_of_a_revoked_mt_are_marked_or_refused_by_the_verifier(
     assert bundle_revocations(org.ledger, early) == BundleRevocations((), (0, 1, 2, 3))
     assert bundle_revocations(org.ledger, late) == BundleRevocations((0, 1, 2, 3), ())
     quorum.close()
+
+
+def test_the_submit_gas_limit_covers_k_3_with_a_revocation_on_the_ledger(tmp_path: Path) -> None:
+    """The costliest record (every field at its maximum) with 3 signatures, once an MT has
+    been revoked (the sender's revocation word is then read): within the limit the client sets."""
+    org = make_consortium(tmp_path, n=3, k=3)
+    step = governance.propose_revocation(org.ledger, org.mts[1].address, org.ca_keys[0])
+    for key in org.ca_keys[1:]:
+        step = governance.approve(org.ledger, step.proposal, key)
+    assert step.executed
+    top = {"poi": 2**32 - 1, "slot": 2**32 - 1, "reading": 2**64 - 1, "x": 2**64 - 1}
+    rec = org.record(nonce=2**64 - 1, y=2**64 - 1, **top)
+    used = org.ledger.submit(rec, org.signatures(rec, org.ca_keys), org.mts[0]).gas_used
+    assert used <= SUBMIT_GAS + 2 * SUBMIT_GAS_PER_SIGNATURE, used
+    assert used <= 80_000, used
