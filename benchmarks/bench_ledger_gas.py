@@ -84,7 +84,7 @@ class World:
     def __init__(self, chain: Chain, tmp: Path, funder: KeyPair | None = None) -> None:
         self.ca_key = KeyPair.derive("bench-gas", 0, "ca")
         self.mts = [KeyPair.derive("bench-gas", i) for i in range(4)]
-        self.ledger = deploy_ledger(chain, self.ca_key.address, funder)
+        self.ledger = deploy_ledger(chain, self.ca_key.address, deployer=funder)
         for k in [self.ca_key, *self.mts]:
             chain.fund(k.address, 10**18, funder)
         self.ca = CertificateAuthority(self.ca_key, tmp / f"ca-{id(chain)}.db", self.ledger.domain)

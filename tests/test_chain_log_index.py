@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from chainsense.chain.errors import ChainError
+from chainsense.ledger import governance
 from chainsense.ledger.record_log import address_topic, id_topic, uint_topic
 from test_ledger_support import World, make_world
 
@@ -18,7 +19,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     for n in range(12):
         rec, sig = w.certified(mt=n % 3, nonce=n, poi=n % 4, slot=n // 2)
         w.ledger.submit(rec, sig, w.mts[n % 3])
-    w.ledger.set_ca(w.mts[2].address, None)  # another event of the contract in between
+    # other events of the contract in between
+    governance.propose_ca_set(w.ledger, [w.mts[2].address], 1, w.ca_key)
     return w
 
 
@@ -56,7 +58,8 @@ def test_index_answers_like_eth_tester(world: World) -> None:
         mine = chain.get_logs(flt)
         theirs = chain.call(lambda w3, f=flt: w3.eth.get_logs(f))
         assert [_key(x) for x in mine] == [_key(x) for x in theirs], flt
-    assert len(chain.get_logs(_filters(world)[1])) == 12 + 2  # records + two CA rotations
+    # records, the deployment's CA set, then Proposed, Approved, Executed and the new set
+    assert len(chain.get_logs(_filters(world)[1])) == 12 + 1 + 4
 
 
 def test_index_follows_new_blocks_and_reverted_snapshots(tmp_path: Path) -> None:

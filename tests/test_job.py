@@ -14,8 +14,10 @@ import jax
 import numpy as np
 import pytest
 
+from chainsense.chain.keys import KeyPair, save_key
 from chainsense.errors import ConfigError
 from chainsense.job.options import JobOptions
+from chainsense.job.orgs import organisation_ca_keys
 from chainsense.job.run import run_job
 from chainsense.job.summary import JobResult
 from chainsense.ledger.batch import read_bundle
@@ -85,6 +87,10 @@ def test_tampered_bundle_record_is_detected(batch_run: JobResult) -> None:
         ({"episodes": 0}, "episodes"),
         ({"policy": "greedy", "checkpoint": Path("fleet.msgpack")}, "checkpoint"),
         ({"ledger": {"backend": "rpc", "rpc": ("ftp://x",)}}, "rpc[0]"),
+        ({"orgs": 0}, "orgs"),
+        ({"orgs": 17}, "orgs"),
+        ({"orgs": 2, "ledger": {"threshold": 3}}, "threshold"),
+        ({"ledger": {"threshold": 2}}, "threshold"),
     ],
 )
 def test_bad_options_name_the_field(change: dict, field: str, tmp_path: Path) -> None:
@@ -105,6 +111,47 @@ def test_cli_bad_mode_exits_2_without_traceback(tmp_path: Path) -> None:
     assert out.returncode == 2
     assert "mode" in out.stderr and "Traceback" not in out.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_a_consortium_of_three_organisations_with_k_2(tmp_path: Path) -> None:
+    """`run --orgs 3 --threshold 2` on the embedded chain: three real CA services, every record
+    countersigned by two of them, and the report shows the CA set, k and the revocations."""
+    opts = JobOptions(
+        params=preset("small"),
+        policy="greedy",
+        ledger=LedgerConfig(mode="record", threshold=2),
+        episodes=1,
+        out=tmp_path,
+        orgs=3,
+    )
+    result = run_job(opts)
+    lg = result.ledger
+    assert lg.all_accounted and lg.records_on_chain == lg.events > 0
+    assert (len(lg.cas), lg.threshold, lg.revoked) == (3, 2, ())
+    summary = json.loads(result.files["summary"].read_text())
+    assert summary["ledger"]["threshold"] == 2 and len(summary["ledger"]["cas"]) == 3
+    html = result.files["report"].read_text()
+    assert "2 of 3" in html and all(ca in html for ca in lg.cas) and "revoked MTs" in html
+
+
+def test_network_file_organisations_bring_their_ca_keys(tmp_path: Path) -> None:
+    keys = [KeyPair.derive("net", i, "ca") for i in range(3)]
+    orgs = []
+    for i, key in enumerate(keys):
+        save_key(tmp_path / f"ca{i}.key", key)
+        ca = {"address": key.address, "key_file": f"ca{i}.key", "port": 8600 + i}
+        orgs.append({"name": f"org{i}", "ca": ca})
+    (tmp_path / "network.json").write_text(json.dumps({"orgs": orgs}))
+    cfg = LedgerConfig(backend="network", network=str(tmp_path))
+    assert organisation_ca_keys(cfg) == keys
+    assert organisation_ca_keys(LedgerConfig()) == []
+    orgs[1]["ca"]["address"] = keys[0].address
+    (tmp_path / "network.json").write_text(json.dumps({"orgs": orgs}))
+    with pytest.raises(ConfigError, match=r"network\.orgs\[1\]\.ca\.key_file"):
+        organisation_ca_keys(cfg)
+    (tmp_path / "network.json").write_text(json.dumps({"orgs": [{"name": "x"}]}))
+    with pytest.raises(ConfigError, match=r"network\.orgs\[0\]\.ca"):
+        organisation_ca_keys(cfg)
 
 
 @pytest.mark.slow

@@ -109,7 +109,7 @@ def service(tmp_path) -> Iterator[tuple[str, str]]:
     """`chainsense ca serve` in a subprocess on a free loopback port, with an admin token."""
     key_file = save_key(tmp_path / "ca.key", CA_KEY)
     dep = Deployment(
-        DOMAIN.chain_id, DOMAIN.contract, CA_KEY.address, MT.address, 1, rpc=("http://127.0.0.1:1",)
+        DOMAIN.chain_id, DOMAIN.contract, (CA_KEY.address,), 1, 1, rpc=("http://127.0.0.1:1",)
     )
     dep.write(tmp_path / "ledger.json")
     (tmp_path / "token").write_text("s3cret\n")

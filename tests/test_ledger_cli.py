@@ -38,14 +38,25 @@ def _main_error(capsys: pytest.CaptureFixture[str], text: str, *args: str) -> No
     assert text in " ".join(err.split()), err
 
 
+CA_A = "0x" + "a1" * 20
+
+
 def test_user_mistakes_exit_2(tmp_path, capsys) -> None:
     _main_error(capsys, "deployment: file not found", "ledger", "query", "-d", str(tmp_path / "x"))
     (tmp_path / "bad.json").write_text("{broken")
     _main_error(capsys, "is malformed", "ledger", "query", "-d", str(tmp_path / "bad.json"))
     _main_error(capsys, "records: must be in", "ledger", "demo", "--records", "0")
+    _main_error(capsys, "threshold: must be in", "ledger", "demo", "--orgs", "2", "-k", "3")
     _main_error(capsys, "give exactly one of", "ledger", "deploy", "--rpc", "http://127.0.0.1:1")
     _main_error(
-        capsys, "not an http(s) URL", "ledger", "deploy", "--ca-address", "0x12", "--rpc", "ftp://x"
+        capsys, "not an http(s) URL", "ledger", "deploy", "--ca-address", CA_A, "--rpc", "ftp://x"
+    )
+    _main_error(capsys, "ca: not a 0x-prefixed", "ledger", "deploy", "--ca-address", "0x12")
+    _main_error(
+        capsys, "appears twice", "ledger", "deploy", "--ca-address", CA_A, "--ca-address", CA_A
+    )
+    _main_error(
+        capsys, "threshold: must be in 1..1", "ledger", "deploy", "--ca-address", CA_A, "-k", "2"
     )
     (tmp_path / "k.key").write_text("0x" + "ab" * 32)
     _main_error(capsys, "refusing to overwrite", "ledger", "keygen", str(tmp_path / "k.key"))
@@ -77,6 +88,25 @@ def test_user_mistakes_exit_2(tmp_path, capsys) -> None:
         str(dep),
     )
     _main_error(capsys, "no JSON-RPC endpoint reachable", "ledger", "query", "-d", str(dep))
+    _main_error(
+        capsys,
+        "not in the contract's CA set",
+        "ca",
+        "serve",
+        "--key",
+        str(tmp_path / "mt.key"),
+        "-d",
+        str(dep),
+    )
+    _main_error(
+        capsys,
+        "proposal: must be 0x",
+        "ledger",
+        "approve",
+        "0x12",
+        "--key",
+        str(tmp_path / "mt.key"),
+    )
     missing, empty = tmp_path / "no-token", tmp_path / "empty-token"
     empty.write_text("\n")
     for token in (missing, empty):
@@ -99,6 +129,8 @@ def test_demo_runs_the_protocol_on_the_embedded_chain() -> None:
     assert "records confirmed: 30/30" in out.stdout and "verified: 30/30" in out.stdout
     out = cli("ledger", "demo", "--records", "300", "--mts", "3", "--batch")
     assert "records confirmed: 300/300" in out.stdout and "transactions: 1" in out.stdout
+    out = cli("ledger", "demo", "--records", "40", "--mts", "2", "--orgs", "3", "-k", "2")
+    assert "CAs: 2 of 3" in out.stdout and "verified: 40/40" in out.stdout, out.stderr
 
 
 @pytest.mark.slow

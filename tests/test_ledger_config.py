@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 
 from chainsense.chain.embedded import EmbeddedChain
 from chainsense.chain.errors import ChainError
+from chainsense.chain.keys import checksum
 from chainsense.config import from_mapping
 from chainsense.errors import ChainsenseError, ConfigError
 from chainsense.ledger.config import LedgerConfig, load_ledger_config, open_chain
+from chainsense.ledger.deployment import Deployment
 
 
 @pytest.mark.parametrize(
@@ -24,6 +29,13 @@ from chainsense.ledger.config import LedgerConfig, load_ledger_config, open_chai
         ({"rpc_timeout": 0}, "ledger.rpc_timeout"),
         ({"rpc": ["http://127.0.0.1:1"]}, "ledger.rpc"),  # URLs but the embedded backend
         ({"colour": "red"}, "ledger.colour"),
+        ({"ca_urls": ["ftp://ca"]}, "ledger.ca_urls[0]"),
+        ({"ca_urls": ["http://a:1", "http://a:1"]}, "ledger.ca_urls"),
+        ({"ca_urls": [f"http://a:{i}" for i in range(17)]}, "ledger.ca_urls"),
+        ({"threshold": 0}, "ledger.threshold"),
+        ({"threshold": 17}, "ledger.threshold"),
+        ({"ca_urls": ["http://a:1", "http://a:2"], "threshold": 3}, "ledger.threshold"),
+        ({"threshold": "2"}, "ledger.threshold"),
     ],
 )
 def test_bad_settings_name_the_field(data, field) -> None:
@@ -64,3 +76,36 @@ def test_the_ledger_section_is_loaded_and_flags_override_it(tmp_path) -> None:
     with pytest.raises(ConfigError) as exc:
         load_ledger_config(path)
     assert exc.value.field == "ledger.mode"
+
+
+def test_the_consortium_settings_load_and_default_to_one_ca(tmp_path) -> None:
+    assert LedgerConfig().ca_services == ("http://127.0.0.1:8600",)
+    assert LedgerConfig().threshold == 1
+    path = tmp_path / "run.toml"
+    path.write_text(
+        '[ledger]\nca_urls = ["http://127.0.0.1:8601", "http://127.0.0.1:8602"]\nthreshold = 2\n'
+    )
+    cfg = load_ledger_config(path)
+    assert cfg.ca_services == ("http://127.0.0.1:8601", "http://127.0.0.1:8602")
+    assert cfg.threshold == 2
+
+
+def test_deployment_files_record_the_set_and_k(tmp_path) -> None:
+    a, b = "0x" + "b2" * 20, "0x" + "a1" * 20
+    dep = Deployment(5, "0x" + "11" * 20, (a, b), 2, 7, rpc=("http://127.0.0.1:1",))
+    back = Deployment.read(dep.write(tmp_path / "ledger.json"))
+    assert back.cas == tuple(sorted((checksum(a), checksum(b)), key=lambda x: int(x, 16)))
+    assert back.threshold == 2
+    raw = json.loads((tmp_path / "ledger.json").read_text())
+    for change, message in [
+        ({"threshold": 3}, "threshold: must be in 1..2"),
+        ({"threshold": True}, "deployment.threshold"),
+        ({"cas": [a, "0x12"]}, "deployment.cas[1]"),
+        ({"cas": "0x" + "a1" * 20}, "deployment.cas: must be a list"),
+    ]:
+        (tmp_path / "bad.json").write_text(json.dumps(raw | change))
+        with pytest.raises(ChainsenseError, match=re.escape(message)):
+            Deployment.read(tmp_path / "bad.json")
+    single = {k: v for k, v in raw.items() if k not in ("cas", "threshold")} | {"ca": a}
+    (tmp_path / "old.json").write_text(json.dumps(single))
+    assert Deployment.read(tmp_path / "old.json").ca_set.cas == (checksum(a),)

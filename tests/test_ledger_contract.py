@@ -9,6 +9,7 @@ import pytest
 from chainsense.chain.errors import RevertError, revert_reason
 from chainsense.chain.keys import KeyPair
 from chainsense.errors import ChainsenseError
+from chainsense.ledger import governance
 from chainsense.ledger.artifacts import artifact_path
 from chainsense.ledger.compile import compile_source
 from chainsense.ledger.contract import Ledger, deploy_ledger
@@ -211,25 +212,30 @@ def test_paged_queries_beyond_one_page(world: World) -> None:
         world.ledger.records_of_poi(-1)
 
 
-def test_ca_rotation(world: World) -> None:
+def test_ca_rotation_by_proposal(world: World) -> None:
+    """k = n = 1: the CA's own proposal is the k-th approval, so a rotation takes effect at
+    once; nobody else (the deployer included: there is no admin) can propose."""
     old_rec, old_sig = world.certified(nonce=0)
     new_ca = KeyPair.derive("test", 1, "ca")
-    with pytest.raises(RevertError, match="only the admin"):
-        world.ledger.set_ca(new_ca.address, world.mts[0])
-    world.ledger.set_ca(new_ca.address, None)  # the deployer (dev account) is admin
-    assert world.ledger.ca() == new_ca.address
-    rotations = world.ledger.logs("CARotated")
-    assert [r["new_ca"] for r in rotations] == [world.ca_key.address, new_ca.address]
+    with pytest.raises(RevertError, match="only a CA of the current set"):
+        governance.propose_ca_set(world.ledger, [new_ca.address], 1, world.mts[0])
+    step = governance.propose_ca_set(world.ledger, [new_ca.address], 1, world.ca_key)
+    assert step.executed and step.approvals == 1
+    assert world.ledger.ca_set().cas == (new_ca.address,)
+    history = governance.ca_set_history(world.ledger)
+    assert [c.ca_set.cas for c in history] == [(world.ca_key.address,), (new_ca.address,)]
     _rejected(world, "bad CA signature", old_rec, old_sig, world.mts[0])
     rec = world.record(nonce=1)
     world.ledger.submit(rec, new_ca.sign_digest(rec.digest(world.ledger.domain)), world.mts[0])
     assert verify_ledger(world.ledger).ok == 1
 
 
-def test_verify_ledger_flags_signature_of_a_rotated_out_ca(world: World) -> None:
+def test_a_record_stored_under_a_rotated_out_ca_stays_valid(world: World) -> None:
     rec, sig = world.certified(nonce=0)
     world.ledger.submit(rec, sig, world.mts[0])
-    world.ledger.set_ca(KeyPair.derive("test", 1, "ca").address, None)
+    governance.propose_ca_set(
+        world.ledger, [KeyPair.derive("test", 1, "ca").address], 1, world.ca_key
+    )
     report = verify_ledger(world.ledger)
     assert report.ok == 1, "a record stored under the old CA stays valid"
 

@@ -28,6 +28,7 @@ from chainsense.errors import ChainsenseError
 from chainsense.ledger.batch import submit_batch
 from chainsense.ledger.ca import BatchCertificate, CertificateAuthority, Countersignature
 from chainsense.ledger.ca_client import CAClient
+from chainsense.ledger.ca_metadata import CAError
 from chainsense.ledger.deployment import Deployment
 from chainsense.ledger.records import Record
 from chainsense.ledger.terminal import MobileTerminal
@@ -132,8 +133,8 @@ def http_ca(world: World, tmp_path) -> Iterator[CAClient]:
     dep = Deployment(
         world.ledger.domain.chain_id,
         world.ledger.address,
-        world.ca_key.address,
-        world.ca_key.address,
+        (world.ca_key.address,),
+        1,
         1,
         rpc=("http://127.0.0.1:1",),
     )
@@ -278,11 +279,19 @@ def test_stale_refusal_mid_flush_renumbers_and_retries(world: World, tmp_path) -
         def __init__(self) -> None:
             self.calls = 0
 
-        def countersign(self, record: Record, sig: bytes) -> Countersignature:
-            self.calls += 1
-            if self.calls in (2, 4):
-                _batch_ahead(world, tmp_path / f"race{self.calls}.json", 2)
-            return world.ca.countersign(record, sig)
+        def countersign_many(
+            self, items: Sequence[tuple[Record, bytes]]
+        ) -> tuple[list[Countersignature], CAError | None]:
+            done = []
+            for record, sig in items:  # one record at a time, the race in between
+                self.calls += 1
+                if self.calls in (2, 4):
+                    _batch_ahead(world, tmp_path / f"race{self.calls}.json", 2)
+                try:
+                    done.append(world.ca.countersign(record, sig))
+                except CAError as exc:
+                    return done, exc
+            return done, None
 
         def last_nonce(self, address: str) -> int | None:
             info = world.ca.get(address)
@@ -426,8 +435,10 @@ class _InProcessCA:
     def last_nonce(self, address: str) -> int | None:
         return self.ca.last_nonce(address)
 
-    def countersign(self, record: Record, sig: bytes) -> Countersignature:
-        return self.ca.countersign(record, sig)
+    def countersign_many(
+        self, items: Sequence[tuple[Record, bytes]]
+    ) -> tuple[list[Countersignature], CAError | None]:
+        return self.ca.countersign_many(items)
 
     def countersign_batch(
         self, items: Sequence[tuple[Record, bytes]], submitter: str
@@ -454,8 +465,8 @@ def test_cli_submit_from_another_directory_and_after_batch(
     dep = Deployment(
         world.ledger.domain.chain_id,
         world.ledger.address,
-        world.ca_key.address,
-        world.ca_key.address,
+        (world.ca_key.address,),
+        1,
         1,
         rpc=("http://127.0.0.1:1",),
     )

@@ -98,12 +98,14 @@ CHILD = textwrap.dedent(
 
     class CrashAfterCountersign:
         calls = 0
-        def countersign(self, record, sig):
-            answer = ca.countersign(record, sig)  # the CA has committed its countersignature
-            CrashAfterCountersign.calls += 1
-            if CrashAfterCountersign.calls == kill_after:
-                os.kill(os.getpid(), signal.SIGKILL)  # ...and the MT dies before storing it
-            return answer
+        def countersign_many(self, items):
+            done = []
+            for record, sig in items:
+                done.append(ca.countersign(record, sig))  # the CA has committed it
+                CrashAfterCountersign.calls += 1
+                if CrashAfterCountersign.calls == kill_after:
+                    os.kill(os.getpid(), signal.SIGKILL)  # ...and the MT dies before storing it
+            return done, None
 
     term = MobileTerminal(KeyPair.derive("test", 0), tmp / "mt.db", ledger, CrashAfterCountersign())
     for i in range(8):

@@ -111,7 +111,7 @@ class Submitter:
 def _ledger_on(directory: Path, tmp: Path, seed: int) -> tuple[RpcChain, Ledger, object, KeyPair]:
     chain, faucet = connect_network(directory, timeout=3.0, cooldown=2.0)
     ca_key = KeyPair.derive(seed, 0, "ca")
-    ledger = deploy_ledger(chain, ca_key.address, faucet)
+    ledger = deploy_ledger(chain, ca_key.address, deployer=faucet)
     ca = CertificateAuthority(ca_key, tmp / f"ca-{seed}.sqlite", ledger.domain)
     mt_key = KeyPair.derive(seed, 0, "mt")
     ca.register(mt_key.address)

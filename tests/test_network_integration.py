@@ -55,7 +55,7 @@ def test_four_nodes_submit_via_follower_kill_a_sealer_lose_nothing(tmp_path: Pat
         # Writes prefer the follower, as in the paper's deployment.
         assert chain._order(write=True)[0].role == "follower"
         ca_key = KeyPair.derive(7, 0, "ca")
-        ledger = deploy_ledger(chain, ca_key.address, faucet)
+        ledger = deploy_ledger(chain, ca_key.address, deployer=faucet)
         ca = CertificateAuthority(ca_key, tmp_path / "ca.sqlite", ledger.domain)
         mt_key = KeyPair.derive(7, 0, "mt")
         ca.register(mt_key.address)

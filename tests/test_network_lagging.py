@@ -63,8 +63,8 @@ def test_restarted_follower_is_avoided_until_it_has_caught_up(tmp_path: Path) ->
         # Deploy race: the contract is used straight away, through whichever node is next.
         ca_key = KeyPair.derive(11, 0, "ca")
         for _ in range(3):
-            ledger = deploy_ledger(chain, ca_key.address, faucet)
-            assert ledger.record_count() == 0 and ledger.ca() == ca_key.address
+            ledger = deploy_ledger(chain, ca_key.address, deployer=faucet)
+            assert ledger.record_count() == 0 and ledger.ca_set().cas == (ca_key.address,)
         ca = CertificateAuthority(ca_key, tmp_path / "ca.sqlite", ledger.domain)
         keys = [KeyPair.derive(11, i, "mt") for i in range(2)]
         for k in keys:

@@ -51,9 +51,9 @@ def _root(
 
 def _register_all() -> None:
     # imported here: each command module registers itself on `app`, defined above
-    from chainsense.cli import ca, experiment, job, learn, ledger, network, world
+    from chainsense.cli import ca, experiment, governance, job, learn, ledger, network, world
 
-    for module in (job, world, learn, ledger, ca, network, experiment):
+    for module in (job, world, learn, ledger, governance, ca, network, experiment):
         module.register(app)
 
 

@@ -52,8 +52,10 @@ def serve_cmd(
         raise ConfigError("port", f"must be a TCP port, got {port}")
     dep = Deployment.read(deployment)
     ca_key = key_option(key, "key")
-    if ca_key.address != dep.ca:
-        raise ConfigError("key", f"is {ca_key.address} but the contract's CA is {dep.ca}")
+    if ca_key.address not in dep.cas:
+        raise ConfigError(
+            "key", f"is {ca_key.address}, not in the contract's CA set {', '.join(dep.cas)}"
+        )
     token = _admin_token(admin_token_file)
     ca = CertificateAuthority(ca_key, db, Domain(dep.chain_id, dep.contract))
     typer.echo(f"CA {ca.address} for {dep.contract} on http://127.0.0.1:{port}")

@@ -48,6 +48,19 @@ def run_cmd(
     rpc: list[str] = typer.Option(  # noqa: B008
         [], "--rpc", help="JSON-RPC endpoint(s) instead of the embedded chain (repeatable)."
     ),
+    orgs: int = typer.Option(
+        1,
+        "--orgs",
+        help="Organisations of the consortium: each runs its own CA service (on the embedded "
+        "chain; a --network file that lists organisations brings their CA keys).",
+    ),
+    threshold: int | None = typer.Option(
+        None,
+        "--threshold",
+        "-k",
+        help="Countersignatures of distinct CAs each record and batch root needs "
+        "(default 1, or [ledger] threshold).",
+    ),
     episodes: int = typer.Option(
         10, "--episodes", "-n", help="Episodes for the baseline comparison."
     ),
@@ -77,7 +90,7 @@ def run_cmd(
 
     params = load_world_params(preset_name, config)
     site = load_site_file(map_file, params)
-    flags = {"mode": mode, "batch_size": batch_size}
+    flags = {"mode": mode, "batch_size": batch_size, "threshold": threshold}
     ledger = dataclasses.replace(  # the command line overrides the [ledger] section
         load_ledger_config(config).with_chain(tuple(rpc), network),
         **{k: v for k, v in flags.items() if v is not None},
@@ -94,6 +107,7 @@ def run_cmd(
         out=out,
         include=tuple(include),
         site=site,
+        orgs=orgs,
     )
     tasks: dict[str, TaskID] = {}
     with Progress(

@@ -1,5 +1,6 @@
-"""CLI commands of the 'ledger' area: ``ledger keygen|deploy|fund|submit|query|verify|demo``;
-registered on the main app by :func:`register`.
+"""CLI commands of the 'ledger' area: ``ledger keygen|fund|submit|query|verify|demo``;
+registered on the main app by :func:`register` (``deploy`` and the governance commands are in
+:mod:`chainsense.cli.governance`).
 
 The ledger modules are imported inside each command, not at the top: they load web3 and py-evm
 (about a second), which ``chainsense --help`` and every other command must not pay for.
@@ -21,7 +22,7 @@ from chainsense.errors import ChainsenseError, ConfigError
 
 if TYPE_CHECKING:
     from chainsense.chain.keys import KeyPair
-    from chainsense.ledger.ca_client import CAClient
+    from chainsense.ledger.ca_quorum import CAQuorum
     from chainsense.ledger.contract import Ledger
     from chainsense.ledger.records import Record
 
@@ -30,8 +31,10 @@ ledger_app = typer.Typer(
     help="Secure data sharing: deploy the contract, submit, query, verify.", no_args_is_help=True
 )
 
-_RPC = typer.Option(None, "--rpc", help="JSON-RPC URL (repeat for failover).")
-_NETWORK = typer.Option(None, "--network", help="Directory (or file) of `chainsense network up`.")
+RPC_OPTION = typer.Option(None, "--rpc", help="JSON-RPC URL (repeat for failover).")
+NETWORK_OPTION = typer.Option(
+    None, "--network", help="Directory (or file) of `chainsense network up`."
+)
 DEPLOYMENT_OPTION = typer.Option(
     Path("ledger.json"), "--deployment", "-d", help="Deployment file written by `ledger deploy`."
 )
@@ -70,49 +73,6 @@ def keygen_cmd(out: Path = typer.Argument(..., help="New key file (hex, mode 060
     typer.echo(key.address)
 
 
-@ledger_app.command("deploy")
-def deploy_cmd(
-    ca_key: Path = typer.Option(None, "--ca-key", help="CA key file (its address becomes the CA)."),  # noqa: B008
-    ca_address: str = typer.Option(None, "--ca-address", help="CA address, instead of --ca-key."),
-    rpc: list[str] = _RPC,
-    network: Path = _NETWORK,
-    deployer_key: Path = typer.Option(  # noqa: B008
-        None,
-        "--deployer-key",
-        help="Pays for and administers the contract "
-        "(default: the network's faucet or the node's dev account).",
-    ),
-    out: Path = typer.Option(Path("ledger.json"), "--out", help="Deployment file to write."),  # noqa: B008
-) -> None:
-    """Deploy the ledger contract and write the deployment file."""
-    from chainsense.ledger.config import LedgerConfig  # lazy: see the module docstring
-    from chainsense.ledger.contract import deploy_ledger
-    from chainsense.ledger.deployment import Deployment, external_chain
-
-    if (ca_key is None) == (ca_address is None):
-        raise ConfigError("ca", "give exactly one of --ca-key and --ca-address")
-    ca = key_option(ca_key, "ca-key").address if ca_key else ca_address
-    chain, faucet = external_chain(LedgerConfig().with_chain(tuple(rpc or ()), network))
-    deployer = key_option(deployer_key, "deployer-key") or faucet
-    ledger = deploy_ledger(chain, ca, deployer)
-    result = ledger.deploy_result
-    assert result is not None
-    dep = Deployment(
-        chain_id=chain.chain_id,
-        contract=ledger.address,
-        ca=ledger.ca(),
-        admin=ledger.admin(),
-        block=result.block,
-        rpc=tuple(rpc or ()),
-        network=str(network) if network else None,
-    )
-    dep.write(out)
-    typer.echo(
-        f"ledger {ledger.address} on chain {dep.chain_id} (block {dep.block}, "
-        f"gas {result.gas_used}); CA {dep.ca}; wrote {out}"
-    )
-
-
 @ledger_app.command("fund")
 def fund_cmd(
     address: str = typer.Argument(..., help="Account to fund."),
@@ -136,7 +96,11 @@ def submit_cmd(
         ..., help="Events file (.json list or .csv: poi,slot,reading,x,y)."
     ),
     mt_key: Path = typer.Option(..., "--mt-key", help="The MT's key file."),  # noqa: B008
-    ca_url: str = typer.Option("http://127.0.0.1:8600", "--ca", help="CA service URL."),
+    ca_urls: list[str] = typer.Option(  # noqa: B008
+        ["http://127.0.0.1:8600"],
+        "--ca",
+        help="CA service URL; repeat for the consortium's CAs (k of them must countersign).",
+    ),
     outbox: Path = typer.Option(  # noqa: B008
         None,
         "--outbox",
@@ -158,6 +122,8 @@ def submit_cmd(
     """
     # lazy: see the module docstring
     from chainsense.ledger.ca_client import CAClient
+    from chainsense.ledger.ca_quorum import CAQuorum
+    from chainsense.ledger.config import LedgerConfig
     from chainsense.ledger.contract import Ledger
     from chainsense.ledger.deployment import Deployment, chain_of
     from chainsense.ledger.events_file import read_events
@@ -166,9 +132,15 @@ def submit_cmd(
     dep = Deployment.read(deployment)
     key = key_option(mt_key, "mt-key")
     events = read_events(records)
+    LedgerConfig(ca_urls=tuple(ca_urls))  # refuses a bad or repeated URL by name
     chain, _ = chain_of(dep)
     ledger = Ledger(chain, dep.contract)
-    ca = CAClient(ca_url)
+    ca_set = ledger.ca_set()
+    threshold = ca_set.threshold
+    if threshold > len(ca_urls):
+        raise ConfigError("ca", f"the ledger needs {threshold} CAs; {len(ca_urls)} --ca given")
+    clients = [CAClient(url) for url in ca_urls]
+    ca = CAQuorum(clients, threshold, ledger.domain, ca_set.cas)
     if batch:
         _submit_batch(ledger, ca, key, events, bundle)
         return
@@ -200,7 +172,7 @@ def submit_cmd(
 
 
 def _submit_batch(
-    ledger: Ledger, ca: CAClient, key: KeyPair, events: list[dict[str, float]], bundle: Path
+    ledger: Ledger, ca: CAQuorum, key: KeyPair, events: list[dict[str, float]], bundle: Path
 ) -> None:
     """Batch mode through the one durable submit (``ledger.batch.submit_batch``): re-running
     after a crash anchors (or finds) the certified root in ``bundle`` instead of certifying
@@ -209,10 +181,10 @@ def _submit_batch(
     from chainsense.ledger.records import record_from_event
 
     def signed_items() -> list[tuple[Record, bytes]]:
-        info = ca.get(key.address)
-        if info is None:
+        last = ca.last_nonce(key.address)
+        if last is None:
             raise ChainsenseError(f"ca: MT {key.address} is not registered")
-        start = int(info["last_nonce"]) + 1
+        start = last + 1
         items = []
         for i, e in enumerate(events):
             rec = record_from_event(
@@ -308,7 +280,7 @@ def verify_cmd(
     from chainsense.ledger import batch as batching  # lazy: see the module docstring
     from chainsense.ledger.contract import Ledger
     from chainsense.ledger.deployment import Deployment, chain_of
-    from chainsense.ledger.verify import verify_ledger
+    from chainsense.ledger.verify import bundle_revocations, verify_ledger
 
     dep = Deployment.read(deployment)
     chain, _ = chain_of(dep)
@@ -320,17 +292,28 @@ def verify_cmd(
         off = batching.verify_offchain(ledger, b)
         on = batching.verify_onchain(ledger, b)
         bad = [i for i, (a, c) in enumerate(zip(off, on, strict=True)) if not (a and c)]
+        revoked = bundle_revocations(ledger, b)
+        bad = sorted({*bad, *revoked.before_anchor})
         typer.echo(
             f"bundle root #{b.root_id}: {len(b.entries) - len(bad)}/{len(b.entries)} "
             "records verified (off chain and on chain)"
         )
+        if revoked.after_anchor:
+            typer.echo(f"  {len(revoked.after_anchor)} records of MTs revoked after the anchor")
+        if revoked.before_anchor:
+            typer.echo(f"  {len(revoked.before_anchor)} records of MTs revoked before the anchor")
         if bad:
             raise ChainsenseError(f"verify: {len(bad)} records fail, first index {bad[0]}")
         return
     report = verify_ledger(ledger)
     typer.echo(
-        f"{report.ok}/{report.total} records verified (stored digest, record log, CA signature)"
+        f"{report.ok}/{report.total} records verified (stored digest, record log, "
+        f"k CA signatures of the set in office)"
     )
+    marked = dict(report.before_revocation)
+    for r in report.revocations:
+        n = sum(1 for mt in marked.values() if mt == r.mt)
+        typer.echo(f"  MT {r.mt} revoked in block {r.block}: {n} records stored before, valid")
     if report.failures:
         for rid, why in report.failures[:10]:
             typer.echo(f"  record {rid}: {why}")
@@ -342,6 +325,8 @@ def demo_cmd(
     records: int = typer.Option(200, "--records", "-n", help="Records to push through."),
     mts: int = typer.Option(4, "--mts", help="Number of MTs."),
     batch: bool = typer.Option(False, "--batch", help="Batch (Merkle) mode."),
+    orgs: int = typer.Option(1, "--orgs", help="CA services of the consortium (HTTP)."),
+    threshold: int = typer.Option(1, "--threshold", "-k", help="Countersignatures a record needs."),
 ) -> None:
     """Run the whole protocol on the embedded chain (nothing to start) and print what happened."""
     if not 1 <= records <= 100_000:
@@ -354,10 +339,16 @@ def demo_cmd(
     from chainsense.ledger.session import LedgerSession
     from chainsense.sim.events import synthetic_events
 
-    cfg = LedgerConfig(mode="batch" if batch else "record", batch_size=min(records, 5000))
+    if not 1 <= orgs <= 16:
+        raise ConfigError("orgs", f"must be in 1..16, got {orgs}")
+    if not 1 <= threshold <= orgs:
+        raise ConfigError("threshold", f"must be in 1..{orgs} (--orgs), got {threshold}")
+    cfg = LedgerConfig(
+        mode="batch" if batch else "record", batch_size=min(records, 5000), threshold=threshold
+    )
     with tempfile.TemporaryDirectory(prefix="chainsense-demo-") as tmp, _progress() as progress:
         task = progress.add_task("records", total=records)
-        session = LedgerSession(mts, tmp, chain=EmbeddedChain(), cfg=cfg)
+        session = LedgerSession(mts, tmp, chain=EmbeddedChain(), cfg=cfg, orgs=orgs)
         try:
             report = session.submit_events(
                 synthetic_events(records, mts), lambda n: progress.update(task, completed=n)
@@ -368,6 +359,7 @@ def demo_cmd(
     summary = {
         "mode": report.mode,
         "contract": session.ledger.address,
+        "CAs": f"{threshold} of {orgs} countersign each record",
         "records confirmed": f"{report.confirmed}/{report.records}",
         "transactions": report.transactions,
         "gas per record": f"{report.gas_per_record:,.0f}",

@@ -70,7 +70,7 @@ def publish(
         raise ChainsenseError(f"records: must be >= 1, got {count}")
     ca = KeyPair.derive(seed, 0, "ca")
     mts = [KeyPair.derive(seed, i, "mt") for i in range(n_mts)]
-    ledger = deploy_ledger(chain, ca.address, funder)
+    ledger = deploy_ledger(chain, ca.address, deployer=funder)
     for mt in mts:
         chain.fund(mt.address, MT_FUNDING_WEI, funder)
     records = make_records(count, seed, mts)

@@ -177,7 +177,7 @@ def run_drill(
     chain, faucet = connect_network(d, timeout=3.0, cooldown=2.0)
     try:
         ca_key = KeyPair.derive(seed, 0, "ca")
-        ledger = deploy_ledger(chain, ca_key.address, faucet)
+        ledger = deploy_ledger(chain, ca_key.address, deployer=faucet)
         with tempfile.TemporaryDirectory(prefix="chainsense-drill-") as tmp:
             ca = CertificateAuthority(ca_key, Path(tmp) / "ca.sqlite", ledger.domain)
             terminals = []

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 from chainsense.chain.base import Chain
 from chainsense.chain.keys import KeyPair
-from chainsense.errors import ChainsenseError
+from chainsense.errors import ChainsenseError, ConfigError
 from chainsense.job.fleet import Progress
 from chainsense.job.options import JobOptions
+from chainsense.job.orgs import organisation_ca_keys
 from chainsense.ledger.batch import verify_offchain
 from chainsense.ledger.records import Record, to_fixed
 from chainsense.ledger.session import LedgerSession
@@ -42,6 +43,10 @@ class LedgerFigures:
     query_p50_ms: float
     query_p99_ms: float
     per_mt: dict[int, int]
+    cas: tuple[str, ...] = ()
+    threshold: int = 1
+    revoked: tuple[str, ...] = ()
+    before_revocation: int = 0
 
     @property
     def gas_per_record(self) -> float:
@@ -136,6 +141,13 @@ def share_on_ledger(
     The session lives in ``<out>/ledger``; on a chain that outlives the process, a run that was
     killed in this phase resumes there (see :mod:`chainsense.ledger.session`).
     """
+    ca_keys = organisation_ca_keys(opts.ledger)
+    if ca_keys and opts.orgs not in (1, len(ca_keys)):
+        raise ConfigError(
+            "orgs", f"the network file lists {len(ca_keys)} organisations, not {opts.orgs}"
+        )
+    if ca_keys and len(ca_keys) < opts.ledger.threshold:
+        raise ConfigError("threshold", f"above the {len(ca_keys)} organisations of the network")
     session = LedgerSession(
         opts.params.num_mts,
         opts.out / "ledger",
@@ -143,6 +155,8 @@ def share_on_ledger(
         funder=funder,
         seed=opts.seed,
         cfg=opts.ledger,
+        orgs=opts.orgs,
+        ca_keys=ca_keys,
     )
     try:
         total = len(events)
@@ -161,6 +175,7 @@ def share_on_ledger(
         if extra := found - expected:
             failures.append(f"{sum(extra.values())} records on chain match no collection event")
         tamper_detected = tamper_is_detected(session, on_chain)
+        ca_set = session.ledger.ca_set()
         progress("ledger: read back and verify", 1, 1)
         per_mt = Counter(e.mt for e in events)
         return LedgerFigures(
@@ -176,6 +191,10 @@ def share_on_ledger(
             query_p50_ms=_percentile_ms(latencies, 50),
             query_p99_ms=_percentile_ms(latencies, 99),
             per_mt={i: per_mt[i] for i in range(opts.params.num_mts)},
+            cas=ca_set.cas,
+            threshold=ca_set.threshold,
+            revoked=verification.revoked,
+            before_revocation=verification.before_revocation,
         )
     finally:
         session.close()

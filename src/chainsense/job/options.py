@@ -7,6 +7,7 @@ from pathlib import Path
 
 from chainsense.errors import ConfigError
 from chainsense.ledger.config import LedgerConfig
+from chainsense.ledger.consortium import MAX_CAS
 from chainsense.marl import registry
 from chainsense.marl.config import TrainConfig
 from chainsense.sim.params import WorldParams
@@ -21,6 +22,8 @@ class JobOptions:
     config file, overridden by ``--mode``, ``--batch-size``, ``--network`` and ``--rpc``).
     ``site``: a real site (``--map``); the recorded episode and every compared episode then play
     on its map, and ``params`` must be the site's (``site.params``).
+    ``orgs``: organisations of the consortium, each with its own CA service; records need
+    ``ledger.threshold`` (k) of their countersignatures.
     """
 
     params: WorldParams
@@ -34,6 +37,7 @@ class JobOptions:
     out: Path = Path("runs/latest")
     include: tuple[Path, ...] = ()
     site: Site | None = None
+    orgs: int = 1
 
     def __post_init__(self) -> None:
         registry.check_name(self.policy)
@@ -52,6 +56,12 @@ class JobOptions:
             raise ConfigError("episodes", f"must be in [1, 10000], got {self.episodes}")
         if not 0 <= self.seed < 2**31:
             raise ConfigError("seed", f"must be in [0, 2^31), got {self.seed}")
+        if isinstance(self.orgs, bool) or not 1 <= self.orgs <= MAX_CAS:
+            raise ConfigError("orgs", f"must be in [1, {MAX_CAS}], got {self.orgs}")
+        if self.ledger.threshold > self.orgs:
+            raise ConfigError(
+                "threshold", f"must be at most --orgs ({self.orgs}), got {self.ledger.threshold}"
+            )
         for path in self.include:
             if not path.is_dir():
                 raise ConfigError("include", f"not a directory: {path}")

@@ -44,8 +44,12 @@ class JobResult:
 def ledger_rows(lg: LedgerFigures) -> list[tuple[str, str]]:
     """What the ledger did, as (quantity, value) rows: part of the summary, and the report's
     ledger table."""
+    revoked = ", ".join(lg.revoked) if lg.revoked else "none"
     return [
         ("ledger mode", lg.mode),
+        ("CA set", ", ".join(lg.cas)),
+        ("countersignatures per record (k of n)", f"{lg.threshold} of {len(lg.cas)}"),
+        ("revoked MTs", revoked),
         ("collection events", str(lg.events)),
         ("records on chain", str(lg.records_on_chain)),
         ("transactions", str(lg.transactions)),

@@ -12,8 +12,6 @@ nonce is a replay and refused. Every failed check changes nothing.
 from __future__ import annotations
 
 import json
-import math
-import reprlib
 import sqlite3
 import threading
 import time
@@ -23,17 +21,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chainsense import jsonlimits
 from chainsense.chain.keys import KeyPair, SignatureError, checksum, in_threads, recover_bytes
 from chainsense.errors import ChainsenseError
+from chainsense.ledger.ca_metadata import (
+    MAX_METADATA_BYTES,
+    CAError,
+    check_metadata,
+    stored_metadata,
+)
 from chainsense.ledger.merkle import MerkleTree
 from chainsense.ledger.records import Domain, Record, batch_struct_hash
 from chainsense.ledger.sqlite_tx import write_transaction
 
 MAX_BATCH = 100_000
-MAX_METADATA_BYTES = 4096
-MAX_METADATA_DEPTH = 8
-UNREADABLE_METADATA = "unreadable_metadata"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS mts (
@@ -76,15 +76,6 @@ def _nonce_sql(nonce: int) -> int | bytes:
 def _nonce_py(value: int | bytes) -> int:
     """Inverse of :func:`_nonce_sql`."""
     return int.from_bytes(value, "big") if isinstance(value, bytes) else int(value)
-
-
-class CAError(ChainsenseError):
-    """A request the CA refuses; ``code`` is machine-readable, ``field`` names the bad input."""
-
-    def __init__(self, code: str, field: str, message: str) -> None:
-        self.code = code
-        self.field = field
-        super().__init__(f"{field}: {message}")
 
 
 @dataclass(frozen=True)
@@ -187,7 +178,7 @@ class CertificateAuthority:
             ).fetchone()
         if row is None:
             return None
-        return MTInfo(address=addr, metadata=_stored_metadata(row[0]), last_nonce=_nonce_py(row[1]))
+        return MTInfo(address=addr, metadata=stored_metadata(row[0]), last_nonce=_nonce_py(row[1]))
 
     def last_nonce(self, address: str) -> int | None:
         """The last nonce countersigned for the MT (-1: none yet), None when not registered."""
@@ -224,32 +215,63 @@ class CertificateAuthority:
         """Verify (registered, signed by record.mt, fresh nonce) and countersign one record."""
         digest = self._check_signature(record, mt_signature, "signature")
         with self._write() as db:
-            row = db.execute(
-                "SELECT last_nonce FROM mts WHERE address = ?", (record.mt,)
-            ).fetchone()
-            if row is None:
-                raise CAError("unknown_mt", "record.mt", f"{record.mt} is not registered")
-            done = db.execute(
-                "SELECT signature FROM countersigned WHERE digest = ?", (digest,)
-            ).fetchone()
-            if done is not None:
-                if done[0] is None:
-                    raise CAError("duplicate", "record", "already certified inside a batch")
-                return Countersignature(record, digest, bytes(done[0]))
-            last = _nonce_py(row[0])
-            if record.nonce <= last:
-                raise CAError(
-                    "stale_nonce",
-                    "record.nonce",
-                    f"{record.nonce} is not above the last countersigned nonce {last}",
-                )
-            ca_sig = self.key.sign_digest(digest)
-            nonce = _nonce_sql(record.nonce)
-            db.execute(
-                "INSERT INTO countersigned(digest, mt, nonce, signature) VALUES (?, ?, ?, ?)",
-                (digest, record.mt, nonce, ca_sig),
+            return self._countersign_in(db, record, digest, "record")
+
+    def countersign_many(
+        self, items: Sequence[tuple[Record, bytes]]
+    ) -> tuple[list[Countersignature], CAError | None]:
+        """:meth:`countersign` of each item in order, in one write transaction (one commit for
+        all, not one a record), up to the first refusal: the countersignatures of the items
+        before it, and the refusal (None when every item was countersigned). Fields in a
+        refusal are named ``items[i]....``."""
+        if len(items) > MAX_BATCH:
+            raise CAError("bad_input", "items", f"more than {MAX_BATCH} records")
+        checked = in_threads(self._try_item, list(enumerate(items)))
+        done: list[Countersignature] = []
+        with self._write() as db:
+            for i, ((record, _), digest) in enumerate(zip(items, checked, strict=True)):
+                if isinstance(digest, CAError):
+                    return done, digest
+                try:
+                    done.append(self._countersign_in(db, record, digest, f"items[{i}].record"))
+                except CAError as exc:
+                    return done, exc
+        return done, None
+
+    def _try_item(self, item: tuple[int, tuple[Record, bytes]]) -> bytes | CAError:
+        try:
+            return self._check_item(item)
+        except CAError as exc:
+            return exc
+
+    def _countersign_in(
+        self, db: sqlite3.Connection, record: Record, digest: bytes, field: str
+    ) -> Countersignature:
+        """The checks and the write of one countersignature inside a write transaction."""
+        row = db.execute("SELECT last_nonce FROM mts WHERE address = ?", (record.mt,)).fetchone()
+        if row is None:
+            raise CAError("unknown_mt", f"{field}.mt", f"{record.mt} is not registered")
+        done = db.execute(
+            "SELECT signature FROM countersigned WHERE digest = ?", (digest,)
+        ).fetchone()
+        if done is not None:
+            if done[0] is None:
+                raise CAError("duplicate", field, "already certified inside a batch")
+            return Countersignature(record, digest, bytes(done[0]))
+        last = _nonce_py(row[0])
+        if record.nonce <= last:
+            raise CAError(
+                "stale_nonce",
+                f"{field}.nonce",
+                f"{record.nonce} is not above the last countersigned nonce {last}",
             )
-            db.execute("UPDATE mts SET last_nonce = ? WHERE address = ?", (nonce, record.mt))
+        ca_sig = self.key.sign_digest(digest)
+        nonce = _nonce_sql(record.nonce)
+        db.execute(
+            "INSERT INTO countersigned(digest, mt, nonce, signature) VALUES (?, ?, ?, ?)",
+            (digest, record.mt, nonce, ca_sig),
+        )
+        db.execute("UPDATE mts SET last_nonce = ? WHERE address = ?", (nonce, record.mt))
         return Countersignature(record, digest, ca_sig)
 
     def countersign_batch(
@@ -327,63 +349,6 @@ class CertificateAuthority:
             ):
                 out[a] = _nonce_py(n)
         return out
-
-
-def check_metadata(value: Any, field: str = "metadata", depth: int = 0) -> None:
-    """Refuse what JSON cannot carry faithfully, naming the field: strings (and keys) that are
-    not valid Unicode (lone surrogates), NaN and infinities, integers beyond 256 bits, keys
-    that are not strings, nesting deeper than :data:`MAX_METADATA_DEPTH`, non-JSON types."""
-    if value is None or isinstance(value, bool | str):
-        if isinstance(value, str):
-            _check_text(value, field)
-        return
-    if isinstance(value, int):
-        if not -(2**255) <= value < 2**256:
-            raise CAError("bad_input", field, "integer outside the 256-bit range")
-        return
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise CAError("bad_input", field, f"must be a finite number, got {value}")
-        return
-    if isinstance(value, list | dict) and depth >= MAX_METADATA_DEPTH:
-        raise CAError("bad_input", field, f"nested deeper than {MAX_METADATA_DEPTH} levels")
-    if isinstance(value, list):
-        for i, item in enumerate(value):
-            check_metadata(item, f"{field}[{i}]", depth + 1)
-        return
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise CAError("bad_input", field, f"keys must be strings, got {reprlib.repr(key)}")
-            _check_text(key, field)
-            check_metadata(
-                item, f"{field}.{key if len(key) <= 64 else key[:64] + '...'}", depth + 1
-            )
-        return
-    raise CAError("bad_input", field, f"not a JSON value: {reprlib.repr(value)}")
-
-
-def _check_text(text: str, field: str) -> None:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise CAError(
-            "bad_input", field, f"not valid Unicode (lone surrogate at {exc.start})"
-        ) from exc
-
-
-def _stored_metadata(text: str) -> dict[str, Any]:
-    """Metadata as stored; registries written before :func:`check_metadata` existed may hold
-    text that cannot be served as JSON (NaN, lone surrogates): that is shown as its stored
-    text under :data:`UNREADABLE_METADATA` rather than failing every read of the MT."""
-    try:
-        meta = jsonlimits.loads(text, "metadata", max_bytes=1 << 20)
-        if isinstance(meta, dict):
-            check_metadata(meta)
-            return meta
-    except ChainsenseError:
-        pass
-    return {UNREADABLE_METADATA: text}
 
 
 def _address(value: Any, field: str) -> str:

@@ -6,6 +6,9 @@ Endpoints::
     POST /mts                 {"address", "metadata"?}            -> 201 MT info (admin token)
     GET  /mts/{address}       MT info or 404
     POST /countersign         {"record": {...}, "signature": hex} -> {"digest", "ca_signature"}
+    POST /countersign/many    {"items": [{"record", "signature"}]}
+                              -> {"countersigned": [{"digest", "ca_signature"}], "refused": null
+                                  | {"error", "field", "detail"}} (in order, up to a refusal)
     POST /countersign/batch   {"items": [{"record", "signature"}], "submitter"}
                               -> {"root", "size", "submitter", "ca_signature"}
 
@@ -29,14 +32,8 @@ from starlette.concurrency import run_in_threadpool
 
 from chainsense import jsonlimits
 from chainsense.errors import ChainsenseError
-from chainsense.ledger.ca import (
-    MAX_BATCH,
-    MAX_METADATA_BYTES,
-    MAX_METADATA_DEPTH,
-    CAError,
-    CertificateAuthority,
-    MTInfo,
-)
+from chainsense.ledger.ca import MAX_BATCH, CertificateAuthority, MTInfo
+from chainsense.ledger.ca_metadata import MAX_METADATA_BYTES, MAX_METADATA_DEPTH, CAError
 from chainsense.ledger.records import RECORD_FIELDS, RECORD_LIMITS, Record
 
 MAX_BODY = 32 * 1024 * 1024
@@ -92,6 +89,14 @@ _REGISTER = {
             "description": f"any JSON object: at most {MAX_METADATA_BYTES} bytes as compact "
             f"JSON, {MAX_METADATA_DEPTH} levels, finite numbers, valid Unicode",
         },
+    },
+}
+_MANY = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["items"],
+    "properties": {
+        "items": {"type": "array", "minItems": 1, "maxItems": MAX_BATCH, "items": _SIGNED},
     },
 }
 _BATCH = {
@@ -164,6 +169,26 @@ async def _json(request: Request) -> dict[str, Any]:
     return data
 
 
+def _signed_items(data: dict[str, Any]) -> list[tuple[Record, bytes]]:
+    """The ``items`` list of a many/batch body: records with their MT signatures."""
+    items = data.get("items")
+    if not isinstance(items, list) or not items:
+        raise CAError("bad_input", "items", "must be a non-empty list")
+    if len(items) > MAX_BATCH:
+        raise CAError("bad_input", "items", f"more than {MAX_BATCH} records")
+    parsed = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise CAError("bad_input", f"items[{i}]", "must be an object")
+        parsed.append(
+            (
+                parse_record(item.get("record"), f"items[{i}].record"),
+                parse_hex(item.get("signature"), f"items[{i}].signature", 65),
+            )
+        )
+    return parsed
+
+
 def _mt_json(info: MTInfo) -> dict[str, Any]:
     return {"address": info.address, "metadata": info.metadata, "last_nonce": info.last_nonce}
 
@@ -228,24 +253,33 @@ def build_app(ca: CertificateAuthority, admin_token: str | None = None) -> FastA
             "ca_signature": "0x" + result.ca_signature.hex(),
         }
 
+    @app.post("/countersign/many", openapi_extra=_body(_MANY))
+    async def countersign_many(request: Request) -> dict[str, Any]:
+        data = await _json(request)
+        unknown = sorted(set(data) - {"items"})
+        if unknown:
+            raise CAError("bad_input", unknown[0], "unknown field")
+        done, refusal = await run_in_threadpool(ca.countersign_many, _signed_items(data))
+        return {
+            "countersigned": [
+                {"digest": "0x" + c.digest.hex(), "ca_signature": "0x" + c.ca_signature.hex()}
+                for c in done
+            ],
+            "refused": None
+            if refusal is None
+            else {
+                "error": refusal.code,
+                "field": refusal.field,
+                "detail": str(refusal).split(": ", 1)[-1],
+            },
+        }
+
     @app.post("/countersign/batch", openapi_extra=_body(_BATCH))
     async def countersign_batch(request: Request) -> dict[str, Any]:
         data = await _json(request)
-        items = data.get("items")
-        if not isinstance(items, list) or not items:
-            raise CAError("bad_input", "items", "must be a non-empty list")
+        parsed = _signed_items(data)
         if "submitter" not in data:
             raise CAError("bad_input", "submitter", "missing")
-        parsed = []
-        for i, item in enumerate(items):
-            if not isinstance(item, dict):
-                raise CAError("bad_input", f"items[{i}]", "must be an object")
-            parsed.append(
-                (
-                    parse_record(item.get("record"), f"items[{i}].record"),
-                    parse_hex(item.get("signature"), f"items[{i}].signature", 65),
-                )
-            )
         cert = await run_in_threadpool(ca.countersign_batch, parsed, data["submitter"])
         return {
             "root": "0x" + cert.root.hex(),

@@ -28,6 +28,7 @@ class CAClient:
     def __init__(
         self, base_url: str, *, timeout: float = 10.0, admin_token: str | None = None
     ) -> None:
+        self.url = base_url
         headers = {"authorization": f"Bearer {admin_token}"} if admin_token else {}
         self._http = httpx.Client(base_url=base_url, timeout=timeout, headers=headers)
         self._domain: Domain | None = None
@@ -93,6 +94,34 @@ class CAClient:
             record, bytes.fromhex(data["digest"][2:]), bytes.fromhex(data["ca_signature"][2:])
         )
 
+    def countersign_many(
+        self, items: Sequence[tuple[Record, bytes]]
+    ) -> tuple[list[Countersignature], CAError | None]:
+        """Countersign ``items`` in one request: the answers in order up to the CA's first
+        refusal, and that refusal (see ``CertificateAuthority.countersign_many``)."""
+        body = {"items": [{"record": r.to_dict(), "signature": "0x" + s.hex()} for r, s in items]}
+        data = self._request("POST", "/countersign/many", body)
+        answers, refused = data.get("countersigned"), data.get("refused")
+        if not isinstance(answers, list) or len(answers) > len(items):
+            raise CAUnavailableError(f"ca: {self._http.base_url} answered a malformed list")
+        try:
+            done = [
+                Countersignature(r, _hex(a["digest"], 32), _hex(a["ca_signature"], 65))
+                for (r, _), a in zip(items, answers, strict=False)
+            ]
+        except (KeyError, TypeError, ValueError) as exc:
+            where = self._http.base_url
+            raise CAUnavailableError(f"ca: {where} answered malformed: {exc}") from exc
+        if refused is None:
+            return done, None
+        if not isinstance(refused, dict):
+            raise CAUnavailableError(f"ca: {self._http.base_url} answered a malformed refusal")
+        return done, CAError(
+            str(refused.get("error", "error")),
+            str(refused.get("field", "?")),
+            str(refused.get("detail", "")),
+        )
+
     def countersign_batch(
         self, items: Sequence[tuple[Record, bytes]], submitter: str
     ) -> BatchCertificate:
@@ -114,3 +143,13 @@ class CAClient:
             data["submitter"],
             bytes.fromhex(data["ca_signature"][2:]),
         )
+
+
+def _hex(value: object, length: int) -> bytes:
+    """0x-hex of ``length`` bytes from a CA answer (ValueError otherwise)."""
+    if not isinstance(value, str) or not value.startswith("0x"):
+        raise ValueError("not 0x-hex")
+    raw = bytes.fromhex(value[2:])
+    if len(raw) != length:
+        raise ValueError(f"{len(raw)} bytes, expected {length}")
+    return raw

@@ -20,6 +20,7 @@ from chainsense.chain.rpc import RpcChain
 from chainsense.config import from_mapping, read_section
 from chainsense.devnet import netfile
 from chainsense.errors import ChainsenseError, ConfigError
+from chainsense.ledger.consortium import MAX_CAS
 
 Backend = Literal["embedded", "rpc", "network"]
 Mode = Literal["record", "batch"]
@@ -34,6 +35,8 @@ class LedgerConfig:
     ``network`` (the network file of ``chainsense network up`` in ``network``).
     ``mode``: ``record`` (one transaction per record, as in the paper) or ``batch`` (one Merkle
     root per ``batch_size`` records).
+    ``ca_urls``: the consortium's CA services an MT asks (empty: the one at ``ca_host:ca_port``);
+    ``threshold``: k, the countersignatures each record and batch root needs.
     """
 
     backend: Backend = "embedded"
@@ -43,6 +46,8 @@ class LedgerConfig:
     batch_size: int = 500
     ca_host: str = "127.0.0.1"
     ca_port: int = 8600
+    ca_urls: tuple[str, ...] = ()
+    threshold: int = 1
     fund_wei: int = 10**18
     rpc_timeout: float = 5.0
     rpc_cooldown: float = 2.0
@@ -65,6 +70,21 @@ class LedgerConfig:
             raise ConfigError("ca_host", "the CA binds to loopback only")
         if not 1 <= self.ca_port <= 65535:
             raise ConfigError("ca_port", f"must be a TCP port, got {self.ca_port}")
+        for i, url in enumerate(self.ca_urls):
+            if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+                raise ConfigError(f"ca_urls[{i}]", f"not an http(s) URL: {url!r}")
+        if len(set(self.ca_urls)) != len(self.ca_urls):
+            raise ConfigError("ca_urls", "a URL appears twice")
+        if len(self.ca_urls) > MAX_CAS:
+            raise ConfigError("ca_urls", f"at most {MAX_CAS} CAs, got {len(self.ca_urls)}")
+        top = len(self.ca_urls) or MAX_CAS
+        if isinstance(self.threshold, bool) or not 1 <= self.threshold <= top:
+            raise ConfigError(
+                "threshold",
+                f"must be in 1..{top}"
+                + (" (the CAs in ca_urls)" if self.ca_urls else "")
+                + f", got {self.threshold}",
+            )
         if self.fund_wei <= 0:
             raise ConfigError("fund_wei", f"must be positive, got {self.fund_wei}")
         if not 0 < self.rpc_timeout <= 300:
@@ -86,6 +106,11 @@ class LedgerConfig:
         if network is not None:
             return dataclasses.replace(self, backend="network", rpc=(), network=str(network))
         return self
+
+    @property
+    def ca_services(self) -> tuple[str, ...]:
+        """The CA service URLs an MT asks: ``ca_urls``, or the one at ``ca_host:ca_port``."""
+        return self.ca_urls or (f"http://{self.ca_host}:{self.ca_port}",)
 
     @property
     def label(self) -> str:

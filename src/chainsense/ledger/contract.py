@@ -11,7 +11,6 @@ record's indexed topics: id, MT, PoI, slot), the contract keeping only each reco
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from eth_abi import encode as abi_encode
@@ -25,7 +24,9 @@ from chainsense.chain.errors import ChainError, RevertError, revert_reason
 from chainsense.chain.keys import KeyPair, checksum
 from chainsense.errors import ChainsenseError
 from chainsense.ledger.artifacts import load_artifact
+from chainsense.ledger.consortium import CASet, ca_set_arguments, split_signatures
 from chainsense.ledger.merkle import MAX_DEPTH
+from chainsense.ledger.outcomes import Anchor, BatchInfo, Submission
 from chainsense.ledger.query_args import check_u32, check_uint, check_window
 from chainsense.ledger.record_log import (
     MAX_RECORD_ID,
@@ -39,12 +40,21 @@ from chainsense.ledger.record_log import (
 )
 from chainsense.ledger.records import Domain, Record
 
-__all__ = ["Anchor", "BatchInfo", "Ledger", "StoredRecord", "Submission", "deploy_ledger"]
+__all__ = [
+    "Anchor",
+    "BatchInfo",
+    "Ledger",
+    "StoredRecord",
+    "Submission",
+    "deploy_ledger",
+]
 
-# gas limit of one submit: at most 57,991 used (every field at its maximum; no cost depends on
-# earlier records). A node adds a transaction to a block only while its limit fits in the gas
-# the block has left, so the limit stays close to the use (about 20% above it)
+# gas limit of one submit with one CA signature: about 58k used (every field at its maximum),
+# 2,100 more once an MT is revoked (the sender's revocation word); each further signature adds
+# SUBMIT_GAS_PER_SIGNATURE at most. A node adds a transaction to a block only while its limit
+# fits in the gas the block has left, so the limit stays close to the use (about 15% above it)
 SUBMIT_GAS = 70_000
+SUBMIT_GAS_PER_SIGNATURE = 10_000
 MAX_SLOT_SPAN = 100_000
 # values OR-ed in one topic position of one eth_getLogs call (ids of `records`, slots of
 # `records_in_slots`), and blocks one call scans: every call's work on the node is bounded
@@ -53,48 +63,25 @@ BLOCKS_PER_CALL = 50_000
 DIGESTS_PER_CALL = 500  # the contract's MAX_DIGESTS
 
 
-@dataclass(frozen=True)
-class Submission:
-    """Result of submitting one record: its id and digest on chain, the transaction and its gas."""
-
-    record_id: int
-    digest: bytes
-    tx_hash: str | None
-    gas_used: int
-    block: int | None
-
-
-@dataclass(frozen=True)
-class Anchor:
-    """Result of anchoring one batch root."""
-
-    root_id: int
-    root: bytes
-    size: int
-    tx_hash: str
-    gas_used: int
-    block: int
-
-
-@dataclass(frozen=True)
-class BatchInfo:
-    root_id: int
-    root: bytes
-    size: int
-    submitter: str
-
-
 def _interface() -> Contract:
     art = load_artifact()
     return Web3().eth.contract(abi=art.abi)  # type: ignore[return-value]
 
 
-def deploy_ledger(chain: Chain, ca_address: str, deployer: KeyPair | None = None) -> Ledger:
-    """Deploy a fresh ledger contract with ``ca_address`` as CA; the deployer becomes admin."""
+def deploy_ledger(
+    chain: Chain,
+    ca_addresses: Sequence[str] | str,
+    *,
+    threshold: int = 1,
+    deployer: KeyPair | None = None,
+) -> Ledger:
+    """Deploy a fresh ledger contract whose records need ``threshold`` (k) countersignatures
+    from distinct CAs of ``ca_addresses`` (a single address: k = n = 1). No admin: later changes
+    go through proposals approved by k CAs (:mod:`chainsense.ledger.governance`)."""
     art = load_artifact()
-    ca = checksum(ca_address, "ca_address")
+    cas = ca_set_arguments(ca_addresses, threshold)
     factory = Web3().eth.contract(abi=art.abi, bytecode=art.bytecode)
-    data = factory.constructor(ca).data_in_transaction
+    data = factory.constructor(cas, threshold).data_in_transaction
     result = chain.transact(deployer, to=None, data=data)
     if not result.contract_address:
         raise ChainError(f"deploy: transaction {result.tx_hash} created no contract")
@@ -147,7 +134,7 @@ class Ledger:
         selector, types = spec
         return "0x" + (selector + abi_encode(types, args)).hex()
 
-    def _events(self, result: TxResult, name: str) -> list[dict[str, Any]]:
+    def events(self, result: TxResult, name: str) -> list[dict[str, Any]]:
         event = getattr(self._iface.events, name)()
         out = []
         for log in result.logs:
@@ -199,9 +186,11 @@ class Ledger:
 
     # --- per-record mode -----------------------------------------------------------------------
     def send_submit(
-        self, record: Record, ca_signature: bytes, sender: KeyPair, *, dry_run: bool | None = None
+        self, record: Record, ca_signatures: bytes, sender: KeyPair, *, dry_run: bool | None = None
     ) -> str:
-        """Send ``submit(record, ca_signature)`` from ``sender``; returns the tx hash.
+        """Send ``submit(record, ca_signatures)`` from ``sender``; returns the tx hash.
+
+        ``ca_signatures``: k 65-byte signatures, concatenated in increasing signer order.
 
         The contract takes the record's MT from the sender; a record of another MT is refused
         here with the reason the contract gave when it compared them. ``dry_run``: as
@@ -209,9 +198,10 @@ class Ledger:
         """
         if record.mt != sender.address:
             raise RevertError("sender is not the record's MT")
-        compact = to_compact(bytes(ca_signature))
-        data = self.encode("submit", packed_fields(record), record.nonce, [compact])
-        return self.chain.send(sender, to=self.address, data=data, gas=SUBMIT_GAS, dry_run=dry_run)
+        compact = [to_compact(sig) for sig in split_signatures(bytes(ca_signatures))]
+        data = self.encode("submit", packed_fields(record), record.nonce, compact)
+        gas = SUBMIT_GAS + SUBMIT_GAS_PER_SIGNATURE * (len(compact) - 1)
+        return self.chain.send(sender, to=self.address, data=data, gas=gas, dry_run=dry_run)
 
     def finish_submit(self, record: Record, tx_hash: str) -> Submission:
         result = self.chain.wait(tx_hash)
@@ -227,9 +217,9 @@ class Ledger:
             block=result.block,
         )
 
-    def submit(self, record: Record, ca_signature: bytes, sender: KeyPair) -> Submission:
+    def submit(self, record: Record, ca_signatures: bytes, sender: KeyPair) -> Submission:
         """Store one CA-countersigned record; sent by its MT. Reverts name the reason."""
-        return self.finish_submit(record, self.send_submit(record, ca_signature, sender))
+        return self.finish_submit(record, self.send_submit(record, ca_signatures, sender))
 
     def record_id_of(self, record: Record | bytes) -> int:
         """Id of the record on chain; 0 when not stored.
@@ -317,11 +307,13 @@ class Ledger:
         return next((s for s in self.scan(topics) if s.record == record), None)
 
     # --- batch mode ----------------------------------------------------------------------------
-    def anchor_batch(self, root: bytes, size: int, ca_signature: bytes, sender: KeyPair) -> Anchor:
-        """Anchor a CA-signed Merkle root of ``size`` records, sent by the certified submitter."""
-        data = self.encode("anchor_batch", bytes(root), size, bytes(ca_signature))
+    def anchor_batch(self, root: bytes, size: int, ca_signatures: bytes, sender: KeyPair) -> Anchor:
+        """Anchor a Merkle root of ``size`` records signed by k CAs (65-byte signatures,
+        concatenated in increasing signer order), sent by the certified submitter."""
+        compact = [to_compact(sig) for sig in split_signatures(bytes(ca_signatures))]
+        data = self.encode("anchor_batch", bytes(root), size, compact)
         result = self.chain.transact(sender, to=self.address, data=data)
-        events = self._events(result, "BatchAnchored")
+        events = self.events(result, "BatchAnchored")
         if not events:
             raise ChainError(f"anchor: transaction {result.tx_hash} anchored nothing")
         return Anchor(
@@ -378,17 +370,14 @@ class Ledger:
         out.sort(key=lambda e: (e["block"], e["log_index"]))
         return out
 
-    # --- administration ------------------------------------------------------------------------
-    def ca(self) -> str:
-        return str(self.view("ca"))
+    # --- the consortium ------------------------------------------------------------------------
+    def ca_set(self) -> CASet:
+        """The CAs in office (by increasing address) and k, the countersignatures a record or
+        a batch root needs."""
+        return CASet(tuple(str(a) for a in self.view("cas")), int(self.view("threshold")))
 
-    def admin(self) -> str:
-        return str(self.view("admin"))
-
-    def set_ca(self, new_ca: str, admin: KeyPair | None) -> TxResult:
-        """Rotate the CA (admin only); emits ``CARotated``."""
-        data = self.encode("set_ca", checksum(new_ca, "new_ca"))
-        return self.chain.transact(admin, to=self.address, data=data)
+    def is_revoked(self, mt: str) -> bool:
+        return bool(self.view("is_revoked", checksum(mt, "mt")))
 
     def onchain_digest(self, record: Record) -> bytes:
         """The contract's own EIP-712 digest of ``record`` (cross-checks the Python hashing)."""

@@ -3,8 +3,12 @@
 Written by ``chainsense ledger deploy`` and read by the other ledger / CA commands, so that
 they need only ``--deployment ledger.json``::
 
-    {"chain_id": int, "contract": "0x..", "ca": "0x..", "admin": "0x..", "block": int,
+    {"chain_id": int, "contract": "0x..", "cas": ["0x..", ...], "threshold": int, "block": int,
      "rpc": ["http://127.0.0.1:8545", ...], "network": "runs/network" | null}
+
+``cas`` and ``threshold`` are the CA set and k at deployment (governance may change them later:
+the contract's ``cas``/``threshold`` views are authoritative). A file of the single-CA format
+(``"ca": "0x.."``) reads as that one CA with k = 1.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from chainsense.chain.keys import KeyPair, checksum
 from chainsense.errors import ChainsenseError
 from chainsense.files import atomic_write
 from chainsense.ledger.config import LedgerConfig, open_chain
+from chainsense.ledger.consortium import CASet, ca_set_arguments
 
 _MAX_BYTES = 1 << 16
 
@@ -27,15 +32,15 @@ _MAX_BYTES = 1 << 16
 class Deployment:
     chain_id: int
     contract: str
-    ca: str
-    admin: str
+    cas: tuple[str, ...]
+    threshold: int
     block: int
     rpc: tuple[str, ...] = ()
     network: str | None = None
 
     def write(self, path: str | Path) -> Path:
         """Write the file atomically (a crash never leaves a half-written deployment)."""
-        data = asdict(self) | {"rpc": list(self.rpc)}
+        data = asdict(self) | {"rpc": list(self.rpc), "cas": list(self.cas)}
         return atomic_write(path, json.dumps(data, indent=1) + "\n")
 
     @classmethod
@@ -47,11 +52,20 @@ class Deployment:
             )
         try:
             data = jsonlimits.load_file(p, "deployment", max_bytes=_MAX_BYTES)
+            cas = data["cas"] if "cas" in data else [data["ca"]]
+            if not isinstance(cas, list):
+                raise ChainsenseError("deployment.cas: must be a list of addresses")
+            threshold = _threshold(data.get("threshold", 1))
+            addresses = [checksum(a, f"deployment.cas[{i}]") for i, a in enumerate(cas)]
+            try:
+                ordered = ca_set_arguments(addresses, threshold)
+            except ChainsenseError as exc:
+                raise ChainsenseError(f"deployment.{exc}") from exc
             dep = cls(
                 chain_id=int(data["chain_id"]),
                 contract=checksum(data["contract"], "deployment.contract"),
-                ca=checksum(data["ca"], "deployment.ca"),
-                admin=checksum(data["admin"], "deployment.admin"),
+                cas=tuple(ordered),
+                threshold=threshold,
                 block=int(data["block"]),
                 rpc=tuple(str(u) for u in data.get("rpc", [])),
                 network=data.get("network"),
@@ -65,9 +79,19 @@ class Deployment:
         return dep
 
     @property
+    def ca_set(self) -> CASet:
+        return CASet(self.cas, self.threshold)
+
+    @property
     def ledger_config(self) -> LedgerConfig:
         """The chain this deployment was made on, as a ledger config."""
         return LedgerConfig().with_chain(self.rpc, None if self.rpc else self.network)
+
+
+def _threshold(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ChainsenseError(f"deployment.threshold: must be an integer, got {value!r:.40}")
+    return value
 
 
 def external_chain(cfg: LedgerConfig) -> tuple[Chain, KeyPair | None]:

@@ -15,10 +15,11 @@ while the previous one is mined, and a node's transaction pool never holds more 
 
 The dry run (``eth_call``) that surfaces a revert before sending is made for the first record
 of a terminal only (it checks the contract and its ABI once); later records skip it when their
-CA signature recovers, off chain, to the CA the contract has in office (read once a flush): the
-CA has already checked the MT signature and the nonce, so a revert is then a rare race (a record
-stored meanwhile by another path, a CA rotated meanwhile), mined as a failed transaction and
-settled from the contract's reason like any revert.
+CA signatures are, off chain, k signatures by distinct CAs of the set the contract has in office
+(read once a flush): the CAs have already checked the MT signature and the nonce, so a revert is
+then a rare race (a record stored meanwhile by another path, the CA set changed or the MT
+revoked meanwhile), mined as a failed transaction and settled from the contract's reason like
+any revert.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from chainsense.chain.errors import ChainError, RevertError
-from chainsense.chain.keys import KeyPair, SignatureError, recover
+from chainsense.chain.keys import KeyPair
 from chainsense.ledger.contract import Ledger
 from chainsense.ledger.records import Record
 from chainsense.ledger.sqlite_tx import write_transaction
@@ -126,14 +127,14 @@ class Submitter:
         self.tally = Tally()
         self.ledger.chain.forget_nonce(self.key.address)  # a node may have dropped old ones
         try:
-            ca = self.ledger.ca()
+            ca_set = self.ledger.ca_set()
         except ChainError:
             return self.tally  # no node reachable: everything stays queued
         fresh: list[tuple[Record, bytes, bool]] = []
         waiting = _Chunk()
         for record, digest, ca_sig, state, old_hash in rows:
             if state == "certified":
-                fresh.append((record, ca_sig, _signed_by(digest, ca_sig, ca)))
+                fresh.append((record, ca_sig, ca_set.check(digest, ca_sig) is None))
                 continue
             try:  # an earlier attempt may have reached the chain
                 if self.stored_now(record, old_hash):
@@ -141,7 +142,7 @@ class Submitter:
                 elif old_hash and self.ledger.chain.tx_known(old_hash):
                     waiting.flights.append((record, old_hash))  # still in a pool: wait for it
                 else:
-                    fresh.append((record, ca_sig, _signed_by(digest, ca_sig, ca)))
+                    fresh.append((record, ca_sig, ca_set.check(digest, ca_sig) is None))
             except ChainError:
                 return self.tally
         previous = waiting
@@ -205,11 +206,3 @@ class Submitter:
         mark_confirmed(self.db, done)
         self.tally.confirmed += len(done)
         self._confirmed(records)
-
-
-def _signed_by(digest: bytes, ca_signature: bytes, ca: str) -> bool:
-    """Whether the CA signature on ``digest`` recovers to ``ca`` (checked off chain)."""
-    try:
-        return recover(digest, ca_signature) == ca
-    except SignatureError:
-        return False

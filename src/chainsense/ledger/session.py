@@ -1,4 +1,5 @@
-"""The ledger half of a whole run: N MTs, one CA, one contract, records in, verified out.
+"""The ledger half of a whole run: N MTs, one CA or a consortium of CAs (k of n), one contract,
+records in, verified out.
 
 ``chainsense run`` (and ``ledger demo`` and the benchmark) feed the world's collection events to
 :meth:`LedgerSession.submit_events` and call :meth:`LedgerSession.verify` at the end. Keys are
@@ -11,6 +12,11 @@ outlives the process: anvil, a geth network), with the same seed and settings, i
 contract and submits only what is missing: per-record mode re-queues nothing that an outbox
 already holds, batch mode finishes a certified batch from its bundle without asking the CA
 again (:func:`chainsense.ledger.batch.submit_batch`). Anything else starts afresh.
+
+With one CA (the default) the MTs call the CA object directly. With several (``orgs``, or
+``ca_keys``), each CA gets its own registry and is served over HTTP on a loopback port
+(:class:`~chainsense.ledger.ca_server.CAServer`), and the MTs gather k = ``cfg.threshold``
+countersignatures from them through a :class:`~chainsense.ledger.ca_quorum.CAQuorum`.
 """
 
 from __future__ import annotations
@@ -33,11 +39,16 @@ from chainsense.files import atomic_write
 from chainsense.ledger import batch as batching
 from chainsense.ledger.ahead import collect_less_often, one_ahead, quick_gil_handover
 from chainsense.ledger.ca import CertificateAuthority
+from chainsense.ledger.ca_client import CAClient
+from chainsense.ledger.ca_quorum import CAQuorum
+from chainsense.ledger.ca_server import CAServer
 from chainsense.ledger.config import LedgerConfig
+from chainsense.ledger.consortium import MAX_CAS, CASet, ca_set_arguments
 from chainsense.ledger.contract import Ledger, deploy_ledger
+from chainsense.ledger.governance import revocations
 from chainsense.ledger.records import Record, record_from_event
 from chainsense.ledger.terminal import MobileTerminal
-from chainsense.ledger.verify import verify_ledger
+from chainsense.ledger.verify import bundle_revocations, verify_ledger
 from chainsense.sim.events import CollectionEvent
 
 SESSION_FILE = "session.json"
@@ -52,6 +63,11 @@ def _signed(items: list[tuple[Record, bytes]] | None, path: Path) -> list[tuple[
     if items is None:  # the bundle existed when the batch was prepared, and is gone now
         raise ChainsenseError(f"bundle: {path} disappeared while the session ran")
     return items
+
+
+def _registry(index: int) -> str:
+    """The registry file of CA ``index`` (``ca.db`` for the first, as with one CA)."""
+    return "ca.db" if index == 0 else f"ca{index}.db"
 
 
 @dataclass(frozen=True)
@@ -78,6 +94,8 @@ class SessionVerification:
     checked: int
     ok: int
     failures: tuple[str, ...]
+    revoked: tuple[str, ...] = ()  # MTs revoked on chain
+    before_revocation: int = 0  # valid records stored before their MT's revocation
 
 
 class LedgerSession:
@@ -92,16 +110,26 @@ class LedgerSession:
         funder: KeyPair | None = None,
         seed: int = 0,
         cfg: LedgerConfig | None = None,
+        orgs: int = 1,
+        ca_keys: Sequence[KeyPair] = (),
     ) -> None:
         if not 1 <= n_mts <= MAX_MTS:
             raise ChainsenseError(f"n_mts: must be in 1..{MAX_MTS}, got {n_mts}")
+        if not 1 <= orgs <= MAX_CAS:
+            raise ChainsenseError(f"orgs: must be in 1..{MAX_CAS}, got {orgs}")
         self.cfg = cfg or LedgerConfig()
         self.mode = self.cfg.mode
         self.batch_size = self.cfg.batch_size
         self.workdir = Path(workdir)
         self.chain = chain
         self.workers = FLUSH_WORKERS
-        self.ca_key = KeyPair.derive(seed, 0, "ca")
+        self.ca_keys = list(ca_keys) or [KeyPair.derive(seed, i, "ca") for i in range(orgs)]
+        self.ca_key = self.ca_keys[0]
+        self.threshold = self.cfg.threshold
+        self.expected_cas = CASet(
+            tuple(ca_set_arguments([k.address for k in self.ca_keys], self.threshold)),
+            self.threshold,
+        )
         self.mt_keys = [KeyPair.derive(seed, i, "mt") for i in range(n_mts)]
         self.aggregator = KeyPair.derive(seed, 0, "aggregator")
         identity = {
@@ -110,6 +138,8 @@ class LedgerSession:
             "mts": n_mts,
             "mode": self.mode,
             "batch_size": self.batch_size,
+            "cas": list(self.expected_cas.cas),
+            "threshold": self.threshold,
         }
         self._identity = identity
         ledger = self._previous(identity)
@@ -117,9 +147,17 @@ class LedgerSession:
         if ledger is None:
             ledger = self._fresh(funder)
         self.ledger = ledger
-        self.ca = CertificateAuthority(self.ca_key, self.workdir / "ca.db", self.ledger.domain)
-        for i, k in enumerate(self.mt_keys):
-            self.ca.register(k.address, {"index": i})
+        self.authorities = [
+            CertificateAuthority(key, self.workdir / _registry(i), ledger.domain)
+            for i, key in enumerate(self.ca_keys)
+        ]
+        for authority in self.authorities:
+            for i, k in enumerate(self.mt_keys):
+                authority.register(k.address, {"index": i})
+        self.servers: list[CAServer] = []
+        self.ca: CertificateAuthority | CAQuorum = self.authorities[0]
+        if len(self.authorities) > 1:
+            self.ca = self._consortium()
         self.terminals = [
             MobileTerminal(k, self.workdir / f"mt{i}.outbox", self.ledger, self.ca)
             for i, k in enumerate(self.mt_keys)
@@ -148,14 +186,16 @@ class LedgerSession:
         if not isinstance(address, str) or not self.chain.code_at(address):
             return None  # e.g. the embedded chain of a process that is gone
         ledger = Ledger(self.chain, address)
-        return ledger if ledger.ca() == self.ca_key.address else None
+        return ledger if ledger.ca_set() == self.expected_cas else None
 
     def _fresh(self, funder: KeyPair | None) -> Ledger:
         """Clear ``workdir``, deploy a new contract and fund the accounts that send."""
         if self.workdir.exists():  # another run's registry, outboxes and bundles
             shutil.rmtree(self.workdir)
         self.workdir.mkdir(parents=True)
-        ledger = deploy_ledger(self.chain, self.ca_key.address, funder)
+        ledger = deploy_ledger(
+            self.chain, self.expected_cas.cas, threshold=self.threshold, deployer=funder
+        )
         payees = [k.address for k in self.mt_keys] if self.mode == "record" else []
         sent = [  # send all, then wait: on a sealing network this takes one block, not N
             self.chain.send(funder, to=a, value=self.cfg.fund_wei, gas=21_000)
@@ -171,10 +211,30 @@ class LedgerSession:
         data = {"identity": self._identity, "contract": contract, "complete": complete}
         atomic_write(self.workdir / SESSION_FILE, json.dumps(data, indent=1) + "\n")
 
+    def _consortium(self) -> CAQuorum:
+        """Serve every CA over HTTP and ask them as a k-of-n quorum."""
+        try:
+            for authority in self.authorities:
+                self.servers.append(CAServer(authority).start())
+        except BaseException:
+            for server in self.servers:
+                server.stop()
+            raise
+        clients = [CAClient(server.url) for server in self.servers]
+        return CAQuorum(clients, self.threshold, self.ledger.domain, self.expected_cas.cas)
+
     def close(self) -> None:
         for t in self.terminals:
             t.close()
-        self.ca.close()
+        if isinstance(self.ca, CAQuorum):
+            self.ca.close()
+            for member in self.ca.members:
+                if isinstance(member, CAClient):
+                    member.close()
+        for server in self.servers:
+            server.stop()
+        for authority in self.authorities:
+            authority.close()
 
     # --- submission --------------------------------------------------------------------------
     def submit_events(
@@ -294,12 +354,20 @@ class LedgerSession:
         if self.mode == "record":
             rep = verify_ledger(self.ledger)
             return SessionVerification(
-                rep.total, rep.ok, tuple(f"record {i}: {w}" for i, w in rep.failures)
+                rep.total,
+                rep.ok,
+                tuple(f"record {i}: {w}" for i, w in rep.failures),
+                tuple(r.mt for r in rep.revocations),
+                len(rep.before_revocation),
             )
-        checked = ok = 0
+        checked = ok = marked = 0
         failures: list[str] = []
         for b in self.bundles:
+            revoked = bundle_revocations(self.ledger, b)
+            marked += len(revoked.after_anchor)
             results = batching.verify_offchain(self.ledger, b)
+            for i in revoked.before_anchor:
+                results[i] = False
             sample = batching.Bundle(
                 b.root_id, b.root, b.chain_id, b.contract, b.entries[:onchain_sample]
             )
@@ -309,5 +377,6 @@ class LedgerSession:
                 checked += 1
                 ok += good
                 if not good:
-                    failures.append(f"batch {b.root_id} entry {i}: proof fails")
-        return SessionVerification(checked, ok, tuple(failures))
+                    failures.append(f"batch {b.root_id} entry {i}: proof fails or MT revoked")
+        revoked_mts = tuple(r.mt for r in revocations(self.ledger))
+        return SessionVerification(checked, ok, tuple(failures), revoked_mts, marked)

@@ -64,15 +64,20 @@ STALE_RETRIES = 3
 (another client countersigning for the same MT at the same time); the rest stays queued."""
 
 CERTIFY_GROUP = 256
-"""Countersignatures written to the outbox in one transaction (one fsync, not one a record)."""
+"""Records sent to the CA(s) in one request, and their countersignatures written to the outbox in
+one transaction (one fsync, not one a record)."""
 
 _STALE_REJECTION = "CA: stale_nonce:*"  # a GLOB pattern: "_" is literal there, not in LIKE
 
 
 class Countersigner(Protocol):
-    """The CA as the MT sees it: the core object or the HTTP client."""
+    """The CA as the MT sees it: the core object, the HTTP client or a k-of-n quorum."""
 
-    def countersign(self, record: Record, mt_signature: bytes) -> Countersignature: ...
+    def countersign_many(
+        self, items: Sequence[tuple[Record, bytes]]
+    ) -> tuple[list[Countersignature], CAError | None]:
+        """Countersignatures of the items in order, up to the first refusal (and it)."""
+        ...
 
     def last_nonce(self, address: str) -> int | None:
         """The last nonce countersigned for ``address`` (-1: none), None when unregistered."""
@@ -234,44 +239,48 @@ class MobileTerminal:
                 "SELECT nonce, poi, slot, reading, x, y, mt_signature FROM outbox "
                 "WHERE state = 'signed' ORDER BY nonce"
             ).fetchall()
-            renumbered = False
-            for row in rows:
-                record = self._record(row)
+            again = False
+            for lo in range(0, len(rows), CERTIFY_GROUP):
+                items = [(self._record(r), bytes(r[6])) for r in rows[lo : lo + CERTIFY_GROUP]]
                 try:
-                    cs = self.ca.countersign(record, bytes(row[6]))
-                except CAError as exc:
-                    if exc.code != "stale_nonce":
-                        self._mark_rejected(record.nonce, f"CA: {exc.code}: {exc}")
-                        continue
-                    # The CA knows no record with this digest (it would have answered with its
-                    # countersignature), so this record was never countersigned: renumber it...
-                    try:
-                        if self._stored_now(record, None):  # ...unless it is on chain already
-                            found += 1
-                            continue
-                    except ChainError:
-                        return done, found  # cannot tell: keep it queued
-                    if rounds == STALE_RETRIES:
-                        return done, found  # the CA keeps moving: the rest stays queued
-                    rounds += 1
-                    try:
-                        last = self.ca.last_nonce(self.key.address)
-                    except CAUnavailableError:
-                        return done, found
-                    if last is None:  # unregistered since: the next flush's request says so
-                        return done, found
-                    self._save_certified(answers)  # renumbering moves only 'signed' records
-                    renumbered = self._renumber(last) > 0
-                    if not renumbered:
-                        return done, found  # the CA's answers disagree: leave it queued
-                    break
+                    signed, refusal = self.ca.countersign_many(items)
                 except CAUnavailableError:
                     return done, found  # CA down: keep the rest queued
-                answers.append((cs.ca_signature, record.nonce))
-                if len(answers) >= CERTIFY_GROUP:
-                    self._save_certified(answers)
-                done += 1
-            if not renumbered:
+                answers.extend((cs.ca_signature, cs.record.nonce) for cs in signed)
+                done += len(signed)
+                self._save_certified(answers)
+                if len(signed) == len(items):
+                    continue
+                if refusal is None:
+                    return done, found  # too few CAs answered for the rest: keep it queued
+                record = items[len(signed)][0]
+                if refusal.code != "stale_nonce":
+                    self._mark_rejected(record.nonce, f"CA: {refusal.code}: {refusal}")
+                    again = True  # the records after it were not asked yet
+                    break
+                # The CA knows no record with this digest (it would have answered with its
+                # countersignature), so this record was never countersigned: renumber it...
+                try:
+                    if self._stored_now(record, None):  # ...unless it is on chain already
+                        found += 1
+                        again = True
+                        break
+                except ChainError:
+                    return done, found  # cannot tell: keep it queued
+                if rounds == STALE_RETRIES:
+                    return done, found  # the CA keeps moving: the rest stays queued
+                rounds += 1
+                try:
+                    last = self.ca.last_nonce(self.key.address)
+                except CAUnavailableError:
+                    return done, found
+                if last is None:  # unregistered since: the next flush's request says so
+                    return done, found
+                again = self._renumber(last) > 0
+                if not again:
+                    return done, found  # the CA's answers disagree: leave it queued
+                break
+            if not again:
                 return done, found
 
     def _renumber(self, ca_last: int) -> int:
