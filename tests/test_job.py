@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from chainsense.chain.keys import KeyPair, save_key
-from chainsense.errors import ConfigError
+from chainsense.devnet import netfile
+from chainsense.errors import ChainsenseError, ConfigError
 from chainsense.job.options import JobOptions
 from chainsense.job.orgs import organisation_ca_keys
 from chainsense.job.run import run_job
@@ -134,23 +135,34 @@ def test_a_consortium_of_three_organisations_with_k_2(tmp_path: Path) -> None:
     assert "2 of 3" in html and all(ca in html for ca in lg.cas) and "revoked MTs" in html
 
 
+def _consortium_file(directory: Path, keys: list[KeyPair]) -> netfile.NetworkInfo:
+    """A network file as ``network up --orgs N`` writes it: one sealer and one CA per org."""
+    nodes, orgs = [], []
+    for i, key in enumerate(keys):
+        save_key(directory / f"ca{i}.key", key)
+        nodes.append(netfile.NodeInfo(f"sealer-{i}", "sealer", f"http://127.0.0.1:{8545 + i}"))
+        ca = netfile.CaInfo(key.address, f"ca{i}.key", "127.0.0.1", 8600 + i)
+        orgs.append(netfile.OrgInfo(f"org-{i}", "127.0.0.1", (f"sealer-{i}",), (), ca))
+    info = netfile.NetworkInfo(directory, 1337, 1, tuple(nodes), None, "0x" + "11" * 20)
+    info = dataclasses.replace(info, orgs=tuple(orgs))
+    netfile.save(info)
+    return info
+
+
 def test_network_file_organisations_bring_their_ca_keys(tmp_path: Path) -> None:
     keys = [KeyPair.derive("net", i, "ca") for i in range(3)]
-    orgs = []
-    for i, key in enumerate(keys):
-        save_key(tmp_path / f"ca{i}.key", key)
-        ca = {"address": key.address, "key_file": f"ca{i}.key", "port": 8600 + i}
-        orgs.append({"name": f"org{i}", "ca": ca})
-    (tmp_path / "network.json").write_text(json.dumps({"orgs": orgs}))
+    info = _consortium_file(tmp_path, keys)
     cfg = LedgerConfig(backend="network", network=str(tmp_path))
     assert organisation_ca_keys(cfg) == keys
     assert organisation_ca_keys(LedgerConfig()) == []
-    orgs[1]["ca"]["address"] = keys[0].address
-    (tmp_path / "network.json").write_text(json.dumps({"orgs": orgs}))
-    with pytest.raises(ConfigError, match=r"network\.orgs\[1\]\.ca\.key_file"):
+    (tmp_path / "ca1.key").unlink()
+    save_key(tmp_path / "ca1.key", keys[0])  # org-1's file now holds org-0's key
+    with pytest.raises(ConfigError, match=r"network\.orgs\[1\]\.ca\.key_file: holds"):
         organisation_ca_keys(cfg)
-    (tmp_path / "network.json").write_text(json.dumps({"orgs": [{"name": "x"}]}))
-    with pytest.raises(ConfigError, match=r"network\.orgs\[0\]\.ca"):
+    data = json.loads(info.file.read_text())
+    del data["orgs"][0]["ca"]
+    info.file.write_text(json.dumps(data))
+    with pytest.raises(ChainsenseError, match=r"orgs\[0\] must be an object with a ca object"):
         organisation_ca_keys(cfg)
 
 
