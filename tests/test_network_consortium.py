@@ -1,5 +1,7 @@
-"""A real 3-organisation geth consortium: sealer votes while records flow, then every
-organisation's bundle exported and joined on its own loopback address as if on its own host.
+"""A real 3-organisation geth consortium: the organisations' CAs certify with k = 2 (a stolen
+key alone stores nothing, one CA down does not stop collection, a revocation by two CAs), sealer
+votes while records flow, then every organisation's bundle exported and joined on its own
+loopback address as if on its own host.
 
 Slow (one network of 4 geth nodes, then 4 nodes again from the bundles, ~1.5 min); run by CI
 with ``-m slow``. Skipped when geth 1.13 is not installed (scripts/install-geth.sh).
@@ -18,12 +20,19 @@ from pathlib import Path
 import pytest
 
 from chainsense import devnet as nw
-from chainsense.chain.keys import KeyPair
+from chainsense.chain.errors import RevertError
+from chainsense.chain.keys import KeyPair, load_key
 from chainsense.chain.rpc import RpcChain
+from chainsense.ledger import governance
 from chainsense.ledger.ca import CertificateAuthority
+from chainsense.ledger.ca_client import CAClient
+from chainsense.ledger.ca_quorum import CAQuorum
+from chainsense.ledger.ca_server import CAServer
 from chainsense.ledger.config import connect_network
 from chainsense.ledger.contract import Ledger, deploy_ledger
+from chainsense.ledger.records import Record
 from chainsense.ledger.terminal import MobileTerminal
+from chainsense.ledger.verify import verify_ledger
 
 pytestmark = [
     pytest.mark.slow,
@@ -68,7 +77,9 @@ def _verified_on(url: str, address: str, expected: dict[int, object]) -> int:
 class Submitter:
     """An MT collecting and flushing records in the background until stopped."""
 
-    def __init__(self, tmp: Path, ledger: Ledger, ca: CertificateAuthority, key: KeyPair) -> None:
+    def __init__(
+        self, tmp: Path, ledger: Ledger, ca: CertificateAuthority | CAQuorum, key: KeyPair
+    ) -> None:
         self.mt = MobileTerminal(key, tmp / f"outbox-{key.address[:8]}.sqlite", ledger, ca)
         self._stop = threading.Event()
         self.errors: list[BaseException] = []
@@ -119,6 +130,42 @@ def _ledger_on(directory: Path, tmp: Path, seed: int) -> tuple[RpcChain, Ledger,
     return chain, ledger, ca, mt_key  # type: ignore[return-value]
 
 
+class OrgCAs:
+    """Each organisation's CA (its key from the network file) served over HTTP; the MT asks
+    them as a k-of-n quorum, as ``chainsense run --orgs 3 --threshold 2 --network DIR`` does."""
+
+    def __init__(self, directory: Path, tmp: Path, seed: int, threshold: int) -> None:
+        info = nw.load(directory)
+        self.chain, faucet = connect_network(directory, timeout=3.0, cooldown=2.0)
+        self.keys = [load_key(info.directory / org.ca.key_file) for org in info.orgs]
+        self.ledger = deploy_ledger(
+            self.chain, [k.address for k in self.keys], threshold=threshold, deployer=faucet
+        )
+        self.mt_key = KeyPair.derive(seed, 0, "mt")
+        for payee in (self.mt_key, *self.keys):  # CAs send their governance approvals
+            self.chain.fund(payee.address, 10**18, faucet)
+        self.authorities = [
+            CertificateAuthority(k, tmp / f"ca-{seed}-{i}.sqlite", self.ledger.domain)
+            for i, k in enumerate(self.keys)
+        ]
+        for authority in self.authorities:
+            authority.register(self.mt_key.address)
+        self.servers = [CAServer(a).start() for a in self.authorities]
+        self.clients = [CAClient(server.url, timeout=3.0) for server in self.servers]
+        cas = self.ledger.ca_set().cas
+        self.quorum = CAQuorum(self.clients, threshold, self.ledger.domain, cas)
+
+    def close(self) -> None:
+        self.quorum.close()
+        for client in self.clients:
+            client.close()
+        for server in self.servers:
+            server.stop()
+        for authority in self.authorities:
+            authority.close()
+        self.chain.close()
+
+
 def _sealed_by(node: nw.NodeInfo, first: int, last: int) -> set[str]:
     return {
         str(nw.rpc_call(node.rpc, "clique_getSigner", [hex(b)])).lower()
@@ -137,6 +184,26 @@ def _forget_each_other(d: Path, a: nw.NodeInfo, b: nw.NodeInfo) -> None:
         assert other.enode not in config.read_text()
         nw.start_node(d, node.name)
         nw.wait_ready(d, 90, names=[node.name], min_peers=1, min_head=1)
+
+
+def _consortium_holds(orgs: OrgCAs, stored: int) -> None:
+    """One stolen CA key alone stores nothing; two CAs revoke the MT, whose next record is
+    refused while its earlier ones stay verifiable, marked as stored before the revocation."""
+    ledger, mt = orgs.ledger, orgs.mt_key
+    rec = Record(mt.address, poi=1, slot=999, reading=1, x=0, y=0, nonce=10_000)
+    digest = rec.digest(ledger.domain)
+    with pytest.raises(RevertError, match="wrong number of CA signatures"):
+        ledger.submit(rec, orgs.keys[1].sign_digest(digest), mt)
+    step = governance.propose_revocation(ledger, mt.address, orgs.keys[1])
+    assert not step.executed and not ledger.is_revoked(mt.address)
+    assert governance.approve(ledger, step.proposal, orgs.keys[2]).executed
+    two = sorted(orgs.keys[1:], key=lambda k: int(k.address, 16))
+    with pytest.raises(RevertError, match="MT revoked"):
+        ledger.submit(rec, b"".join(k.sign_digest(digest) for k in two), mt)
+    report = verify_ledger(ledger)
+    assert (report.ok, report.failures) == (stored, [])
+    assert len(report.before_revocation) == stored
+    assert ledger.record_count() == stored
 
 
 def test_three_orgs_vote_a_sealer_in_and_out_under_load_then_run_from_exported_bundles(
@@ -165,9 +232,12 @@ def test_three_orgs_vote_a_sealer_in_and_out_under_load_then_run_from_exported_b
         peers = {s.name: s.peers for s in nw.status(d)}
         assert peers["org-2-sealer-1"] == peers["org-3-sealer-1"] == 2, peers
 
-        chain, ledger, ca, mt_key = _ledger_on(d, tmp_path, 11)
-        with Submitter(tmp_path, ledger, ca, mt_key) as sub:
+        orgs = OrgCAs(d, tmp_path, 11, threshold=2)
+        ledger = orgs.ledger
+        with Submitter(tmp_path, ledger, orgs.quorum, orgs.mt_key) as sub:
             time.sleep(2)
+            orgs.servers[0].stop()  # org-1's CA goes down: the other two still make k = 2
+            before_down = sub.collected
             vote = nw.propose(d, standby.address, add=True, timeout=60)
             assert len(vote.voters) == 3
             assert _signers_shown(d) == genesis | {standby.address.lower()}
@@ -186,12 +256,12 @@ def test_three_orgs_vote_a_sealer_in_and_out_under_load_then_run_from_exported_b
             nw.propose(d, standby.address, add=False, timeout=60)
             assert _signers_shown(d) == genesis
             expected = sub.finish()
-        assert len(expected) == sub.collected >= 10  # none lost
+        assert len(expected) == sub.collected >= before_down + 4  # none lost, CA down or not
         assert ledger.record_count() == len(expected)  # none duplicated
         for node in nw.load(d).nodes:
             assert _verified_on(node.rpc, ledger.address, expected) == len(expected), node.name
-        ca.close()  # type: ignore[attr-defined]
-        chain.close()
+        _consortium_holds(orgs, len(expected))
+        orgs.close()
     finally:
         assert _cli("down", "--dir", str(d)).returncode == 0
 
