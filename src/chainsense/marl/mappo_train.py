@@ -16,7 +16,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from chainsense.marl import features, mappo_update, train
+from chainsense.marl import features, mappo_update, train, world_pool
 from chainsense.marl import mappo_networks as mnet
 from chainsense.marl import mappo_rollout as rollout
 from chainsense.marl.config import TrainConfig
@@ -43,6 +43,7 @@ def init_carry(key: jax.Array, cfg: TrainConfig, params: WorldParams) -> rollout
         env_steps=jnp.zeros((), jnp.int32),
         ep_return=jnp.zeros((cfg.num_envs,), jnp.float32),
         memory=memory,
+        pool_used=jnp.zeros((), jnp.int32),
     )
 
 
@@ -59,12 +60,11 @@ def _iteration(
     cfg: TrainConfig, params: WorldParams, carry: rollout.Carry, _: Any
 ) -> tuple[rollout.Carry, tuple[dict, dict]]:
     key, k_pool, k_upd = jax.random.split(carry.key, 3)
-    # fresh worlds for the episodes that end during this iteration (each world ends at most
-    # once in ppo_steps < num_slots slots)
-    pool = train.fresh_pool(cfg, params, k_pool)
+    # fresh worlds for the episodes that end during this iteration
+    pool = world_pool.draw(cfg, params, k_pool)
     carry, (traj, stats) = jax.lax.scan(
         partial(rollout.collect_step, cfg, params, pool),
-        carry.replace(key=key),
+        carry.replace(key=key, pool_used=jnp.zeros((), jnp.int32)),
         None,
         length=cfg.ppo_steps,
     )
