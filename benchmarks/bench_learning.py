@@ -15,6 +15,9 @@ the compiled training loop alone (after compilation) per algorithm.
     python benchmarks/bench_learning.py --preset paper --throughput --algos mappo,maddpg
     python benchmarks/bench_learning.py --preset energy --minutes 3 --algos mappo --seeds 1 \
         --set memory=true --set num_envs=512
+    python benchmarks/bench_learning.py --preset paper --world observe_radius=3 \
+        --world share_delay=5 --minutes 3 --algos mappo --seeds 1 --baselines greedy-local
+    python benchmarks/bench_learning.py --device gpu --throughput --algos mappo   # cuda extra
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import jax
 import numpy as np
 from scipy import stats
 
+from chainsense.errors import ChainsenseError
 from chainsense.marl import algos, registry, session
 from chainsense.marl.config import TrainConfig, load_train_config
 from chainsense.marl.evaluate import EvalTable, evaluate
@@ -68,6 +72,29 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
         except json.JSONDecodeError:
             out[key] = raw
     return out
+
+
+def world_params(name: str, items: list[str]) -> WorldParams:
+    """The preset with the ``--world KEY=VALUE`` overrides, or exit naming the bad one."""
+    changes = parse_sets(items)
+    unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(WorldParams)})
+    if unknown:
+        raise SystemExit(f"--world: unknown world parameter(s) {', '.join(unknown)}")
+    try:
+        return preset(name).replace(**changes)
+    except ChainsenseError as err:
+        raise SystemExit(f"--world: {err}") from err
+
+
+def select_device(platform: str) -> None:
+    """Run every computation on the first device of ``platform``, or exit naming the flag."""
+    try:
+        device = jax.devices(platform)[0]
+    except RuntimeError as err:
+        extra = ' (install the cuda extra: pip install -e ".[cuda]")' if platform == "gpu" else ""
+        raise SystemExit(f"--device {platform}: no such JAX device here{extra}: {err}") from err
+    jax.config.update("jax_default_device", device)
+    jax.config.update("jax_platforms", platform)
 
 
 def throughput(cfg: TrainConfig, params: WorldParams, chunks: int) -> dict[str, float]:
@@ -209,6 +236,15 @@ def main() -> None:
     ap.add_argument("--preset", default="paper")
     ap.add_argument("--config", type=Path, default=None, help="TOML/YAML with a [train] section")
     ap.add_argument("--set", action="append", default=[], help="train KEY=VALUE (repeatable)")
+    ap.add_argument(
+        "--world", action="append", default=[], help="world KEY=VALUE over the preset (repeatable)"
+    )
+    ap.add_argument(
+        "--device",
+        choices=("cpu", "gpu"),
+        default=None,
+        help="JAX platform to run on (default: JAX's choice; gpu needs the cuda extra)",
+    )
     ap.add_argument("--minutes", type=float, default=20.0, help="training budget per fleet")
     ap.add_argument("--algos", default="mappo,maddpg")
     ap.add_argument("--seeds", type=int, default=3, help="training seeds per algorithm")
@@ -221,12 +257,15 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None, help="keep checkpoints and logs here")
     args = ap.parse_args()
 
-    params = preset(args.preset)
+    if args.device is not None:
+        select_device(args.device)
+    params = world_params(args.preset, args.world)
     base = load_train_config(args.config, None, **parse_sets(args.set))
     algo_names = [a for a in args.algos.split(",") if a]
     load = os.getloadavg()
     print(
-        f"device: {jax.devices()[0].platform} x{jax.device_count()}, preset {args.preset}, "
+        f"device: {jax.devices()[0].platform} x{jax.device_count()}, preset {args.preset} "
+        f"{dict(parse_sets(args.world))}, "
         f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
     )
     report: dict[str, Any] = {
