@@ -19,7 +19,7 @@ import jax.numpy as jnp
 
 from chainsense.marl import features, train
 from chainsense.marl.config import TrainConfig
-from chainsense.sim import world
+from chainsense.sim.maps import MapArrays
 from chainsense.sim.params import WorldParams
 
 
@@ -29,10 +29,12 @@ def pool_size(cfg: TrainConfig, params: WorldParams) -> int:
     return min(cfg.num_envs, math.ceil(4.0 * expected) + 8)
 
 
-def draw(cfg: TrainConfig, params: WorldParams, key: jax.Array) -> tuple[Any, jax.Array]:
-    """``pool_size`` fresh worlds and their learner observations (with fresh memory)."""
+def draw(
+    cfg: TrainConfig, params: WorldParams, key: jax.Array, site: MapArrays | None = None
+) -> tuple[Any, jax.Array]:
+    """``pool_size`` fresh worlds (on ``site`` when given) and their learner observations."""
     size = pool_size(cfg, params)
-    fresh, obs = world.batch_reset(jax.random.split(key, size), params)
+    fresh, obs = train.reset_worlds(jax.random.split(key, size), params, site)
     mem = jnp.broadcast_to(
         features.initial_memory(params.num_mts), (size, params.num_mts, features.MEMORY_DIM)
     )
