@@ -8,7 +8,8 @@ seeds. Prints one row per policy: each metric's mean over training seeds with a 
 interval over training seeds (baselines: over episodes), the failure-episode rate, env steps/s
 and updates/s of the training runs (compilation included) and the process's peak memory;
 ``--json`` writes every figure and every run's learning curve. ``--throughput`` instead times
-the compiled training loop alone (after compilation) per algorithm.
+the compiled training loop alone (after compilation) per algorithm, in wall-clock and in CPU
+seconds (the figure that holds on a shared machine).
 
     python benchmarks/bench_learning.py --preset paper --minutes 20 --algos mappo,maddpg \
         --seeds 3 --json runs/bench_paper.json
@@ -106,14 +107,18 @@ def throughput(cfg: TrainConfig, params: WorldParams, chunks: int) -> dict[str, 
     for _ in range(fill + 1):  # compile, and past the replay warm-up so every chunk updates
         carry, _ = chunk(carry)
     jax.block_until_ready(carry)
-    u0, t0 = int(carry.learner.updates), time.perf_counter()
+    u0, t0, c0 = int(carry.learner.updates), time.perf_counter(), time.process_time()
     for _ in range(chunks):
         carry, _ = chunk(carry)
     jax.block_until_ready(carry)
-    dt = time.perf_counter() - t0
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     return {
         "env_steps_s": chunks * per_chunk / dt,
         "updates_s": (int(carry.learner.updates) - u0) / dt,
+        # CPU seconds of this process: on a shared machine the steady figure, and wall / CPU
+        # says how many cores the compiled loop kept busy
+        "env_steps_cpu_s": chunks * per_chunk / cpu,
+        "cores_used": cpu / dt,
     }
 
 
@@ -190,7 +195,8 @@ def run_throughput(
         out[algo] = t | {"num_envs": cfg.num_envs}
         print(
             f"{algo}: {t['env_steps_s']:,.0f} env steps/s, {t['updates_s']:,.1f} updates/s "
-            f"(updates included, compilation excluded, {cfg.num_envs} worlds)"
+            f"(updates included, compilation excluded, {cfg.num_envs} worlds); "
+            f"{t['env_steps_cpu_s']:,.0f} env steps per CPU second, {t['cores_used']:.2f} cores"
         )
     return out
 
