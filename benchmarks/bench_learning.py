@@ -126,12 +126,14 @@ def train_and_evaluate(
     cfg: TrainConfig,
     params: WorldParams,
     seed: int,
-    minutes: float,
+    minutes: float | None,
     seeds: list[int],
     out: Path | None,
+    steps: int | None = None,
 ) -> tuple[EvalTable, dict[str, Any]]:
-    """One training run and its evaluation; the run's counters and learning curve."""
-    res = session.run(cfg, params, seed=seed, minutes=minutes, out_dir=out)
+    """One training run (``steps`` env steps when given, else ``minutes``) and its
+    evaluation; the run's counters and learning curve."""
+    res = session.run(cfg, params, seed=seed, minutes=minutes, steps=steps, out_dir=out)
     table = evaluate(LearnedPolicy(res.learner.actor, cfg), params, seeds, cfg.algo)
     run = {
         "seed": seed,
@@ -215,7 +217,8 @@ def run_comparison(
         runs[algo], per_seed = [], {k: [] for k in SHOWN}
         for s in range(args.seeds):
             out = args.out / f"{algo}_{s}" if args.out else None
-            table, run = train_and_evaluate(cfg, params, s, args.minutes, seeds, out)
+            minutes = None if args.steps else args.minutes
+            table, run = train_and_evaluate(cfg, params, s, minutes, seeds, out, args.steps)
             runs[algo].append(run)
             for k in SHOWN:
                 per_seed[k].append(table.mean[k])
@@ -252,6 +255,12 @@ def main() -> None:
         help="JAX platform to run on (default: JAX's choice; gpu needs the cuda extra)",
     )
     ap.add_argument("--minutes", type=float, default=20.0, help="training budget per fleet")
+    ap.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="env-step budget per fleet instead of --minutes (equal budgets on a shared machine)",
+    )
     ap.add_argument("--algos", default="mappo,maddpg")
     ap.add_argument("--seeds", type=int, default=3, help="training seeds per algorithm")
     ap.add_argument("--episodes", type=int, default=20, help="held-out evaluation maps")
