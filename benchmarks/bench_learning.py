@@ -8,13 +8,17 @@ seeds. Prints one row per policy: each metric's mean over training seeds with a 
 interval over training seeds (baselines: over episodes), the failure-episode rate, env steps/s
 and updates/s of the training runs (compilation included) and the process's peak memory;
 ``--json`` writes every figure and every run's learning curve. ``--throughput`` instead times
-the compiled training loop alone (after compilation) per algorithm.
+the compiled training loop alone (after compilation) per algorithm, in wall-clock and in CPU
+seconds (the figure that holds on a shared machine).
 
     python benchmarks/bench_learning.py --preset paper --minutes 20 --algos mappo,maddpg \
         --seeds 3 --json runs/bench_paper.json
     python benchmarks/bench_learning.py --preset paper --throughput --algos mappo,maddpg
     python benchmarks/bench_learning.py --preset energy --minutes 3 --algos mappo --seeds 1 \
         --set memory=true --set num_envs=512
+    python benchmarks/bench_learning.py --preset paper --world observe_radius=3 \
+        --world share_delay=5 --minutes 3 --algos mappo --seeds 1 --baselines greedy-local
+    python benchmarks/bench_learning.py --device gpu --throughput --algos mappo   # cuda extra
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import jax
 import numpy as np
 from scipy import stats
 
+from chainsense.errors import ChainsenseError
 from chainsense.marl import algos, registry, session
 from chainsense.marl.config import TrainConfig, load_train_config
 from chainsense.marl.evaluate import EvalTable, evaluate
@@ -70,6 +75,29 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
     return out
 
 
+def world_params(name: str, items: list[str]) -> WorldParams:
+    """The preset with the ``--world KEY=VALUE`` overrides, or exit naming the bad one."""
+    changes = parse_sets(items)
+    unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(WorldParams)})
+    if unknown:
+        raise SystemExit(f"--world: unknown world parameter(s) {', '.join(unknown)}")
+    try:
+        return preset(name).replace(**changes)
+    except ChainsenseError as err:
+        raise SystemExit(f"--world: {err}") from err
+
+
+def select_device(platform: str) -> None:
+    """Run every computation on the first device of ``platform``, or exit naming the flag."""
+    try:
+        device = jax.devices(platform)[0]
+    except RuntimeError as err:
+        extra = ' (install the cuda extra: pip install -e ".[cuda]")' if platform == "gpu" else ""
+        raise SystemExit(f"--device {platform}: no such JAX device here{extra}: {err}") from err
+    jax.config.update("jax_default_device", device)
+    jax.config.update("jax_platforms", platform)
+
+
 def throughput(cfg: TrainConfig, params: WorldParams, chunks: int) -> dict[str, float]:
     """Env steps/s and updates/s of the compiled loop, updates included, compilation excluded."""
     carry = algos.init_carry(jax.random.PRNGKey(0), cfg, params)
@@ -79,14 +107,18 @@ def throughput(cfg: TrainConfig, params: WorldParams, chunks: int) -> dict[str, 
     for _ in range(fill + 1):  # compile, and past the replay warm-up so every chunk updates
         carry, _ = chunk(carry)
     jax.block_until_ready(carry)
-    u0, t0 = int(carry.learner.updates), time.perf_counter()
+    u0, t0, c0 = int(carry.learner.updates), time.perf_counter(), time.process_time()
     for _ in range(chunks):
         carry, _ = chunk(carry)
     jax.block_until_ready(carry)
-    dt = time.perf_counter() - t0
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     return {
         "env_steps_s": chunks * per_chunk / dt,
         "updates_s": (int(carry.learner.updates) - u0) / dt,
+        # CPU seconds of this process: on a shared machine the steady figure, and wall / CPU
+        # says how many cores the compiled loop kept busy
+        "env_steps_cpu_s": chunks * per_chunk / cpu,
+        "cores_used": cpu / dt,
     }
 
 
@@ -94,12 +126,14 @@ def train_and_evaluate(
     cfg: TrainConfig,
     params: WorldParams,
     seed: int,
-    minutes: float,
+    minutes: float | None,
     seeds: list[int],
     out: Path | None,
+    steps: int | None = None,
 ) -> tuple[EvalTable, dict[str, Any]]:
-    """One training run and its evaluation; the run's counters and learning curve."""
-    res = session.run(cfg, params, seed=seed, minutes=minutes, out_dir=out)
+    """One training run (``steps`` env steps when given, else ``minutes``) and its
+    evaluation; the run's counters and learning curve."""
+    res = session.run(cfg, params, seed=seed, minutes=minutes, steps=steps, out_dir=out)
     table = evaluate(LearnedPolicy(res.learner.actor, cfg), params, seeds, cfg.algo)
     run = {
         "seed": seed,
@@ -163,7 +197,8 @@ def run_throughput(
         out[algo] = t | {"num_envs": cfg.num_envs}
         print(
             f"{algo}: {t['env_steps_s']:,.0f} env steps/s, {t['updates_s']:,.1f} updates/s "
-            f"(updates included, compilation excluded, {cfg.num_envs} worlds)"
+            f"(updates included, compilation excluded, {cfg.num_envs} worlds); "
+            f"{t['env_steps_cpu_s']:,.0f} env steps per CPU second, {t['cores_used']:.2f} cores"
         )
     return out
 
@@ -182,7 +217,8 @@ def run_comparison(
         runs[algo], per_seed = [], {k: [] for k in SHOWN}
         for s in range(args.seeds):
             out = args.out / f"{algo}_{s}" if args.out else None
-            table, run = train_and_evaluate(cfg, params, s, args.minutes, seeds, out)
+            minutes = None if args.steps else args.minutes
+            table, run = train_and_evaluate(cfg, params, s, minutes, seeds, out, args.steps)
             runs[algo].append(run)
             for k in SHOWN:
                 per_seed[k].append(table.mean[k])
@@ -209,7 +245,22 @@ def main() -> None:
     ap.add_argument("--preset", default="paper")
     ap.add_argument("--config", type=Path, default=None, help="TOML/YAML with a [train] section")
     ap.add_argument("--set", action="append", default=[], help="train KEY=VALUE (repeatable)")
+    ap.add_argument(
+        "--world", action="append", default=[], help="world KEY=VALUE over the preset (repeatable)"
+    )
+    ap.add_argument(
+        "--device",
+        choices=("cpu", "gpu"),
+        default=None,
+        help="JAX platform to run on (default: JAX's choice; gpu needs the cuda extra)",
+    )
     ap.add_argument("--minutes", type=float, default=20.0, help="training budget per fleet")
+    ap.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="env-step budget per fleet instead of --minutes (equal budgets on a shared machine)",
+    )
     ap.add_argument("--algos", default="mappo,maddpg")
     ap.add_argument("--seeds", type=int, default=3, help="training seeds per algorithm")
     ap.add_argument("--episodes", type=int, default=20, help="held-out evaluation maps")
@@ -221,12 +272,15 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None, help="keep checkpoints and logs here")
     args = ap.parse_args()
 
-    params = preset(args.preset)
+    if args.device is not None:
+        select_device(args.device)
+    params = world_params(args.preset, args.world)
     base = load_train_config(args.config, None, **parse_sets(args.set))
     algo_names = [a for a in args.algos.split(",") if a]
     load = os.getloadavg()
     print(
-        f"device: {jax.devices()[0].platform} x{jax.device_count()}, preset {args.preset}, "
+        f"device: {jax.devices()[0].platform} x{jax.device_count()}, preset {args.preset} "
+        f"{dict(parse_sets(args.world))}, "
         f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
     )
     report: dict[str, Any] = {

@@ -15,7 +15,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from chainsense.cli.world import metric_table
+from chainsense.cli.world import MAP_HELP, load_site_file, metric_table
 from chainsense.errors import ConfigError
 from chainsense.marl.config import load_train_config
 from chainsense.sim.params import load_world_params
@@ -62,6 +62,9 @@ def train_cmd(
     seed: int = typer.Option(0, "--seed", help="Seed of networks, worlds and noise."),
     out: Path = typer.Option(Path("runs/train"), "--out", help="Output directory."),  # noqa: B008
     resume: Path | None = typer.Option(None, "--resume", help="Continue from a checkpoint."),  # noqa: B008
+    map_file: Path | None = typer.Option(  # noqa: B008
+        None, "--map", help=MAP_HELP + " Train (and evaluate) on this one site."
+    ),
     eval_episodes: int = typer.Option(
         10, "--eval-episodes", help="Seeded evaluation episodes after training (0: skip)."
     ),
@@ -84,6 +87,9 @@ def train_cmd(
     if not 0 <= eval_episodes <= 10_000:
         raise ConfigError("eval_episodes", f"must be in [0, 10000], got {eval_episodes}")
     params = load_world_params(preset_name, config)
+    site = load_site_file(map_file, params)
+    params = site.params if site else params
+    world_map = site.map if site else None
     cfg = load_train_config(config, algo, shared=shared, memory=memory)
     budget = f"{minutes:g} min" if minutes is not None else f"{steps:,} steps"
     _console.print(
@@ -114,6 +120,7 @@ def train_cmd(
             out_dir=out,
             resume=resume,
             on_chunk=on_chunk,
+            world_map=world_map,
         )
     _console.print(
         f"trained {result.env_steps:,} env steps, {result.updates:,} updates, "
@@ -123,9 +130,10 @@ def train_cmd(
     if eval_episodes > 0:
         fleet = LearnedPolicy(result.learner.actor, cfg)
         contenders = registry.with_baselines(cfg.algo, fleet) if compare else [(cfg.algo, fleet)]
-        tables = registry.compare(contenders, params, range(eval_episodes))
+        tables = registry.compare(contenders, params, range(eval_episodes), world_map=world_map)
         files = write_table(tables, out)
-        title = f"{preset_name} world, {eval_episodes} episodes (mean +- std)"
+        where = map_file.name if map_file else f"{preset_name} world"
+        title = f"{where}, {eval_episodes} episodes (mean +- std)"
         _console.print(metric_table(tables, title, params))
         result.files.update({"eval": files[0]})
     _console.print("wrote " + ", ".join(str(f) for f in result.files.values()))

@@ -14,21 +14,26 @@ import jax
 
 from chainsense.marl import features, maddpg, mappo_networks, mappo_train, mappo_update, train
 from chainsense.marl.config import TrainConfig
+from chainsense.sim.maps import MapArrays
 from chainsense.sim.params import WorldParams, state_dim
 
 
-def init_carry(key: jax.Array, cfg: TrainConfig, params: WorldParams) -> Any:
-    """Fresh learner and worlds for the algorithm's training loop."""
+def init_carry(
+    key: jax.Array, cfg: TrainConfig, params: WorldParams, site: MapArrays | None = None
+) -> Any:
+    """Fresh learner and worlds for the algorithm's training loop (on ``site`` when given)."""
     if cfg.algo == "mappo":
-        return mappo_train.init_carry(key, cfg, params)
-    return train.init_carry(key, cfg, params)
+        return mappo_train.init_carry(key, cfg, params, site)
+    return train.init_carry(key, cfg, params, site)
 
 
-def make_chunk(cfg: TrainConfig, params: WorldParams) -> Callable[[Any], tuple[Any, dict]]:
-    """The algorithm's jitted chunk of ``chunk_iters`` iterations."""
+def make_chunk(
+    cfg: TrainConfig, params: WorldParams, site: MapArrays | None = None
+) -> Callable[[Any], tuple[Any, dict]]:
+    """The algorithm's jitted chunk of ``chunk_iters`` iterations (on ``site`` when given)."""
     if cfg.algo == "mappo":
-        return mappo_train.make_chunk(cfg, params)
-    return train.make_chunk(cfg, params)
+        return mappo_train.make_chunk(cfg, params, site)
+    return train.make_chunk(cfg, params, site)
 
 
 def steps_per_chunk(cfg: TrainConfig) -> int:

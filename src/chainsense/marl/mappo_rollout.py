@@ -2,8 +2,8 @@
 
 :func:`collect_step` is the body of a ``lax.scan`` over ``ppo_steps`` slots: it samples z from
 the Gaussian actor, steps all ``num_envs`` worlds at once (``world.batch_step``, a vmap over
-worlds), records what PPO needs and restarts finished worlds from a pool of fresh ones, exactly
-as the MADDPG loop does (``marl.train``). :func:`gae` turns the collected rewards and values
+worlds), records what PPO needs and restarts finished worlds from a small pool of fresh ones
+(``marl.world_pool``). :func:`gae` turns the collected rewards and values
 into advantages and value targets.
 """
 
@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from chainsense.marl import features, networks, train
+from chainsense.marl import features, networks, train, world_pool
 from chainsense.marl import mappo_networks as mnet
 from chainsense.marl.config import TrainConfig
 from chainsense.sim import world
@@ -44,6 +44,7 @@ class Carry:
     env_steps: jax.Array  # int32 total env steps taken
     ep_return: jax.Array  # [B] running sum over MTs and slots of the world's reward
     memory: jax.Array  # [B, M, MEMORY_DIM]
+    pool_used: jax.Array  # int32 entries of this iteration's world pool taken so far
 
 
 def collect_step(
@@ -63,8 +64,8 @@ def collect_step(
     next_obs = train.batch_learner_obs(cfg, env, world_obs, params, memory)
     ep_return = carry.ep_return + jnp.sum(reward, axis=-1)
     stats = train.episode_stats(done, env, ep_return, params)
-    env, next_obs, memory, ep_return = train.restart_finished(
-        done, pool, env, next_obs, memory, ep_return
+    env, next_obs, memory, ep_return, pool_used = world_pool.restart(
+        done, pool, carry.pool_used, env, next_obs, memory, ep_return
     )
     traj = Trajectory(
         obs=carry.obs,
@@ -81,6 +82,7 @@ def collect_step(
         env_steps=carry.env_steps + cfg.num_envs,
         ep_return=ep_return,
         memory=memory,
+        pool_used=pool_used,
     )
     return new, (traj, stats)
 

@@ -16,21 +16,24 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from chainsense.marl import features, mappo_update, train
+from chainsense.marl import features, mappo_update, train, world_pool
 from chainsense.marl import mappo_networks as mnet
 from chainsense.marl import mappo_rollout as rollout
 from chainsense.marl.config import TrainConfig
 from chainsense.sim import observe as observe_mod
-from chainsense.sim import world
+from chainsense.sim.maps import MapArrays
 from chainsense.sim.params import WorldParams
 
 
-def init_carry(key: jax.Array, cfg: TrainConfig, params: WorldParams) -> rollout.Carry:
-    """Fresh learner and ``num_envs`` freshly reset worlds (desynchronised), all from one key."""
+def init_carry(
+    key: jax.Array, cfg: TrainConfig, params: WorldParams, site: MapArrays | None = None
+) -> rollout.Carry:
+    """Fresh learner and ``num_envs`` freshly reset worlds (desynchronised; on ``site`` when
+    given), all from one key."""
     k_learn, k_env, k_run = jax.random.split(key, 3)
     learner = mappo_update.init(k_learn, cfg, params.num_mts, features.learner_obs_dim(cfg, params))
     k_env, k_off = jax.random.split(k_env)
-    env, _ = world.batch_reset(jax.random.split(k_env, cfg.num_envs), params)
+    env, _ = train.reset_worlds(jax.random.split(k_env, cfg.num_envs), params, site)
     offset = jax.random.randint(k_off, (cfg.num_envs,), 0, params.num_slots)
     env = env.replace(t=offset.astype(env.t.dtype))
     memory = train.fresh_memory(cfg, params)
@@ -43,6 +46,7 @@ def init_carry(key: jax.Array, cfg: TrainConfig, params: WorldParams) -> rollout
         env_steps=jnp.zeros((), jnp.int32),
         ep_return=jnp.zeros((cfg.num_envs,), jnp.float32),
         memory=memory,
+        pool_used=jnp.zeros((), jnp.int32),
     )
 
 
@@ -56,15 +60,14 @@ def _flatten(x: jax.Array) -> jax.Array:
 
 
 def _iteration(
-    cfg: TrainConfig, params: WorldParams, carry: rollout.Carry, _: Any
+    cfg: TrainConfig, params: WorldParams, site: MapArrays | None, carry: rollout.Carry, _: Any
 ) -> tuple[rollout.Carry, tuple[dict, dict]]:
     key, k_pool, k_upd = jax.random.split(carry.key, 3)
-    # fresh worlds for the episodes that end during this iteration (each world ends at most
-    # once in ppo_steps < num_slots slots)
-    pool = train.fresh_pool(cfg, params, k_pool)
+    # fresh worlds for the episodes that end during this iteration
+    pool = world_pool.draw(cfg, params, k_pool, site)
     carry, (traj, stats) = jax.lax.scan(
         partial(rollout.collect_step, cfg, params, pool),
-        carry.replace(key=key),
+        carry.replace(key=key, pool_used=jnp.zeros((), jnp.int32)),
         None,
         length=cfg.ppo_steps,
     )
@@ -85,15 +88,16 @@ def _iteration(
 
 
 def make_chunk(
-    cfg: TrainConfig, params: WorldParams
+    cfg: TrainConfig, params: WorldParams, site: MapArrays | None = None
 ) -> Callable[[rollout.Carry], tuple[rollout.Carry, dict]]:
-    """A jitted function running ``cfg.chunk_iters`` MAPPO iterations; the same statistics as
-    ``train.make_chunk`` (episode sums, mean losses, ``updated_iters``)."""
+    """A jitted function running ``cfg.chunk_iters`` MAPPO iterations (worlds restarting on
+    ``site`` when given); the same statistics as ``train.make_chunk`` (episode sums, mean
+    losses, ``updated_iters``)."""
 
     @partial(jax.jit, donate_argnums=0)
     def chunk(carry: rollout.Carry) -> tuple[rollout.Carry, dict]:
         carry, (stats, logs) = jax.lax.scan(
-            partial(_iteration, cfg, params), carry, None, length=cfg.chunk_iters
+            partial(_iteration, cfg, params, site), carry, None, length=cfg.chunk_iters
         )
         out = {k: jnp.sum(v) for k, v in stats.items()}
         for k in train.LOSS_NAMES:

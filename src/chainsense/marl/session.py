@@ -22,6 +22,7 @@ from tensorboardX import SummaryWriter
 from chainsense.errors import ChainsenseError, ConfigError
 from chainsense.marl import algos, checkpoint, train
 from chainsense.marl.config import TrainConfig
+from chainsense.sim.maps import WorldMap, map_arrays
 from chainsense.sim.params import WorldParams
 
 LOG_COLUMNS = (
@@ -111,13 +112,16 @@ def run(
     out_dir: str | Path | None = None,
     resume: str | Path | None = None,
     on_chunk: Callable[[dict[str, float], float], None] | None = None,
+    world_map: WorldMap | None = None,
 ) -> TrainResult:
     """Train until ``steps`` env steps or ``minutes`` of wall clock, whichever comes first.
 
     With ``out_dir``, writes ``train_log.csv``, TensorBoard events under ``tensorboard/``,
     ``curves.png`` and ``fleet.msgpack``. ``resume`` continues from a checkpoint (its learner,
     optimiser state and step counters; the replay buffer starts empty and refills).
-    ``on_chunk(row, fraction_done)`` is called after every chunk (progress bars). Ctrl-C stops
+    ``on_chunk(row, fraction_done)`` is called after every chunk (progress bars). With
+    ``world_map`` (a loaded site, ``sim.sites``) every episode is on that map instead of a
+    random one (``params`` must be the site's). Ctrl-C stops
     after the current chunk is lost and still writes the checkpoint of the last finished chunk.
     """
     if steps is None and minutes is None:
@@ -129,7 +133,8 @@ def run(
     out = Path(out_dir) if out_dir is not None else None
     start_steps = start_episodes = 0
     start_seconds = 0.0
-    carry = algos.init_carry(jax.random.PRNGKey(seed), cfg, params)
+    site = None if world_map is None else map_arrays(world_map)
+    carry = algos.init_carry(jax.random.PRNGKey(seed), cfg, params, site)
     if resume is not None:
         ck = checkpoint.load(resume)
         if ck.cfg != cfg or ck.params != params:
@@ -143,7 +148,7 @@ def run(
         start_seconds = float(ck.progress["seconds"])
         key = jax.random.fold_in(jax.random.PRNGKey(seed), start_steps)
         carry = carry.replace(learner=ck.learner, env_steps=jax.numpy.int32(start_steps), key=key)
-    chunk = algos.make_chunk(cfg, params)
+    chunk = algos.make_chunk(cfg, params, site)
     logger = _Logger(out) if out is not None else None
     rows: list[dict[str, float]] = []
     per_chunk = algos.steps_per_chunk(cfg)

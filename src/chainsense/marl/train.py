@@ -24,6 +24,7 @@ from chainsense.marl import features, maddpg, networks
 from chainsense.marl.config import TrainConfig
 from chainsense.sim import metrics, world
 from chainsense.sim import observe as observe_mod
+from chainsense.sim.maps import MapArrays
 from chainsense.sim.params import WorldParams, state_dim
 
 #: what the training log records of every finished episode
@@ -67,13 +68,24 @@ def _example_transition(cfg: TrainConfig, params: WorldParams) -> maddpg.Transit
     )
 
 
-def init_carry(key: jax.Array, cfg: TrainConfig, params: WorldParams) -> Carry:
-    """Fresh learner, empty buffer and ``num_envs`` freshly reset worlds, all from one key."""
+def reset_worlds(keys: jax.Array, params: WorldParams, site: MapArrays | None) -> tuple:
+    """Fresh worlds for ``keys`` [B]: random maps, or all on ``site`` (``--map FILE``: one
+    real site, the episodes differing only in the world's own randomness)."""
+    if site is None:
+        return world.batch_reset(keys, params)
+    return jax.vmap(lambda _: world.reset_from_arrays(site, params))(keys)
+
+
+def init_carry(
+    key: jax.Array, cfg: TrainConfig, params: WorldParams, site: MapArrays | None = None
+) -> Carry:
+    """Fresh learner, empty buffer and ``num_envs`` freshly reset worlds (on ``site`` when
+    given, see :func:`reset_worlds`), all from one key."""
     k_learn, k_env, k_run = jax.random.split(key, 3)
     od = features.learner_obs_dim(cfg, params)
     learner = maddpg.init(k_learn, cfg, params.num_mts, od, state_dim(params))
     k_env, k_off = jax.random.split(k_env)
-    env, _ = world.batch_reset(jax.random.split(k_env, cfg.num_envs), params)
+    env, _ = reset_worlds(jax.random.split(k_env, cfg.num_envs), params, site)
     # Desynchronise the worlds: world b starts its first episode at a random slot, so the buffer
     # always mixes early and late slots instead of holding one time window of lock-stepped worlds.
     offset = jax.random.randint(k_off, (cfg.num_envs,), 0, params.num_slots)
@@ -253,9 +265,11 @@ def restart_finished(
     return env, obs, memory, jnp.where(done, 0.0, ep_return)
 
 
-def fresh_pool(cfg: TrainConfig, params: WorldParams, key: jax.Array) -> tuple[Any, jax.Array]:
+def fresh_pool(
+    cfg: TrainConfig, params: WorldParams, key: jax.Array, site: MapArrays | None = None
+) -> tuple[Any, jax.Array]:
     """``num_envs`` fresh worlds and their learner observations (with fresh memory)."""
-    fresh, fresh_obs = world.batch_reset(jax.random.split(key, cfg.num_envs), params)
+    fresh, fresh_obs = reset_worlds(jax.random.split(key, cfg.num_envs), params, site)
     return fresh, batch_learner_obs(cfg, fresh, fresh_obs, params, fresh_memory(cfg, params))
 
 
@@ -268,8 +282,11 @@ def _select(mask: jax.Array, a: jax.Array, b: jax.Array) -> jax.Array:
     return jnp.where(mask.reshape(mask.shape + (1,) * (a.ndim - mask.ndim)), a, b)
 
 
-def make_chunk(cfg: TrainConfig, params: WorldParams) -> Callable[[Carry], tuple[Carry, dict]]:
+def make_chunk(
+    cfg: TrainConfig, params: WorldParams, site: MapArrays | None = None
+) -> Callable[[Carry], tuple[Carry, dict]]:
     """A jitted function running ``cfg.chunk_iters`` iterations; returns carry and chunk stats.
+    Finished worlds restart on ``site`` when given (:func:`reset_worlds`).
 
     Stats are sums over the episodes that ended in the chunk (``episodes`` counts them) and
     means of the losses over the iterations that ran updates (``updated`` counts them).
@@ -281,7 +298,7 @@ def make_chunk(cfg: TrainConfig, params: WorldParams) -> Callable[[Carry], tuple
         # desynchronised, so some world finishes in almost every iteration, and resetting all B
         # worlds there (map generation by rejection sampling) would cost more than the steps.
         key, k_pool = jax.random.split(carry.key)
-        pool = fresh_pool(cfg, params, k_pool)
+        pool = fresh_pool(cfg, params, k_pool, site)
         carry, (stats, logs) = jax.lax.scan(
             partial(_iteration, cfg, params, pool),
             carry.replace(key=key),
