@@ -21,7 +21,10 @@ from chainsense.experiments.sweep_spec import RunSpec
 from chainsense.files import atomic_write
 from chainsense.marl import checkpoint, registry, session
 from chainsense.marl.learned import LearnedPolicy
+from chainsense.sim.maps import WorldMap
 from chainsense.sim.metrics import ALL_METRICS
+from chainsense.sim.params import WorldParams
+from chainsense.sim.sites import load_site
 
 RESULT = "result.json"
 FLEET = "fleet.msgpack"
@@ -43,6 +46,19 @@ def _cpu_seconds() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def _world(run: RunSpec) -> tuple[WorldParams, WorldMap | None]:
+    """The run's world; on a site map, the site's (fleets train on drawn maps of its size, as
+    ``chainsense run --map`` does, and are evaluated on the site itself)."""
+    if run.site is None:
+        return run.world, None
+    name, contents = run.site
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / name
+        path.write_bytes(contents)
+        site = load_site(path, run.world)
+    return site.params, site.map
+
+
 def execute(run: RunSpec) -> tuple[dict[str, Any], bytes | None]:
     """Train (learned policies) and evaluate one run: its result and fleet checkpoint bytes.
 
@@ -51,8 +67,9 @@ def execute(run: RunSpec) -> tuple[dict[str, Any], bytes | None]:
     t0, cpu0 = time.perf_counter(), _cpu_seconds()
     training: dict[str, Any] = {}
     fleet: bytes | None = None
+    world, world_map = _world(run)
     if run.train is not None:
-        res = session.run(run.train, run.world, seed=run.seed, steps=run.steps, minutes=run.minutes)
+        res = session.run(run.train, world, seed=run.seed, steps=run.steps, minutes=run.minutes)
         policy: Any = LearnedPolicy(res.learner.actor, run.train)
         progress = {
             "env_steps": res.env_steps,
@@ -62,13 +79,13 @@ def execute(run: RunSpec) -> tuple[dict[str, Any], bytes | None]:
             "seed": run.seed,
         }
         with tempfile.TemporaryDirectory() as tmp:
-            ck = checkpoint.Checkpoint(run.train, run.world, res.learner, progress)
+            ck = checkpoint.Checkpoint(run.train, world, res.learner, progress)
             fleet = checkpoint.save(Path(tmp) / FLEET, ck).read_bytes()
         training = {**progress, "steps_per_second": res.steps_per_second}
     else:
         policy = registry.baseline(run.policy)
     t_eval = time.perf_counter()
-    (table,) = registry.compare([(run.policy, policy)], run.world, run.eval_seeds)
+    (table,) = registry.compare([(run.policy, policy)], world, run.eval_seeds, world_map=world_map)
     result = {
         "format": FORMAT,
         "run_id": run.run_id,

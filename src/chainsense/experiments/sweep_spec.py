@@ -1,10 +1,14 @@
 """What a sweep runs: the spec file (``[sweep]``, ``[world]``, ``[train]``) and its runs.
 
-A sweep is scenarios x grid points x policies x training seeds. Every learned (policy, seed) and
-every baseline (once per point: it has nothing to train) is one :class:`RunSpec`, the unit that a
-Ray task executes and that a resumed sweep skips when its result exists. Everything a run needs
-(its world, its training config) is built and checked here, before any worker starts, so a bad
-spec fails at once with the field named instead of halfway through a cluster's night.
+A sweep is scenarios (world presets, or site map files over a preset) x grid points x policies
+x training seeds. Every learned (policy, seed) and every baseline (once per point: it has
+nothing to train) is one :class:`RunSpec`, the unit that a Ray task executes and that a resumed
+sweep skips when its result exists. Everything a run needs (its world, its training config) is
+built and checked here, before any worker starts, so a bad spec fails at once with the field
+named instead of halfway through a cluster's night. A map file is read here (bounded) and
+travels inside the runs, so cluster workers need no shared disk; whether it fits a run's world
+(say, a grid that shrinks the area under its PoIs) is found by that run, which then fails alone
+and is reported.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from chainsense.marl.config import TrainConfig
 from chainsense.sim.params import PRESETS, WorldParams, preset
 
 MAX_RUNS = 5_000
+MAX_SPEC_BYTES = 1024 * 1024
 MAX_SEEDS = 100
 MAX_EPISODES = 10_000
 MAX_AXIS_VALUES = 100
@@ -33,11 +38,26 @@ MAX_MINUTES = 24 * 60.0
 #: maps are held out (the convention of ``reproduce`` and ``bench_learning``)
 EVAL_SEED_START = 10_000
 _KNOWN_SECTIONS = {"sweep", "world", "train"}
-_SWEEP_KEYS = {"name", "scenarios", "grid", "product", "policies", "seeds", "episodes", "budget"}
+_SWEEP_KEYS = {
+    "name",
+    "scenarios",
+    "maps",
+    "map_preset",
+    "grid",
+    "product",
+    "policies",
+    "seeds",
+    "episodes",
+    "budget",
+}
 _BUDGET_KEYS = {"steps", "minutes"}
 _WORLD_FIELDS = {f.name for f in dataclasses.fields(WorldParams)}
 _TOKEN = re.compile(r"^[A-Za-z0-9_.+-]{1,40}$")
 GridValue = int | float | bool | str
+MAX_MAPS = 20
+MAX_MAP_BYTES = 4 * 1024 * 1024
+MAP_TYPES = (".geojson", ".json", ".csv")
+MAP_PREFIX = "map:"
 
 
 @dataclass(frozen=True)
@@ -55,6 +75,7 @@ class RunSpec:
     steps: int | None
     minutes: float | None
     eval_seeds: tuple[int, ...]
+    site: tuple[str, bytes] | None = None  # (file name, contents) of a site map
 
     @property
     def learned(self) -> bool:
@@ -77,12 +98,23 @@ class SweepSpec:
     minutes: float | None
     world: dict[str, Any]
     train: dict[str, Any]
+    maps: tuple[tuple[str, bytes], ...] = ()  # (file name, contents), scenario "map:<name>"
+    map_preset: str = "paper"
+
+    def _scenarios(self) -> list[tuple[str, str]]:
+        """(label, base preset) of every scenario, presets first, then the maps."""
+        out = [(s, s) for s in self.scenarios]
+        return out + [(MAP_PREFIX + name, self.map_preset) for name, _ in self.maps]
+
+    def site(self, scenario: str) -> tuple[str, bytes] | None:
+        """The map file of a ``map:`` scenario."""
+        return next((m for m in self.maps if MAP_PREFIX + m[0] == scenario), None)
 
     def points(self) -> list[tuple[str, str, GridValue, WorldParams]]:
         """(scenario, axis label, value, world) of every grid point."""
         out = []
-        for scen in self.scenarios:
-            base = _world(scen, self.world, "world")
+        for scen, preset_name in self._scenarios():
+            base = _world(preset_name, self.world, "world")
             if not self.grid:
                 out.append((scen, "base", 0, base))
             elif self.product:
@@ -90,13 +122,15 @@ class SweepSpec:
                 for combo in itertools.product(*(v for _, v in self.grid)):
                     label = ",".join(f"{a}={_fmt(v)}" for a, v in zip(names, combo, strict=True))
                     changes = dict(zip(names, combo, strict=True))
-                    world = _world(scen, {**self.world, **changes}, f"sweep.grid ({label})")
+                    where = f"sweep.grid ({label})"
+                    world = _world(preset_name, {**self.world, **changes}, where)
                     out.append((scen, "+".join(names), label, world))
             else:
                 for axis, values in self.grid:
                     for v in values:
                         where = f"sweep.grid.{axis} ({_fmt(v)})"
-                        out.append((scen, axis, v, _world(scen, {**self.world, axis: v}, where)))
+                        world = _world(preset_name, {**self.world, axis: v}, where)
+                        out.append((scen, axis, v, world))
         return out
 
     def runs(self) -> list[RunSpec]:
@@ -142,6 +176,7 @@ class SweepSpec:
             steps=self.steps.get(pol) if cfg is not None else None,
             minutes=self.minutes if cfg is not None else None,
             eval_seeds=eval_seeds,
+            site=self.site(scen),
         )
 
 
@@ -228,8 +263,30 @@ def _budget(raw: Any, policies: tuple[str, ...]) -> tuple[dict[str, int], float 
     return steps, minutes
 
 
-def from_mapping(data: dict[str, Any]) -> SweepSpec:
-    """A validated spec from the parsed file (every run's world and config built once)."""
+def _maps(raw: Any, base_dir: Path) -> tuple[tuple[str, bytes], ...]:
+    if not isinstance(raw, list) or len(raw) > MAX_MAPS:
+        raise ConfigError("sweep.maps", f"must be a list of at most {MAX_MAPS} site files")
+    out = []
+    for i, item in enumerate(raw):
+        field = f"sweep.maps[{i}]"
+        if not isinstance(item, str) or not item:
+            raise ConfigError(field, f"must be a file path, got {item!r}")
+        path = base_dir / item
+        if path.suffix.lower() not in MAP_TYPES:
+            raise ConfigError(field, f"must be one of {', '.join(MAP_TYPES)}: {item}")
+        if not path.is_file():
+            raise ConfigError(field, f"file not found: {item}")
+        if path.stat().st_size > MAX_MAP_BYTES:
+            raise ConfigError(field, f"{item} is larger than {MAX_MAP_BYTES} bytes")
+        if not _TOKEN.match(path.name) or any(path.name == n for n, _ in out):
+            raise ConfigError(field, "needs a distinct short file name (letters, digits, _.+-)")
+        out.append((path.name, path.read_bytes()))
+    return tuple(out)
+
+
+def from_mapping(data: dict[str, Any], base_dir: Path = Path()) -> SweepSpec:
+    """A validated spec from the parsed file (every run's world and config built once); map
+    paths are relative to ``base_dir`` (the spec file's directory)."""
     unknown = sorted(set(data) - _KNOWN_SECTIONS)
     if unknown:
         raise ConfigError(
@@ -258,9 +315,16 @@ def from_mapping(data: dict[str, Any]) -> SweepSpec:
     product = sw.get("product", False)
     if not isinstance(product, bool):
         raise ConfigError("sweep.product", f"must be true or false, got {product!r}")
+    maps = _maps(sw.get("maps", []), base_dir)
+    scenarios = sw.get("scenarios", [] if maps else ["paper"])
+    map_preset = sw.get("map_preset", "paper")
+    if map_preset not in PRESETS:
+        raise ConfigError("sweep.map_preset", f"unknown preset {map_preset!r}")
     spec = SweepSpec(
         name=name,
-        scenarios=_names("sweep.scenarios", sw.get("scenarios", ["paper"]), tuple(PRESETS)),
+        scenarios=_names("sweep.scenarios", scenarios, tuple(PRESETS)) if scenarios else (),
+        maps=maps,
+        map_preset=map_preset,
         grid=_grid(sw.get("grid", {})),
         product=product,
         policies=policies,
@@ -287,5 +351,8 @@ def from_mapping(data: dict[str, Any]) -> SweepSpec:
 
 
 def load(path: str | Path) -> SweepSpec:
-    """Read and validate a TOML/YAML spec file."""
-    return from_mapping(load_file(path))
+    """Read and validate a TOML/YAML spec file (at most 1 MiB)."""
+    p = Path(path)
+    if p.is_file() and p.stat().st_size > MAX_SPEC_BYTES:
+        raise ConfigError("spec", f"{p.name} is larger than {MAX_SPEC_BYTES} bytes")
+    return from_mapping(load_file(p), p.parent)
