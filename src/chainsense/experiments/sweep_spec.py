@@ -248,8 +248,8 @@ def _budget(raw: Any, policies: tuple[str, ...]) -> tuple[dict[str, int], float 
         given = raw["steps"]
         per = given if isinstance(given, dict) else {p: given for p in learned}
         for algo, n in per.items():
-            if algo not in registry.LEARNED:
-                raise ConfigError(f"sweep.budget.steps.{algo}", "not a learned policy")
+            if algo not in learned:
+                raise ConfigError(f"sweep.budget.steps.{algo}", "not a learned policy of the sweep")
             steps[algo] = _bounded_int(f"sweep.budget.steps.{algo}", n, 1, MAX_STEPS)
         if "minutes" not in raw and (missing := [p for p in learned if p not in steps]):
             raise ConfigError("sweep.budget.steps", f"no budget for {', '.join(missing)}")
@@ -342,11 +342,14 @@ def from_mapping(data: dict[str, Any], base_dir: Path = Path()) -> SweepSpec:
             except ConfigError as exc:
                 field = exc.field if exc.field.startswith("train") else f"train.{exc.field}"
                 raise ConfigError(field, f"({pol}) {str(exc).split(': ', 1)[-1]}") from None
-    points = len(spec.points())  # builds (and so checks) every world
+    sizes = [len(v) for _, v in spec.grid]
+    per_scenario = math.prod(sizes) if spec.product else max(sum(sizes), 1)
+    points = per_scenario * (len(spec.scenarios) + len(spec.maps))
     learned = sum(p in registry.LEARNED for p in policies)
     total = points * (learned * spec.seeds + len(policies) - learned)
-    if total > MAX_RUNS:
+    if total > MAX_RUNS:  # counted before any world is built
         raise ConfigError("sweep", f"{total} runs is more than the limit of {MAX_RUNS}")
+    spec.points()  # builds (and so checks) every world
     return spec
 
 
