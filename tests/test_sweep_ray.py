@@ -4,16 +4,31 @@ One Ray is started for the module (about 4 s) and used by every sweep here, as a
 already-initialised Ray would be.
 """
 
+import csv
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import ray
 
-from chainsense.experiments import sweep_engine, sweep_presets, sweep_report, sweep_run, sweep_spec
+from chainsense.experiments import (
+    sweep_engine,
+    sweep_presets,
+    sweep_report,
+    sweep_run,
+    sweep_spec,
+    sweeps,
+)
 from chainsense.marl import checkpoint
+from chainsense.sim.metrics import PAPER_METRICS
+from chainsense.sim.params import preset
 
 
 @pytest.fixture(scope="module")
@@ -110,3 +125,59 @@ def test_a_failing_run_is_retried_reported_and_the_rest_completes(
         (sweep_run.run_dir(out, "map:pois.csv/width=8/greedy/baseline") / "result.json").read_text()
     )
     assert ok["policy"] == "greedy" and len(ok["per_episode"]["fairness"]) == 2
+
+
+@pytest.mark.slow
+def test_a_run_gives_the_same_numbers_as_the_sequential_reproduce(smoke_dir: Path) -> None:
+    smoke = sweep_presets.preset("smoke")
+    run = next(r for r in smoke.runs() if r.run_id == "small/num_mts=1/maddpg/seed0")
+    assert run.train is not None and run.steps is not None
+    tiny = sweeps.Spec(
+        name="tiny",
+        world=preset("small"),
+        mts=(1,),
+        ranges=(),
+        seeds=1,
+        episodes=smoke.episodes,
+        train_steps=run.steps,
+        train=run.train,
+    )
+    sweeps.run(tiny, smoke_dir / "sequential")
+    with (smoke_dir / "sequential" / "reproduce.csv").open(newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["policy"] == "maddpg"]
+    on_ray = json.loads((sweep_run.run_dir(smoke_dir, run.run_id) / "result.json").read_text())
+    assert [int(r["episode_seed"]) for r in rows] == on_ray["eval_seeds"]
+    for metric in PAPER_METRICS:
+        # the sequential CSV holds repr-exact floats: the same fleet acted the same way
+        assert [float(r[metric]) for r in rows] == on_ray["per_episode"][metric], metric
+
+
+KILL_SPEC = """
+[sweep]
+scenarios = ["small"]
+policies = ["greedy", "random"]
+episodes = 3
+[sweep.grid]
+num_mts = [1, 2, 3, 4]
+"""
+
+
+@pytest.mark.slow
+def test_killed_sweep_resumes_without_repeating_a_finished_run(tmp_path: Path) -> None:
+    spec, out = tmp_path / "spec.toml", tmp_path / "out"
+    spec.write_text(KILL_SPEC)
+    cmd = [sys.executable, "-m", "chainsense", "sweep", str(spec), "--out", str(out)]
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 600
+    while len(list(out.rglob("result.json"))) < 2:
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and the local Ray it started
+    proc.wait()
+    finished = {str(p): p.stat().st_mtime_ns for p in out.rglob("result.json")}
+    assert 2 <= len(finished) < 8
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    assert f"{8 - len(finished)} runs done, {len(finished)} already there, 0 failed" in res.stdout
+    after = {str(p): p.stat().st_mtime_ns for p in out.rglob("result.json")}
+    assert len(after) == 8 and all(after[k] == v for k, v in finished.items())

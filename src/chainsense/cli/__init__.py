@@ -1,7 +1,7 @@
 """The ``chainsense`` command line.
 
 The Typer app lives here; each area registers its own commands from a module beside this one
-(``world``: evaluate / render, ``learn``: train, ``sweep``: sweep / reproduce on Ray,
+(``world``: evaluate / render, ``learn``: train, ``sweep``: sweep / reproduce on Ray, ``tune``,
 ``ledger``: ledger, ``ca``: the CA service, ``network``: geth private network, ``experiment``:
 availability experiment, ``job``: run). Command modules import the heavy layers (JAX, web3,
 Ray) inside their commands, each with a comment saying so, so that ``chainsense --help``
@@ -52,9 +52,9 @@ def _root(
 
 def _register_all() -> None:
     # imported here: each command module registers itself on `app`, defined above
-    from chainsense.cli import ca, experiment, job, learn, ledger, network, sweep, world
+    from chainsense.cli import ca, experiment, job, learn, ledger, network, sweep, tune, world
 
-    for module in (job, world, learn, sweep, ledger, ca, network, experiment):
+    for module in (job, world, learn, sweep, tune, ledger, ca, network, experiment):
         module.register(app)
 
 
