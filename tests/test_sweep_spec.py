@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from chainsense.cli import main
 from chainsense.errors import ConfigError
 from chainsense.experiments import sweep_presets, sweep_spec
 
@@ -168,3 +169,41 @@ def test_hostile_values_give_config_errors_only(key: str, value: Any) -> None:
     except ConfigError:
         return
     assert len(spec.runs()) <= sweep_spec.MAX_RUNS
+
+
+@pytest.mark.parametrize("name", ["paper_mts.toml", "yard_range.yaml"])
+def test_example_specs_load(name: str) -> None:
+    spec = sweep_spec.load(Path(__file__).parent.parent / "examples" / "sweeps" / name)
+    assert spec.runs()
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["sweep", "nowhere.toml"], "file not found"),
+        (["sweep", "report"], "DIR"),
+        (["reproduce", "--preset", "paper", "--episodes", "0"], "sweep.episodes"),
+        (["tune", "--algo", "mappo", "--trials", "0", "--preset", "small"], "trials"),
+    ],
+)
+def test_cli_mistakes_exit_2_before_anything_starts(
+    args: list[str], needle: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as info:
+        main([*args, "--out", str(out)])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and needle in err and "Traceback" not in err
+    assert not out.exists()  # nothing was written
+
+
+def test_bad_spec_file_names_the_field_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("sweep:\n  policies: [greedy]\n  grid:\n    num_mts: [1, -3]\n")
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as info:
+        main(["sweep", str(spec), "--out", str(out)])
+    assert info.value.code == 2 and "sweep.grid.num_mts (-3)" in capsys.readouterr().err
+    assert not out.exists()
