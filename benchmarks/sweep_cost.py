@@ -5,8 +5,8 @@ runs, their mean wall and CPU seconds and (learned fleets) env steps per CPU-sec
 the CPU-seconds to ``--preset`` (default ``full``): a learned run by its step budget and a
 baseline by its episodes (an upper bound: compilation, a fixed cost, is scaled too), per point
 and seed of that preset. Runs not finished yet are estimated from the finished runs of the same
-policy. Prints the total CPU time and the wall time on N one-CPU workers (the total / N, at least the
-longest run; N = 2 is one 2-core machine running two runs at once).
+policy. Prints the total CPU time and the wall time on N one-CPU workers (the total / N, at
+least the longest run; N = 2 is one 2-core machine running two runs at once).
 
     .venv/bin/python benchmarks/sweep_cost.py runs/reproduce-paper --preset full --workers 1,2,8,32
 """
