@@ -61,6 +61,7 @@ def _execute(spec: object, out: Path, address: str | None, cpus: int, sequential
 
 
 def _report(out: Path) -> None:
+    # imported here, not at the top: the report loads matplotlib and SciPy
     from chainsense.experiments import sweep_report
 
     rep = sweep_report.write_report(out)
@@ -91,6 +92,7 @@ def sweep_cmd(
 ) -> None:
     """Run every (configuration, seed) of a spec as a Ray task, resuming what is missing in
     --out; or 'report DIR': the table and figures of whatever has finished."""
+    # imported here, not at the top: the spec checks worlds (JAX); `--help` must not pay
     from chainsense.experiments import sweep_spec
 
     if target == "report":
@@ -116,6 +118,7 @@ def reproduce_cmd(
 ) -> None:
     """The paper's figures: metrics vs number of MTs and vs sensing range, learned fleets and
     baselines, as a named sweep (resumable: rerun with the same --out)."""
+    # imported here, not at the top: the presets are checked specs (JAX); `--help` must not pay
     from chainsense.experiments import sweep_presets
 
     spec = sweep_presets.preset(preset_name, seeds=seeds, episodes=episodes)

@@ -93,10 +93,17 @@ class _Tracker:
         return dict(self.started)
 
 
+class RunFailedError(Exception):
+    """A run's error as one line of text: the project's own errors take several constructor
+    arguments, which Ray cannot rebuild on the driver."""
+
+
 def _task(run: RunSpec, tracker: Any) -> tuple[dict[str, Any], bytes | None]:
     tracker.start.remote(run.run_id)
     try:
         return sweep_run.execute(run)
+    except Exception as exc:
+        raise RunFailedError(f"{type(exc).__name__}: {exc}") from None
     finally:
         tracker.stop.remote(run.run_id)
 
@@ -116,7 +123,10 @@ def _check_out(spec: SweepSpec, out: Path) -> None:
 def _error_text(exc: BaseException) -> str:
     if isinstance(exc, ray.exceptions.RayTaskError):
         cause = exc.cause if exc.cause is not None else exc
-        return f"{type(cause).__name__}: {cause}".splitlines()[0][:500]
+        text = (
+            str(cause) if isinstance(cause, RunFailedError) else f"{type(cause).__name__}: {cause}"
+        )
+        return text.splitlines()[0][:500]
     return f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
 
 
