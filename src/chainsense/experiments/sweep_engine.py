@@ -11,6 +11,7 @@ process and shuts it down at the end (an already initialised Ray is used as it i
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import time
@@ -113,7 +114,9 @@ _remote_task = ray.remote(max_retries=0)(_task)
 
 def _check_out(spec: SweepSpec, out: Path) -> None:
     """Record the spec in ``out``; refuse a directory that holds another sweep's results."""
-    described = json.dumps(dataclasses.asdict(spec), sort_keys=True, default=str)
+    fields = dataclasses.asdict(spec)
+    fields["maps"] = [[name, hashlib.sha256(data).hexdigest()] for name, data in spec.maps]
+    described = json.dumps(fields, sort_keys=True, default=str)
     path = out / SPEC_FILE
     if path.is_file() and path.read_text(encoding="utf-8") != described:
         raise ConfigError("out", f"{out} holds the results of another sweep spec; use a new --out")
