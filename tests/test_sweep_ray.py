@@ -4,19 +4,23 @@ One Ray is started for the module (about 4 s) and used by every sweep here, as a
 already-initialised Ray would be.
 """
 
+import contextlib
 import csv
 import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import ray
+import ray.util
 
 from chainsense.experiments import (
     sweep_engine,
@@ -181,3 +185,48 @@ def test_killed_sweep_resumes_without_repeating_a_finished_run(tmp_path: Path) -
     assert f"{8 - len(finished)} runs done, {len(finished)} already there, 0 failed" in res.stdout
     after = {str(p): p.stat().st_mtime_ns for p in out.rglob("result.json")}
     assert len(after) == 8 and all(after[k] == v for k, v in finished.items())
+
+
+def _kill_cluster(temp_dir: str) -> None:
+    """Stop the Ray this test started, by the ids of its processes (``ray stop`` would stop
+    every Ray on the machine)."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if temp_dir in cmdline and int(proc.name) != os.getpid():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(proc.name), signal.SIGKILL)
+
+
+@pytest.mark.slow
+def test_sweep_joins_an_existing_cluster(tmp_path: Path) -> None:
+    temp_dir = tempfile.mkdtemp(prefix="cs-ray-")  # short: Ray's socket paths must fit 107 bytes
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ray_cli = str(Path(sys.executable).with_name("ray"))
+    head = [ray_cli, "start", "--head", f"--port={port}", "--num-cpus=2"]
+    head += ["--include-dashboard=false", f"--temp-dir={temp_dir}", "--disable-usage-stats"]
+    # a throwaway cluster of this test only: no token to hand from the head to the driver
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    address = f"{ray.util.get_node_ip_address()}:{port}"
+    try:
+        subprocess.run(head, check=True, capture_output=True, timeout=120, env=env)
+        spec, out = tmp_path / "spec.toml", tmp_path / "out"
+        spec.write_text(KILL_SPEC.replace("[1, 2, 3, 4]", "[1]"))
+        cmd = [sys.executable, "-m", "chainsense", "sweep", str(spec), "--out", str(out)]
+        res = subprocess.run(
+            [*cmd, "--address", address], capture_output=True, text=True, timeout=600, env=env
+        )
+        assert res.returncode == 0, res.stderr
+        assert "2 runs done, 0 already there, 0 failed" in res.stdout
+        # the runs' workers logged into the cluster's session, not into a Ray of their own
+        assert list(Path(temp_dir).glob("session_*/logs/worker-*"))
+        assert not (out / sweep_engine.CACHE_DIR).exists()  # a cluster gets no local cache
+    finally:
+        _kill_cluster(temp_dir)
+        shutil.rmtree(temp_dir, ignore_errors=True)
