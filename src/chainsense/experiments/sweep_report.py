@@ -42,6 +42,11 @@ class Point:
     mean: dict[str, float]
     ci: dict[str, float]
 
+    @property
+    def count(self) -> str:
+        """What the interval is over, e.g. ``2 seeds`` or ``1 seed``."""
+        return f"{self.n} {self.over if self.n != 1 else self.over[:-1]}"
+
 
 @dataclass
 class Report:
@@ -137,7 +142,7 @@ def markdown(points: list[Point]) -> str:
     for p in points:
         cells = [f"{p.mean[m]:.3f} +- {p.ci[m]:.3f}" for m in PAPER_METRICS]
         lines.append(
-            f"| {p.scenario} | {p.axis} | {p.value} | {p.policy} | {p.n} {p.over} | "
+            f"| {p.scenario} | {p.axis} | {p.value} | {p.policy} | {p.count} | "
             + " | ".join(cells)
             + " |"
         )
