@@ -149,6 +149,11 @@ def markdown(points: list[Point]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _colour(policy: str) -> str:
+    """The same colour for a policy in every figure."""
+    return f"C{registry.POLICY_NAMES.index(policy) % 10}"
+
+
 def plot_axis(points: list[Point], scenario: str, axis: str, path: Path) -> Path:
     """One panel per metric vs the axis, one line per policy with 95% CI error bars."""
     sel = [p for p in points if p.scenario == scenario and p.axis == axis]
@@ -156,13 +161,13 @@ def plot_axis(points: list[Point], scenario: str, axis: str, path: Path) -> Path
     axes = fig.subplots(1, len(PAPER_METRICS))
     policies = [q for q in registry.POLICY_NAMES if any(p.policy == q for p in sel)]
     for ax, metric in zip(axes, PAPER_METRICS, strict=True):
-        for i, pol in enumerate(policies):
+        for pol in policies:
             line = [p for p in sel if p.policy == pol]
             xs = list(range(len(line))) if any(isinstance(p.value, str) for p in line) else None
             x = xs if xs is not None else [float(p.value) for p in line]
             y = [p.mean[metric] for p in line]
             err = [p.ci[metric] for p in line]
-            ax.errorbar(x, y, yerr=err, marker="o", ms=4, capsize=3, label=pol, color=f"C{i}")
+            ax.errorbar(x, y, yerr=err, marker="o", ms=4, capsize=3, label=pol, color=_colour(pol))
         ax.set_title(metric.replace("_", " "), fontsize=10)
         ax.set_xlabel(axis.replace("_", " "))
         ax.grid(alpha=0.3)
