@@ -74,7 +74,7 @@ def _report(out: Path) -> None:
     for col in ("scenario", "axis", "value", "policy", "n", *sweep_report.PAPER_METRICS):
         table.add_column(col.replace("_", " "))
     for p in rep.points:
-        cells = [f"{p.mean[m]:.3f} +- {p.ci[m]:.3f}" for m in sweep_report.PAPER_METRICS]
+        cells = [p.text(m) for m in sweep_report.PAPER_METRICS]
         table.add_row(p.scenario, p.axis, str(p.value), p.policy, p.count, *cells)
     _console.print(table)
     _console.print("wrote " + ", ".join(str(f) for f in rep.files))

@@ -42,6 +42,11 @@ class Point:
     mean: dict[str, float]
     ci: dict[str, float]
 
+    def text(self, metric: str) -> str:
+        """``mean +- half-width``, or the mean alone when one value leaves no interval."""
+        mean = f"{self.mean[metric]:.3f}"
+        return mean if self.n < 2 else f"{mean} +- {self.ci[metric]:.3f}"
+
     @property
     def count(self) -> str:
         """What the interval is over, e.g. ``2 seeds`` or ``1 seed``."""
@@ -136,11 +141,11 @@ def _csv(points: list[Point], path: Path) -> Path:
 
 
 def markdown(points: list[Point]) -> str:
-    """The table as Markdown (mean +- 95% CI half-width)."""
+    """The table as Markdown (mean +- 95% CI half-width; the mean alone from a single value)."""
     head = "| scenario | axis | value | policy | n | " + " | ".join(PAPER_METRICS) + " |"
     lines = [head, "|" + "---|" * (5 + len(PAPER_METRICS))]
     for p in points:
-        cells = [f"{p.mean[m]:.3f} +- {p.ci[m]:.3f}" for m in PAPER_METRICS]
+        cells = [p.text(m) for m in PAPER_METRICS]
         lines.append(
             f"| {p.scenario} | {p.axis} | {p.value} | {p.policy} | {p.count} | "
             + " | ".join(cells)
