@@ -70,6 +70,8 @@ def execute(run: RunSpec) -> tuple[dict[str, Any], bytes | None]:
     world, world_map = _world(run)
     if run.train is not None:
         res = session.run(run.train, world, seed=run.seed, steps=run.steps, minutes=run.minutes)
+        if res.interrupted:  # a half-trained fleet is no result: the resumed sweep redoes it
+            raise KeyboardInterrupt
         policy: Any = LearnedPolicy(res.learner.actor, run.train)
         progress = {
             "env_steps": res.env_steps,
