@@ -79,13 +79,13 @@ def main() -> None:
         seq = run_mode(spec, Path(tmp) / "sequential", sequential=True)
         ray_ = run_mode(spec, Path(tmp) / "ray", sequential=False)
     print(
-        f"{'mode':<12}{'wall s':>9}{'CPU s':>9}{'runs':>6}{'sum of runs s':>15}"
-        f"{'mean run s':>12}{'load':>7}"
+        f"{'mode':<12}{'wall s':>9}{'driver CPU s':>14}{'runs CPU s':>12}{'runs':>6}"
+        f"{'sum of runs s':>15}{'mean run s':>12}{'load':>7}"
     )
     for name, m in (("sequential", seq), ("local Ray", ray_)):
         print(
-            f"{name:<12}{m['wall']:>9.1f}{m['cpu']:>9.1f}{m['runs']:>6}{m['run_sum']:>15.1f}"
-            f"{m['run_mean']:>12.1f}{m['load']:>7.2f}"
+            f"{name:<12}{m['wall']:>9.1f}{m['cpu']:>14.1f}{m['run_cpu']:>12.1f}{m['runs']:>6}"
+            f"{m['run_sum']:>15.1f}{m['run_mean']:>12.1f}{m['load']:>7.2f}"
         )
     print(f"Ray / sequential wall time: {ray_['wall'] / seq['wall']:.3f} (target <= 1.10)")
 
