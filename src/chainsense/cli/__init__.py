@@ -1,10 +1,11 @@
 """The ``chainsense`` command line.
 
 The Typer app lives here; each area registers its own commands from a module beside this one
-(``world``: evaluate / render, ``learn``: train / reproduce, ``ledger``: ledger, ``ca``: the CA
-service, ``network``: geth private network, ``experiment``: availability experiment, ``job``:
-run). Command modules import the heavy layers (JAX, web3) inside their commands, each with a
-comment saying so, so that ``chainsense --help`` starts in a fraction of a second.
+(``world``: evaluate / render, ``learn``: train, ``sweep``: sweep / reproduce on Ray, ``tune``,
+``ledger``: ledger, ``ca``: the CA service, ``network``: geth private network, ``experiment``:
+availability experiment, ``job``: run). Command modules import the heavy layers (JAX, web3,
+Ray) inside their commands, each with a comment saying so, so that ``chainsense --help``
+starts in a fraction of a second.
 User mistakes (:class:`~chainsense.errors.ChainsenseError`) end with a one-line message and exit
 code 2, never a traceback.
 """
@@ -51,9 +52,20 @@ def _root(
 
 def _register_all() -> None:
     # imported here: each command module registers itself on `app`, defined above
-    from chainsense.cli import ca, experiment, governance, job, learn, ledger, network, world
+    from chainsense.cli import (
+        ca,
+        experiment,
+        governance,
+        job,
+        learn,
+        ledger,
+        network,
+        sweep,
+        tune,
+        world,
+    )
 
-    for module in (job, world, learn, ledger, governance, ca, network, experiment):
+    for module in (job, world, learn, sweep, tune, ledger, governance, ca, network, experiment):
         module.register(app)
 
 

@@ -1,4 +1,4 @@
-"""CLI commands of the 'learn' area: ``train`` (MADDPG / IDDPG / MAPPO fleets), ``reproduce``."""
+"""CLI commands of the 'learn' area: ``train`` (MADDPG / IDDPG / MAPPO fleets)."""
 
 from __future__ import annotations
 
@@ -139,31 +139,6 @@ def train_cmd(
     _console.print("wrote " + ", ".join(str(f) for f in result.files.values()))
 
 
-def reproduce_cmd(
-    preset_name: str = typer.Option("quick", "--preset", help="quick (minutes) or full."),
-    out: Path = typer.Option(Path("runs/reproduce"), "--out", help="Output directory."),  # noqa: B008
-    seeds: int | None = typer.Option(None, "--seeds", help="Training seeds per point."),
-    episodes: int | None = typer.Option(None, "--episodes", help="Evaluation episodes per fleet."),
-    train_steps: int | None = typer.Option(
-        None, "--train-steps", help="Environment steps per training run."
-    ),
-) -> None:
-    """Metrics vs number of MTs and vs sensing range: MADDPG, IDDPG, greedy, random (PNG + CSV)."""
-    # imported here, not at the top: `chainsense --help` must not pay for JAX
-    from chainsense.experiments import sweeps
-
-    spec = sweeps.spec(preset_name, seeds=seeds, episodes=episodes, train_steps=train_steps)
-    with _progress() as bar:
-        task = bar.add_task("reproduce", total=float(sweeps.count_runs(spec)), info="")
-
-        def on_run(done: int, label: str) -> None:
-            bar.update(task, completed=float(done), info=label)
-
-        files = sweeps.run(spec, out, on_run=on_run)
-    _console.print("wrote " + ", ".join(str(f) for f in files))
-
-
 def register(app: typer.Typer) -> None:
     """Add this area's commands to app."""
     app.command("train")(train_cmd)
-    app.command("reproduce")(reproduce_cmd)
