@@ -14,6 +14,7 @@ from chainsense.sim.params import preset
 BASE = {"num_envs": 16, "warmup_steps": 100, "chunk_iters": 10, "buffer_size": 4_000}
 
 
+@pytest.mark.slow  # a local Ray and four short trainings: ~50 s
 def test_tiny_search_writes_a_train_config_that_train_reads(tmp_path: Path) -> None:
     job = tune.TuneJob(
         algo="maddpg",
