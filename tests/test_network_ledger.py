@@ -9,6 +9,7 @@ down`` leaves no CA process behind. Skipped when geth 1.13 is not installed.
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 
 from chainsense import devnet as nw
 from chainsense.chain.keys import KeyPair, load_key
+from chainsense.errors import ChainsenseError
 from chainsense.ledger import governance
 from chainsense.ledger.ca_client import CAClient
 from chainsense.ledger.ca_metadata import CAError
@@ -37,6 +39,41 @@ def test_ledger_options_are_refused_by_name_before_anything_starts(tmp_path, cap
     args = ("network", "up", "--orgs", "3", "--ledger", "--threshold", "4", "--dir", d)
     _main_error(capsys, "threshold: must be in 1..3", *args)
     assert not (tmp_path / "net").exists()
+
+
+def _bare_network(directory: Path) -> None:
+    node = nw.NodeInfo("sealer-1", "sealer", "http://127.0.0.1:1", 0, "sealer-1")
+    nw.save(nw.NetworkInfo(directory, 1337, 1, (node,), None, ""))
+
+
+def test_extra_services_are_recorded_shown_and_stopped_by_down(tmp_path: Path) -> None:
+    """devnet's generic services (real processes): up once they answer, down stops them."""
+    _bare_network(tmp_path)
+    served = tmp_path / "www"
+    served.mkdir()
+    port = nw.free_ports(1)[0]
+    argv = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"]
+    url = f"http://127.0.0.1:{port}/"
+    svc = nw.start_service(tmp_path, "web", [*argv, "--directory", str(served)], url, str(served))
+    try:
+        nw.wait_services(tmp_path, 20)
+        assert [(s.name, s.pid, s.alive) for s in nw.service_status(nw.load(tmp_path))] == [
+            ("web", svc.pid, True)
+        ]
+        nw.down(tmp_path)
+        assert not nw.pid_alive(svc.pid)
+        assert [s.alive for s in nw.service_status(nw.load(tmp_path))] == [False]
+    finally:
+        nw.stop_services(nw.load(tmp_path))
+
+
+def test_a_service_that_exits_is_named_with_its_log(tmp_path: Path) -> None:
+    _bare_network(tmp_path)
+    marker = str(tmp_path / "crash-marker")
+    argv = [sys.executable, "-c", "import sys; print('no key'); sys.exit(3)", marker]
+    nw.start_service(tmp_path, "ca-org-1", argv, "http://127.0.0.1:1/", marker)
+    with pytest.raises(ChainsenseError, match="service ca-org-1: exited before answering: no key"):
+        nw.wait_services(tmp_path, 20)
 
 
 @pytest.mark.slow
