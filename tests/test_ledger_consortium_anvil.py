@@ -3,7 +3,8 @@
 Three organisations' CA keys, three `chainsense ca serve` processes, an MT submitting through
 all three; one service is stopped mid-run and collection goes on; a revocation is proposed by one
 CA and approved by a second (`ledger revoke` / `ledger approve`); the CA services then
-refuse the MT's new records (``mt_revoked``: they read the revocation off chain), and `ledger verify` marks the earlier ones.
+refuse the MT's new records (``mt_revoked``: they read the revocation off chain), and
+`ledger verify` marks the earlier ones.
 """
 
 from __future__ import annotations
