@@ -131,6 +131,7 @@ def service(tmp_path) -> Iterator[tuple[str, str]]:
             str(port),
             "--admin-token-file",
             str(tmp_path / "token"),
+            "--offline",  # the embedded chain lives in this process only
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -2,8 +2,9 @@
 
 Three organisations' CA keys, three `chainsense ca serve` processes, an MT submitting through
 all three; one service is stopped mid-run and collection goes on; a revocation is proposed by one
-CA and approved by a second (`ledger revoke` / `ledger approve`); the MT's new records are then
-refused with the contract's reason, and `ledger verify` marks the earlier ones.
+CA and approved by a second (`ledger revoke` / `ledger approve`); the CA services then
+refuse the MT's new records (``mt_revoked``: they read the revocation off chain), and
+`ledger verify` marks the earlier ones.
 """
 
 from __future__ import annotations
@@ -73,8 +74,9 @@ def test_k_2_of_3_on_anvil_with_a_ca_down_and_a_revocation(tmp_path: Path) -> No
         )
         out = cli("ledger", "approve", proposal, "--key", "ca2.key", cwd=tmp_path)
         assert out.returncode == 0 and "executed" in out.stdout, out.stdout + out.stderr
-        out = cli(*submit, cwd=tmp_path)
-        assert out.returncode == 2 and "contract: MT revoked" in out.stdout, out.stdout
+        out = cli(*submit, cwd=tmp_path)  # the CA services read the revocation off chain
+        assert out.returncode == 2 and "CA: mt_revoked" in out.stdout, out.stdout
+        assert "rejected 6, still queued 0" in out.stdout, out.stdout
         out = cli("ledger", "verify", cwd=tmp_path)
         assert out.returncode == 0 and "12/12 records verified" in out.stdout, out.stderr
         assert "12 records stored before, valid" in out.stdout

@@ -158,6 +158,7 @@ def http_ca(world: World, tmp_path) -> Iterator[CAClient]:
             str(port),
             "--admin-token-file",
             str(tmp_path / "token"),
+            "--offline",  # the embedded chain lives in this process only
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

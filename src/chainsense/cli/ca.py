@@ -6,6 +6,7 @@ second), which ``chainsense --help`` and every other command must not pay for.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 import typer
@@ -35,21 +36,35 @@ def serve_cmd(
     key: Path = typer.Option(..., "--key", help="The CA's key file."),  # noqa: B008
     db: Path = typer.Option(Path("ca.db"), "--db", help="Registry (SQLite)."),  # noqa: B008
     deployment: Path = DEPLOYMENT_OPTION,
-    port: int = typer.Option(8600, "--port", help="TCP port on 127.0.0.1."),
+    port: int = typer.Option(8600, "--port", help="TCP port."),
+    host: str = typer.Option("127.0.0.1", "--host", help="IP address to listen on."),
     admin_token_file: Path = typer.Option(  # noqa: B008
         None, "--admin-token-file", help="File with the bearer token required to register MTs."
     ),
+    offline: bool = typer.Option(
+        False, "--offline", help="Do not read the chain: countersign revoked MTs' records too."
+    ),
 ) -> None:
-    """Serve the CA on 127.0.0.1 (register MTs, countersign records and batches)."""
+    """Serve the CA (register MTs, countersign records and batches) on --host:--port.
+
+    It reads the deployment's chain for revocations (at most once a second) and refuses the
+    records of a revoked MT; --offline serves without the chain, as a CA without one did.
+    """
     import uvicorn  # lazy: see the module docstring
 
     from chainsense.ledger.ca import CertificateAuthority
     from chainsense.ledger.ca_api import build_app
-    from chainsense.ledger.deployment import Deployment
+    from chainsense.ledger.contract import Ledger
+    from chainsense.ledger.deployment import Deployment, chain_of
     from chainsense.ledger.records import Domain
+    from chainsense.ledger.revoked import RevokedMTs
 
     if not 1 <= port <= 65535:
         raise ConfigError("port", f"must be a TCP port, got {port}")
+    try:
+        host = str(ipaddress.ip_address(host))
+    except ValueError:
+        raise ConfigError("host", f"must be an IP address, got {host[:40]!r}") from None
     dep = Deployment.read(deployment)
     ca_key = key_option(key, "key")
     if ca_key.address not in dep.cas:
@@ -57,9 +72,14 @@ def serve_cmd(
             "key", f"is {ca_key.address}, not in the contract's CA set {', '.join(dep.cas)}"
         )
     token = _admin_token(admin_token_file)
-    ca = CertificateAuthority(ca_key, db, Domain(dep.chain_id, dep.contract))
-    typer.echo(f"CA {ca.address} for {dep.contract} on http://127.0.0.1:{port}")
-    uvicorn.run(build_app(ca, token), host="127.0.0.1", port=port, log_level="warning")
+    if offline:
+        ca = CertificateAuthority(ca_key, db, Domain(dep.chain_id, dep.contract))
+    else:
+        chain, _ = chain_of(dep)
+        ledger = Ledger(chain, dep.contract)
+        ca = CertificateAuthority(ca_key, db, ledger.domain, RevokedMTs(ledger))
+    typer.echo(f"CA {ca.address} for {dep.contract} on http://{host}:{port}")
+    uvicorn.run(build_app(ca, token), host=host, port=port, log_level="warning")
 
 
 @ca_app.command("register")

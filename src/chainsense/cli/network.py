@@ -13,6 +13,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from chainsense.errors import ConfigError
+
 DEFAULT_DIR = Path("runs/network")
 
 net_app = typer.Typer(
@@ -43,10 +45,21 @@ def up_cmd(
     standby: int = typer.Option(
         0, help="Extra sealers that run with a key but seal only once voted in (network propose)."
     ),
+    ledger: bool = typer.Option(
+        False, "--ledger", help="With --orgs: deploy the ledger and start each org's CA service."
+    ),
+    threshold: int = typer.Option(
+        0, "--threshold", "-k", help="With --ledger: CA signatures per record (default majority)."
+    ),
 ) -> None:
-    """Write genesis + keys, start every node, wait until peered and sealing."""
+    """Write genesis + keys, start every node, wait until peered and sealing.
+
+    With --ledger, then deploy the consortium's ledger (the orgs' CAs, k = --threshold) into
+    DIR/ledger.json and start one `ca serve` per organisation; `network down` stops them too.
+    """
     from chainsense import devnet as network  # lazy: see the module docstring
 
+    k = _ledger_threshold(ledger, orgs, threshold)  # refused before anything starts
     spec = network.NetworkSpec(
         sealers=sealers,
         followers=followers,
@@ -61,7 +74,42 @@ def up_cmd(
             directory, spec, timeout=timeout, progress=lambda m: spinner.update(f"network: {m}")
         )
     _out.print(f"network up: {len(info.nodes)} nodes, chain id {info.chain_id}, file {info.file}")
+    if ledger:
+        _up_ledger(info.directory, k, timeout)
     _show(directory)
+
+
+def _ledger_threshold(ledger: bool, orgs: int, threshold: int) -> int:
+    """k for --ledger, checked against --orgs (0 without --ledger)."""
+    if not ledger:
+        if threshold:
+            raise ConfigError("threshold", "only with --ledger")
+        return 0
+    if orgs < 1:
+        raise ConfigError("ledger", "needs --orgs N: the CAs are the organisations' CA keys")
+    k = threshold or orgs // 2 + 1
+    if not 1 <= k <= orgs:
+        raise ConfigError("threshold", f"must be in 1..{orgs} (the organisations), got {k}")
+    return k
+
+
+def _up_ledger(directory: Path, threshold: int, timeout: float) -> None:
+    """Deploy and start the CA services; on any failure stop and remove the whole network."""
+    from chainsense import devnet as network  # lazy: see the module docstring
+    from chainsense.cli import network_ledger
+
+    try:
+        with _out.status("deploying the ledger"):
+            dep = network_ledger.deploy_consortium(directory, threshold)
+        with _out.status("starting the CA services"):
+            urls = network_ledger.start_cas(directory, timeout)
+    except BaseException:
+        network.down(directory, wipe=True)
+        raise
+    _out.print(
+        f"ledger {dep.contract}: {dep.threshold} of {len(dep.cas)} CAs, file "
+        f"{directory / network_ledger.DEPLOYMENT_FILE}; CA services at {', '.join(urls)}"
+    )
 
 
 @net_app.command("status")
@@ -202,8 +250,12 @@ def _show(directory: Path) -> None:
     current = network.signers(network.load(directory))
     if current is not None:
         _out.print(f"signers ({len(current)}): {', '.join(current)}")
-    for org in network.load(directory).orgs:
+    info = network.load(directory)
+    for org in info.orgs:
         _out.print(f"{org.name}: CA {org.ca.address} at {org.ca.host}:{org.ca.port}")
+    for s in network.service_status(info):
+        state = "[green]up[/]" if s.alive else "[red]down[/]"
+        _out.print(f"service {s.name}: {state} (pid {s.pid}, {s.url})")
 
 
 def register(app: typer.Typer) -> None:

@@ -13,7 +13,8 @@ the id still belongs to that node.
 Modules: ``netfile`` (the one reader and writer of network.json), ``genesis`` (spec, keys,
 genesis, ``geth init``), ``geth`` (the binary and a node's command line), ``processes`` (ports and
 pids, also used by the experiments' servers), ``health`` (probes, status, readiness),
-``lifecycle`` (up, down, stop, start), ``clique`` (signer votes) and ``bundle`` (one
+``lifecycle`` (up, down, stop, start), ``services`` (extra processes such as the organisations'
+CA services, stopped with the nodes), ``clique`` (signer votes) and ``bundle`` (one
 organisation's part, exported to run on its own host and joined there). The names below are the
 public face.
 """
@@ -35,6 +36,13 @@ from chainsense.devnet.netfile import (
     save,
 )
 from chainsense.devnet.processes import free_ports, pid_alive, stop_child
+from chainsense.devnet.services import (
+    ServiceStatus,
+    service_status,
+    start_service,
+    stop_services,
+    wait_services,
+)
 
 __all__ = [
     "NETWORK_FILE",
@@ -44,6 +52,7 @@ __all__ = [
     "NodeInfo",
     "NodeStatus",
     "OrgInfo",
+    "ServiceStatus",
     "VoteResult",
     "clique_genesis",
     "down",
@@ -61,12 +70,16 @@ __all__ = [
     "rpc_call",
     "running",
     "save",
+    "service_status",
     "signers",
     "start_node",
+    "start_service",
     "status",
     "stop_child",
     "stop_node",
+    "stop_services",
     "up",
     "wait_ready",
+    "wait_services",
     "withdraw",
 ]

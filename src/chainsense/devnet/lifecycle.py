@@ -16,6 +16,7 @@ from chainsense.devnet.geth import find_geth, spawn
 from chainsense.devnet.health import Progress, wait_ready
 from chainsense.devnet.netfile import NetworkInfo, NodeInfo, load, save
 from chainsense.devnet.processes import pid_alive, terminate
+from chainsense.devnet.services import stop_services
 from chainsense.errors import ChainsenseError, ConfigError
 
 
@@ -104,11 +105,13 @@ def start_node(directory: str | Path, name: str, *, geth: str | Path | None = No
 
 
 def down(directory: str | Path, *, wipe: bool = False, timeout: float = 10.0) -> list[str]:
-    """Stop every node by pid (SIGTERM then SIGKILL); with ``wipe`` delete the network directory.
+    """Stop the network's extra services, then every node by pid (SIGTERM then SIGKILL); with
+    ``wipe`` delete the network directory.
 
     Returns the names of nodes that were running.
     """
     info = load(directory)
+    stop_services(info, timeout)  # first: a CA service reads the chain through the nodes
     stopped = []
     for n in info.nodes:
         datadir = info.directory / n.datadir

@@ -6,7 +6,9 @@ registered MT whose EIP-712 signature over the record is valid and whose nonce i
 (strictly above the last one the CA countersigned for that MT), then signs the same digest.
 Re-sending an identical, already countersigned record returns the stored countersignature, so
 an MT that crashed after the CA answered can retry safely; a *different* record with an old
-nonce is a replay and refused. Every failed check changes nothing.
+nonce is a replay and refused. Every failed check changes nothing. Given a view of the MTs
+revoked on chain (:class:`chainsense.ledger.revoked.RevokedMTs`), the CA refuses their records
+too (``mt_revoked``), batches included: the contract only guards the per-record path.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence, Set
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,9 +120,17 @@ class BatchCertificate:
 class CertificateAuthority:
     """CA core bound to one key, one registry database and one EIP-712 domain (chain+contract)."""
 
-    def __init__(self, key: KeyPair, db_path: str | Path, domain: Domain) -> None:
+    def __init__(
+        self,
+        key: KeyPair,
+        db_path: str | Path,
+        domain: Domain,
+        revoked: Callable[[], Set[str]] | None = None,
+    ) -> None:
         self.key = key
         self.domain = domain
+        #: the MTs revoked on chain (checksummed), asked once per request; None: no chain view
+        self.revoked = revoked
         self.db_path = str(db_path)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.db_path, check_same_thread=False, isolation_level=None)
@@ -190,6 +200,14 @@ class CertificateAuthority:
             return int(self._db.execute("SELECT COUNT(*) FROM mts").fetchone()[0])
 
     # --- countersigning -----------------------------------------------------------------------
+    def _revoked_now(self) -> Set[str]:
+        return frozenset() if self.revoked is None else self.revoked()
+
+    @staticmethod
+    def _refuse_revoked(record: Record, revoked: Set[str], field: str) -> None:
+        if record.mt in revoked:
+            raise CAError("mt_revoked", f"{field}.mt", f"{record.mt} is revoked on chain")
+
     def _check_signature(self, record: Record, signature: bytes, field: str) -> bytes:
         digest = record.digest(self.domain)
         try:
@@ -213,6 +231,7 @@ class CertificateAuthority:
 
     def countersign(self, record: Record, mt_signature: bytes) -> Countersignature:
         """Verify (registered, signed by record.mt, fresh nonce) and countersign one record."""
+        self._refuse_revoked(record, self._revoked_now(), "record")
         digest = self._check_signature(record, mt_signature, "signature")
         with self._write() as db:
             return self._countersign_in(db, record, digest, "record")
@@ -227,12 +246,14 @@ class CertificateAuthority:
         if len(items) > MAX_BATCH:
             raise CAError("bad_input", "items", f"more than {MAX_BATCH} records")
         checked = in_threads(self._try_item, list(enumerate(items)))
+        revoked = self._revoked_now()
         done: list[Countersignature] = []
         with self._write() as db:
             for i, ((record, _), digest) in enumerate(zip(items, checked, strict=True)):
                 if isinstance(digest, CAError):
                     return done, digest
                 try:
+                    self._refuse_revoked(record, revoked, f"items[{i}].record")
                     done.append(self._countersign_in(db, record, digest, f"items[{i}].record"))
                 except CAError as exc:
                     return done, exc
@@ -288,6 +309,9 @@ class CertificateAuthority:
             raise CAError("bad_input", "items", "empty batch")
         if len(items) > MAX_BATCH:
             raise CAError("bad_input", "items", f"more than {MAX_BATCH} records")
+        revoked = self._revoked_now()
+        for i, (record, _) in enumerate(items):
+            self._refuse_revoked(record, revoked, f"items[{i}].record")
         digests = in_threads(self._check_item, list(enumerate(items)))  # the first bad one raises
         tree = MerkleTree.build(digests)
         records = tuple(r for r, _ in items)

@@ -14,7 +14,8 @@ Endpoints::
 
 Bodies are parsed by hand rather than by pydantic models so that every refusal is one JSON
 object ``{"error": code, "field": name, "detail": message}`` with a 4xx status that names the
-bad input (malformed JSON, bad hex, wrong length, unknown MT, bad signature, stale nonce).
+bad input (malformed JSON, bad hex, wrong length, unknown MT, revoked MT, bad signature,
+stale nonce).
 A body is read up to :data:`MAX_BODY` bytes and parsed by :func:`chainsense.jsonlimits.loads`
 (at most :data:`~chainsense.jsonlimits.MAX_DEPTH` levels deep) before anything looks at it.
 Answers are ASCII JSON, so that a field name an attacker chose cannot break their encoding.
@@ -42,6 +43,7 @@ _STATUS = {
     "bad_json": 400,
     "bad_signature": 401,
     "unauthorized": 401,
+    "mt_revoked": 403,
     "unknown_mt": 404,
     "not_found": 404,
     "stale_nonce": 409,

@@ -47,6 +47,7 @@ from chainsense.ledger.consortium import MAX_CAS, CASet, ca_set_arguments
 from chainsense.ledger.contract import Ledger, deploy_ledger
 from chainsense.ledger.governance import revocations
 from chainsense.ledger.records import Record, record_from_event
+from chainsense.ledger.revoked import RevokedMTs
 from chainsense.ledger.terminal import MobileTerminal
 from chainsense.ledger.verify import bundle_revocations, verify_ledger
 from chainsense.sim.events import CollectionEvent
@@ -147,8 +148,9 @@ class LedgerSession:
         if ledger is None:
             ledger = self._fresh(funder)
         self.ledger = ledger
+        revoked = RevokedMTs(ledger)  # one cached view of the chain's revocations for all CAs
         self.authorities = [
-            CertificateAuthority(key, self.workdir / _registry(i), ledger.domain)
+            CertificateAuthority(key, self.workdir / _registry(i), ledger.domain, revoked)
             for i, key in enumerate(self.ca_keys)
         ]
         for authority in self.authorities:
