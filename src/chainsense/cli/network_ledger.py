@@ -56,8 +56,7 @@ def start_cas(directory: Path, timeout: float) -> list[str]:
     urls = []
     for org in info.orgs:
         token = d / f"ca-{org.name}.token"
-        atomic_write(token, secrets.token_hex(16) + "\n")
-        token.chmod(0o600)
+        atomic_write(token, secrets.token_hex(16) + "\n", mode=0o600)
         db = d / f"ca-{org.name}.db"
         host = f"[{org.ca.host}]" if ":" in org.ca.host else org.ca.host
         url = f"http://{host}:{org.ca.port}"
