@@ -11,6 +11,7 @@ command, as in :mod:`chainsense.cli.ledger`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +27,7 @@ from chainsense.cli.ledger import (
 from chainsense.errors import ChainsenseError, ConfigError
 
 if TYPE_CHECKING:
+    from chainsense.chain.keys import KeyPair
     from chainsense.ledger.contract import Ledger
     from chainsense.ledger.governance import Step
 
@@ -47,6 +49,21 @@ def _step(step: Step, what: str) -> None:
         f"{what}: proposal {step.proposal}, {step.approvals} approval(s), {state} "
         f"(block {step.block})"
     )
+
+
+def _send(key: Path, deployment: Path, act: Callable[[Ledger, KeyPair], Step], what: str) -> None:
+    """One governance transaction from the CA key ``key``: sent, refused with the contract's
+    reason, or printed with its proposal's state."""
+    from chainsense.chain.errors import ChainError  # lazy: see the module docstring
+
+    signer = key_option(key, "key")
+    assert signer is not None
+    ledger = _ledger(deployment)
+    try:
+        step = act(ledger, signer)
+    except (ChainError, ChainsenseError) as exc:
+        raise _refusal(exc) from exc
+    _step(step, what)
 
 
 def _refusal(exc: Exception) -> ChainsenseError:
@@ -126,17 +143,14 @@ def propose_cmd(
     deployment: Path = DEPLOYMENT_OPTION,
 ) -> None:
     """Propose a new CA set and k (add, remove or rotate a CA key; change k)."""
-    from chainsense.chain.errors import ChainError  # lazy: see the module docstring
-    from chainsense.ledger import governance
+    from chainsense.ledger import governance  # lazy: see the module docstring
 
-    signer = key_option(key, "key")
-    assert signer is not None
-    ledger = _ledger(deployment)
-    try:
-        step = governance.propose_ca_set(ledger, cas, threshold, signer)
-    except (ChainError, ChainsenseError) as exc:
-        raise _refusal(exc) from exc
-    _step(step, f"CA set of {len(cas)}, k = {threshold}")
+    _send(
+        key,
+        deployment,
+        lambda ledger, signer: governance.propose_ca_set(ledger, cas, threshold, signer),
+        f"CA set of {len(cas)}, k = {threshold}",
+    )
 
 
 @ledger_app.command("revoke")
@@ -146,17 +160,14 @@ def revoke_cmd(
     deployment: Path = DEPLOYMENT_OPTION,
 ) -> None:
     """Propose to revoke an MT: once k CAs approve, its new records are refused."""
-    from chainsense.chain.errors import ChainError  # lazy: see the module docstring
-    from chainsense.ledger import governance
+    from chainsense.ledger import governance  # lazy: see the module docstring
 
-    signer = key_option(key, "key")
-    assert signer is not None
-    ledger = _ledger(deployment)
-    try:
-        step = governance.propose_revocation(ledger, mt, signer)
-    except (ChainError, ChainsenseError) as exc:
-        raise _refusal(exc) from exc
-    _step(step, f"revoke MT {mt}")
+    _send(
+        key,
+        deployment,
+        lambda ledger, signer: governance.propose_revocation(ledger, mt, signer),
+        f"revoke MT {mt}",
+    )
 
 
 @ledger_app.command("approve")
@@ -166,21 +177,18 @@ def approve_cmd(
     deployment: Path = DEPLOYMENT_OPTION,
 ) -> None:
     """Approve a pending proposal; the k-th approval executes it."""
-    from chainsense.chain.errors import ChainError  # lazy: see the module docstring
-    from chainsense.ledger import governance
+    from chainsense.ledger import governance  # lazy: see the module docstring
 
-    signer = key_option(key, "key")
-    assert signer is not None
     try:
         governance.proposal_id(proposal)
     except ChainsenseError as exc:
         raise ConfigError("proposal", str(exc).split(": ", 1)[-1]) from exc
-    ledger = _ledger(deployment)
-    try:
-        step = governance.approve(ledger, proposal, signer)
-    except (ChainError, ChainsenseError) as exc:
-        raise _refusal(exc) from exc
-    _step(step, "approved")
+    _send(
+        key,
+        deployment,
+        lambda ledger, signer: governance.approve(ledger, proposal, signer),
+        "approved",
+    )
 
 
 @ledger_app.command("governance")

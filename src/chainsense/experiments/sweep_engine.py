@@ -16,7 +16,8 @@ import json
 import os
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -186,6 +187,32 @@ def _run_here(
     return failures
 
 
+def ray_address(address: str | None) -> str | None:
+    """The cluster to join: ``address``, else ``RAY_ADDRESS``; None starts a local Ray."""
+    return address or os.environ.get("RAY_ADDRESS") or None
+
+
+@contextmanager
+def ray_session(address: str | None, env: dict[str, str] | None = None) -> Iterator[None]:
+    """Join the Ray at ``address`` or start a local one (with ``env`` for its workers); a Ray
+    started here is shut down on leaving, one already running is left as it was."""
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(
+            address=address,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level="ERROR",
+            configure_logging=False,
+            runtime_env={"env_vars": env} if env else None,
+        )
+    try:
+        yield
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
 def _run_on_ray(
     todo: list[RunSpec],
     out: Path,
@@ -194,23 +221,11 @@ def _run_on_ray(
     address: str | None,
     cpus: int,
 ) -> dict[str, str]:
-    started_here = not ray.is_initialized()
-    address = address or os.environ.get("RAY_ADDRESS") or None
+    address = ray_address(address)
     # a cluster's workers do not see this machine's disk: the cache is for a local Ray only
     cache = out / CACHE_DIR if address is None else None
-    if started_here:
-        ray.init(
-            address=address,
-            include_dashboard=False,
-            log_to_driver=False,
-            logging_level="ERROR",
-            configure_logging=False,
-        )
-    try:
+    with ray_session(address):
         return _drive(todo, out, prog, on_progress, worker_env(cpus, cache), cpus)
-    finally:
-        if started_here:
-            ray.shutdown()
 
 
 def _drive(

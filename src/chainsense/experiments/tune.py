@@ -19,12 +19,11 @@ from typing import Any
 
 import jax
 import numpy as np
-import ray
 from ray import tune as ray_tune
 from ray.tune.schedulers import ASHAScheduler
 
 from chainsense.errors import ChainsenseError, ConfigError
-from chainsense.experiments.sweep_engine import worker_env
+from chainsense.experiments.sweep_engine import ray_address, ray_session, worker_env
 from chainsense.files import atomic_write
 from chainsense.marl import algos, registry
 from chainsense.marl.config import TrainConfig
@@ -119,17 +118,9 @@ def run_tune(job: TuneJob, out: str | Path, address: str | None = None, cpus: in
     """Search, write ``best_train.toml`` and ``tune_trials.csv`` in ``out``; the TOML's path."""
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    started_here = not ray.is_initialized()
-    if started_here:
-        ray.init(
-            address=address,
-            include_dashboard=False,
-            log_to_driver=False,
-            logging_level="ERROR",
-            configure_logging=False,
-            runtime_env={"env_vars": worker_env(cpus, out / "xla_cache" if not address else None)},
-        )
-    try:
+    address = ray_address(address)
+    cache = out / "xla_cache" if address is None else None  # local workers share the disk
+    with ray_session(address, worker_env(cpus, cache)):
         tuner = ray_tune.Tuner(
             ray_tune.with_resources(ray_tune.with_parameters(_trial, job=job), {"cpu": cpus}),
             param_space=SPACES[job.algo],
@@ -142,9 +133,6 @@ def run_tune(job: TuneJob, out: str | Path, address: str | None = None, cpus: in
             run_config=ray_tune.RunConfig(name="tune", storage_path=str(out / "ray"), verbose=0),
         )
         results = tuner.fit()
-    finally:
-        if started_here:
-            ray.shutdown()
     rows = []
     for res in results:
         if res.error is None and res.metrics and METRIC in res.metrics:
