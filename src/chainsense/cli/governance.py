@@ -115,16 +115,7 @@ def deploy_cmd(
     ledger = deploy_ledger(chain, given, threshold=threshold, deployer=deployer)
     result = ledger.deploy_result
     assert result is not None
-    ca_set = ledger.ca_set()
-    dep = Deployment(
-        chain_id=chain.chain_id,
-        contract=ledger.address,
-        cas=ca_set.cas,
-        threshold=ca_set.threshold,
-        block=result.block,
-        rpc=tuple(rpc or ()),
-        network=str(network) if network else None,
-    )
+    dep = Deployment.of(ledger, rpc=tuple(rpc or ()), network=str(network) if network else None)
     dep.write(out)
     typer.echo(
         f"ledger {ledger.address} on chain {dep.chain_id} (block {dep.block}, "

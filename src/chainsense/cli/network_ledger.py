@@ -29,16 +29,7 @@ def deploy_consortium(directory: Path, threshold: int) -> Deployment:
     chain, faucet = connect_network(info.directory)
     try:
         ledger = deploy_ledger(chain, cas, threshold=threshold, deployer=faucet)
-        assert ledger.deploy_result is not None
-        ca_set = ledger.ca_set()
-        dep = Deployment(
-            chain_id=chain.chain_id,
-            contract=ledger.address,
-            cas=ca_set.cas,
-            threshold=ca_set.threshold,
-            block=ledger.deploy_result.block,
-            network=str(info.directory),
-        )
+        dep = Deployment.of(ledger, network=str(info.directory))
         dep.write(info.directory / DEPLOYMENT_FILE)
         sent = [chain.send(faucet, to=a, value=CA_FUNDS_WEI, gas=21_000) for a in cas]
         for tx_hash in sent:  # all sent, then waited for: one block, not one per CA

@@ -24,6 +24,7 @@ from chainsense.errors import ChainsenseError
 from chainsense.files import atomic_write
 from chainsense.ledger.config import LedgerConfig, open_chain
 from chainsense.ledger.consortium import CASet, ca_set_arguments
+from chainsense.ledger.contract import Ledger
 
 _MAX_BYTES = 1 << 16
 
@@ -37,6 +38,25 @@ class Deployment:
     block: int
     rpc: tuple[str, ...] = ()
     network: str | None = None
+
+    @classmethod
+    def of(
+        cls, ledger: Ledger, *, rpc: tuple[str, ...] = (), network: str | None = None
+    ) -> Deployment:
+        """The file of a ledger this process just deployed: its CA set and k as the contract
+        holds them, and how to reach its chain again."""
+        if ledger.deploy_result is None:
+            raise ChainsenseError(f"deployment: {ledger.address} was not deployed here")
+        ca_set = ledger.ca_set()
+        return cls(
+            chain_id=ledger.chain.chain_id,
+            contract=ledger.address,
+            cas=ca_set.cas,
+            threshold=ca_set.threshold,
+            block=ledger.deploy_result.block,
+            rpc=rpc,
+            network=network,
+        )
 
     def write(self, path: str | Path) -> Path:
         """Write the file atomically (a crash never leaves a half-written deployment)."""
