@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -33,6 +31,7 @@ from chainsense.ledger.contract import Ledger, deploy_ledger
 from chainsense.ledger.records import Record
 from chainsense.ledger.terminal import MobileTerminal
 from chainsense.ledger.verify import verify_ledger
+from network_cli import network_cli
 
 pytestmark = [
     pytest.mark.slow,
@@ -41,22 +40,12 @@ pytestmark = [
 HOSTS = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "chainsense", "network", *args],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env={**os.environ, "COLUMNS": "250"},
-    )
-
-
 def _signers_shown(directory: Path, want: set[str] | None = None) -> set[str]:
     """The signer set as `network status` prints it (asked again for a few blocks until it is
     ``want``: another host's node may be a block behind the one that saw the vote pass)."""
     deadline = time.monotonic() + 10
     while True:
-        out = _cli("status", "--dir", str(directory))
+        out = network_cli("status", "--dir", str(directory))
         assert out.returncode == 0, out.stderr
         line = next(ln for ln in out.stdout.splitlines() if ln.startswith("signers ("))
         shown = {a.strip().lower() for a in line.split(":", 1)[1].split(",")}
@@ -210,7 +199,7 @@ def test_three_orgs_vote_a_sealer_in_and_out_under_load_then_run_from_exported_b
     tmp_path: Path,
 ) -> None:
     d = tmp_path / "net"
-    up = _cli("up", "--orgs", "3", "--followers", "0", "--standby", "1",
+    up = network_cli("up", "--orgs", "3", "--followers", "0", "--standby", "1",
               "--hosts", ",".join(HOSTS), "--dir", str(d), "--timeout", "120")  # fmt: skip
     assert up.returncode == 0, up.stderr
     try:
@@ -251,7 +240,7 @@ def test_three_orgs_vote_a_sealer_in_and_out_under_load_then_run_from_exported_b
                 time.sleep(1)
             else:
                 pytest.fail("the voted-in sealer sealed no block in 30 s")
-            refused = _cli("propose", standby.address, "--add", "--dir", str(d))
+            refused = network_cli("propose", standby.address, "--add", "--dir", str(d))
             assert refused.returncode == 2 and "already a signer" in refused.stderr
             nw.propose(d, standby.address, add=False, timeout=60)
             assert _signers_shown(d) == genesis
@@ -263,19 +252,19 @@ def test_three_orgs_vote_a_sealer_in_and_out_under_load_then_run_from_exported_b
         _consortium_holds(orgs, len(expected))
         orgs.close()
     finally:
-        assert _cli("down", "--dir", str(d)).returncode == 0
+        assert network_cli("down", "--dir", str(d)).returncode == 0
 
     bundles = [tmp_path / f"bundle-{i}" for i in (1, 2, 3)]
     for i, b in enumerate(bundles, start=1):
         extra = ["--faucet"] if i == 1 else []
-        out = _cli("export", str(b), "--org", str(i), "--dir", str(d), *extra)
+        out = network_cli("export", str(b), "--org", str(i), "--dir", str(d), *extra)
         assert out.returncode == 0, out.stderr
         assert (b / f"chainsense-org-{i}.service").read_text().count("network join") == 1
         assert (b / f"org-{i}/ca.key").stat().st_mode & 0o777 == 0o600
         assert (b / "faucet.key").exists() == (i == 1)
     nw.down(d, wipe=True)  # the bundles are all that is left
     try:
-        joined = _cli("join", str(bundles[0]))
+        joined = network_cli("join", str(bundles[0]))
         assert joined.returncode == 0, joined.stderr
         for b in bundles[1:]:
             nw.join(b)  # in this process: its geth children are this process's to reap

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +13,7 @@ from chainsense import devnet as nw
 from chainsense.devnet.bundle import validate
 from chainsense.devnet.clique import check_change
 from chainsense.errors import ChainsenseError, ConfigError
+from network_cli import network_cli
 
 SIGNERS = ["0x" + c * 40 for c in "123"]
 
@@ -214,27 +213,20 @@ def test_export_refuses_a_network_without_orgs_and_an_unknown_org(tmp_path: Path
     assert not (tmp_path / "out").exists()
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "chainsense", "network", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 def test_cli_refusals_exit_2_naming_the_reason_and_touch_nothing(tmp_path: Path) -> None:
-    up = _cli("up", "--orgs", "2", "--dir", str(tmp_path / "n"))
+    up = network_cli("up", "--orgs", "2", "--dir", str(tmp_path / "n"))
     assert up.returncode == 2 and "orgs" in up.stderr and "2 signers" in up.stderr
     assert not (tmp_path / "n").exists()
-    hosts = _cli("up", "--orgs", "3", "--hosts", "a.example,b,c", "--dir", str(tmp_path / "n"))
+    hosts = network_cli(
+        "up", "--orgs", "3", "--hosts", "a.example,b,c", "--dir", str(tmp_path / "n")
+    )
     assert hosts.returncode == 2 and "hosts" in hosts.stderr
     assert not (tmp_path / "n").exists()
-    neither = _cli("propose", "0x" + "1" * 40, "--dir", str(tmp_path))
+    neither = network_cli("propose", "0x" + "1" * 40, "--dir", str(tmp_path))
     assert neither.returncode == 2 and "--add or --remove" in neither.stderr
     b = _bundle(tmp_path)
     (b / "org-2/ca.key").chmod(0o644)
-    join = _cli("join", str(b))
+    join = network_cli("join", str(b))
     assert join.returncode == 2 and "CA key" in join.stderr and "Traceback" not in join.stderr
     for out in (up, hosts, neither, join):
         assert "Traceback" not in out.stderr

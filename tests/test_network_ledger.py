@@ -28,8 +28,8 @@ from chainsense.ledger.deployment import Deployment
 from chainsense.ledger.records import Record
 from chainsense.ledger.terminal import MobileTerminal
 from chainsense.ledger.verify import verify_ledger
+from network_cli import network_cli
 from test_ledger_cli import _main_error
-from test_network_consortium import _cli
 
 
 def test_ledger_options_are_refused_by_name_before_anything_starts(tmp_path, capsys) -> None:
@@ -80,7 +80,7 @@ def test_a_service_that_exits_is_named_with_its_log(tmp_path: Path) -> None:
 @pytest.mark.skipif(not nw.geth_available(), reason="geth 1.13 not installed")
 def test_network_up_ledger_serves_the_orgs_cas_and_down_stops_them(tmp_path: Path) -> None:
     d = tmp_path / "net"
-    up = _cli("up", "--orgs", "3", "--followers", "0", "--ledger", "--threshold", "2",
+    up = network_cli("up", "--orgs", "3", "--followers", "0", "--ledger", "--threshold", "2",
               "--dir", str(d), "--timeout", "120")  # fmt: skip
     assert up.returncode == 0, up.stdout + up.stderr
     pids: list[int] = []
@@ -90,17 +90,17 @@ def test_network_up_ledger_serves_the_orgs_cas_and_down_stops_them(tmp_path: Pat
         pids = [s["pid"] for s in services]
         assert [s["name"] for s in services] == ["ca-org-1", "ca-org-2", "ca-org-3"]
         assert all(nw.pid_alive(p) for p in pids)
-        status = _cli("status", "--dir", str(d))
+        status = network_cli("status", "--dir", str(d))
         assert status.returncode == 0 and status.stdout.count(": up (pid") == 3, status.stdout
         dep = Deployment.read(d / "ledger.json")
         assert dep.threshold == 2
         assert set(dep.cas) == {o.ca.address for o in info.orgs}
         _records_through_the_services(d, info, dep)
     finally:
-        down = _cli("down", "--dir", str(d))
+        down = network_cli("down", "--dir", str(d))
     assert down.returncode == 0, down.stderr
     assert pids and not any(nw.pid_alive(p) for p in pids)
-    status = _cli("status", "--dir", str(d))
+    status = network_cli("status", "--dir", str(d))
     assert status.stdout.count(": down (pid") == 3, status.stdout
 
 

@@ -47,8 +47,9 @@ class NetworkSpec:
     period: int = 1
     chain_id: int = 1337
     faucet_balance_eth: int = 1_000_000
-    # 1,250 records a block at the 240k gas of a stored record (125 at 30M a second would cap
-    # the ledger at 125 records/s); the sealers' gas ceiling follows it (devnet.geth)
+    # about 5,000 records a block at the ~58.5k gas of a stored record with one CA (3,900 at
+    # 3-of-3's ~77k; geth's default 30M would cap one-second blocks at about 500 records/s);
+    # the sealers' gas ceiling follows it (devnet.geth)
     gas_limit: int = 300_000_000
 
     @property
