@@ -1,7 +1,10 @@
 """Planner-guided MAPPO: label conversion, DAgger labels on visited states, cloning, PPO hook."""
 
 import dataclasses
+import json
 import math
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -12,7 +15,15 @@ from hypothesis import strategies as st
 
 from chainsense.cli import main
 from chainsense.errors import ConfigError
-from chainsense.marl import algos, demonstrations, features, imitation, mappo_train, networks
+from chainsense.marl import (
+    algos,
+    checkpoint,
+    demonstrations,
+    features,
+    imitation,
+    mappo_train,
+    networks,
+)
 from chainsense.marl import mappo_networks as mnet
 from chainsense.marl.config import TrainConfig
 from chainsense.marl.planner import PlannerPolicy
@@ -169,3 +180,24 @@ def test_cli_refuses_bad_imitation_flags(args: list[str], needle: str, capsys) -
         main(["train", "--preset", "small", "--steps", "10", *args])
     err = capsys.readouterr().err
     assert info.value.code == 2 and needle in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_cli_trains_from_the_planner_clone_and_evaluates(tmp_path) -> None:
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text(
+        "[train]\nnum_envs = 8\nchunk_iters = 2\nbc_epochs = 2\ndemo_time_limit_s = 0.05\n"
+    )
+    out = tmp_path / "run"
+    res = subprocess.run(
+        [sys.executable, "-m", "chainsense", "train", "--preset", "small", "--algo", "mappo",
+         "--imitate", "planner", "--demo-episodes", "1", "--dagger-rounds", "1",
+         "--steps", "200", "--config", str(cfg), "--out", str(out), "--eval-episodes", "2",
+         "--no-compare"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert "cloned the planner first" in res.stdout
+    ck = checkpoint.load(out / "fleet.msgpack")
+    assert ck.cfg.imitate == "planner" and ck.cfg.dagger_rounds == 1
+    assert "mappo" in json.loads((out / "eval.json").read_text())
