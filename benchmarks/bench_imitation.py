@@ -86,14 +86,15 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], help="train KEY=VALUE (repeatable)")
     ap.add_argument("--steps", type=int, default=1_500_000, help="PPO fine-tuning env steps")
     ap.add_argument("--seeds", type=int, default=1, help="training seeds")
+    ap.add_argument("--first-seed", type=int, default=0, help="first training seed")
     ap.add_argument("--episodes", type=int, default=20, help="held-out evaluation maps")
     ap.add_argument("--first-map", type=int, default=10_000, help="first held-out map seed")
     ap.add_argument("--baselines", default="greedy,greedy-local,planner")
     ap.add_argument("--no-scratch", action="store_true", help="skip MAPPO from scratch")
     ap.add_argument("--json", type=Path, default=None, help="write every figure here")
     args = ap.parse_args()
-    if args.steps <= 0 or args.seeds <= 0 or args.episodes <= 0:
-        raise SystemExit("--steps, --seeds and --episodes must be positive")
+    if args.steps <= 0 or args.seeds <= 0 or args.episodes <= 0 or args.first_seed < 0:
+        raise SystemExit("--steps, --seeds and --episodes must be positive, --first-seed >= 0")
 
     params = world_params(args.preset, args.world)
     sets = {"imitate": "planner", **parse_sets(args.set)}
@@ -102,7 +103,7 @@ def main() -> None:
     load = os.getloadavg()
     print(f"device {jax.devices()[0].platform}, preset {args.preset}, load average {load}")
     runs: dict[str, list[dict[str, Any]]] = {}
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         for name, r in one_seed(cfg, params, seed, args.steps, maps, not args.no_scratch).items():
             runs.setdefault(name, []).append(r)
     rows = {name: row({k: [r["mean"][k] for r in rs] for k in SHOWN}) for name, rs in runs.items()}
