@@ -43,7 +43,8 @@ def main() -> None:
             if name in rep["rows"]:
                 level = rep["rows"][name]["energy_efficiency"][0]
                 curves.axhline(level, ls=style, lw=1, color="k", alpha=0.6)
-                curves.annotate(f"{name} (held-out)", (0, level), fontsize=7, va="bottom")
+                where = curves.get_yaxis_transform()  # x in axes units, y in data units
+                curves.text(0.01, level, f"{name} (held-out)", transform=where, fontsize=7)
         curves.set_title(f"{rep['preset']}: energy efficiency vs env steps", fontsize=9)
         curves.set_xlabel("env steps (demonstrations included)", fontsize=8)
         curves.legend(fontsize=7)
