@@ -30,7 +30,7 @@ def main() -> None:
     for (curves, rounds), path in zip(axes, args.reports, strict=True):
         rep = json.loads(path.read_text(encoding="utf-8"))
         for name, runs in rep["runs"].items():
-            for i, run in enumerate(runs):
+            for run in runs:
                 if "curve" not in run:
                     continue
                 # bc+ppo's env steps include the demonstrations; its curve counts PPO's alone
@@ -38,25 +38,24 @@ def main() -> None:
                 x = np.array([c["env_steps"] for c in run["curve"]], float) + shift
                 y = np.array([c["energy_efficiency"] for c in run["curve"]], float)
                 ok = np.isfinite(y)
-                curves.plot(x[ok], y[ok], lw=1.2, label=f"{name} (seed {i}, training)")
+                curves.plot(x[ok], y[ok], lw=1.2, label=f"{name} (training episodes)")
         for name, style in (("bc", ":"), ("greedy", "--"), ("planner", "-.")):
             if name in rep["rows"]:
                 level = rep["rows"][name]["energy_efficiency"][0]
                 curves.axhline(level, ls=style, lw=1, color="k", alpha=0.6)
                 where = curves.get_yaxis_transform()  # x in axes units, y in data units
                 curves.text(0.01, level, f"{name} (held-out)", transform=where, fontsize=7)
-        curves.set_title(f"{rep['preset']}: energy efficiency vs env steps", fontsize=9)
+        curves.set_title(f"{path.stem}: energy efficiency vs env steps", fontsize=9)
         curves.set_xlabel("env steps (demonstrations included)", fontsize=8)
         curves.legend(fontsize=7)
         curves.grid(alpha=0.3)
-        for i, run in enumerate(rep["runs"].get("bc", [])):
+        for run in rep["runs"].get("bc", []):
             played = run["pretrain"]["rounds"]
             r = [x["round"] for x in played]
-            rounds.plot(r, [x["energy_efficiency"] for x in played], "o-", label=f"seed {i}")
-        rounds.set_title(f"{rep['preset']}: episodes played in each DAgger round", fontsize=9)
+            rounds.plot(r, [x["energy_efficiency"] for x in played], "o-")
+        rounds.set_title(f"{path.stem}: episodes played in each DAgger round", fontsize=9)
         rounds.set_xlabel("round (0: the planner; r: the clone of round r - 1)", fontsize=8)
         rounds.set_ylabel("energy efficiency", fontsize=8)
-        rounds.legend(fontsize=7)
         rounds.grid(alpha=0.3)
     fig.tight_layout()
     args.out.parent.mkdir(parents=True, exist_ok=True)
