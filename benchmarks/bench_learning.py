@@ -143,6 +143,7 @@ def train_and_evaluate(
         "env_steps_s": res.env_steps / res.seconds,
         "updates_s": res.updates / res.seconds,
         "mean": table.mean,
+        "pretrain": res.pretrain,  # cost of the planner clone PPO started from (imitate=planner)
         "curve": [
             {
                 k: r[k]

@@ -55,6 +55,17 @@ def train_cmd(
         "--memory/--no-memory",
         help="Last action and refused-move flag in the observation (overrides config).",
     ),
+    imitate: str | None = typer.Option(
+        None,
+        "--imitate",
+        help="MAPPO: 'planner' starts PPO from a DAgger clone of the planner; 'none' does not.",
+    ),
+    demo_episodes: int | None = typer.Option(
+        None, "--demo-episodes", help="With --imitate: labelled episodes per DAgger round."
+    ),
+    dagger_rounds: int | None = typer.Option(
+        None, "--dagger-rounds", help="With --imitate: rounds driven by the clone after the first."
+    ),
     minutes: float | None = typer.Option(
         None, "--minutes", help="Wall-clock budget (10 when neither budget is given)."
     ),
@@ -90,8 +101,20 @@ def train_cmd(
     site = load_site_file(map_file, params)
     params = site.params if site else params
     world_map = site.map if site else None
-    cfg = load_train_config(config, algo, shared=shared, memory=memory)
+    if imitate is not None and imitate not in ("none", "planner"):
+        raise ConfigError("imitate", f"must be 'planner' or 'none', got {imitate!r}")
+    cfg = load_train_config(
+        config,
+        algo,
+        shared=shared,
+        memory=memory,
+        imitate=imitate,
+        demo_episodes=demo_episodes,
+        dagger_rounds=dagger_rounds,
+    )
     budget = f"{minutes:g} min" if minutes is not None else f"{steps:,} steps"
+    if cfg.imitate == "planner" and resume is None:
+        budget += f", after cloning the planner ({cfg.dagger_rounds + 1} DAgger rounds)"
     _console.print(
         f"training {cfg.algo} on {preset_name} ({params.num_mts} MTs, {params.observation} obs), "
         f"{cfg.num_envs} worlds in parallel, budget {budget}; compiling first ..."
@@ -121,6 +144,12 @@ def train_cmd(
             resume=resume,
             on_chunk=on_chunk,
             world_map=world_map,
+        )
+    if result.pretrain:
+        pre = result.pretrain
+        _console.print(
+            f"cloned the planner first: {pre['env_steps']:,.0f} labelled env steps, "
+            f"{pre['plans']:,.0f} plans, {pre['cpu_s']:.1f} CPU s (outside the budget)"
         )
     _console.print(
         f"trained {result.env_steps:,} env steps, {result.updates:,} updates, "

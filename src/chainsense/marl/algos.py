@@ -12,6 +12,7 @@ from typing import Any
 
 import jax
 
+from chainsense.errors import ConfigError
 from chainsense.marl import features, maddpg, mappo_networks, mappo_train, mappo_update, train
 from chainsense.marl.config import TrainConfig
 from chainsense.sim.maps import MapArrays
@@ -19,11 +20,18 @@ from chainsense.sim.params import WorldParams, state_dim
 
 
 def init_carry(
-    key: jax.Array, cfg: TrainConfig, params: WorldParams, site: MapArrays | None = None
+    key: jax.Array,
+    cfg: TrainConfig,
+    params: WorldParams,
+    site: MapArrays | None = None,
+    learner: Any = None,
 ) -> Any:
-    """Fresh learner and worlds for the algorithm's training loop (on ``site`` when given)."""
+    """Fresh learner (MAPPO: or ``learner``, to fine-tune) and worlds for the algorithm's
+    training loop (on ``site`` when given)."""
     if cfg.algo == "mappo":
-        return mappo_train.init_carry(key, cfg, params, site)
+        return mappo_train.init_carry(key, cfg, params, site, learner)
+    if learner is not None:
+        raise ConfigError("learner", f"starting from a given learner needs mappo, not {cfg.algo}")
     return train.init_carry(key, cfg, params, site)
 
 

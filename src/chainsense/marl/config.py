@@ -12,6 +12,7 @@ from chainsense.errors import ConfigError
 
 Algo = Literal["maddpg", "iddpg", "mappo"]
 CriticInput = Literal["joint_obs", "global"]
+Imitate = Literal["none", "planner"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,11 @@ class TrainConfig:
     ``memory`` adds the MT's last action and a refused-move flag to the learner observation
     (``marl.features``); ``shared`` gives MADDPG / IDDPG one actor and one critic for all MTs,
     told apart by an agent id (MAPPO always shares its actor).
+
+    ``imitate = "planner"`` (MAPPO only) starts PPO from a clone of the OR-Tools planner
+    (``marl.imitation``): ``dagger_rounds`` + 1 rounds of ``demo_episodes`` labelled episodes
+    (solver limit ``demo_time_limit_s`` per plan), each followed by ``bc_epochs`` of Adam
+    (``bc_lr``); the clone's log std is set to ``bc_log_std``.
     """
 
     algo: Algo = "maddpg"
@@ -67,6 +73,13 @@ class TrainConfig:
     ent_coef: float = 0.001
     vf_coef: float = 0.5
     gae_lambda: float = 0.95
+    imitate: Imitate = "none"
+    demo_episodes: int = 16
+    dagger_rounds: int = 2
+    demo_time_limit_s: float = 0.1
+    bc_epochs: int = 30
+    bc_lr: float = 1e-3
+    bc_log_std: float = -1.0
 
     def __post_init__(self) -> None:
         positive_ints = (
@@ -93,6 +106,7 @@ class TrainConfig:
         if not 0.0 <= self.gamma < 1.0:
             raise ConfigError("gamma", f"must be in [0, 1), got {self.gamma}")
         self._check_ppo()
+        self._check_imitation()
         if not 0.0 < self.tau <= 1.0:
             raise ConfigError("tau", f"must be in (0, 1], got {self.tau}")
         if not 0 <= self.sensor_headings <= 64:
@@ -124,6 +138,23 @@ class TrainConfig:
                 "ppo_minibatches",
                 f"must divide num_envs * ppo_steps ({self.num_envs * self.ppo_steps})",
             )
+
+    def _check_imitation(self) -> None:
+        if self.imitate != "none" and self.algo != "mappo":
+            raise ConfigError("imitate", f"needs algo = 'mappo', got {self.algo!r}")
+        bounds = {"demo_episodes": 10_000, "dagger_rounds": 100, "bc_epochs": 10_000}
+        for name, most in bounds.items():
+            lo = 0 if name == "dagger_rounds" else 1
+            if not lo <= getattr(self, name) <= most:
+                raise ConfigError(name, f"must be in [{lo}, {most}], got {getattr(self, name)}")
+        if not 0.0 < self.demo_time_limit_s <= 60.0:
+            raise ConfigError(
+                "demo_time_limit_s", f"must be in (0, 60] seconds, got {self.demo_time_limit_s}"
+            )
+        if not 0.0 < self.bc_lr <= 1.0:
+            raise ConfigError("bc_lr", f"must be in (0, 1], got {self.bc_lr}")
+        if not -5.0 <= self.bc_log_std <= 1.0:
+            raise ConfigError("bc_log_std", f"must be in [-5, 1], got {self.bc_log_std}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain mapping (lists for tuples) that :func:`from_dict` turns back into this config."""

@@ -26,12 +26,19 @@ from chainsense.sim.params import WorldParams
 
 
 def init_carry(
-    key: jax.Array, cfg: TrainConfig, params: WorldParams, site: MapArrays | None = None
+    key: jax.Array,
+    cfg: TrainConfig,
+    params: WorldParams,
+    site: MapArrays | None = None,
+    learner: mappo_update.Learner | None = None,
 ) -> rollout.Carry:
-    """Fresh learner and ``num_envs`` freshly reset worlds (desynchronised; on ``site`` when
-    given), all from one key."""
+    """Fresh learner (or ``learner``: PPO fine-tunes a given one, e.g. a clone of the planner)
+    and ``num_envs`` freshly reset worlds (desynchronised; on ``site`` when given), all from one
+    key."""
     k_learn, k_env, k_run = jax.random.split(key, 3)
-    learner = mappo_update.init(k_learn, cfg, params.num_mts, features.learner_obs_dim(cfg, params))
+    if learner is None:
+        od = features.learner_obs_dim(cfg, params)
+        learner = mappo_update.init(k_learn, cfg, params.num_mts, od)
     k_env, k_off = jax.random.split(k_env)
     env, _ = train.reset_worlds(jax.random.split(k_env, cfg.num_envs), params, site)
     offset = jax.random.randint(k_off, (cfg.num_envs,), 0, params.num_slots)

@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from tensorboardX import SummaryWriter
 
 from chainsense.errors import ChainsenseError, ConfigError
-from chainsense.marl import algos, checkpoint, train
+from chainsense.marl import algos, checkpoint, imitation, train
 from chainsense.marl.config import TrainConfig
 from chainsense.sim.maps import WorldMap, map_arrays
 from chainsense.sim.params import WorldParams
@@ -51,6 +51,7 @@ class TrainResult:
     seconds: float
     interrupted: bool = False
     files: dict[str, Path] = field(default_factory=dict)
+    pretrain: dict[str, Any] = field(default_factory=dict)  # ``marl.imitation`` report, if any
 
     @property
     def steps_per_second(self) -> float:
@@ -113,6 +114,7 @@ def run(
     resume: str | Path | None = None,
     on_chunk: Callable[[dict[str, float], float], None] | None = None,
     world_map: WorldMap | None = None,
+    learner: Any = None,
 ) -> TrainResult:
     """Train until ``steps`` env steps or ``minutes`` of wall clock, whichever comes first.
 
@@ -123,6 +125,9 @@ def run(
     ``world_map`` (a loaded site, ``sim.sites``) every episode is on that map instead of a
     random one (``params`` must be the site's). Ctrl-C stops
     after the current chunk is lost and still writes the checkpoint of the last finished chunk.
+    MAPPO starts from ``learner`` when given; else, with ``cfg.imitate = "planner"`` and no
+    ``resume``, from a clone of the planner (``marl.imitation``; its cost is in
+    ``result.pretrain``, outside the step and time budgets).
     """
     if steps is None and minutes is None:
         raise ConfigError("steps", "give a step budget (--steps) or a time budget (--minutes)")
@@ -134,7 +139,10 @@ def run(
     start_steps = start_episodes = 0
     start_seconds = 0.0
     site = None if world_map is None else map_arrays(world_map)
-    carry = algos.init_carry(jax.random.PRNGKey(seed), cfg, params, site)
+    pretrain: dict[str, Any] = {}
+    if learner is None and resume is None and cfg.imitate == "planner":
+        learner, pretrain = imitation.pretrain(cfg, params, seed, world_map)
+    carry = algos.init_carry(jax.random.PRNGKey(seed), cfg, params, site, learner)
     if resume is not None:
         ck = checkpoint.load(resume)
         if ck.cfg != cfg or ck.params != params:
@@ -204,6 +212,7 @@ def run(
         episodes=episodes,
         seconds=seconds,
         interrupted=interrupted,
+        pretrain=pretrain,
     )
     if out is not None:
         progress = {
