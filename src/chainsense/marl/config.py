@@ -32,6 +32,11 @@ class TrainConfig:
     ``memory`` adds the MT's last action and a refused-move flag to the learner observation
     (``marl.features``); ``shared`` gives MADDPG / IDDPG one actor and one critic for all MTs,
     told apart by an agent id (MAPPO always shares its actor).
+
+    ``recurrent`` gives MAPPO's shared actor a GRU of ``gru_hidden`` units
+    (``marl.mappo_networks.RecurrentActor``): the actor then remembers the whole episode, not
+    only the last slot; its update runs on whole ``ppo_steps`` sequences of worlds
+    (``marl.mappo_sequence``).
     """
 
     algo: Algo = "maddpg"
@@ -67,6 +72,8 @@ class TrainConfig:
     ent_coef: float = 0.001
     vf_coef: float = 0.5
     gae_lambda: float = 0.95
+    recurrent: bool = False
+    gru_hidden: int = 64
 
     def __post_init__(self) -> None:
         positive_ints = (
@@ -123,6 +130,25 @@ class TrainConfig:
             raise ConfigError(
                 "ppo_minibatches",
                 f"must divide num_envs * ppo_steps ({self.num_envs * self.ppo_steps})",
+            )
+        self._check_recurrent()
+
+    def _check_recurrent(self) -> None:
+        if not 1 <= self.gru_hidden <= 1024:
+            raise ConfigError("gru_hidden", f"must be in [1, 1024], got {self.gru_hidden}")
+        if not self.recurrent:
+            return
+        if self.algo != "mappo":
+            raise ConfigError(
+                "recurrent",
+                f'only MAPPO has a recurrent actor, not {self.algo}; use algo = "mappo" '
+                "or recurrent = false",
+            )
+        if self.num_envs % self.ppo_minibatches:
+            raise ConfigError(
+                "ppo_minibatches",
+                f"must divide num_envs ({self.num_envs}): a recurrent actor's minibatches "
+                "are whole worlds' sequences",
             )
 
     def to_dict(self) -> dict[str, Any]:
