@@ -281,7 +281,8 @@ def main() -> None:
     if args.device is not None:
         select_device(args.device)
     params = world_params(args.preset, args.world)
-    base = load_train_config(args.config, None, **parse_sets(args.set))
+    sets = parse_sets(args.set)  # `--set algo=mappo` lets MAPPO-only settings (recurrent) pass
+    base = load_train_config(args.config, sets.pop("algo", None), **sets)
     algo_names = [a for a in args.algos.split(",") if a]
     load = os.getloadavg()
     print(
