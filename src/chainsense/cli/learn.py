@@ -55,6 +55,11 @@ def train_cmd(
         "--memory/--no-memory",
         help="Last action and refused-move flag in the observation (overrides config).",
     ),
+    recurrent: bool | None = typer.Option(
+        None,
+        "--recurrent/--no-recurrent",
+        help="MAPPO: a GRU actor that remembers the episode (overrides config).",
+    ),
     minutes: float | None = typer.Option(
         None, "--minutes", help="Wall-clock budget (10 when neither budget is given)."
     ),
@@ -90,7 +95,7 @@ def train_cmd(
     site = load_site_file(map_file, params)
     params = site.params if site else params
     world_map = site.map if site else None
-    cfg = load_train_config(config, algo, shared=shared, memory=memory)
+    cfg = load_train_config(config, algo, shared=shared, memory=memory, recurrent=recurrent)
     budget = f"{minutes:g} min" if minutes is not None else f"{steps:,} steps"
     _console.print(
         f"training {cfg.algo} on {preset_name} ({params.num_mts} MTs, {params.observation} obs), "
