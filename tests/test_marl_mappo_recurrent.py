@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from functools import partial
 from pathlib import Path
 
@@ -178,3 +181,27 @@ def test_fleet_carries_the_hidden_state_slot_to_slot(trained: session.TrainResul
     fresh = memory.act_and_carry(policy, key, obs2, state2, SMALL, mem2.at[:, 3:].set(0.0))[0]
     assert not np.allclose(with_past, fresh)
     assert obs.shape[-1] == obs_dim(SMALL)
+
+
+@pytest.mark.slow
+def test_cli_trains_and_evaluates_a_recurrent_fleet(tmp_path: Path) -> None:
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text("[train]\nnum_envs = 16\nchunk_iters = 2\nppo_minibatches = 2\ngru_hidden = 8\n")
+    out = tmp_path / "run"
+    res = subprocess.run(
+        [sys.executable, "-m", "chainsense", "train", "--preset", "small", "--algo", "mappo",
+         "--recurrent", "--steps", "512", "--config", str(cfg), "--out", str(out),
+         "--eval-episodes", "2", "--no-compare"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    ck = checkpoint.load(out / "fleet.msgpack")
+    assert ck.cfg.recurrent and ck.cfg.gru_hidden == 8
+    ev = subprocess.run(
+        [sys.executable, "-m", "chainsense", "evaluate", "--policy", "mappo", "--preset", "small",
+         "-n", "2", "--checkpoint", str(out / "fleet.msgpack"), "--out", str(tmp_path / "ev")],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert ev.returncode == 0, ev.stderr
+    table = json.loads((tmp_path / "ev" / "eval.json").read_text())["mappo"]
+    assert table["episodes"] == 2 and table["mean"]["slots"] == SMALL.num_slots
