@@ -12,9 +12,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import serialization
 
 from chainsense.errors import ConfigError
 from chainsense.marl import (
+    algos,
     checkpoint,
     mappo_sequence,
     mappo_train,
@@ -205,3 +207,18 @@ def test_cli_trains_and_evaluates_a_recurrent_fleet(tmp_path: Path) -> None:
     assert ev.returncode == 0, ev.stderr
     table = json.loads((tmp_path / "ev" / "eval.json").read_text())["mappo"]
     assert table["episodes"] == 2 and table["mean"]["slots"] == SMALL.num_slots
+
+
+def test_checkpoint_from_before_the_gru_loads_feed_forward(tmp_path: Path) -> None:
+    cfg = TrainConfig(algo="mappo", num_envs=16)
+    learner = algos.init_learner(jax.random.PRNGKey(0), cfg, SMALL)
+    path = checkpoint.save(tmp_path / "old.msgpack", checkpoint.Checkpoint(cfg, SMALL, learner, {}))
+    payload = serialization.msgpack_restore(path.read_bytes())
+    train = json.loads(payload["train"])
+    del train["recurrent"], train["gru_hidden"]  # what a checkpoint of the last round holds
+    payload["train"] = json.dumps(train)
+    path.write_bytes(serialization.msgpack_serialize(payload))
+    ck = checkpoint.load(path)
+    assert ck.cfg == cfg and not ck.cfg.recurrent
+    policy, _ = load_policy("mappo", path, SMALL)
+    assert memory.initial(policy, SMALL).shape == (SMALL.num_mts, 3)
