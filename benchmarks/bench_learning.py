@@ -133,13 +133,18 @@ def train_and_evaluate(
 ) -> tuple[EvalTable, dict[str, Any]]:
     """One training run (``steps`` env steps when given, else ``minutes``) and its
     evaluation; the run's counters and learning curve."""
+    cpu0 = time.process_time()
     res = session.run(cfg, params, seed=seed, minutes=minutes, steps=steps, out_dir=out)
+    cpu_seconds = (
+        time.process_time() - cpu0
+    )  # the training's CPU, the figure a shared machine keeps
     table = evaluate(LearnedPolicy(res.learner.actor, cfg), params, seeds, cfg.algo)
     run = {
         "seed": seed,
         "env_steps": res.env_steps,
         "updates": res.updates,
         "seconds": res.seconds,
+        "cpu_seconds": cpu_seconds,
         "env_steps_s": res.env_steps / res.seconds,
         "updates_s": res.updates / res.seconds,
         "mean": table.mean,
@@ -226,7 +231,8 @@ def run_comparison(
             m = table.mean
             print(
                 f"{algo} seed {s}: {run['env_steps']:,} env steps, {run['updates']:,} updates "
-                f"in {run['seconds']:.0f} s; efficiency {m['energy_efficiency']:.4f}, "
+                f"in {run['seconds']:.0f} s ({run['cpu_seconds']:.0f} CPU-s); "
+                f"efficiency {m['energy_efficiency']:.4f}, "
                 f"collection {m['data_collection_ratio']:.4f}, failures {m['failure']:.2f}"
             )
         rows[algo] = row(per_seed)
@@ -276,7 +282,8 @@ def main() -> None:
     if args.device is not None:
         select_device(args.device)
     params = world_params(args.preset, args.world)
-    base = load_train_config(args.config, None, **parse_sets(args.set))
+    sets = parse_sets(args.set)  # `--set algo=mappo` lets MAPPO-only settings (recurrent) pass
+    base = load_train_config(args.config, sets.pop("algo", None), **sets)
     algo_names = [a for a in args.algos.split(",") if a]
     load = os.getloadavg()
     print(

@@ -67,6 +67,7 @@ def test_train_then_evaluate_checkpoint(tmp_path: Path) -> None:
         (["train", "--preset", "huge", "--steps", "10"], "preset"),
         (["train", "--preset", "small", "--steps", "10", "--eval-episodes", "-1"], "eval_episodes"),
         (["train", "--preset", "small", "--steps", "10", "--resume", "nope.msgpack"], "not found"),
+        (["train", "--algo", "maddpg", "--recurrent", "--steps", "10"], "recurrent"),
         (["evaluate", "--policy", "maddpg", "--preset", "small"], "--checkpoint"),
         (["evaluate", "--policy", "mappo", "--preset", "small"], "--checkpoint"),
         (["evaluate", "--preset", "small", "--eval-noise", "-0.5"], "eval_noise"),

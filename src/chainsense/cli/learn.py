@@ -66,6 +66,11 @@ def train_cmd(
     dagger_rounds: int | None = typer.Option(
         None, "--dagger-rounds", help="With --imitate: rounds driven by the clone after the first."
     ),
+    recurrent: bool | None = typer.Option(
+        None,
+        "--recurrent/--no-recurrent",
+        help="MAPPO: a GRU actor that remembers the episode (overrides config).",
+    ),
     minutes: float | None = typer.Option(
         None, "--minutes", help="Wall-clock budget (10 when neither budget is given)."
     ),
@@ -108,6 +113,7 @@ def train_cmd(
         algo,
         shared=shared,
         memory=memory,
+        recurrent=recurrent,
         imitate=imitate,
         demo_episodes=demo_episodes,
         dagger_rounds=dagger_rounds,

@@ -38,6 +38,10 @@ class TrainConfig:
     (``marl.imitation``): ``dagger_rounds`` + 1 rounds of ``demo_episodes`` labelled episodes
     (solver limit ``demo_time_limit_s`` per plan), each followed by ``bc_epochs`` of Adam
     (``bc_lr``); the clone's log std is set to ``bc_log_std``.
+    ``recurrent`` gives MAPPO's shared actor a GRU of ``gru_hidden`` units
+    (``marl.mappo_networks.RecurrentActor``): the actor then remembers the whole episode, not
+    only the last slot; its update runs on whole ``ppo_steps`` sequences of worlds
+    (``marl.mappo_sequence``).
     """
 
     algo: Algo = "maddpg"
@@ -80,6 +84,8 @@ class TrainConfig:
     bc_epochs: int = 30
     bc_lr: float = 1e-3
     bc_log_std: float = -1.0
+    recurrent: bool = False
+    gru_hidden: int = 64
 
     def __post_init__(self) -> None:
         positive_ints = (
@@ -138,10 +144,33 @@ class TrainConfig:
                 "ppo_minibatches",
                 f"must divide num_envs * ppo_steps ({self.num_envs * self.ppo_steps})",
             )
+        self._check_recurrent()
+
+    def _check_recurrent(self) -> None:
+        if not 1 <= self.gru_hidden <= 1024:
+            raise ConfigError("gru_hidden", f"must be in [1, 1024], got {self.gru_hidden}")
+        if not self.recurrent:
+            return
+        if self.algo != "mappo":
+            raise ConfigError(
+                "recurrent",
+                f'only MAPPO has a recurrent actor, not {self.algo}; use algo = "mappo" '
+                "or recurrent = false",
+            )
+        if self.num_envs % self.ppo_minibatches:
+            raise ConfigError(
+                "ppo_minibatches",
+                f"must divide num_envs ({self.num_envs}): a recurrent actor's minibatches "
+                "are whole worlds' sequences",
+            )
 
     def _check_imitation(self) -> None:
         if self.imitate != "none" and self.algo != "mappo":
             raise ConfigError("imitate", f"needs algo = 'mappo', got {self.algo!r}")
+        if self.imitate != "none" and self.recurrent:
+            raise ConfigError(
+                "imitate", "clones a feed-forward actor only; use recurrent = false with it"
+            )
         bounds = {"demo_episodes": 10_000, "dagger_rounds": 100, "bc_epochs": 10_000}
         for name, most in bounds.items():
             lo = 0 if name == "dagger_rounds" else 1

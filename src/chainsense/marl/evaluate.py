@@ -68,7 +68,7 @@ def _episode(
         s, o, mem, fails = carry  # mem: what a policy with memory carries (marl.memory)
         k = jax.random.fold_in(key, t + 1)
         ka, ks = jax.random.split(k)
-        actions = memory.act(policy, ka, o, s, params, mem)
+        actions, mem = memory.act_and_carry(policy, ka, o, s, params, mem)
         s2, o2, r, _, info = step(ks, s, actions, params)
         out = (s2.mt_pos, r, info.collected_per_poi, s2.poi_data) if record else None
         mem = memory.update(policy, mem, actions, info, params)

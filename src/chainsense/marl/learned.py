@@ -7,7 +7,9 @@ Gaussian noise of std ``cfg.eval_noise`` on the unit-disk action (0: the determi
 memoryless deterministic actor that is refused a move gets the same observation back and would
 repeat the move for the rest of the episode; a little noise frees it. A fleet trained with
 ``memory`` is a ``marl.memory.MemoryPolicy``: the rollout carries its last actions and refused
-flags. A MAPPO fleet acts with the mean of its Gaussian (squashed), plus the same noise.
+flags. A MAPPO fleet acts with the mean of its Gaussian (squashed), plus the same noise. A
+recurrent MAPPO fleet (``cfg.recurrent``) also carries its GRU's hidden state in the memory:
+[M, MEMORY_DIM + gru_hidden], last action and refused flag first, zeros at an episode's start.
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 from flax import struct
 from jax import Array
 
 from chainsense.errors import ChainsenseError, ConfigError
 from chainsense.marl import algos, checkpoint, features, networks
+from chainsense.marl import mappo_networks as mnet
 from chainsense.marl.config import Algo, TrainConfig
 from chainsense.sim.params import WorldParams, obs_dim
 from chainsense.sim.state import StepInfo, WorldState
@@ -40,24 +44,39 @@ class LearnedPolicy:
         return self.act_with_memory(key, obs, state, params, self.initial_memory(params))
 
     def initial_memory(self, params: WorldParams) -> Array:
-        """Memory of a fresh episode (``marl.memory``)."""
-        return features.initial_memory(params.num_mts)
+        """Memory of a fresh episode (``marl.memory``): no last action, zero hidden state."""
+        hidden = mnet.initial_hidden(self.cfg, (params.num_mts,))
+        return jnp.concatenate([features.initial_memory(params.num_mts), hidden], axis=-1)
 
     def act_with_memory(
         self, key: Array, obs: Array, state: WorldState, params: WorldParams, memory: Array
     ) -> Array:
-        """Physical actions [M,2] from observations, the sensor and the memory [M,3]."""
-        lobs = features.learner_obs(self.cfg, state, obs, params, memory)
-        d = algos.act(self.cfg, self.actor, lobs)
+        """Physical actions [M,2] from observations, the sensor and the memory."""
+        return self.act_recurrent(key, obs, state, params, memory)[0]
+
+    def act_recurrent(
+        self, key: Array, obs: Array, state: WorldState, params: WorldParams, memory: Array
+    ) -> tuple[Array, Array]:
+        """Physical actions [M,2] and the memory after acting (the GRU's next hidden state;
+        unchanged for a feed-forward actor)."""
+        lobs = features.learner_obs(self.cfg, state, obs, params, memory[:, : features.MEMORY_DIM])
+        if self.cfg.recurrent:
+            d, hidden = mnet.recurrent_act(
+                self.cfg, self.actor, memory[:, features.MEMORY_DIM :], lobs
+            )
+            memory = jnp.concatenate([memory[:, : features.MEMORY_DIM], hidden], axis=-1)
+        else:
+            d = algos.act(self.cfg, self.actor, lobs)
         if self.cfg.eval_noise > 0:
             noise = self.cfg.eval_noise * jax.random.normal(key, d.shape, d.dtype)
             d = networks.clip_to_disk(d + noise)
-        return networks.to_physical(d, params.max_move)
+        return networks.to_physical(d, params.max_move), memory
 
     def remember(self, memory: Array, actions: Array, info: StepInfo, params: WorldParams) -> Array:
-        """Memory after a slot: the action taken (as a unit-disk displacement), refused or not."""
-        del memory
-        return features.remember(networks.from_physical(actions, params.max_move), info.collision)
+        """Memory after a slot: the action taken (as a unit-disk displacement), refused or not;
+        a recurrent actor's hidden state is kept."""
+        last = features.remember(networks.from_physical(actions, params.max_move), info.collision)
+        return jnp.concatenate([last, memory[:, features.MEMORY_DIM :]], axis=-1)
 
 
 def check_compatible(trained: WorldParams, params: WorldParams) -> None:

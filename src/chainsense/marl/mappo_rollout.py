@@ -4,7 +4,9 @@
 the Gaussian actor, steps all ``num_envs`` worlds at once (``world.batch_step``, a vmap over
 worlds), records what PPO needs and restarts finished worlds from a small pool of fresh ones
 (``marl.world_pool``). :func:`gae` turns the collected rewards and values
-into advantages and value targets.
+into advantages and value targets. A recurrent actor (``cfg.recurrent``) also carries its hidden
+state from slot to slot; a world that just restarted has ``start`` set, and the actor zeroes
+its hidden state there before reading the slot.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class Trajectory(NamedTuple):
     value: jax.Array  # [B, M] V(s, m) at obs
     reward: jax.Array  # [B, M] training reward (shaped, scaled)
     done: jax.Array  # [B] 1.0 when the episode ended at this slot
+    start: jax.Array  # [B] True when an episode started at this slot (the hidden was zeroed)
 
 
 @struct.dataclass
@@ -45,6 +48,8 @@ class Carry:
     ep_return: jax.Array  # [B] running sum over MTs and slots of the world's reward
     memory: jax.Array  # [B, M, MEMORY_DIM]
     pool_used: jax.Array  # int32 entries of this iteration's world pool taken so far
+    hidden: jax.Array  # [B, M, H] recurrent actor's hidden state (H = 0: feed-forward)
+    start: jax.Array  # [B] True where the next slot starts an episode
 
 
 def collect_step(
@@ -52,7 +57,13 @@ def collect_step(
 ) -> tuple[Carry, tuple[Trajectory, dict[str, jax.Array]]]:
     """One slot in every world; returns the new carry, the slot's data and episode stats."""
     key, k_act, k_step = jax.random.split(carry.key, 3)
-    mean, log_std = mnet.policy(cfg, carry.learner.actor, carry.obs)
+    if cfg.recurrent:
+        hidden, mean, log_std = mnet.recurrent_policy(
+            cfg, carry.learner.actor, carry.hidden, carry.obs, carry.start
+        )
+    else:
+        hidden = carry.hidden
+        mean, log_std = mnet.policy(cfg, carry.learner.actor, carry.obs)
     z = mean + jnp.exp(log_std) * jax.random.normal(k_act, mean.shape)
     value = mnet.value(cfg, carry.learner.critic, carry.obs)
     disk = networks.squash_to_disk(z)
@@ -74,6 +85,7 @@ def collect_step(
         value=value,
         reward=train.shape_reward(cfg, reward, info, params) * cfg.reward_scale,
         done=done.astype(jnp.float32),
+        start=carry.start,
     )
     new = carry.replace(
         env=env,
@@ -83,6 +95,8 @@ def collect_step(
         ep_return=ep_return,
         memory=memory,
         pool_used=pool_used,
+        hidden=hidden,
+        start=done.astype(bool),
     )
     return new, (traj, stats)
 

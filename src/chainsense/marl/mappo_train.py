@@ -16,7 +16,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from chainsense.marl import features, mappo_update, train, world_pool
+from chainsense.marl import features, mappo_sequence, mappo_update, train, world_pool
 from chainsense.marl import mappo_networks as mnet
 from chainsense.marl import mappo_rollout as rollout
 from chainsense.marl.config import TrainConfig
@@ -54,6 +54,8 @@ def init_carry(
         ep_return=jnp.zeros((cfg.num_envs,), jnp.float32),
         memory=memory,
         pool_used=jnp.zeros((), jnp.int32),
+        hidden=mnet.initial_hidden(cfg, (cfg.num_envs, params.num_mts)),
+        start=jnp.ones((cfg.num_envs,), bool),
     )
 
 
@@ -72,6 +74,7 @@ def _iteration(
     key, k_pool, k_upd = jax.random.split(carry.key, 3)
     # fresh worlds for the episodes that end during this iteration
     pool = world_pool.draw(cfg, params, k_pool, site)
+    hidden = carry.hidden
     carry, (traj, stats) = jax.lax.scan(
         partial(rollout.collect_step, cfg, params, pool),
         carry.replace(key=key, pool_used=jnp.zeros((), jnp.int32)),
@@ -82,6 +85,12 @@ def _iteration(
     adv, target = rollout.gae(
         traj.reward, traj.value, traj.done[..., None], last_value, cfg.gamma, cfg.gae_lambda
     )
+    if cfg.recurrent:  # whole sequences: the GRU is re-run over them
+        seq = mappo_sequence.SequenceBatch(
+            hidden, traj.start, traj.obs, traj.z, traj.logp, traj.value, adv, target
+        )
+        learner, logs = mappo_sequence.update(cfg, carry.learner, seq, k_upd)
+        return carry.replace(learner=learner), (jax.tree_util.tree_map(jnp.sum, stats), logs)
     batch = mappo_update.Batch(
         obs=_flatten(traj.obs),
         z=_flatten(traj.z),

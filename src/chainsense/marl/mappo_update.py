@@ -62,11 +62,19 @@ def loss(cfg: TrainConfig, nets: tuple[Any, Any], mb: Batch) -> tuple[jax.Array,
     actor, critic = nets
     mean, log_std = mnet.policy(cfg, actor, mb.obs)
     logp = mnet.log_prob(mb.z, mean, log_std)
+    return objective(cfg, logp, log_std, mnet.value(cfg, critic, mb.obs), mb)
+
+
+def objective(
+    cfg: TrainConfig, logp: jax.Array, log_std: jax.Array, v: jax.Array, mb: Any
+) -> tuple[jax.Array, dict]:
+    """PPO loss and its parts from the current policy's ``logp``/``log_std`` and values ``v``
+    of the samples of ``mb`` (anything with the ``Batch`` fields ``logp``, ``value``,
+    ``advantage`` and ``target``; the recurrent update shares it)."""
     ratio = jnp.exp(logp - mb.logp)
     adv = (mb.advantage - jnp.mean(mb.advantage)) / (jnp.std(mb.advantage) + 1e-8)
     clipped = jnp.clip(ratio, 1.0 - cfg.clip_eps, 1.0 + cfg.clip_eps)
     actor_loss = -jnp.mean(jnp.minimum(ratio * adv, clipped * adv))
-    v = mnet.value(cfg, critic, mb.obs)
     v_clipped = mb.value + jnp.clip(v - mb.value, -cfg.clip_eps, cfg.clip_eps)
     value_loss = 0.5 * jnp.mean(jnp.maximum((v - mb.target) ** 2, (v_clipped - mb.target) ** 2))
     ent = jnp.mean(mnet.entropy(log_std))

@@ -3,7 +3,9 @@
 Every policy answers ``act(key, obs, state, params)`` from the present alone. A learned fleet
 trained with ``memory`` (``marl.features``) also needs what it did last slot and whether the move
 was refused; the world does not keep either, so the rollout carries it. The functions here let
-a rollout treat both kinds alike: a policy without memory carries an empty array.
+a rollout treat both kinds alike: a policy without memory carries an empty array. A
+recurrent policy (a GRU actor) also changes its memory while acting (its next hidden state
+depends on what it sees): a rollout asks :func:`act_and_carry` for both.
 """
 
 from __future__ import annotations
@@ -36,6 +38,17 @@ class MemoryPolicy(Protocol):
         ...
 
 
+@runtime_checkable
+class RecurrentPolicy(MemoryPolicy, Protocol):
+    """A policy with memory that also updates the memory while acting (a GRU actor)."""
+
+    def act_recurrent(
+        self, key: Array, obs: Array, state: WorldState, params: WorldParams, memory: Array
+    ) -> tuple[Array, Array]:
+        """Physical actions [M,2] and the memory after acting (before ``remember``)."""
+        ...
+
+
 def initial(policy: object, params: WorldParams) -> Array:
     """The policy's initial memory, or an empty array for a policy without memory."""
     if isinstance(policy, MemoryPolicy):
@@ -50,6 +63,15 @@ def act(
     if isinstance(policy, MemoryPolicy):
         return policy.act_with_memory(key, obs, state, params, memory)
     return policy.act(key, obs, state, params)  # type: ignore[attr-defined]
+
+
+def act_and_carry(
+    policy: object, key: Array, obs: Array, state: WorldState, params: WorldParams, memory: Array
+) -> tuple[Array, Array]:
+    """Physical actions [M,2] and the memory after acting (unchanged unless recurrent)."""
+    if isinstance(policy, RecurrentPolicy):
+        return policy.act_recurrent(key, obs, state, params, memory)
+    return act(policy, key, obs, state, params, memory), memory
 
 
 def update(

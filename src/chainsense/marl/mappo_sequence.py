@@ -1,0 +1,78 @@
+"""MAPPO's update for a recurrent actor: minibatches of whole worlds' sequences.
+
+A GRU actor's action at slot t depends on every slot of its episode before t, so its samples
+cannot be shuffled one slot at a time as the feed-forward update does (``mappo_update``). Here
+one minibatch is a random subset of the worlds with all ``ppo_steps`` slots of each, and the
+loss re-runs the GRU over those slots from the hidden state the rollout had at the start of
+the iteration, zeroing it where an episode started (``mnet.sequence_policy``): before the
+first gradient step this reproduces the rollout's log-probabilities exactly (ratio 1). The
+centralised critic stays feed-forward; the PPO objective is ``mappo_update.objective``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from chainsense.marl import mappo_networks as mnet
+from chainsense.marl import mappo_update
+from chainsense.marl.config import TrainConfig
+
+
+class SequenceBatch(NamedTuple):
+    """One iteration's slots kept in order: time axis T first, worlds B second."""
+
+    hidden: jax.Array  # [B, M, H] actor hidden state before the first slot
+    start: jax.Array  # [T, B] True where an episode started at that slot
+    obs: jax.Array  # [T, B, M, d]
+    z: jax.Array  # [T, B, M, 2]
+    logp: jax.Array  # [T, B, M]
+    value: jax.Array  # [T, B, M]
+    advantage: jax.Array  # [T, B, M]
+    target: jax.Array  # [T, B, M]
+
+
+def take_worlds(batch: SequenceBatch, idx: jax.Array) -> SequenceBatch:
+    """The sequences of worlds ``idx`` (the hidden state's world axis is its first)."""
+    rest = [x[:, idx] for x in batch[1:]]
+    return SequenceBatch(batch.hidden[idx], *rest)
+
+
+def loss(cfg: TrainConfig, nets: tuple[Any, Any], mb: SequenceBatch) -> tuple[jax.Array, dict]:
+    """PPO loss of one minibatch of sequences, the GRU re-run over them."""
+    actor, critic = nets
+    mean, log_std = mnet.sequence_policy(cfg, actor, mb.hidden, mb.obs, mb.start)
+    logp = mnet.log_prob(mb.z, mean, log_std)
+    return mappo_update.objective(cfg, logp, log_std, mnet.value(cfg, critic, mb.obs), mb)
+
+
+def update(
+    cfg: TrainConfig, learner: mappo_update.Learner, batch: SequenceBatch, key: jax.Array
+) -> tuple[mappo_update.Learner, dict[str, jax.Array]]:
+    """``ppo_epochs`` x ``ppo_minibatches`` gradient steps, each on a shuffled subset of
+    ``num_envs / ppo_minibatches`` worlds; mean logs."""
+    tx = mappo_update.optimiser(cfg)
+    worlds = batch.hidden.shape[0]
+    size = worlds // cfg.ppo_minibatches
+
+    def minibatch(state: tuple, idx: jax.Array) -> tuple[tuple, dict]:
+        nets, opt = state
+        mb = take_worlds(batch, idx)
+        grads, logs = jax.grad(lambda p: loss(cfg, p, mb), has_aux=True)(nets)
+        upd, opt = tx.update(grads, opt, nets)
+        return (optax.apply_updates(nets, upd), opt), logs
+
+    def epoch(state: tuple, k: jax.Array) -> tuple[tuple, dict]:
+        perm = jax.random.permutation(k, worlds)[: size * cfg.ppo_minibatches]
+        return jax.lax.scan(minibatch, state, perm.reshape(cfg.ppo_minibatches, size))
+
+    keys = jax.random.split(key, cfg.ppo_epochs)
+    (nets, opt), logs = jax.lax.scan(epoch, ((learner.actor, learner.critic), learner.opt), keys)
+    steps = cfg.ppo_epochs * cfg.ppo_minibatches
+    new = mappo_update.Learner(
+        actor=nets[0], critic=nets[1], opt=opt, updates=learner.updates + steps
+    )
+    return new, jax.tree_util.tree_map(jnp.mean, logs)
