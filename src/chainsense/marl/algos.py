@@ -12,7 +12,15 @@ from typing import Any
 
 import jax
 
-from chainsense.marl import features, maddpg, mappo_networks, mappo_train, mappo_update, train
+from chainsense.marl import (
+    features,
+    maddpg,
+    mappo_networks,
+    mappo_train,
+    mappo_update,
+    sharding,
+    train,
+)
 from chainsense.marl.config import TrainConfig
 from chainsense.sim.maps import MapArrays
 from chainsense.sim.params import WorldParams, state_dim
@@ -22,6 +30,8 @@ def init_carry(
     key: jax.Array, cfg: TrainConfig, params: WorldParams, site: MapArrays | None = None
 ) -> Any:
     """Fresh learner and worlds for the algorithm's training loop (on ``site`` when given)."""
+    if cfg.devices > 1:
+        return sharding.init_carry(key, cfg, params, site)
     if cfg.algo == "mappo":
         return mappo_train.init_carry(key, cfg, params, site)
     return train.init_carry(key, cfg, params, site)
@@ -31,6 +41,8 @@ def make_chunk(
     cfg: TrainConfig, params: WorldParams, site: MapArrays | None = None
 ) -> Callable[[Any], tuple[Any, dict]]:
     """The algorithm's jitted chunk of ``chunk_iters`` iterations (on ``site`` when given)."""
+    if cfg.devices > 1:
+        return sharding.make_chunk(cfg, params, site)
     if cfg.algo == "mappo":
         return mappo_train.make_chunk(cfg, params, site)
     return train.make_chunk(cfg, params, site)

@@ -32,6 +32,10 @@ class TrainConfig:
     ``memory`` adds the MT's last action and a refused-move flag to the learner observation
     (``marl.features``); ``shared`` gives MADDPG / IDDPG one actor and one critic for all MTs,
     told apart by an agent id (MAPPO always shares its actor).
+
+    ``devices`` splits MAPPO's worlds over that many JAX devices (data parallel, learner
+    replicated, gradients averaged: ``marl.sharding``); on a CPU they are XLA host devices,
+    which ``chainsense train --devices`` asks for before JAX starts.
     """
 
     algo: Algo = "maddpg"
@@ -67,6 +71,7 @@ class TrainConfig:
     ent_coef: float = 0.001
     vf_coef: float = 0.5
     gae_lambda: float = 0.95
+    devices: int = 1
 
     def __post_init__(self) -> None:
         positive_ints = (
@@ -79,6 +84,7 @@ class TrainConfig:
             "ppo_steps",
             "ppo_epochs",
             "ppo_minibatches",
+            "devices",
         )
         for name in positive_ints:
             if getattr(self, name) <= 0:
@@ -93,6 +99,7 @@ class TrainConfig:
         if not 0.0 <= self.gamma < 1.0:
             raise ConfigError("gamma", f"must be in [0, 1), got {self.gamma}")
         self._check_ppo()
+        self._check_devices()
         if not 0.0 < self.tau <= 1.0:
             raise ConfigError("tau", f"must be in (0, 1], got {self.tau}")
         if not 0 <= self.sensor_headings <= 64:
@@ -123,6 +130,22 @@ class TrainConfig:
             raise ConfigError(
                 "ppo_minibatches",
                 f"must divide num_envs * ppo_steps ({self.num_envs * self.ppo_steps})",
+            )
+
+    def _check_devices(self) -> None:
+        if self.devices == 1:
+            return
+        if self.algo != "mappo":
+            raise ConfigError("devices", f"only MAPPO trains on several devices, not {self.algo}")
+        if self.num_envs % self.devices:
+            raise ConfigError(
+                "devices", f"must divide num_envs ({self.num_envs}), got {self.devices}"
+            )
+        per_device = self.num_envs // self.devices * self.ppo_steps
+        if per_device % self.ppo_minibatches:
+            raise ConfigError(
+                "ppo_minibatches",
+                f"must divide each device's num_envs / devices * ppo_steps ({per_device})",
             )
 
     def to_dict(self) -> dict[str, Any]:
