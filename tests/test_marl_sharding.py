@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from chainsense.errors import ConfigError
-from chainsense.marl import algos, sharding
+from chainsense.marl import algos, session, sharding
 from chainsense.marl.config import TrainConfig
 from chainsense.marl.evaluate import evaluate
 from chainsense.marl.learned import load_policy
@@ -197,3 +197,21 @@ def test_two_device_checkpoint_acts_on_one_device(two_devices: tuple[dict, Path]
     assert policy.cfg.devices == 2 and jax.device_count() == 1
     table = evaluate(policy, params, range(2), "mappo")
     assert np.isfinite(table.mean["energy_efficiency"])
+
+
+def test_two_device_checkpoint_resumes_on_one_device(two_devices: tuple[dict, Path]) -> None:
+    report, out_dir = two_devices
+    cfg = TrainConfig(
+        algo="mappo",
+        num_envs=8,
+        ppo_steps=10,
+        ppo_epochs=2,
+        ppo_minibatches=2,
+        chunk_iters=5,
+        actor_hidden=(16,),
+        critic_hidden=(16,),
+    )
+    params = SMALL.replace(initial_energy=1000.0)
+    res = session.run(cfg, params, seed=1, steps=400, resume=out_dir / "fleet.msgpack")
+    assert res.env_steps == report["env_steps"] + 400
+    assert res.updates == report["updates"] + 4 * 5
