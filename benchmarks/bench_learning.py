@@ -199,9 +199,6 @@ def run_throughput(
     out = {}
     for algo in algo_names:
         for n in device_counts:
-            if n > 1 and algo != "mappo":
-                print(f"{algo}: only MAPPO trains on several devices; skipping {n} devices")
-                continue
             cfg = dataclasses.replace(base, algo=algo, devices=n)
             t = throughput(cfg, params, chunks)
             name = algo if n == 1 else f"{algo}@{n}"
@@ -234,9 +231,9 @@ def run_comparison(
     rows: dict[str, dict[str, list[float]]] = {}
     runs: dict[str, list[dict]] = {}
     configs = {}
-    devices = int(args.devices)  # one count here (checked in main); MAPPO's only
+    devices = int(args.devices)  # one count here (checked in main)
     for algo in algo_names:
-        cfg = dataclasses.replace(base, algo=algo, devices=devices if algo == "mappo" else 1)
+        cfg = dataclasses.replace(base, algo=algo, devices=devices)
         configs[algo] = cfg.to_dict()
         runs[algo], per_seed = [], {k: [] for k in SHOWN}
         for s in range(args.seeds):
@@ -281,7 +278,7 @@ def main() -> None:
     ap.add_argument(
         "--devices",
         default=None,
-        help="MAPPO data parallel over N devices (XLA host devices on a CPU); --throughput "
+        help="data parallel over N devices (XLA host devices on a CPU); --throughput "
         "takes a list such as 1,2 and times each",
     )
     ap.add_argument("--minutes", type=float, default=20.0, help="training budget per fleet")

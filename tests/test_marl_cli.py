@@ -67,7 +67,7 @@ def test_train_then_evaluate_checkpoint(tmp_path: Path) -> None:
         (["train", "--preset", "huge", "--steps", "10"], "preset"),
         (["train", "--preset", "small", "--steps", "10", "--eval-episodes", "-1"], "eval_episodes"),
         (["train", "--preset", "small", "--steps", "10", "--devices", "0"], "devices"),
-        (["train", "--algo", "maddpg", "--steps", "10", "--devices", "2"], "only MAPPO"),
+        (["train", "--algo", "maddpg", "--steps", "10", "--devices", "64"], "buffer_size"),
         (["train", "--preset", "small", "--steps", "10", "--resume", "nope.msgpack"], "not found"),
         (["evaluate", "--policy", "maddpg", "--preset", "small"], "--checkpoint"),
         (["evaluate", "--policy", "mappo", "--preset", "small"], "--checkpoint"),

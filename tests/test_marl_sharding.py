@@ -29,7 +29,8 @@ SMALL = preset("small")
         ({"devices": 0}, "devices"),
         ({"devices": -2}, "devices"),
         ({"num_envs": 10, "devices": 4}, "devices"),
-        ({"algo": "maddpg", "devices": 2}, "devices"),
+        ({"algo": "maddpg", "num_envs": 8, "devices": 2, "batch_size": 3}, "batch_size"),
+        ({"algo": "iddpg", "num_envs": 8, "devices": 2, "buffer_size": 1001}, "buffer_size"),
         ({"num_envs": 6, "devices": 2, "ppo_steps": 3, "ppo_minibatches": 2}, "ppo_minibatches"),
     ],
 )
@@ -150,6 +151,31 @@ out["replicated"] = all(
     for x in jax.tree_util.tree_leaves(res.learner))
 out["devices_held"] = len(jax.tree_util.tree_leaves(res.learner)[0].addressable_shards)
 out["finite"] = all(np.isfinite(r["critic_loss"]) for r in res.rows)
+
+# MADDPG: the joint step against one device on the union, and a short two-device run
+from chainsense.marl import maddpg, train
+from chainsense.sim.params import state_dim
+small = preset("small")
+mcfg = TrainConfig(algo="maddpg", actor_hidden=(16,), critic_hidden=(16,))
+example = train._example_transition(mcfg, small)
+leaves, tree = jax.tree_util.tree_flatten(example)
+keys = jax.random.split(jax.random.PRNGKey(3), len(leaves))
+mbatch = jax.tree_util.tree_unflatten(
+    tree, [jax.random.normal(k, (n, *x.shape)) for k, x in zip(keys, leaves)])
+mlearner = maddpg.init(jax.random.PRNGKey(4), mcfg, small.num_mts,
+                       example.obs.shape[-1], state_dim(small))
+mone, mone_logs = maddpg.update(mcfg, mlearner, mbatch)
+mtwo, mtwo_logs = jax.jit(jax.shard_map(
+    lambda b: maddpg.update(mcfg, mlearner, b, sharding.AXIS), mesh=mesh,
+    in_specs=P(sharding.AXIS), out_specs=P(), check_vma=False))(mbatch)
+out["maddpg_gap"] = gap((mone.actor, mone.critic), (mtwo.actor, mtwo.critic))
+out["maddpg_step"] = gap((mone.actor, mone.critic), (mlearner.actor, mlearner.critic))
+out["maddpg_log_gap"] = max(abs(float(mone_logs[k]) - float(mtwo_logs[k])) for k in mone_logs)
+dcfg = TrainConfig(algo="maddpg", num_envs=8, batch_size=32, buffer_size=1000,
+                   warmup_steps=100, chunk_iters=25, actor_hidden=(16,), critic_hidden=(16,),
+                   devices=2)
+dres = session.run(dcfg, params, seed=1, steps=800)
+out["maddpg_run"] = [dres.env_steps, dres.updates, dres.episodes]
 print(json.dumps(out))
 """
 
@@ -215,3 +241,12 @@ def test_two_device_checkpoint_resumes_on_one_device(two_devices: tuple[dict, Pa
     res = session.run(cfg, params, seed=1, steps=400, resume=out_dir / "fleet.msgpack")
     assert res.env_steps == report["env_steps"] + 400
     assert res.updates == report["updates"] + 4 * 5
+
+
+def test_maddpg_joint_step_and_two_device_run(two_devices: tuple[dict, Path]) -> None:
+    report, _ = two_devices
+    assert report["maddpg_step"] > 1e-5
+    assert report["maddpg_gap"] < 1e-5 and report["maddpg_log_gap"] < 1e-4
+    # 100 iterations of 8 worlds; the buffers (4 + 4 per iteration) reach the warm-up of 100 at
+    # iteration 13, as one buffer of 8 per iteration would; 8 worlds x 2 episodes of 50 slots
+    assert report["maddpg_run"] == [800, 88, 16]

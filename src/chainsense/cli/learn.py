@@ -74,7 +74,7 @@ def train_cmd(
     devices: int | None = typer.Option(
         None,
         "--devices",
-        help="MAPPO: split the worlds over N devices (CPU: XLA host devices; overrides config)",
+        help="Split the worlds over N devices (CPU: XLA host devices; overrides config)",
     ),
 ) -> None:
     """Train a MADDPG / IDDPG / MAPPO fleet; writes checkpoint, logs, curves, evaluation."""

@@ -15,6 +15,7 @@ import jax
 from chainsense.marl import (
     features,
     maddpg,
+    maddpg_sharding,
     mappo_networks,
     mappo_train,
     mappo_update,
@@ -30,8 +31,10 @@ def init_carry(
     key: jax.Array, cfg: TrainConfig, params: WorldParams, site: MapArrays | None = None
 ) -> Any:
     """Fresh learner and worlds for the algorithm's training loop (on ``site`` when given)."""
-    if cfg.devices > 1:
+    if cfg.devices > 1 and cfg.algo == "mappo":
         return sharding.init_carry(key, cfg, params, site)
+    if cfg.devices > 1:
+        return maddpg_sharding.init_carry(key, cfg, params, site)
     if cfg.algo == "mappo":
         return mappo_train.init_carry(key, cfg, params, site)
     return train.init_carry(key, cfg, params, site)
@@ -41,8 +44,10 @@ def make_chunk(
     cfg: TrainConfig, params: WorldParams, site: MapArrays | None = None
 ) -> Callable[[Any], tuple[Any, dict]]:
     """The algorithm's jitted chunk of ``chunk_iters`` iterations (on ``site`` when given)."""
-    if cfg.devices > 1:
+    if cfg.devices > 1 and cfg.algo == "mappo":
         return sharding.make_chunk(cfg, params, site)
+    if cfg.devices > 1:
+        return maddpg_sharding.make_chunk(cfg, params, site)
     if cfg.algo == "mappo":
         return mappo_train.make_chunk(cfg, params, site)
     return train.make_chunk(cfg, params, site)

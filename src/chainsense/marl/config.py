@@ -33,8 +33,9 @@ class TrainConfig:
     (``marl.features``); ``shared`` gives MADDPG / IDDPG one actor and one critic for all MTs,
     told apart by an agent id (MAPPO always shares its actor).
 
-    ``devices`` splits MAPPO's worlds over that many JAX devices (data parallel, learner
-    replicated, gradients averaged: ``marl.sharding``); on a CPU they are XLA host devices,
+    ``devices`` splits the worlds (and MADDPG's replay buffer) over that many JAX devices (data
+    parallel, learner replicated, gradients averaged: ``marl.sharding``,
+    ``marl.maddpg_sharding``); on a CPU they are XLA host devices,
     which ``chainsense train --devices`` asks for before JAX starts.
     """
 
@@ -135,12 +136,17 @@ class TrainConfig:
     def _check_devices(self) -> None:
         if self.devices == 1:
             return
-        if self.algo != "mappo":
-            raise ConfigError("devices", f"only MAPPO trains on several devices, not {self.algo}")
         if self.num_envs % self.devices:
             raise ConfigError(
                 "devices", f"must divide num_envs ({self.num_envs}), got {self.devices}"
             )
+        if self.algo != "mappo":  # each device keeps its share of the batch and the buffer
+            for name in ("batch_size", "buffer_size"):
+                if getattr(self, name) % self.devices:
+                    raise ConfigError(
+                        "devices", f"must divide {name} ({getattr(self, name)}), got {self.devices}"
+                    )
+            return
         per_device = self.num_envs // self.devices * self.ppo_steps
         if per_device % self.ppo_minibatches:
             raise ConfigError(

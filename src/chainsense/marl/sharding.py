@@ -79,23 +79,19 @@ def carry_specs() -> rollout.Carry:
     )
 
 
-def _shardings(m: Mesh, carry: rollout.Carry) -> rollout.Carry:
-    def field(spec: P, value: Any) -> Any:
-        return jax.tree_util.tree_map(lambda _: NamedSharding(m, spec), value)
-
-    specs = carry_specs()
-    return rollout.Carry(
-        **{f.name: field(getattr(specs, f.name), getattr(carry, f.name)) for f in _fields()}
+def lay_out(m: Mesh, specs: Any, tree: Any) -> Any:
+    """Shardings for ``tree`` from ``specs``, a prefix of it with a PartitionSpec per subtree."""
+    return jax.tree_util.tree_map(
+        lambda spec, sub: jax.tree_util.tree_map(lambda _: NamedSharding(m, spec), sub),
+        specs,
+        tree,
+        is_leaf=lambda x: isinstance(x, P),
     )
-
-
-def _fields() -> tuple[dataclasses.Field, ...]:
-    return dataclasses.fields(rollout.Carry)
 
 
 def place(cfg: TrainConfig, carry: rollout.Carry) -> rollout.Carry:
     """``carry`` laid out over the devices of ``cfg`` (a no-op for arrays already there)."""
-    return jax.device_put(carry, _shardings(mesh(cfg), carry))
+    return jax.device_put(carry, lay_out(mesh(cfg), carry_specs(), carry))
 
 
 def init_carry(
@@ -149,6 +145,6 @@ def make_chunk(
 
     def chunk(carry: rollout.Carry) -> tuple[rollout.Carry, dict]:
         # a resumed learner arrives on one device: lay it out first
-        return sharded(jax.device_put(carry, _shardings(m, carry)))
+        return sharded(jax.device_put(carry, lay_out(m, specs, carry)))
 
     return chunk
