@@ -19,6 +19,7 @@ seconds (the figure that holds on a shared machine).
     python benchmarks/bench_learning.py --preset paper --world observe_radius=3 \
         --world share_delay=5 --minutes 3 --algos mappo --seeds 1 --baselines greedy-local
     python benchmarks/bench_learning.py --device gpu --throughput --algos mappo   # cuda extra
+    python benchmarks/bench_learning.py --throughput --algos mappo --devices 1,2   # data parallel
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import numpy as np
 from scipy import stats
 
 from chainsense.errors import ChainsenseError
-from chainsense.marl import algos, registry, session
+from chainsense.marl import algos, registry, session, sharding
 from chainsense.marl.config import TrainConfig, load_train_config
 from chainsense.marl.evaluate import EvalTable, evaluate
 from chainsense.marl.learned import LearnedPolicy
@@ -193,20 +194,39 @@ def print_table(
 
 
 def run_throughput(
-    base: TrainConfig, params: WorldParams, algo_names: list[str], chunks: int
+    base: TrainConfig,
+    params: WorldParams,
+    algo_names: list[str],
+    chunks: int,
+    device_counts: tuple[int, ...] = (1,),
 ) -> dict[str, Any]:
-    """Throughput of every algorithm's compiled loop."""
+    """Throughput of every algorithm's compiled loop on every device count (keys ``algo`` for
+    one device, ``algo@N`` for N)."""
     out = {}
     for algo in algo_names:
-        cfg = dataclasses.replace(base, algo=algo)
-        t = throughput(cfg, params, chunks)
-        out[algo] = t | {"num_envs": cfg.num_envs}
-        print(
-            f"{algo}: {t['env_steps_s']:,.0f} env steps/s, {t['updates_s']:,.1f} updates/s "
-            f"(updates included, compilation excluded, {cfg.num_envs} worlds); "
-            f"{t['env_steps_cpu_s']:,.0f} env steps per CPU second, {t['cores_used']:.2f} cores"
-        )
+        for n in device_counts:
+            cfg = dataclasses.replace(base, algo=algo, devices=n)
+            t = throughput(cfg, params, chunks)
+            name = algo if n == 1 else f"{algo}@{n}"
+            out[name] = t | {"num_envs": cfg.num_envs, "devices": n}
+            print(
+                f"{name}: {t['env_steps_s']:,.0f} env steps/s, {t['updates_s']:,.1f} updates/s "
+                f"(updates included, compilation excluded, {cfg.num_envs} worlds on {n} "
+                f"device(s)); {t['env_steps_cpu_s']:,.0f} env steps per CPU second, "
+                f"{t['cores_used']:.2f} cores"
+            )
     return out
+
+
+def device_counts(text: str) -> tuple[int, ...]:
+    """``--devices 1,2`` -> (1, 2), or exit naming the flag."""
+    try:
+        counts = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        counts = ()
+    if not counts or min(counts) < 1 or max(counts) > 64:
+        raise SystemExit(f"--devices wants device counts in [1, 64] like 1,2, got {text!r}")
+    return counts
 
 
 def run_comparison(
@@ -217,8 +237,9 @@ def run_comparison(
     rows: dict[str, dict[str, list[float]]] = {}
     runs: dict[str, list[dict]] = {}
     configs = {}
+    devices = int(args.devices)  # one count here (checked in main)
     for algo in algo_names:
-        cfg = dataclasses.replace(base, algo=algo)
+        cfg = dataclasses.replace(base, algo=algo, devices=devices)
         configs[algo] = cfg.to_dict()
         runs[algo], per_seed = [], {k: [] for k in SHOWN}
         for s in range(args.seeds):
@@ -261,6 +282,12 @@ def main() -> None:
         default=None,
         help="JAX platform to run on (default: JAX's choice; gpu needs the cuda extra)",
     )
+    ap.add_argument(
+        "--devices",
+        default=None,
+        help="data parallel over N devices (XLA host devices on a CPU); --throughput "
+        "takes a list such as 1,2 and times each",
+    )
     ap.add_argument("--minutes", type=float, default=20.0, help="training budget per fleet")
     ap.add_argument(
         "--steps",
@@ -279,11 +306,18 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None, help="keep checkpoints and logs here")
     args = ap.parse_args()
 
+    counts = device_counts(args.devices) if args.devices else None
+    if counts and len(counts) > 1 and not args.throughput:
+        raise SystemExit("--devices: a list of device counts needs --throughput")
+    sets = parse_sets(args.set)  # `--set algo=mappo` lets MAPPO-only settings (recurrent) pass
+    base = load_train_config(args.config, sets.pop("algo", None), **sets)
+    counts = counts or (base.devices,)
+    args.devices = ",".join(map(str, counts))
+    # XLA reads the host device count when JAX first computes: ask before anything runs
+    sharding.request_host_devices(max(counts))
     if args.device is not None:
         select_device(args.device)
     params = world_params(args.preset, args.world)
-    sets = parse_sets(args.set)  # `--set algo=mappo` lets MAPPO-only settings (recurrent) pass
-    base = load_train_config(args.config, sets.pop("algo", None), **sets)
     algo_names = [a for a in args.algos.split(",") if a]
     load = os.getloadavg()
     print(
@@ -298,7 +332,7 @@ def main() -> None:
         "args": {k: v.name if isinstance(v, Path) else v for k, v in vars(args).items()},
     }
     if args.throughput:
-        report["throughput"] = run_throughput(base, params, algo_names, args.chunks)
+        report["throughput"] = run_throughput(base, params, algo_names, args.chunks, counts)
     else:
         report |= run_comparison(args, base, params, algo_names)
     report["peak_mb"] = peak_mb()

@@ -66,6 +66,8 @@ def test_train_then_evaluate_checkpoint(tmp_path: Path) -> None:
         (["train", "--minutes", "-1", "--preset", "small"], "minutes"),
         (["train", "--preset", "huge", "--steps", "10"], "preset"),
         (["train", "--preset", "small", "--steps", "10", "--eval-episodes", "-1"], "eval_episodes"),
+        (["train", "--preset", "small", "--steps", "10", "--devices", "0"], "devices"),
+        (["train", "--algo", "maddpg", "--steps", "10", "--devices", "64"], "buffer_size"),
         (["train", "--preset", "small", "--steps", "10", "--resume", "nope.msgpack"], "not found"),
         (["train", "--algo", "maddpg", "--recurrent", "--steps", "10"], "recurrent"),
         (["evaluate", "--policy", "maddpg", "--preset", "small"], "--checkpoint"),

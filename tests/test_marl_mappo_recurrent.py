@@ -132,6 +132,11 @@ def test_config_refusals() -> None:
     for bad in (0, -3, 4096):
         with pytest.raises(ConfigError, match="gru_hidden"):
             TrainConfig(algo="mappo", recurrent=True, gru_hidden=bad)
+    # not combined with what only a feed-forward actor supports (sharded update, cloning)
+    with pytest.raises(ConfigError, match=r"devices.*one device"):
+        TrainConfig(algo="mappo", recurrent=True, devices=2)
+    with pytest.raises(ConfigError, match=r"imitate.*feed-forward"):
+        TrainConfig(algo="mappo", recurrent=True, imitate="planner")
     assert not TrainConfig().recurrent  # the default stays feed-forward
     assert TrainConfig.from_dict(GRU.to_dict()) == GRU
 

@@ -87,10 +87,15 @@ def train_cmd(
     compare: bool = typer.Option(
         True, "--compare/--no-compare", help="Also evaluate random and greedy on the same seeds."
     ),
+    devices: int | None = typer.Option(
+        None,
+        "--devices",
+        help="Split the worlds over N devices (CPU: XLA host devices; overrides config)",
+    ),
 ) -> None:
     """Train a MADDPG / IDDPG / MAPPO fleet; writes checkpoint, logs, curves, evaluation."""
     # imported here, not at the top: `chainsense --help` must not pay for JAX
-    from chainsense.marl import registry, session
+    from chainsense.marl import registry, session, sharding
     from chainsense.marl.evaluate import write_table
     from chainsense.marl.learned import LearnedPolicy
 
@@ -102,10 +107,6 @@ def train_cmd(
         raise ConfigError("seed", f"must be in [0, 2^31), got {seed}")
     if not 0 <= eval_episodes <= 10_000:
         raise ConfigError("eval_episodes", f"must be in [0, 10000], got {eval_episodes}")
-    params = load_world_params(preset_name, config)
-    site = load_site_file(map_file, params)
-    params = site.params if site else params
-    world_map = site.map if site else None
     if imitate is not None and imitate not in ("none", "planner"):
         raise ConfigError("imitate", f"must be 'planner' or 'none', got {imitate!r}")
     cfg = load_train_config(
@@ -117,13 +118,21 @@ def train_cmd(
         imitate=imitate,
         demo_episodes=demo_episodes,
         dagger_rounds=dagger_rounds,
+        devices=devices,
     )
+    # XLA reads the host device count when JAX first computes: ask before anything runs
+    sharding.request_host_devices(cfg.devices)
+    params = load_world_params(preset_name, config)
+    site = load_site_file(map_file, params)
+    params = site.params if site else params
+    world_map = site.map if site else None
     budget = f"{minutes:g} min" if minutes is not None else f"{steps:,} steps"
     if cfg.imitate == "planner" and resume is None:
         budget += f", after cloning the planner ({cfg.dagger_rounds + 1} DAgger rounds)"
     _console.print(
         f"training {cfg.algo} on {preset_name} ({params.num_mts} MTs, {params.observation} obs), "
-        f"{cfg.num_envs} worlds in parallel, budget {budget}; compiling first ..."
+        f"{cfg.num_envs} worlds in parallel on {cfg.devices} device(s), budget {budget}; "
+        "compiling first ..."
     )
     with _progress() as bar:
         task = bar.add_task(f"{cfg.algo}", total=1.0, info="compiling")

@@ -13,7 +13,16 @@ from typing import Any
 import jax
 
 from chainsense.errors import ConfigError
-from chainsense.marl import features, maddpg, mappo_networks, mappo_train, mappo_update, train
+from chainsense.marl import (
+    features,
+    maddpg,
+    maddpg_sharding,
+    mappo_networks,
+    mappo_train,
+    mappo_update,
+    sharding,
+    train,
+)
 from chainsense.marl.config import TrainConfig
 from chainsense.sim.maps import MapArrays
 from chainsense.sim.params import WorldParams, state_dim
@@ -28,10 +37,14 @@ def init_carry(
 ) -> Any:
     """Fresh learner (MAPPO: or ``learner``, to fine-tune) and worlds for the algorithm's
     training loop (on ``site`` when given)."""
+    if learner is not None and cfg.algo != "mappo":
+        raise ConfigError("learner", f"starting from a given learner needs mappo, not {cfg.algo}")
+    if cfg.devices > 1 and cfg.algo == "mappo":
+        return sharding.init_carry(key, cfg, params, site, learner)
+    if cfg.devices > 1:
+        return maddpg_sharding.init_carry(key, cfg, params, site)
     if cfg.algo == "mappo":
         return mappo_train.init_carry(key, cfg, params, site, learner)
-    if learner is not None:
-        raise ConfigError("learner", f"starting from a given learner needs mappo, not {cfg.algo}")
     return train.init_carry(key, cfg, params, site)
 
 
@@ -39,6 +52,10 @@ def make_chunk(
     cfg: TrainConfig, params: WorldParams, site: MapArrays | None = None
 ) -> Callable[[Any], tuple[Any, dict]]:
     """The algorithm's jitted chunk of ``chunk_iters`` iterations (on ``site`` when given)."""
+    if cfg.devices > 1 and cfg.algo == "mappo":
+        return sharding.make_chunk(cfg, params, site)
+    if cfg.devices > 1:
+        return maddpg_sharding.make_chunk(cfg, params, site)
     if cfg.algo == "mappo":
         return mappo_train.make_chunk(cfg, params, site)
     return train.make_chunk(cfg, params, site)

@@ -42,6 +42,10 @@ class TrainConfig:
     (``marl.mappo_networks.RecurrentActor``): the actor then remembers the whole episode, not
     only the last slot; its update runs on whole ``ppo_steps`` sequences of worlds
     (``marl.mappo_sequence``).
+    ``devices`` splits the worlds (and MADDPG's replay buffer) over that many JAX devices (data
+    parallel, learner replicated, gradients averaged: ``marl.sharding``,
+    ``marl.maddpg_sharding``); on a CPU they are XLA host devices,
+    which ``chainsense train --devices`` asks for before JAX starts.
     """
 
     algo: Algo = "maddpg"
@@ -86,6 +90,7 @@ class TrainConfig:
     bc_log_std: float = -1.0
     recurrent: bool = False
     gru_hidden: int = 64
+    devices: int = 1
 
     def __post_init__(self) -> None:
         positive_ints = (
@@ -98,6 +103,7 @@ class TrainConfig:
             "ppo_steps",
             "ppo_epochs",
             "ppo_minibatches",
+            "devices",
         )
         for name in positive_ints:
             if getattr(self, name) <= 0:
@@ -113,6 +119,7 @@ class TrainConfig:
             raise ConfigError("gamma", f"must be in [0, 1), got {self.gamma}")
         self._check_ppo()
         self._check_imitation()
+        self._check_devices()
         if not 0.0 < self.tau <= 1.0:
             raise ConfigError("tau", f"must be in (0, 1], got {self.tau}")
         if not 0 <= self.sensor_headings <= 64:
@@ -184,6 +191,31 @@ class TrainConfig:
             raise ConfigError("bc_lr", f"must be in (0, 1], got {self.bc_lr}")
         if not -5.0 <= self.bc_log_std <= 1.0:
             raise ConfigError("bc_log_std", f"must be in [-5, 1], got {self.bc_log_std}")
+
+    def _check_devices(self) -> None:
+        if self.devices == 1:
+            return
+        if self.recurrent:
+            raise ConfigError(
+                "devices", "a recurrent actor trains on one device only; use devices = 1"
+            )
+        if self.num_envs % self.devices:
+            raise ConfigError(
+                "devices", f"must divide num_envs ({self.num_envs}), got {self.devices}"
+            )
+        if self.algo != "mappo":  # each device keeps its share of the batch and the buffer
+            for name in ("batch_size", "buffer_size"):
+                if getattr(self, name) % self.devices:
+                    raise ConfigError(
+                        "devices", f"must divide {name} ({getattr(self, name)}), got {self.devices}"
+                    )
+            return
+        per_device = self.num_envs // self.devices * self.ppo_steps
+        if per_device % self.ppo_minibatches:
+            raise ConfigError(
+                "ppo_minibatches",
+                f"must divide each device's num_envs / devices * ppo_steps ({per_device})",
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain mapping (lists for tuples) that :func:`from_dict` turns back into this config."""

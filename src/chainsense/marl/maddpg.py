@@ -175,8 +175,12 @@ def soft_update(target: Any, online: Any, tau: float) -> Any:
     return jax.tree_util.tree_map(lambda t, o: tau * o + (1.0 - tau) * t, target, online)
 
 
-def update(cfg: TrainConfig, learner: Learner, batch: Transition) -> tuple[Learner, dict]:
-    """One gradient step of every critic and actor on a batch [N, ...]; returns learner, logs."""
+def update(
+    cfg: TrainConfig, learner: Learner, batch: Transition, axis_name: str | None = None
+) -> tuple[Learner, dict]:
+    """One gradient step of every critic and actor on a batch [N, ...]; returns learner, logs.
+    With ``axis_name`` (``marl.maddpg_sharding``) the batch is this device's equal share and
+    gradients and logs are averaged over devices: the step of one device on the union."""
     actor_tx, critic_tx = _optimisers(cfg)
     m = batch.obs.shape[1]
 
@@ -195,6 +199,8 @@ def update(cfg: TrainConfig, learner: Learner, batch: Transition) -> tuple[Learn
         return jnp.sum(per_agent), jnp.mean(q)
 
     (c_loss, q_mean), c_grads = jax.value_and_grad(critic_loss, has_aux=True)(learner.critic)
+    if axis_name is not None:
+        c_loss, q_mean, c_grads = jax.lax.pmean((c_loss, q_mean, c_grads), axis_name)
     c_upd, critic_opt = jax.vmap(critic_tx.update)(c_grads, learner.critic_opt, learner.critic)
     critic = optax.apply_updates(learner.critic, c_upd)
 
@@ -208,6 +214,8 @@ def update(cfg: TrainConfig, learner: Learner, batch: Transition) -> tuple[Learn
         return -jnp.sum(jnp.mean(q_values(cfg, critic, xa, aa), axis=1))
 
     a_loss, a_grads = jax.value_and_grad(actor_loss)(learner.actor)
+    if axis_name is not None:
+        a_loss, a_grads = jax.lax.pmean((a_loss, a_grads), axis_name)
     a_upd, actor_opt = jax.vmap(actor_tx.update)(a_grads, learner.actor_opt, learner.actor)
     actor = optax.apply_updates(learner.actor, a_upd)
 

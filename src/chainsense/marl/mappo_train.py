@@ -1,6 +1,6 @@
 """The jit-compiled MAPPO loop: collect ``ppo_steps`` slots in every world, GAE, PPO update.
 
-One iteration (:func:`_iteration`) is a ``lax.scan`` of ``ppo_steps`` collection slots over all
+One iteration (:func:`iteration`) is a ``lax.scan`` of ``ppo_steps`` collection slots over all
 ``num_envs`` worlds (``mappo_rollout``), the value of the last observation, GAE and
 ``ppo_epochs x ppo_minibatches`` updates (``mappo_update``). ``chunk_iters`` iterations run in one
 ``lax.scan`` inside one ``jit`` call (the PureJaxRL style: nothing returns to Python in between),
@@ -68,9 +68,16 @@ def _flatten(x: jax.Array) -> jax.Array:
     return x.reshape(-1, *x.shape[2:])
 
 
-def _iteration(
-    cfg: TrainConfig, params: WorldParams, site: MapArrays | None, carry: rollout.Carry, _: Any
+def iteration(
+    cfg: TrainConfig,
+    params: WorldParams,
+    site: MapArrays | None,
+    carry: rollout.Carry,
+    _: Any,
+    axis_name: str | None = None,
 ) -> tuple[rollout.Carry, tuple[dict, dict]]:
+    """One iteration (collect, GAE, update); with ``axis_name`` on this device's worlds, the
+    update joint with the other devices' (``marl.sharding``)."""
     key, k_pool, k_upd = jax.random.split(carry.key, 3)
     # fresh worlds for the episodes that end during this iteration
     pool = world_pool.draw(cfg, params, k_pool, site)
@@ -99,7 +106,7 @@ def _iteration(
         advantage=_flatten(adv),
         target=_flatten(target),
     )
-    learner, logs = mappo_update.update(cfg, carry.learner, batch, k_upd)
+    learner, logs = mappo_update.update(cfg, carry.learner, batch, k_upd, axis_name)
     return carry.replace(learner=learner), (jax.tree_util.tree_map(jnp.sum, stats), logs)
 
 
@@ -113,12 +120,17 @@ def make_chunk(
     @partial(jax.jit, donate_argnums=0)
     def chunk(carry: rollout.Carry) -> tuple[rollout.Carry, dict]:
         carry, (stats, logs) = jax.lax.scan(
-            partial(_iteration, cfg, params, site), carry, None, length=cfg.chunk_iters
+            partial(iteration, cfg, params, site), carry, None, length=cfg.chunk_iters
         )
-        out = {k: jnp.sum(v) for k, v in stats.items()}
-        for k in train.LOSS_NAMES:
-            out[k] = jnp.mean(logs[k])
-        out["updated_iters"] = jnp.float32(cfg.chunk_iters)
-        return carry, out
+        return carry, chunk_stats(cfg, stats, logs)
 
     return chunk
+
+
+def chunk_stats(cfg: TrainConfig, stats: dict, logs: dict) -> dict:
+    """A chunk's statistics from its iterations': episode sums, mean losses, ``updated_iters``."""
+    out = {k: jnp.sum(v) for k, v in stats.items()}
+    for k in train.LOSS_NAMES:
+        out[k] = jnp.mean(logs[k])
+    out["updated_iters"] = jnp.float32(cfg.chunk_iters)
+    return out

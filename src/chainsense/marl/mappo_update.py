@@ -5,6 +5,11 @@ One update iteration takes the ``ppo_steps x num_envs`` slots just collected, ru
 step of actor and critic together per minibatch. Advantages are normalised per minibatch over
 all MTs. Every MT's sample trains the one shared actor; the centralised value function is
 trained on every MT's own return.
+
+With ``axis_name`` (data-parallel training, ``marl.sharding``) every device holds an equal
+share of each minibatch: advantages are normalised with the statistics of the whole minibatch
+and gradients and logs are averaged over devices, so the devices take the step one device
+would take on the union of their shares. Without it the code is the single-device one.
 """
 
 from __future__ import annotations
@@ -57,22 +62,39 @@ def init(key: jax.Array, cfg: TrainConfig, num_agents: int, obs_dim: int) -> Lea
     )
 
 
-def loss(cfg: TrainConfig, nets: tuple[Any, Any], mb: Batch) -> tuple[jax.Array, dict]:
+def normalise(adv: jax.Array, axis_name: str | None = None) -> jax.Array:
+    """Advantages scaled to mean 0 and std 1 over the minibatch (over all devices' equal
+    shares of it with ``axis_name``)."""
+    if axis_name is None:
+        return (adv - jnp.mean(adv)) / (jnp.std(adv) + 1e-8)
+    mean = jax.lax.pmean(jnp.mean(adv), axis_name)
+    std = jnp.sqrt(jax.lax.pmean(jnp.mean((adv - mean) ** 2), axis_name))
+    return (adv - mean) / (std + 1e-8)
+
+
+def loss(
+    cfg: TrainConfig, nets: tuple[Any, Any], mb: Batch, axis_name: str | None = None
+) -> tuple[jax.Array, dict]:
     """PPO loss of one minibatch and its parts (for logging)."""
     actor, critic = nets
     mean, log_std = mnet.policy(cfg, actor, mb.obs)
     logp = mnet.log_prob(mb.z, mean, log_std)
-    return objective(cfg, logp, log_std, mnet.value(cfg, critic, mb.obs), mb)
+    return objective(cfg, logp, log_std, mnet.value(cfg, critic, mb.obs), mb, axis_name)
 
 
 def objective(
-    cfg: TrainConfig, logp: jax.Array, log_std: jax.Array, v: jax.Array, mb: Any
+    cfg: TrainConfig,
+    logp: jax.Array,
+    log_std: jax.Array,
+    v: jax.Array,
+    mb: Any,
+    axis_name: str | None = None,
 ) -> tuple[jax.Array, dict]:
     """PPO loss and its parts from the current policy's ``logp``/``log_std`` and values ``v``
     of the samples of ``mb`` (anything with the ``Batch`` fields ``logp``, ``value``,
     ``advantage`` and ``target``; the recurrent update shares it)."""
     ratio = jnp.exp(logp - mb.logp)
-    adv = (mb.advantage - jnp.mean(mb.advantage)) / (jnp.std(mb.advantage) + 1e-8)
+    adv = normalise(mb.advantage, axis_name)
     clipped = jnp.clip(ratio, 1.0 - cfg.clip_eps, 1.0 + cfg.clip_eps)
     actor_loss = -jnp.mean(jnp.minimum(ratio * adv, clipped * adv))
     v_clipped = mb.value + jnp.clip(v - mb.value, -cfg.clip_eps, cfg.clip_eps)
@@ -83,9 +105,10 @@ def objective(
 
 
 def update(
-    cfg: TrainConfig, learner: Learner, batch: Batch, key: jax.Array
+    cfg: TrainConfig, learner: Learner, batch: Batch, key: jax.Array, axis_name: str | None = None
 ) -> tuple[Learner, dict[str, jax.Array]]:
-    """``ppo_epochs`` x ``ppo_minibatches`` gradient steps on ``batch``; mean logs."""
+    """``ppo_epochs`` x ``ppo_minibatches`` gradient steps on ``batch``; mean logs. With
+    ``axis_name``, ``batch`` is this device's share and the steps are the devices' joint ones."""
     tx = optimiser(cfg)
     n = batch.obs.shape[0]
     size = n // cfg.ppo_minibatches
@@ -93,7 +116,9 @@ def update(
     def minibatch(state: tuple, idx: jax.Array) -> tuple[tuple, dict]:
         nets, opt = state
         mb = jax.tree_util.tree_map(lambda x: x[idx], batch)
-        grads, logs = jax.grad(lambda p: loss(cfg, p, mb), has_aux=True)(nets)
+        grads, logs = jax.grad(lambda p: loss(cfg, p, mb, axis_name), has_aux=True)(nets)
+        if axis_name is not None:
+            grads, logs = jax.lax.pmean((grads, logs), axis_name)
         upd, opt = tx.update(grads, opt, nets)
         return (optax.apply_updates(nets, upd), opt), logs
 

@@ -8,6 +8,7 @@ wall-clock budget. Time spent compiling counts against the budget.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -145,7 +146,8 @@ def run(
     carry = algos.init_carry(jax.random.PRNGKey(seed), cfg, params, site, learner)
     if resume is not None:
         ck = checkpoint.load(resume)
-        if ck.cfg != cfg or ck.params != params:
+        # the device count is how, not what, it trained: resume on any number of devices
+        if dataclasses.replace(ck.cfg, devices=cfg.devices) != cfg or ck.params != params:
             raise ConfigError(
                 "resume",
                 "checkpoint was trained with a different config or world; "

@@ -159,9 +159,16 @@ def shape_reward(cfg: TrainConfig, reward: jax.Array, info: Any, params: WorldPa
     return reward - cfg.move_penalty * info.moved / params.max_move
 
 
-def _iteration(
-    cfg: TrainConfig, params: WorldParams, pool: Any, carry: Carry, _: Any
+def iteration(
+    cfg: TrainConfig,
+    params: WorldParams,
+    pool: Any,
+    carry: Carry,
+    _: Any,
+    axis_name: str | None = None,
 ) -> tuple[Carry, Any]:
+    """One iteration: step every world, store the transitions, update when the buffer is ready
+    (with ``axis_name``: on this device's worlds and buffer, jointly with the other devices)."""
     key, k_act, k_step, k_upd = jax.random.split(carry.key, 4)
     b = cfg.num_envs
     action = _explore(cfg, carry, k_act)
@@ -198,7 +205,7 @@ def _iteration(
         def one(i: int, acc: tuple[maddpg.Learner, dict]) -> tuple[maddpg.Learner, dict]:
             lrn, logs = acc
             batch = rb.sample(buf, jax.random.fold_in(k_upd, i), cfg.batch_size)
-            lrn, new_logs = maddpg.update(cfg, lrn, batch)
+            lrn, new_logs = maddpg.update(cfg, lrn, batch, axis_name)
             return lrn, jax.tree_util.tree_map(jnp.add, logs, new_logs)
 
         lrn, logs = jax.lax.fori_loop(0, cfg.updates_per_iter, one, (learner, _zero_logs()))
@@ -300,16 +307,22 @@ def make_chunk(
         key, k_pool = jax.random.split(carry.key)
         pool = fresh_pool(cfg, params, k_pool, site)
         carry, (stats, logs) = jax.lax.scan(
-            partial(_iteration, cfg, params, pool),
+            partial(iteration, cfg, params, pool),
             carry.replace(key=key),
             None,
             length=cfg.chunk_iters,
         )
-        out = {k: jnp.sum(v) for k, v in stats.items()}
-        n_upd = jnp.sum(logs["updated"])
-        for k in LOSS_NAMES:
-            out[k] = jnp.sum(logs[k]) / jnp.maximum(n_upd, 1.0)
-        out["updated_iters"] = n_upd
-        return carry, out
+        return carry, chunk_stats(stats, logs)
 
     return chunk
+
+
+def chunk_stats(stats: dict, logs: dict) -> dict:
+    """A chunk's statistics from its iterations': episode sums, the losses' means over the
+    iterations that updated, ``updated_iters``."""
+    out = {k: jnp.sum(v) for k, v in stats.items()}
+    n_upd = jnp.sum(logs["updated"])
+    for k in LOSS_NAMES:
+        out[k] = jnp.sum(logs[k]) / jnp.maximum(n_upd, 1.0)
+    out["updated_iters"] = n_upd
+    return out
