@@ -7,6 +7,6 @@ cd "$(dirname "$0")/.."
 .venv/bin/ruff format --check src tests benchmarks
 # the layer contract and the no-circle contract in pyproject.toml ([tool.importlinter])
 .venv/bin/lint-imports --no-cache
-.venv/bin/python -m pytest -m "not slow" "$@"
+.venv/bin/python -m pytest -m "not slow" --durations=15 "$@"
 # pytest exits 5 when a selection holds no test; an empty slow selection is not a failure.
-.venv/bin/python -m pytest -m slow "$@" || { rc=$?; [ "$rc" = 5 ] || exit "$rc"; }
+.venv/bin/python -m pytest -m slow --durations=15 "$@" || { rc=$?; [ "$rc" = 5 ] || exit "$rc"; }
