@@ -61,7 +61,9 @@ def pid_alive(pid: int, datadir: Path | None = None) -> bool:
             return False
     if datadir is not None:
         cmd = proc_cmdline(pid)
-        if cmd is not None and str(datadir) not in cmd:
+        # an exiting process reads as an empty command line before it turns zombie: still ours
+        # (taking it for a reused id let terminate() return while the process was still alive)
+        if cmd and str(datadir) not in cmd:
             return False  # the id was reused by another process: not ours to signal
     return True
 
