@@ -14,8 +14,6 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
-import optax
 
 from chainsense.marl import mappo_networks as mnet
 from chainsense.marl import mappo_update
@@ -54,25 +52,11 @@ def update(
 ) -> tuple[mappo_update.Learner, dict[str, jax.Array]]:
     """``ppo_epochs`` x ``ppo_minibatches`` gradient steps, each on a shuffled subset of
     ``num_envs / ppo_minibatches`` worlds; mean logs."""
-    tx = mappo_update.optimiser(cfg)
-    worlds = batch.hidden.shape[0]
-    size = worlds // cfg.ppo_minibatches
-
-    def minibatch(state: tuple, idx: jax.Array) -> tuple[tuple, dict]:
-        nets, opt = state
-        mb = take_worlds(batch, idx)
-        grads, logs = jax.grad(lambda p: loss(cfg, p, mb), has_aux=True)(nets)
-        upd, opt = tx.update(grads, opt, nets)
-        return (optax.apply_updates(nets, upd), opt), logs
-
-    def epoch(state: tuple, k: jax.Array) -> tuple[tuple, dict]:
-        perm = jax.random.permutation(k, worlds)[: size * cfg.ppo_minibatches]
-        return jax.lax.scan(minibatch, state, perm.reshape(cfg.ppo_minibatches, size))
-
-    keys = jax.random.split(key, cfg.ppo_epochs)
-    (nets, opt), logs = jax.lax.scan(epoch, ((learner.actor, learner.critic), learner.opt), keys)
-    steps = cfg.ppo_epochs * cfg.ppo_minibatches
-    new = mappo_update.Learner(
-        actor=nets[0], critic=nets[1], opt=opt, updates=learner.updates + steps
+    return mappo_update.run_epochs(
+        cfg,
+        learner,
+        batch.hidden.shape[0],
+        lambda idx: take_worlds(batch, idx),
+        lambda nets, mb: loss(cfg, nets, mb),
+        key,
     )
-    return new, jax.tree_util.tree_map(jnp.mean, logs)

@@ -14,6 +14,7 @@ would take on the union of their shares. Without it the code is the single-devic
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -109,14 +110,37 @@ def update(
 ) -> tuple[Learner, dict[str, jax.Array]]:
     """``ppo_epochs`` x ``ppo_minibatches`` gradient steps on ``batch``; mean logs. With
     ``axis_name``, ``batch`` is this device's share and the steps are the devices' joint ones."""
+    return run_epochs(
+        cfg,
+        learner,
+        batch.obs.shape[0],
+        lambda idx: jax.tree_util.tree_map(lambda x: x[idx], batch),
+        lambda nets, mb: loss(cfg, nets, mb, axis_name),
+        key,
+        axis_name,
+    )
+
+
+def run_epochs(
+    cfg: TrainConfig,
+    learner: Learner,
+    n: int,
+    take: Callable[[jax.Array], Any],
+    loss_of: Callable[[tuple[Any, Any], Any], tuple[jax.Array, dict]],
+    key: jax.Array,
+    axis_name: str | None = None,
+) -> tuple[Learner, dict[str, jax.Array]]:
+    """PPO's optimisation loop, shared by the feed-forward and the recurrent update:
+    ``ppo_epochs`` passes over ``n`` samples (slots, or whole worlds' sequences) in
+    ``ppo_minibatches`` shuffled minibatches ``take(indices)``, one Adam step on
+    ``loss_of(nets, minibatch)`` each (gradients averaged over ``axis_name`` when given)."""
     tx = optimiser(cfg)
-    n = batch.obs.shape[0]
     size = n // cfg.ppo_minibatches
 
     def minibatch(state: tuple, idx: jax.Array) -> tuple[tuple, dict]:
         nets, opt = state
-        mb = jax.tree_util.tree_map(lambda x: x[idx], batch)
-        grads, logs = jax.grad(lambda p: loss(cfg, p, mb, axis_name), has_aux=True)(nets)
+        mb = take(idx)
+        grads, logs = jax.grad(lambda p: loss_of(p, mb), has_aux=True)(nets)
         if axis_name is not None:
             grads, logs = jax.lax.pmean((grads, logs), axis_name)
         upd, opt = tx.update(grads, opt, nets)
