@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import time
 from pathlib import Path
@@ -27,7 +26,15 @@ from typing import Any
 
 import jax
 
-from bench_learning import SHOWN, parse_sets, peak_mb, print_table, row, world_params
+from bench_learning import (
+    SHOWN,
+    parse_sets,
+    peak_mb,
+    print_table,
+    row,
+    world_params,
+    write_report,
+)
 from chainsense.marl import imitation, registry, session
 from chainsense.marl.config import TrainConfig, load_train_config
 from chainsense.marl.evaluate import EvalTable, evaluate
@@ -129,10 +136,7 @@ def main() -> None:
         "peak_mb": peak_mb(),
     }
     print(f"peak memory {report['peak_mb']:,.0f} MB; load average after {report['load_after']}")
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=1, default=float), encoding="utf-8")
-        print(f"wrote {args.json}")
+    write_report(report, args.json)
 
 
 if __name__ == "__main__":

@@ -339,10 +339,16 @@ def main() -> None:
     report["load_after"] = os.getloadavg()
     after = report["load_after"][0]
     print(f"peak memory: {report['peak_mb']:,.0f} MB; load average after {after:.2f}")
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=1, default=float), encoding="utf-8")
-        print(f"wrote {args.json}")
+    write_report(report, args.json)
+
+
+def write_report(report: dict[str, Any], path: Path | None) -> None:
+    """The report as JSON at ``path`` (nothing when None), its folder made if missing."""
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=1, default=float), encoding="utf-8")
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":
