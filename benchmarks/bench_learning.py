@@ -150,6 +150,7 @@ def train_and_evaluate(
         "updates_s": res.updates / res.seconds,
         "mean": table.mean,
         "pretrain": res.pretrain,  # cost of the planner clone PPO started from (imitate=planner)
+        "selection": res.selection,  # the validation-map choice (select_every > 0)
         "curve": [
             {
                 k: r[k]
@@ -159,6 +160,7 @@ def train_and_evaluate(
                     "return",
                     "energy_efficiency",
                     "data_collection_ratio",
+                    "validation",
                 )
             }
             for r in res.rows
@@ -250,6 +252,13 @@ def run_comparison(
             for k in SHOWN:
                 per_seed[k].append(table.mean[k])
             m = table.mean
+            if run["selection"]:
+                sel = run["selection"]
+                print(
+                    f"{algo} seed {s}: kept env step {sel['best_env_steps']:,} "
+                    f"(validation {sel['metric']} {sel['best_score']:.4f}, "
+                    f"{len(sel['history'])} scored)"
+                )
             print(
                 f"{algo} seed {s}: {run['env_steps']:,} env steps, {run['updates']:,} updates "
                 f"in {run['seconds']:.0f} s ({run['cpu_seconds']:.0f} CPU-s); "

@@ -70,6 +70,7 @@ def test_train_then_evaluate_checkpoint(tmp_path: Path) -> None:
         (["train", "--algo", "maddpg", "--steps", "10", "--devices", "64"], "buffer_size"),
         (["train", "--preset", "small", "--steps", "10", "--resume", "nope.msgpack"], "not found"),
         (["train", "--algo", "maddpg", "--recurrent", "--steps", "10"], "recurrent"),
+        (["train", "--preset", "small", "--steps", "10", "--select-every", "-5"], "select_every"),
         (["evaluate", "--policy", "maddpg", "--preset", "small"], "--checkpoint"),
         (["evaluate", "--policy", "mappo", "--preset", "small"], "--checkpoint"),
         (["evaluate", "--preset", "small", "--eval-noise", "-0.5"], "eval_noise"),

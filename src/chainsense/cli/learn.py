@@ -92,6 +92,12 @@ def train_cmd(
         "--devices",
         help="Split the worlds over N devices (CPU: XLA host devices; overrides config)",
     ),
+    select_every: int | None = typer.Option(
+        None,
+        "--select-every",
+        help="Score the fleet on validation maps every N env steps and keep the best "
+        "(0: keep the last; overrides config).",
+    ),
 ) -> None:
     """Train a MADDPG / IDDPG / MAPPO fleet; writes checkpoint, logs, curves, evaluation."""
     # imported here, not at the top: `chainsense --help` must not pay for JAX
@@ -119,6 +125,7 @@ def train_cmd(
         demo_episodes=demo_episodes,
         dagger_rounds=dagger_rounds,
         devices=devices,
+        select_every=select_every,
     )
     # XLA reads the host device count when JAX first computes: ask before anything runs
     sharding.request_host_devices(cfg.devices)
@@ -171,6 +178,13 @@ def train_cmd(
         f"{result.episodes:,} episodes in {result.seconds:.1f} s "
         f"({result.steps_per_second:,.0f} env steps/s incl. compilation)"
     )
+    if result.selection:
+        chosen = result.selection
+        _console.print(
+            f"kept the fleet of env step {chosen['best_env_steps']:,}: "
+            f"{chosen['metric']} {chosen['best_score']:.4f} on {chosen['episodes']} "
+            f"validation maps (best of {len(chosen['history'])} scored)"
+        )
     if eval_episodes > 0:
         fleet = LearnedPolicy(result.learner.actor, cfg)
         contenders = registry.with_baselines(cfg.algo, fleet) if compare else [(cfg.algo, fleet)]

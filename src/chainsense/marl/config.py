@@ -46,6 +46,9 @@ class TrainConfig:
     parallel, learner replicated, gradients averaged: ``marl.sharding``,
     ``marl.maddpg_sharding``); on a CPU they are XLA host devices,
     which ``chainsense train --devices`` asks for before JAX starts.
+    ``select_every > 0`` scores the fleet every that many env steps on ``select_episodes``
+    validation maps and keeps the best-scoring learner as the run's result (``marl.selection``);
+    0 keeps the last learner.
     """
 
     algo: Algo = "maddpg"
@@ -91,6 +94,8 @@ class TrainConfig:
     recurrent: bool = False
     gru_hidden: int = 64
     devices: int = 1
+    select_every: int = 0
+    select_episodes: int = 32
 
     def __post_init__(self) -> None:
         positive_ints = (
@@ -120,6 +125,14 @@ class TrainConfig:
         self._check_ppo()
         self._check_imitation()
         self._check_devices()
+        if not 0 <= self.select_every <= 10**12:
+            raise ConfigError(
+                "select_every", f"must be in [0, 1e12] env steps (0: off), got {self.select_every}"
+            )
+        if not 1 <= self.select_episodes <= 1024:
+            raise ConfigError(
+                "select_episodes", f"must be in [1, 1024], got {self.select_episodes}"
+            )
         if not 0.0 < self.tau <= 1.0:
             raise ConfigError("tau", f"must be in (0, 1], got {self.tau}")
         if not 0 <= self.sensor_headings <= 64:

@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from tensorboardX import SummaryWriter
 
 from chainsense.errors import ChainsenseError, ConfigError
-from chainsense.marl import algos, checkpoint, imitation, train
+from chainsense.marl import algos, checkpoint, imitation, selection, train
 from chainsense.marl.config import TrainConfig
 from chainsense.sim.maps import WorldMap, map_arrays
 from chainsense.sim.params import WorldParams
@@ -35,6 +35,7 @@ LOG_COLUMNS = (
     *train.METRIC_NAMES,
     *train.LOSS_NAMES,
     "noise",
+    "validation",  # validation-map score when the fleet was scored after this chunk, else NaN
 )
 
 
@@ -53,6 +54,7 @@ class TrainResult:
     interrupted: bool = False
     files: dict[str, Path] = field(default_factory=dict)
     pretrain: dict[str, Any] = field(default_factory=dict)  # ``marl.imitation`` report, if any
+    selection: dict[str, Any] = field(default_factory=dict)  # ``marl.selection`` report, if any
 
     @property
     def steps_per_second(self) -> float:
@@ -80,6 +82,8 @@ class _Logger:
             group = "episode" if k in ("return", *train.METRIC_NAMES) else "train"
             if group == "episode" and row["episodes"] == 0:
                 continue
+            if not np.isfinite(row[k]):
+                continue
             self._tb.add_scalar(f"{group}/{k}", row[k], step)
         self._tb.flush()
 
@@ -96,6 +100,7 @@ def _row(out: dict[str, Any], env_steps: int, updates: int, seconds: float, nois
         "seconds": seconds,
         "episodes": n,
         "noise": noise,
+        "validation": float("nan"),
     }
     for k in ("return", *train.METRIC_NAMES):
         row[k] = float(out[k]) / n if n > 0 else float("nan")
@@ -129,6 +134,9 @@ def run(
     MAPPO starts from ``learner`` when given; else, with ``cfg.imitate = "planner"`` and no
     ``resume``, from a clone of the planner (``marl.imitation``; its cost is in
     ``result.pretrain``, outside the step and time budgets).
+    With ``cfg.select_every > 0`` the result's learner (and ``fleet.msgpack``) is the one that
+    scored best on the validation maps (``marl.selection``); the last one, to resume from, is
+    then also written as ``fleet_last.msgpack``.
     """
     if steps is None and minutes is None:
         raise ConfigError("steps", "give a step budget (--steps) or a time budget (--minutes)")
@@ -147,7 +155,9 @@ def run(
     if resume is not None:
         ck = checkpoint.load(resume)
         # the device count is how, not what, it trained: resume on any number of devices
-        if dataclasses.replace(ck.cfg, devices=cfg.devices) != cfg or ck.params != params:
+        # how it trained and how it is chosen, not what: resume with any of these
+        how = {k: getattr(cfg, k) for k in ("devices", "select_every", "select_episodes")}
+        if dataclasses.replace(ck.cfg, **how) != cfg or ck.params != params:
             raise ConfigError(
                 "resume",
                 "checkpoint was trained with a different config or world; "
@@ -159,6 +169,7 @@ def run(
         key = jax.random.fold_in(jax.random.PRNGKey(seed), start_steps)
         carry = carry.replace(learner=ck.learner, env_steps=jax.numpy.int32(start_steps), key=key)
     chunk = algos.make_chunk(cfg, params, site)
+    chooser = selection.Selection(cfg, params, world_map)
     logger = _Logger(out) if out is not None else None
     rows: list[dict[str, float]] = []
     per_chunk = algos.steps_per_chunk(cfg)
@@ -186,6 +197,8 @@ def run(
             updates = int(carry.learner.updates)  # restored with the learner on resume
             elapsed = time.perf_counter() - t0
             row = _row(stats, env_steps, updates, start_seconds + elapsed, noise)
+            if chooser.due(env_steps):
+                row["validation"] = chooser.consider(carry.learner, env_steps)
             rows.append(row)
             if logger is not None:
                 logger.write(row)
@@ -201,20 +214,25 @@ def run(
     finally:
         if logger is not None:
             logger.close()
-    seconds = time.perf_counter() - t0
     if any(x.is_deleted() for x in jax.tree_util.tree_leaves(carry.learner)):
         raise ChainsenseError("train: interrupted inside a compiled chunk; nothing was saved")
+    final_steps = start_steps + done_steps
+    if cfg.select_every > 0 and chooser.history and chooser.history[-1][0] != final_steps:
+        chooser.consider(carry.learner, final_steps)  # the last fleet is a candidate too
+    seconds = time.perf_counter() - t0
+    chosen = chooser.best_learner if chooser.best_learner is not None else carry.learner
     result = TrainResult(
         cfg=cfg,
         params=params,
-        learner=carry.learner,
+        learner=chosen,
         rows=rows,
-        env_steps=start_steps + done_steps,
+        env_steps=final_steps,
         updates=int(carry.learner.updates),
         episodes=episodes,
         seconds=seconds,
         interrupted=interrupted,
         pretrain=pretrain,
+        selection=chooser.report() if chooser.history else {},
     )
     if out is not None:
         progress = {
@@ -224,10 +242,16 @@ def run(
             "seconds": start_seconds + seconds,
             "seed": seed,
         }
+        if chosen is not carry.learner:  # the last learner is the one to resume from
+            result.files["last_checkpoint"] = checkpoint.save(
+                out / "fleet_last.msgpack",
+                checkpoint.Checkpoint(cfg, params, carry.learner, progress),
+            )
+            progress = {**progress, "chosen_env_steps": chooser.best_env_steps}
         ck_path = checkpoint.save(
-            out / "fleet.msgpack", checkpoint.Checkpoint(cfg, params, carry.learner, progress)
+            out / "fleet.msgpack", checkpoint.Checkpoint(cfg, params, chosen, progress)
         )
-        result.files = {
+        result.files |= {
             "checkpoint": ck_path,
             "log": logger.csv_path if logger else out / "train_log.csv",
             "tensorboard": out / "tensorboard",

@@ -1,0 +1,119 @@
+"""Model selection on validation maps: the kept fleet is the best-scoring one, its checkpoint
+reproduces that score, the last fleet stays available to resume from, bad settings are refused."""
+
+import dataclasses
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from chainsense.cli import main
+from chainsense.errors import ConfigError
+from chainsense.marl import algos, checkpoint, selection, session
+from chainsense.marl.config import TrainConfig
+from chainsense.marl.evaluate import evaluate
+from chainsense.marl.learned import LearnedPolicy
+from chainsense.sim.params import preset
+
+SMALL = preset("small")
+CFG = TrainConfig(algo="mappo", num_envs=32, chunk_iters=4, select_every=1, select_episodes=6)
+
+
+def _score(learner: object, cfg: TrainConfig = CFG) -> float:
+    table = evaluate(
+        LearnedPolicy(learner.actor, cfg), SMALL, selection.Selection(cfg, SMALL).seeds
+    )
+    return table.mean[selection.SCORE]
+
+
+def test_keeps_the_best_of_several_learners_and_schedules_by_env_steps() -> None:
+    cfg = TrainConfig(algo="mappo", select_every=100, select_episodes=6)
+    chooser = selection.Selection(cfg, SMALL)
+    learners = [algos.init_learner(jax.random.PRNGKey(i), cfg, SMALL) for i in range(4)]
+    scores = [_score(lr, cfg) for lr in learners]
+    assert len(set(scores)) > 1  # random actors differ, else the test proves nothing
+    assert chooser.due(0)
+    for i, lr in enumerate(learners):
+        assert chooser.consider(lr, 100 * i + 5) == pytest.approx(scores[i])
+    best = int(np.argmax(scores))
+    assert chooser.best_score == pytest.approx(max(scores))
+    assert chooser.best_env_steps == 100 * best + 5
+    assert [s for s, _ in chooser.history] == [5, 105, 205, 305]
+    kept = jax.tree_util.tree_leaves(chooser.best_learner.actor)
+    want = jax.tree_util.tree_leaves(learners[best].actor)
+    assert all(np.array_equal(a, b) for a, b in zip(kept, want, strict=True))
+    assert not chooser.due(399) and chooser.due(400)  # every 100 env steps after the last
+    # validation maps are neither the benchmark's held-out maps nor a short range after them
+    assert min(chooser.seeds) == selection.VALIDATION_FIRST_MAP > 10_000 + 1024
+
+
+def test_training_keeps_the_validated_fleet_and_the_last_one_to_resume(tmp_path: Path) -> None:
+    res = session.run(CFG, SMALL, seed=0, steps=algos.steps_per_chunk(CFG) * 6, out_dir=tmp_path)
+    sel = res.selection
+    scores = [v for _, v in sel["history"]]
+    assert len(scores) == 6  # every chunk (select_every = 1 env step), the last one included
+    assert sel["best_score"] == max(scores)
+    assert sel["best_env_steps"] == sel["history"][int(np.argmax(scores))][0]
+    # what training returns and what fleet.msgpack holds reproduce the validation score
+    assert _score(res.learner) == pytest.approx(sel["best_score"], rel=1e-6)
+    saved = checkpoint.load(tmp_path / "fleet.msgpack")
+    assert _score(saved.learner) == pytest.approx(sel["best_score"], rel=1e-6)
+    last = checkpoint.load(tmp_path / "fleet_last.msgpack")
+    assert last.progress["env_steps"] == res.env_steps
+    assert _score(last.learner) == pytest.approx(scores[-1], rel=1e-6)
+    validated = [r["validation"] for r in res.rows]
+    np.testing.assert_allclose(validated, scores)  # every row scored, the last included
+    log = (tmp_path / "train_log.csv").read_text().splitlines()
+    assert log[0].split(",")[-1] == "validation" and len(log) == 7
+    # resuming may change how a fleet is chosen (not what is trained)
+    more = session.run(
+        _no_select(CFG),
+        SMALL,
+        seed=0,
+        steps=algos.steps_per_chunk(CFG),
+        resume=tmp_path / "fleet_last.msgpack",
+    )
+    assert more.selection == {} and more.env_steps == res.env_steps + algos.steps_per_chunk(CFG)
+
+
+def _no_select(cfg: TrainConfig) -> TrainConfig:
+    return dataclasses.replace(cfg, select_every=0)
+
+
+def test_without_selection_the_last_fleet_is_kept(tmp_path: Path) -> None:
+    cfg = _no_select(CFG)
+    res = session.run(cfg, SMALL, seed=0, steps=algos.steps_per_chunk(cfg) * 2, out_dir=tmp_path)
+    assert res.selection == {}
+    assert not (tmp_path / "fleet_last.msgpack").exists()
+    assert all(np.isnan(r["validation"]) for r in res.rows)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("select_every", -1),
+        ("select_every", 10**13),
+        ("select_episodes", 0),
+        ("select_episodes", 5000),
+    ],
+)
+def test_bad_selection_settings_name_the_field(field: str, value: int) -> None:
+    with pytest.raises(ConfigError, match=field):
+        TrainConfig(algo="mappo", **{field: value})
+
+
+def test_cli_train_keeps_and_reports_the_validated_fleet(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "240")  # one line per message: the text is not cut by wrapping
+    with pytest.raises(SystemExit) as info:
+        main([
+            "train", "--algo", "mappo", "--preset", "small", "--steps", "50000",
+            "--select-every", "20000", "--eval-episodes", "2", "--no-compare",
+            "--out", str(tmp_path),
+        ])  # fmt: skip
+    out = capsys.readouterr().out
+    assert info.value.code in (0, None), out
+    assert "kept the fleet of env step" in out and "validation maps" in out
+    assert (tmp_path / "fleet.msgpack").is_file() and (tmp_path / "fleet_last.msgpack").is_file()
