@@ -1,0 +1,88 @@
+"""Model selection on validation maps, run by run: the validation score of every scored fleet
+against env steps, the fleet each run kept, and where the heuristics stand.
+
+Reads a ``bench_learning.py --json`` report of runs trained with ``select_every > 0``. One line
+per training seed: the efficiency on the validation maps at every scoring; a star marks the
+fleet kept, labelled with its score on the held-out maps. Dashed lines are ``greedy`` and
+``greedy-local`` on the held-out maps, the dotted one 1.03 x greedy (the ``paper`` target).
+
+    python benchmarks/plot_selection.py docs/figures/learning/selection/paper_20min.json \
+        --out docs/figures/learning/selection/paper_20min.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+
+def scored(run: dict) -> tuple[list[float], list[float]]:
+    """(env steps, validation score) of every scoring of one run, from its selection report."""
+    history = run.get("selection", {}).get("history", [])
+    return [float(s) for s, _ in history], [float(v) for _, v in history]
+
+
+def kept(run: dict) -> tuple[float, float, float]:
+    """(env steps, validation score, held-out efficiency) of the fleet one run kept."""
+    sel = run["selection"]
+    return (
+        float(sel["best_env_steps"]),
+        float(sel["best_score"]),
+        float(run["mean"]["energy_efficiency"]),
+    )
+
+
+def plot(report: dict, out: Path) -> Path:
+    """Draw every learned run of ``report``; refuses a report without selection."""
+    runs = [(algo, r) for algo, rs in report["runs"].items() for r in rs if r.get("selection")]
+    if not runs:
+        raise SystemExit("plot_selection: no run of this report was trained with select_every > 0")
+    fig = Figure(figsize=(8.0, 4.6))
+    ax = fig.add_subplot()
+    for algo, run in runs:
+        x, y = scored(run)
+        line = ax.plot([v / 1e6 for v in x], y, lw=1.1, label=f"{algo} seed {run['seed']}")[0]
+        bx, by, test = kept(run)
+        ax.plot([bx / 1e6], [by], "*", ms=13, color=line.get_color())
+        ax.annotate(
+            f"held-out {test:.3f}",
+            (bx / 1e6, by),
+            textcoords="offset points",
+            xytext=(4, 6),
+            fontsize=7,
+            color=line.get_color(),
+        )
+    rows = report["rows"]
+    for name, style in (("greedy", "--"), ("greedy-local", "-.")):
+        if name in rows and not math.isnan(rows[name]["energy_efficiency"][0]):
+            level = rows[name]["energy_efficiency"][0]
+            ax.axhline(level, ls=style, color="grey", lw=1, label=f"{name} (held-out maps)")
+    if "greedy" in rows:
+        target = 1.03 * rows["greedy"]["energy_efficiency"][0]
+        ax.axhline(target, ls=":", color="black", lw=1, label="1.03 x greedy")
+    ax.set_xlabel("env steps (millions)")
+    ax.set_ylabel("energy efficiency on the validation maps")
+    ax.set_title(f"{report['preset']}: fleets scored on validation maps, the star is the one kept")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("report", type=Path, help="bench_learning.py --json report")
+    ap.add_argument("--out", type=Path, default=Path("selection.png"))
+    args = ap.parse_args()
+    report = json.loads(args.report.read_text(encoding="utf-8"))
+    print(f"wrote {plot(report, args.out)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""benchmarks/plot_selection.py: reads every scoring of a run, marks the kept fleet, refuses a
+report trained without selection."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "plot_selection.py"
+_spec = importlib.util.spec_from_file_location("plot_selection", SCRIPT)
+assert _spec is not None and _spec.loader is not None
+plot_selection = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(plot_selection)
+
+
+def _run(seed: int, history: list[list[float]], best: int, test: float) -> dict:
+    sel = {"history": history, "best_env_steps": history[best][0], "best_score": history[best][1]}
+    return {"seed": seed, "selection": sel, "mean": {"energy_efficiency": test}}
+
+
+REPORT = {
+    "preset": "paper",
+    "runs": {"mappo": [_run(0, [[2e6, 5.9], [4e6, 6.3], [6e6, 4.1]], 1, 6.2)]},
+    "rows": {
+        "greedy": {"energy_efficiency": [6.02, 0.1]},
+        "mappo": {"energy_efficiency": [6.2, 0]},
+    },
+}
+
+
+def test_scored_and_kept_come_from_the_selection_report() -> None:
+    run = REPORT["runs"]["mappo"][0]
+    assert plot_selection.scored(run) == ([2e6, 4e6, 6e6], [5.9, 6.3, 4.1])
+    assert plot_selection.kept(run) == (4e6, 6.3, 6.2)
+
+
+def test_plot_is_written_and_a_report_without_selection_is_refused(tmp_path: Path) -> None:
+    out = plot_selection.plot(REPORT, tmp_path / "sel.png")
+    assert out.stat().st_size > 10_000
+    bare = {**REPORT, "runs": {"mappo": [{"seed": 0, "selection": {}, "mean": {}}]}}
+    with pytest.raises(SystemExit, match="select_every"):
+        plot_selection.plot(bare, tmp_path / "none.png")
