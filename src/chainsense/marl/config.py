@@ -95,7 +95,7 @@ class TrainConfig:
     gru_hidden: int = 64
     devices: int = 1
     select_every: int = 0
-    select_episodes: int = 32
+    select_episodes: int = 128
 
     def __post_init__(self) -> None:
         positive_ints = (

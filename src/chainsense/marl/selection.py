@@ -8,6 +8,11 @@ from the benchmark's held-out maps 10000.. and from the maps training draws from
 stream) and keeps a host copy of the best learner. The held-out test stays unbiased: its maps
 play no part in the choice. Scoring costs one batched evaluation (``marl.evaluate``) and its
 wall clock counts against a time budget like everything else.
+
+Why 128 maps by default: on ``paper`` one fleet's efficiency varies by 0.43 (SD) from map to
+map, so a 32-map score is +- 0.076 (SE) and the best of 60 such scores sits about 0.17 above
+what the kept fleet does on fresh maps (measured: 6.30 on its validation maps, 6.04 on the
+held-out ones). 128 maps halve that for 0.3 s per scoring.
 """
 
 from __future__ import annotations
