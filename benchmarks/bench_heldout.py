@@ -17,8 +17,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from bench_learning import SHOWN, mean_ci, write_report
-from chainsense.marl import checkpoint, registry
+from bench_learning import SHOWN, baseline_row, print_table, row, write_report
+from chainsense.marl import checkpoint
 from chainsense.marl.evaluate import evaluate
 from chainsense.marl.learned import LearnedPolicy
 
@@ -39,10 +39,9 @@ def score(paths: list[Path], seeds: list[int], baselines: list[str]) -> dict[str
             f"{p.parent.name}/{p.name}: efficiency {m['energy_efficiency']:.4f}, "
             f"collection {m['data_collection_ratio']:.4f}, failures {m['failure']:.2f}"
         )
-    rows = {"fleet": {k: list(mean_ci([r["mean"][k] for r in runs])) for k in SHOWN}}
+    rows = {"fleet": row({k: [r["mean"][k] for r in runs] for k in SHOWN})}
     for name in baselines:
-        tb = evaluate(registry.baseline(name), params, seeds, name)
-        rows[name] = {k: [tb.mean.get(k, float("nan")), 0.0] for k in SHOWN}
+        rows[name] = baseline_row(name, params, seeds)
     return {"episodes": seeds, "runs": runs, "rows": rows}
 
 
@@ -58,13 +57,15 @@ def main() -> None:
         raise SystemExit(f"--episodes must be in [1, 100000], got {args.episodes}")
     seeds = list(range(args.first_map, args.first_map + args.episodes))
     report = score(args.checkpoints, seeds, [b for b in args.baselines.split(",") if b])
+    print()
+    print_table(report["rows"], {}, "greedy")
     ref = report["rows"].get("greedy", {}).get("energy_efficiency", [float("nan")])[0]
-    print(f"\n{'policy':14s}" + "".join(f"{k:>26s}" for k in SHOWN) + f"{'x greedy':>10s}")
-    for name, r in report["rows"].items():
-        cells = "".join(f"{r[k][0]:>16.4f} +- {r[k][1]:<6.3f}" for k in SHOWN)
-        lo = (r["energy_efficiency"][0] - r["energy_efficiency"][1]) / ref
-        print(f"{name:14s}{cells}{r['energy_efficiency'][0] / ref:>10.3f} (lower {lo:.3f})")
+    mean, half = report["rows"]["fleet"]["energy_efficiency"]
     report["per_seed_x_greedy"] = [r["mean"]["energy_efficiency"] / ref for r in report["runs"]]
+    print(
+        f"fleet: {mean / ref:.3f}x greedy, lower 95% bound {(mean - half) / ref:.3f}x; per seed "
+        + ", ".join(f"{x:.3f}" for x in report["per_seed_x_greedy"])
+    )
     write_report(report, args.json)
 
 

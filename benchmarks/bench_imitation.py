@@ -28,6 +28,7 @@ import jax
 
 from bench_learning import (
     SHOWN,
+    baseline_row,
     parse_sets,
     peak_mb,
     print_table,
@@ -35,7 +36,7 @@ from bench_learning import (
     world_params,
     write_report,
 )
-from chainsense.marl import imitation, registry, session
+from chainsense.marl import imitation, session
 from chainsense.marl.config import TrainConfig, load_train_config
 from chainsense.marl.evaluate import EvalTable, evaluate
 from chainsense.marl.learned import LearnedPolicy
@@ -116,9 +117,7 @@ def main() -> None:
     rows = {name: row({k: [r["mean"][k] for r in rs] for k in SHOWN}) for name, rs in runs.items()}
     for name in [b for b in args.baselines.split(",") if b]:
         t0, c0 = time.perf_counter(), time.process_time()
-        tb = evaluate(registry.baseline(name), params, maps, name)
-        nan = [float("nan")] * len(maps)
-        rows[name] = row({k: list(tb.per_episode.get(k, nan)) for k in SHOWN})
+        rows[name] = baseline_row(name, params, maps)
         cpu = time.process_time() - c0
         print(f"{name}: evaluated in {time.perf_counter() - t0:.0f} s, {cpu:.0f} CPU s")
     print()

@@ -174,6 +174,14 @@ def row(means: dict[str, list[float]]) -> dict[str, list[float]]:
     return {k: list(mean_ci(means[k])) for k in SHOWN}
 
 
+def baseline_row(name: str, params: WorldParams, seeds: list[int]) -> dict[str, list[float]]:
+    """Baseline ``name`` on the maps ``seeds``: every shown metric's mean and 95% interval
+    over the episodes."""
+    tb = evaluate(registry.baseline(name), params, seeds, name)
+    nan = np.full(len(seeds), np.nan)  # a planner reports no failure counters
+    return row({k: list(tb.per_episode.get(k, nan)) for k in SHOWN})
+
+
 def print_table(
     rows: dict[str, dict[str, list[float]]], runs: dict[str, list[dict]], greedy: str
 ) -> None:
@@ -268,9 +276,7 @@ def run_comparison(
         rows[algo] = row(per_seed)
     for name in [b for b in args.baselines.split(",") if b]:
         t0 = time.perf_counter()
-        tb = evaluate(registry.baseline(name), params, seeds, name)
-        nan = np.full(len(seeds), np.nan)  # a planner reports no failure counters
-        rows[name] = row({k: list(tb.per_episode.get(k, nan)) for k in SHOWN})
+        rows[name] = baseline_row(name, params, seeds)
         print(f"{name}: evaluated in {time.perf_counter() - t0:.0f} s")
     print()
     print_table(rows, runs, "greedy")
