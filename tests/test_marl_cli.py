@@ -71,6 +71,8 @@ def test_train_then_evaluate_checkpoint(tmp_path: Path) -> None:
         (["train", "--preset", "small", "--steps", "10", "--resume", "nope.msgpack"], "not found"),
         (["train", "--algo", "maddpg", "--recurrent", "--steps", "10"], "recurrent"),
         (["train", "--preset", "small", "--steps", "10", "--select-every", "-5"], "select_every"),
+        (["train", "--preset", "small", "--steps", "10", "--shaping", "bonus"], "shaping"),
+        (["train", "--algo", "maddpg", "--steps", "10", "--shaping", "efficiency"], "energy_price"),
         (["evaluate", "--policy", "maddpg", "--preset", "small"], "--checkpoint"),
         (["evaluate", "--policy", "mappo", "--preset", "small"], "--checkpoint"),
         (["evaluate", "--preset", "small", "--eval-noise", "-0.5"], "eval_noise"),

@@ -71,6 +71,12 @@ def train_cmd(
         "--recurrent/--no-recurrent",
         help="MAPPO: a GRU actor that remembers the episode (overrides config).",
     ),
+    shaping: str | None = typer.Option(
+        None,
+        "--shaping",
+        help="Training reward: none (the paper's), move (minus a move penalty) or efficiency "
+        "(the judged metric's gain, energy priced at the fleet's own efficiency; MAPPO).",
+    ),
     minutes: float | None = typer.Option(
         None, "--minutes", help="Wall-clock budget (10 when neither budget is given)."
     ),
@@ -126,6 +132,7 @@ def train_cmd(
         dagger_rounds=dagger_rounds,
         devices=devices,
         select_every=select_every,
+        shaping=shaping,
     )
     # XLA reads the host device count when JAX first computes: ask before anything runs
     sharding.request_host_devices(cfg.devices)

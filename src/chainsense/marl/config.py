@@ -13,6 +13,7 @@ from chainsense.errors import ConfigError
 Algo = Literal["maddpg", "iddpg", "mappo"]
 CriticInput = Literal["joint_obs", "global"]
 Imitate = Literal["none", "planner"]
+Shaping = Literal["none", "move", "efficiency"]
 
 
 @dataclass(frozen=True)
@@ -71,8 +72,9 @@ class TrainConfig:
     sensor_headings: int = 8
     grad_clip: float = 1.0
     reward_scale: float = 1.0
-    shaping: Literal["none", "move"] = "move"
+    shaping: Shaping = "move"
     move_penalty: float = 0.5
+    energy_price: float = -1.0
     chunk_iters: int = 50
     memory: bool = True
     shared: bool = False
@@ -141,6 +143,7 @@ class TrainConfig:
             )
         if not 0.0 <= self.move_penalty <= 10.0:
             raise ConfigError("move_penalty", f"must be in [0, 10], got {self.move_penalty}")
+        self._check_energy_price()
         if self.warmup_steps < 0:
             raise ConfigError("warmup_steps", f"must be >= 0, got {self.warmup_steps}")
         for name in ("noise_start", "noise_end", "eval_noise"):
@@ -149,6 +152,20 @@ class TrainConfig:
         if self.buffer_size < self.num_envs:
             raise ConfigError(
                 "buffer_size", f"must hold at least one step of all worlds ({self.num_envs})"
+            )
+
+    def _check_energy_price(self) -> None:
+        if not (self.energy_price == -1.0 or 0.0 <= self.energy_price <= 1000.0):
+            raise ConfigError(
+                "energy_price",
+                f"must be -1 (follow the fleet's efficiency) or in [0, 1000], got "
+                f"{self.energy_price}",
+            )
+        if self.shaping == "efficiency" and self.energy_price < 0 and self.algo != "mappo":
+            raise ConfigError(
+                "energy_price",
+                "only MAPPO can follow the fleet's efficiency (a replay buffer keeps rewards "
+                f"priced long ago): set energy_price >= 0 for {self.algo}",
             )
 
     def _check_ppo(self) -> None:

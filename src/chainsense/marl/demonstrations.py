@@ -99,7 +99,7 @@ def _chunk(
         use_expert = jax.random.uniform(k_mix, (m, 1)) < beta
         disk = jnp.where(use_expert, expert, own)
         s2, o2, r, _, info = step(k_step, s, networks.to_physical(disk, params.max_move), params)
-        shaped = train.shape_reward(cfg, r, info, params) * cfg.reward_scale
+        shaped = train.shape_reward(cfg, r, info, params, s, s2) * cfg.reward_scale
         new = (lobs, expert, shaped)
         b = tuple(buf.at[i].set(x) for buf, x in zip(b, new, strict=True))
         return i + 1, (s2, o2, features.remember(disk, info.collision)), b

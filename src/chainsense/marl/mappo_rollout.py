@@ -50,6 +50,7 @@ class Carry:
     pool_used: jax.Array  # int32 entries of this iteration's world pool taken so far
     hidden: jax.Array  # [B, M, H] recurrent actor's hidden state (H = 0: feed-forward)
     start: jax.Array  # [B] True where the next slot starts an episode
+    price: jax.Array  # float32 energy price lambda of ``shaping = "efficiency"`` (train.next_price)
 
 
 def collect_step(
@@ -71,6 +72,8 @@ def collect_step(
     env, world_obs, reward, done, info = world.batch_step(
         jax.random.split(k_step, cfg.num_envs), carry.env, physical, params
     )
+    shaped = train.shape_reward(cfg, reward, info, params, carry.env, env, carry.price)
+    shaped = shaped * cfg.reward_scale
     memory = features.remember(disk, info.collision)
     next_obs = train.batch_learner_obs(cfg, env, world_obs, params, memory)
     ep_return = carry.ep_return + jnp.sum(reward, axis=-1)
@@ -83,7 +86,7 @@ def collect_step(
         z=z,
         logp=mnet.log_prob(z, mean, log_std),
         value=value,
-        reward=train.shape_reward(cfg, reward, info, params) * cfg.reward_scale,
+        reward=shaped,
         done=done.astype(jnp.float32),
         start=carry.start,
     )

@@ -56,6 +56,7 @@ def init_carry(
         pool_used=jnp.zeros((), jnp.int32),
         hidden=mnet.initial_hidden(cfg, (cfg.num_envs, params.num_mts)),
         start=jnp.ones((cfg.num_envs,), bool),
+        price=train.initial_price(cfg),
     )
 
 
@@ -88,6 +89,7 @@ def iteration(
         None,
         length=cfg.ppo_steps,
     )
+    carry = carry.replace(price=train.next_price(cfg, carry.price, stats, axis_name))
     last_value = mnet.value(cfg, carry.learner.critic, carry.obs)
     adv, target = rollout.gae(
         traj.reward, traj.value, traj.done[..., None], last_value, cfg.gamma, cfg.gae_lambda

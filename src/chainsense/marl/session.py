@@ -35,6 +35,7 @@ LOG_COLUMNS = (
     *train.METRIC_NAMES,
     *train.LOSS_NAMES,
     "noise",
+    "energy_price",  # lambda of shaping = "efficiency" after the chunk (train.next_price), or NaN
     "validation",  # validation-map score when the fleet was scored after this chunk, else NaN
 )
 
@@ -92,6 +93,11 @@ class _Logger:
         self._tb.close()
 
 
+def _prices(cfg: TrainConfig) -> bool:
+    """Whether the run's carry holds an energy price (MAPPO with ``shaping = "efficiency"``)."""
+    return cfg.algo == "mappo" and cfg.shaping == "efficiency"
+
+
 def _row(out: dict[str, Any], env_steps: int, updates: int, seconds: float, noise: float) -> dict:
     n = float(out["episodes"])
     row: dict[str, float] = {
@@ -100,6 +106,7 @@ def _row(out: dict[str, Any], env_steps: int, updates: int, seconds: float, nois
         "seconds": seconds,
         "episodes": n,
         "noise": noise,
+        "energy_price": float("nan"),
         "validation": float("nan"),
     }
     for k in ("return", *train.METRIC_NAMES):
@@ -168,6 +175,8 @@ def run(
         start_seconds = float(ck.progress["seconds"])
         key = jax.random.fold_in(jax.random.PRNGKey(seed), start_steps)
         carry = carry.replace(learner=ck.learner, env_steps=jax.numpy.int32(start_steps), key=key)
+        if "energy_price" in ck.progress:  # the running lambda goes on where it stopped
+            carry = carry.replace(price=jax.numpy.float32(ck.progress["energy_price"]))
     chunk = algos.make_chunk(cfg, params, site)
     chooser = selection.Selection(cfg, params, world_map)
     logger = _Logger(out) if out is not None else None
@@ -197,6 +206,8 @@ def run(
             updates = int(carry.learner.updates)  # restored with the learner on resume
             elapsed = time.perf_counter() - t0
             row = _row(stats, env_steps, updates, start_seconds + elapsed, noise)
+            if _prices(cfg):
+                row["energy_price"] = float(carry.price)
             if chooser.due(env_steps):
                 row["validation"] = chooser.consider(carry.learner, env_steps)
             rows.append(row)
@@ -242,6 +253,8 @@ def run(
             "seconds": start_seconds + seconds,
             "seed": seed,
         }
+        if _prices(cfg):
+            progress["energy_price"] = float(carry.price)
         if chosen is not carry.learner:  # the last learner is the one to resume from
             result.files["last_checkpoint"] = checkpoint.save(
                 out / "fleet_last.msgpack",

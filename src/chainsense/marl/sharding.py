@@ -78,6 +78,7 @@ def carry_specs() -> rollout.Carry:
         pool_used=same,
         hidden=split,
         start=split,
+        price=same,
     )
 
 
