@@ -139,7 +139,7 @@ def train_and_evaluate(
     cpu_seconds = (
         time.process_time() - cpu0
     )  # the training's CPU, the figure a shared machine keeps
-    table = evaluate(LearnedPolicy(res.learner.actor, cfg), params, seeds, cfg.algo)
+    table = evaluate(LearnedPolicy(res.learner.actor, res.cfg), params, seeds, cfg.algo)
     run = {
         "seed": seed,
         "env_steps": res.env_steps,
@@ -150,7 +150,8 @@ def train_and_evaluate(
         "updates_s": res.updates / res.seconds,
         "mean": table.mean,
         "pretrain": res.pretrain,  # cost of the planner clone PPO started from (imitate=planner)
-        "selection": res.selection,  # the validation-map choice (select_every > 0)
+        "selection": res.selection,  # the validation-map choice (select_every, select_noise)
+        "eval_noise": res.cfg.eval_noise,  # what the fleet acted with on the held-out maps
         "curve": [
             {
                 k: r[k]
@@ -265,7 +266,7 @@ def run_comparison(
                 print(
                     f"{algo} seed {s}: kept env step {sel['best_env_steps']:,} "
                     f"(validation {sel['metric']} {sel['best_score']:.4f}, "
-                    f"{len(sel['history'])} scored)"
+                    f"{len(sel['history'])} scored), eval noise {run['eval_noise']:g}"
                 )
             print(
                 f"{algo} seed {s}: {run['env_steps']:,} env steps, {run['updates']:,} updates "

@@ -89,16 +89,36 @@ def test_without_selection_the_last_fleet_is_kept(tmp_path: Path) -> None:
     assert all(np.isnan(r["validation"]) for r in res.rows)
 
 
+def test_the_eval_noise_that_scores_best_on_the_validation_maps_is_saved(tmp_path: Path) -> None:
+    noises = (0.0, 0.3, 1.0)
+    cfg = dataclasses.replace(_no_select(CFG), select_noise=noises)
+    res = session.run(cfg, SMALL, seed=0, steps=algos.steps_per_chunk(cfg) * 2, out_dir=tmp_path)
+    scores = dict(res.selection["noise_scores"])
+    assert set(scores) == set(noises)
+    want = {n: _score(res.learner, dataclasses.replace(cfg, eval_noise=n)) for n in noises}
+    assert scores == pytest.approx(want, rel=1e-6)  # each scored on the validation maps
+    assert len(set(scores.values())) > 1  # the noise matters, else the choice proves nothing
+    best = max(scores, key=scores.get)
+    assert res.cfg.eval_noise == best
+    saved = checkpoint.load(tmp_path / "fleet.msgpack")
+    assert saved.cfg.eval_noise == best
+    # the noise is how the fleet acts, not how it trained: resuming is allowed
+    more = session.run(cfg, SMALL, seed=0, steps=1, resume=tmp_path / "fleet.msgpack")
+    assert more.env_steps > saved.progress["env_steps"]
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
     [
+        ("select_noise", (0.1, -0.1)),
+        ("select_noise", (0.1,) * 9),
         ("select_every", -1),
         ("select_every", 10**13),
         ("select_episodes", 0),
         ("select_episodes", 5000),
     ],
 )
-def test_bad_selection_settings_name_the_field(field: str, value: int) -> None:
+def test_bad_selection_settings_name_the_field(field: str, value: object) -> None:
     with pytest.raises(ConfigError, match=field):
         TrainConfig(algo="mappo", **{field: value})
 

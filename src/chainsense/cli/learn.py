@@ -185,15 +185,17 @@ def train_cmd(
         f"{result.episodes:,} episodes in {result.seconds:.1f} s "
         f"({result.steps_per_second:,.0f} env steps/s incl. compilation)"
     )
-    if result.selection:
+    if result.selection.get("history"):
         chosen = result.selection
         _console.print(
             f"kept the fleet of env step {chosen['best_env_steps']:,}: "
             f"{chosen['metric']} {chosen['best_score']:.4f} on {chosen['episodes']} "
             f"validation maps (best of {len(chosen['history'])} scored)"
         )
+    if result.selection.get("noise_scores"):
+        _console.print(f"it acts with eval noise {result.cfg.eval_noise:g} (best on those maps)")
     if eval_episodes > 0:
-        fleet = LearnedPolicy(result.learner.actor, cfg)
+        fleet = LearnedPolicy(result.learner.actor, result.cfg)
         contenders = registry.with_baselines(cfg.algo, fleet) if compare else [(cfg.algo, fleet)]
         tables = registry.compare(contenders, params, range(eval_episodes), world_map=world_map)
         files = write_table(tables, out)

@@ -49,7 +49,8 @@ class TrainConfig:
     which ``chainsense train --devices`` asks for before JAX starts.
     ``select_every > 0`` scores the fleet every that many env steps on ``select_episodes``
     validation maps and keeps the best-scoring learner as the run's result (``marl.selection``);
-    0 keeps the last learner.
+    0 keeps the last learner. ``select_noise`` (a list of evaluation noises) then scores the kept
+    fleet on the same maps with each and saves it with the best as its ``eval_noise``.
     """
 
     algo: Algo = "maddpg"
@@ -98,6 +99,7 @@ class TrainConfig:
     devices: int = 1
     select_every: int = 0
     select_episodes: int = 128
+    select_noise: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         positive_ints = (
@@ -130,6 +132,11 @@ class TrainConfig:
         if not 0 <= self.select_every <= 10**12:
             raise ConfigError(
                 "select_every", f"must be in [0, 1e12] env steps (0: off), got {self.select_every}"
+            )
+        if len(self.select_noise) > 8 or not all(0.0 <= n <= 2.0 for n in self.select_noise):
+            raise ConfigError(
+                "select_noise",
+                f"must be at most 8 evaluation noises, each in [0, 2], got {self.select_noise}",
             )
         if not 1 <= self.select_episodes <= 1024:
             raise ConfigError(

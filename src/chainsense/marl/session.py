@@ -161,9 +161,9 @@ def run(
     carry = algos.init_carry(jax.random.PRNGKey(seed), cfg, params, site, learner)
     if resume is not None:
         ck = checkpoint.load(resume)
-        # the device count is how, not what, it trained: resume on any number of devices
-        # how it trained and how it is chosen, not what: resume with any of these
-        how = {k: getattr(cfg, k) for k in ("devices", "select_every", "select_episodes")}
+        # how it trained, how it is chosen and how it acts, not what: resume with any of these
+        how = ("devices", "select_every", "select_episodes", "select_noise", "eval_noise")
+        how = {k: getattr(cfg, k) for k in how}
         if dataclasses.replace(ck.cfg, **how) != cfg or ck.params != params:
             raise ConfigError(
                 "resume",
@@ -232,8 +232,9 @@ def run(
         chooser.consider(carry.learner, final_steps)  # the last fleet is a candidate too
     seconds = time.perf_counter() - t0
     chosen = chooser.best_learner if chooser.best_learner is not None else carry.learner
+    chosen_cfg = chooser.choose_noise(chosen)  # cfg, or with the eval noise that scored best
     result = TrainResult(
-        cfg=cfg,
+        cfg=chosen_cfg,
         params=params,
         learner=chosen,
         rows=rows,
@@ -243,7 +244,7 @@ def run(
         seconds=seconds,
         interrupted=interrupted,
         pretrain=pretrain,
-        selection=chooser.report() if chooser.history else {},
+        selection=chooser.report() if chooser.history or chooser.noise_scores else {},
     )
     if out is not None:
         progress = {
@@ -262,7 +263,7 @@ def run(
             )
             progress = {**progress, "chosen_env_steps": chooser.best_env_steps}
         ck_path = checkpoint.save(
-            out / "fleet.msgpack", checkpoint.Checkpoint(cfg, params, chosen, progress)
+            out / "fleet.msgpack", checkpoint.Checkpoint(chosen_cfg, params, chosen, progress)
         )
         result.files |= {
             "checkpoint": ck_path,
