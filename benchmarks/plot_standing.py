@@ -73,7 +73,7 @@ def main() -> None:
     ax.set_ylabel("efficiency / better heuristic")
     ax.set_title("learned fleets against the heuristics (dashed: the issue's target)")
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # off the bars
     fig.tight_layout()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.out, dpi=120)
