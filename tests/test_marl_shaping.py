@@ -1,4 +1,4 @@
-"""Training rewards (``train.shape_reward``): the efficiency shaping sums to the judged metric's
+"""Training rewards (``marl.rewards``): the efficiency shaping sums to the judged metric's
 Dinkelbach form, its energy price follows the fleet, and bad settings are refused."""
 
 import dataclasses
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from chainsense.errors import ConfigError
-from chainsense.marl import checkpoint, mappo_train, session, train
+from chainsense.marl import checkpoint, mappo_train, rewards, session, train
 from chainsense.marl.config import TrainConfig
 from chainsense.marl.policies import GreedyPolicy, RandomPolicy
 from chainsense.sim import metrics, world
@@ -28,7 +28,7 @@ def _episode_rewards(params, policy, price: float, seed: int) -> tuple[np.ndarra
         key, k_act, k_step = jax.random.split(key, 3)
         action = policy.act(k_act, obs, state, params)
         after, obs, reward, _, info = world.step(k_step, state, action, params)
-        shaped = train.shape_reward(EFFICIENCY, reward, info, params, state, after, price)
+        shaped = rewards.shape_reward(EFFICIENCY, reward, info, params, state, after, price)
         total += np.asarray(shaped)
         state = after
     return total, metrics.episode_metrics(state, params)
@@ -54,24 +54,24 @@ def test_price_zero_rewards_collection_and_a_price_makes_wandering_cost() -> Non
     far = jnp.tile(jnp.array([[0.5, params.max_move]]), (params.num_mts, 1))
     key = jax.random.PRNGKey(1)
     after, _, reward, _, info = world.step(key, state, far, params)
-    moved = train.shape_reward(EFFICIENCY, reward, info, params, state, after, 100.0)
+    moved = rewards.shape_reward(EFFICIENCY, reward, info, params, state, after, 100.0)
     assert float(jnp.sum(info.energy_used)) > 0
     assert np.all(np.asarray(moved) < 0)  # a dear price: spending outweighs what was sensed
     after, _, reward, _, info = world.step(key, state, stay, params)
-    kept = train.shape_reward(EFFICIENCY, reward, info, params, state, after, 0.0)
+    kept = rewards.shape_reward(EFFICIENCY, reward, info, params, state, after, 0.0)
     assert np.all(np.asarray(kept) >= 0)  # free energy: only the collection counts
 
 
 def test_next_price_follows_the_fleets_efficiency() -> None:
     stats = {"energy_efficiency": jnp.array([0.0, 0.6, 0.0]), "episodes": jnp.array([0, 2, 0.0])}
-    price = train.next_price(EFFICIENCY, jnp.float32(0.1), stats)
-    np.testing.assert_allclose(float(price), 0.1 + train.PRICE_UPDATE * (0.3 - 0.1), rtol=1e-6)
+    price = rewards.next_price(EFFICIENCY, jnp.float32(0.1), stats)
+    np.testing.assert_allclose(float(price), 0.1 + rewards.PRICE_UPDATE * (0.3 - 0.1), rtol=1e-6)
     none_ended = {k: jnp.zeros(3) for k in stats}
-    assert float(train.next_price(EFFICIENCY, jnp.float32(0.1), none_ended)) == pytest.approx(0.1)
+    assert float(rewards.next_price(EFFICIENCY, jnp.float32(0.1), none_ended)) == pytest.approx(0.1)
     fixed = TrainConfig(algo="mappo", shaping="efficiency", energy_price=0.25)
-    assert float(train.initial_price(fixed)) == pytest.approx(0.25)
-    assert float(train.next_price(fixed, jnp.float32(0.25), stats)) == pytest.approx(0.25)
-    assert float(train.initial_price(EFFICIENCY)) == 0.0
+    assert float(rewards.initial_price(fixed)) == pytest.approx(0.25)
+    assert float(rewards.next_price(fixed, jnp.float32(0.25), stats)) == pytest.approx(0.25)
+    assert float(rewards.initial_price(EFFICIENCY)) == 0.0
 
 
 @pytest.mark.parametrize(

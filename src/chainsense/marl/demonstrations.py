@@ -8,7 +8,7 @@ to ``replan_every`` slots (stopping early when a route is done: replan at once).
 each MT's executed action is the expert's with probability ``beta`` and the learner's otherwise
 (DAgger's mixture, Ross et al. 2011: ``beta = 1`` in the first round, 0 later), and the slot
 records the learner observation (``features.learner_obs`` with memory: exactly the actor's
-input), the expert's action and the training reward (``train.shape_reward`` x
+input), the expert's action and the training reward (``rewards.shape_reward`` x
 ``reward_scale``), so the critic can be fitted to the returns of the episodes played.
 
 Label parametrisation: the world takes (theta, l) = ``to_physical(squash_to_disk(z))`` from the
@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from chainsense.marl import features, networks, train
+from chainsense.marl import features, networks, rewards
 from chainsense.marl import mappo_networks as mnet
 from chainsense.marl.config import TrainConfig
 from chainsense.marl.planner import PlannerPolicy, RouteFollower
@@ -99,7 +99,7 @@ def _chunk(
         use_expert = jax.random.uniform(k_mix, (m, 1)) < beta
         disk = jnp.where(use_expert, expert, own)
         s2, o2, r, _, info = step(k_step, s, networks.to_physical(disk, params.max_move), params)
-        shaped = train.shape_reward(cfg, r, info, params, s, s2) * cfg.reward_scale
+        shaped = rewards.shape_reward(cfg, r, info, params, s, s2) * cfg.reward_scale
         new = (lobs, expert, shaped)
         b = tuple(buf.at[i].set(x) for buf, x in zip(b, new, strict=True))
         return i + 1, (s2, o2, features.remember(disk, info.collision)), b

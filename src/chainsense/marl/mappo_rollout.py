@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from chainsense.marl import features, networks, train, world_pool
+from chainsense.marl import features, networks, rewards, train, world_pool
 from chainsense.marl import mappo_networks as mnet
 from chainsense.marl.config import TrainConfig
 from chainsense.sim import world
@@ -50,7 +50,7 @@ class Carry:
     pool_used: jax.Array  # int32 entries of this iteration's world pool taken so far
     hidden: jax.Array  # [B, M, H] recurrent actor's hidden state (H = 0: feed-forward)
     start: jax.Array  # [B] True where the next slot starts an episode
-    price: jax.Array  # float32 energy price lambda of ``shaping = "efficiency"`` (train.next_price)
+    price: jax.Array  # float32 lambda of shaping = "efficiency" (rewards.next_price)
 
 
 def collect_step(
@@ -72,7 +72,7 @@ def collect_step(
     env, world_obs, reward, done, info = world.batch_step(
         jax.random.split(k_step, cfg.num_envs), carry.env, physical, params
     )
-    shaped = train.shape_reward(cfg, reward, info, params, carry.env, env, carry.price)
+    shaped = rewards.shape_reward(cfg, reward, info, params, carry.env, env, carry.price)
     shaped = shaped * cfg.reward_scale
     memory = features.remember(disk, info.collision)
     next_obs = train.batch_learner_obs(cfg, env, world_obs, params, memory)

@@ -16,7 +16,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from chainsense.marl import features, mappo_sequence, mappo_update, train, world_pool
+from chainsense.marl import features, mappo_sequence, mappo_update, rewards, train, world_pool
 from chainsense.marl import mappo_networks as mnet
 from chainsense.marl import mappo_rollout as rollout
 from chainsense.marl.config import TrainConfig
@@ -56,7 +56,7 @@ def init_carry(
         pool_used=jnp.zeros((), jnp.int32),
         hidden=mnet.initial_hidden(cfg, (cfg.num_envs, params.num_mts)),
         start=jnp.ones((cfg.num_envs,), bool),
-        price=train.initial_price(cfg),
+        price=rewards.initial_price(cfg),
     )
 
 
@@ -89,7 +89,7 @@ def iteration(
         None,
         length=cfg.ppo_steps,
     )
-    carry = carry.replace(price=train.next_price(cfg, carry.price, stats, axis_name))
+    carry = carry.replace(price=rewards.next_price(cfg, carry.price, stats, axis_name))
     last_value = mnet.value(cfg, carry.learner.critic, carry.obs)
     adv, target = rollout.gae(
         traj.reward, traj.value, traj.done[..., None], last_value, cfg.gamma, cfg.gae_lambda

@@ -35,7 +35,7 @@ LOG_COLUMNS = (
     *train.METRIC_NAMES,
     *train.LOSS_NAMES,
     "noise",
-    "energy_price",  # lambda of shaping = "efficiency" after the chunk (train.next_price), or NaN
+    "energy_price",  # lambda of shaping = "efficiency" after the chunk (rewards.next_price), or NaN
     "validation",  # validation-map score when the fleet was scored after this chunk, else NaN
 )
 
