@@ -44,7 +44,7 @@ def shape_reward(
     if cfg.shaping == "none":
         return reward
     if cfg.shaping == "efficiency":
-        lam = max(cfg.energy_price, 0.0) if price is None else price
+        lam = initial_price(cfg) if price is None else price
         gain = efficiency_progress(after, params, lam) - efficiency_progress(before, params, lam)
         return jnp.broadcast_to(gain[..., None], reward.shape).astype(reward.dtype)
     return reward - cfg.move_penalty * info.moved / params.max_move
@@ -58,9 +58,9 @@ def efficiency_progress(state: Any, params: WorldParams, price: jax.Array | floa
     of per-slot rewards cannot be one; the world's per-slot b / phi rewards a slot's thrift, not
     the episode's. Dinkelbach's transform of a ratio objective N / D is N - lambda D: a policy
     with N - lambda D > 0 has a ratio above lambda, and at the best ratio lambda* maximising
-    N - lambda* D and N / D coincide. With ``energy_price`` near the efficiency to beat (the
-    better heuristic's), the per-slot gains of Phi sum (gamma -> 1) to the episode's
-    N - lambda D: collecting, fairly, pays; energy pays only where it buys more than lambda.
+    N - lambda* D and N / D coincide. The per-slot gains of Phi sum (gamma -> 1) to the
+    episode's N - lambda D: collecting, fairly, pays; energy pays only where it buys more than
+    lambda.
     lambda must stay below the best ratio, or spending nothing (Phi = 0) is optimal: MAPPO's
     default (``energy_price < 0``) is Dinkelbach's iteration, lambda = the fleet's own recent
     efficiency (:func:`next_price`).
