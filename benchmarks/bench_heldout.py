@@ -14,6 +14,7 @@ so the 20-map figures are the first 20 of these.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,8 @@ def score(paths: list[Path], seeds: list[int], baselines: list[str]) -> dict[str
     rows = {"fleet": row({k: [r["mean"][k] for r in runs] for k in SHOWN})}
     for name in baselines:
         rows[name] = baseline_row(name, params, seeds)
-    return {"episodes": seeds, "runs": runs, "rows": rows}
+    world = dataclasses.asdict(params)  # the world the fleets were trained on, e.g. for plots
+    return {"episodes": seeds, "runs": runs, "rows": rows, "params": world}
 
 
 def main() -> None:

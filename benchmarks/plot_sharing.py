@@ -1,9 +1,10 @@
 """Value of sharing: energy efficiency vs ``share_delay`` from ``bench_learning.py --json`` files.
 
-Each report is one ``bench_learning.py --world observe_radius=R --world share_delay=D`` run; the
-plot puts every policy's held-out efficiency (error bars: its 95% interval, over training seeds
-for a learned fleet and over episodes for a baseline) against the delay, "never" for -1 (no
-ledger: an MT only knows what it saw itself).
+Each report is one ``bench_learning.py --world observe_radius=R --world share_delay=D`` run, or
+one ``bench_heldout.py`` report of its fleets on more maps; the plot puts every policy's
+held-out efficiency (error bars: its 95% interval, over training seeds for a learned fleet and
+over episodes for a baseline) against the delay, "never" for -1 (no ledger: an MT only knows
+what it saw itself).
 
     python benchmarks/plot_sharing.py runs/share_*.json --out docs/figures/learning_sharing.png
 """
@@ -19,6 +20,8 @@ from matplotlib.figure import Figure
 
 def share_delay(report: dict) -> int:
     """The ``share_delay`` a report ran with (0, the world's default, when not overridden)."""
+    if "params" in report:  # bench_heldout.py: the fleets' own world
+        return int(report["params"]["share_delay"])
     for item in report["args"].get("world", []):
         key, _, value = item.partition("=")
         if key == "share_delay":
@@ -61,7 +64,13 @@ def main() -> None:
     ax.set_xticks(range(len(delays)), ["never" if d < 0 else str(d) for d in delays])
     ax.set_xlabel("share_delay (slots until an MT learns the others' collections)")
     ax.set_ylabel("energy efficiency (held-out maps)")
-    ax.set_title(f"value of sharing, {reports[0]['preset']} with observe_radius")
+    first = reports[0]
+    world = (
+        f"observe_radius = {first['params']['observe_radius']}"
+        if "params" in first
+        else f"{first['preset']} with observe_radius"
+    )
+    ax.set_title(f"value of sharing, {world}")
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()

@@ -28,6 +28,14 @@ def test_series_orders_delays_with_never_last() -> None:
     assert data["greedy-local"][0] == (0, 5.0, 0.2)
 
 
+def test_heldout_reports_take_the_delay_from_the_fleets_world() -> None:
+    rows = {"fleet": {"energy_efficiency": [6.0, 0.1]}}
+    reps = [
+        {"rows": rows, "params": {"share_delay": d, "observe_radius": 3.0}} for d in (-1, 20, 1)
+    ]
+    assert [d for d, _, _ in plot_sharing.series(reps)["fleet"]] == [1, 20, -1]
+
+
 def test_plot_is_written(tmp_path: Path, monkeypatch) -> None:
     files = []
     for i, d in enumerate((0, 1, -1)):
