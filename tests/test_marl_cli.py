@@ -73,6 +73,11 @@ def test_train_then_evaluate_checkpoint(tmp_path: Path) -> None:
         (["train", "--preset", "small", "--steps", "10", "--select-every", "-5"], "select_every"),
         (["train", "--preset", "small", "--steps", "10", "--shaping", "bonus"], "shaping"),
         (["train", "--algo", "maddpg", "--steps", "10", "--shaping", "efficiency"], "energy_price"),
+        (["train", "--algo", "maddpg", "--steps", "10", "--recharge-reflex"], "recharge_reflex"),
+        (
+            ["train", "--algo", "mappo", "--preset", "small", "--steps", "10", "--recharge-reflex"],
+            "recharge_reflex",
+        ),
         (["evaluate", "--policy", "maddpg", "--preset", "small"], "--checkpoint"),
         (["evaluate", "--policy", "mappo", "--preset", "small"], "--checkpoint"),
         (["evaluate", "--preset", "small", "--eval-noise", "-0.5"], "eval_noise"),

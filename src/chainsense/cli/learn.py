@@ -77,6 +77,12 @@ def train_cmd(
         help="Training reward: none (the paper's), move (minus a move penalty) or efficiency "
         "(the judged metric's gain, energy priced at the fleet's own efficiency; MAPPO).",
     ),
+    recharge_reflex: bool | None = typer.Option(
+        None,
+        "--recharge-reflex/--no-recharge-reflex",
+        help="MAPPO, worlds with charging: an MT low on energy drives to a station and tops up "
+        "(greedy's rule); the actor learns the rest (overrides config).",
+    ),
     minutes: float | None = typer.Option(
         None, "--minutes", help="Wall-clock budget (10 when neither budget is given)."
     ),
@@ -133,6 +139,7 @@ def train_cmd(
         devices=devices,
         select_every=select_every,
         shaping=shaping,
+        recharge_reflex=recharge_reflex,
     )
     # XLA reads the host device count when JAX first computes: ask before anything runs
     sharding.request_host_devices(cfg.devices)

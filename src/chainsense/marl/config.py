@@ -35,6 +35,10 @@ class TrainConfig:
     (``marl.features``); ``shared`` gives MADDPG / IDDPG one actor and one critic for all MTs,
     told apart by an agent id (MAPPO always shares its actor).
 
+    ``recharge_reflex`` (MAPPO, worlds with charging) puts greedy's recharge rule on top of the
+    actor, in training and when the fleet acts: an MT low on energy drives to the nearest
+    station and stays until 90% full (``policies.recharge_reflex``); the actor learns the rest.
+
     ``imitate = "planner"`` (MAPPO only) starts PPO from a clone of the OR-Tools planner
     (``marl.imitation``): ``dagger_rounds`` + 1 rounds of ``demo_episodes`` labelled episodes
     (solver limit ``demo_time_limit_s`` per plan), each followed by ``bc_epochs`` of Adam
@@ -76,6 +80,7 @@ class TrainConfig:
     shaping: Shaping = "move"
     move_penalty: float = 0.5
     energy_price: float = -1.0
+    recharge_reflex: bool = False
     chunk_iters: int = 50
     memory: bool = True
     shared: bool = False
@@ -151,6 +156,8 @@ class TrainConfig:
         if not 0.0 <= self.move_penalty <= 10.0:
             raise ConfigError("move_penalty", f"must be in [0, 10], got {self.move_penalty}")
         self._check_energy_price()
+        if self.recharge_reflex and self.algo != "mappo":
+            raise ConfigError("recharge_reflex", f"needs algo = mappo, not {self.algo}")
         if self.warmup_steps < 0:
             raise ConfigError("warmup_steps", f"must be >= 0, got {self.warmup_steps}")
         for name in ("noise_start", "noise_end", "eval_noise"):

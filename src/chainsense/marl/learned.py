@@ -27,6 +27,7 @@ from chainsense.errors import ChainsenseError, ConfigError
 from chainsense.marl import algos, checkpoint, features, networks
 from chainsense.marl import mappo_networks as mnet
 from chainsense.marl.config import Algo, TrainConfig
+from chainsense.marl.policies import recharge_reflex
 from chainsense.sim.params import WorldParams, obs_dim
 from chainsense.sim.state import StepInfo, WorldState
 
@@ -70,7 +71,10 @@ class LearnedPolicy:
         if self.cfg.eval_noise > 0:
             noise = self.cfg.eval_noise * jax.random.normal(key, d.shape, d.dtype)
             d = networks.clip_to_disk(d + noise)
-        return networks.to_physical(d, params.max_move), memory
+        physical = networks.to_physical(d, params.max_move)
+        if self.cfg.recharge_reflex:
+            physical = recharge_reflex(state, params, physical)
+        return physical, memory
 
     def remember(self, memory: Array, actions: Array, info: StepInfo, params: WorldParams) -> Array:
         """Memory after a slot: the action taken (as a unit-disk displacement), refused or not;

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from chainsense.marl import features, networks, rewards, train, world_pool
+from chainsense.marl import features, networks, policies, rewards, train, world_pool
 from chainsense.marl import mappo_networks as mnet
 from chainsense.marl.config import TrainConfig
 from chainsense.sim import world
@@ -69,6 +69,11 @@ def collect_step(
     value = mnet.value(cfg, carry.learner.critic, carry.obs)
     disk = networks.squash_to_disk(z)
     physical = networks.to_physical(disk, params.max_move)
+    if cfg.recharge_reflex:  # the rule overrides some MTs: remember what they really did
+        physical = jax.vmap(lambda s, a: policies.recharge_reflex(s, params, a))(
+            carry.env, physical
+        )
+        disk = networks.from_physical(physical, params.max_move)
     env, world_obs, reward, done, info = world.batch_step(
         jax.random.split(k_step, cfg.num_envs), carry.env, physical, params
     )

@@ -118,15 +118,21 @@ class GreedyPolicy:
         idle = ~has_data[targets]  # nothing left worth a trip: stay put
         if p.charging:
             goal, idle = recharge_goal(state.mt_pos, state.energy, state.stations, p, goal, idle)
-        way = waypoints(state.mt_pos, goal, state.obstacles, p)
-        to_way = way - state.mt_pos
-        length = jnp.minimum(jnp.sqrt(jnp.sum(to_way**2, axis=1)), p.max_move)
-        theta0 = jnp.arctan2(to_way[:, 1], to_way[:, 0])
-        theta, free_way = steer(
-            state.mt_pos, theta0, length, way, state.obstacles, p, self.headings
-        )
-        length = jnp.where(idle | ~free_way, 0.0, length)
-        return jnp.stack([jnp.mod(theta, 2.0 * math.pi), length], axis=1)
+        return head_for(state, goal, idle, p, self.headings)
+
+
+def head_for(
+    state: WorldState, goal: Array, idle: Array, p: WorldParams, headings: int = 24
+) -> Array:
+    """Physical actions [M,2] that take each MT towards ``goal`` [M,2] round the obstacles in
+    its way (``waypoints``, ``steer``); an ``idle`` MT, or one with no free heading, stays."""
+    way = waypoints(state.mt_pos, goal, state.obstacles, p)
+    to_way = way - state.mt_pos
+    length = jnp.minimum(jnp.sqrt(jnp.sum(to_way**2, axis=1)), p.max_move)
+    theta0 = jnp.arctan2(to_way[:, 1], to_way[:, 0])
+    theta, free_way = steer(state.mt_pos, theta0, length, way, state.obstacles, p, headings)
+    length = jnp.where(idle | ~free_way, 0.0, length)
+    return jnp.stack([jnp.mod(theta, 2.0 * math.pi), length], axis=1)
 
 
 _CORNER_MARGIN = 0.05
@@ -140,6 +146,15 @@ def recharge_goal(
     """Where each MT heads when energy matters: the nearest of the ``stations`` it knows ([S,2]
     shared by all, or [M,S,2] per MT) once its energy would barely take it there, else
     ``goal``; an MT charging at a station stays until nearly full."""
+    go, stay, station = recharge_need(pos, energy, stations, p)
+    return jnp.where(go[:, None], station, goal), jnp.where(go, False, idle | stay)
+
+
+def recharge_need(
+    pos: Array, energy: Array, stations: Array, p: WorldParams
+) -> tuple[Array, Array, Array]:
+    """[M] whether each MT must go to a station now, [M] whether it must stay at the one it is
+    at, and [M,2] the nearest station it knows (see :func:`recharge_goal`)."""
     known = jnp.broadcast_to(stations, (pos.shape[0], *stations.shape[-2:]))  # [M,S,2]
     d = known - pos[:, None, :]
     dist = jnp.sqrt(d[..., 0] ** 2 + d[..., 1] ** 2)
@@ -152,9 +167,17 @@ def recharge_goal(
     low = energy < need
     there = to_station <= p.charge_radius
     stay = there & (energy < _FULL * p.initial_energy)  # tops up when passing by too
-    go = low & ~there
     station = jnp.take_along_axis(known, nearest[:, None, None], axis=1)[:, 0]
-    return jnp.where(go[:, None], station, goal), jnp.where(go, False, idle | stay)
+    return low & ~there, stay, station
+
+
+def recharge_reflex(state: WorldState, p: WorldParams, actions: Array) -> Array:
+    """``actions`` [M,2] with greedy's recharge rule on top (``TrainConfig.recharge_reflex``):
+    an MT whose battery would barely take it to the nearest station drives there, and one at a
+    station stays until its battery is 90% full; every other MT keeps its own action."""
+    go, stay, station = recharge_need(state.mt_pos, state.energy, state.stations, p)
+    forced = head_for(state, station, stay, p)
+    return jnp.where((go | stay)[:, None], forced, actions)
 
 
 def waypoints(pos: Array, goal: Array, boxes: Array, params: WorldParams) -> Array:

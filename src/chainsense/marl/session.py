@@ -151,6 +151,10 @@ def run(
         raise ConfigError("steps", f"must be positive, got {steps}")
     if minutes is not None and not minutes > 0:
         raise ConfigError("minutes", f"must be positive, got {minutes}")
+    if cfg.recharge_reflex and not params.charging:
+        raise ConfigError(
+            "recharge_reflex", "needs a world where MTs recharge (num_stations, charge_rate > 0)"
+        )
     out = Path(out_dir) if out_dir is not None else None
     start_steps = start_episodes = 0
     start_seconds = 0.0
