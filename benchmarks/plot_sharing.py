@@ -17,6 +17,9 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
+#: legend names where a report's row name alone would mislead
+LABELS = {"fleet": "learned fleet (bench_heldout.py)", "greedy": "greedy (sees all data)"}
+
 
 def share_delay(report: dict) -> int:
     """The ``share_delay`` a report ran with (0, the world's default, when not overridden)."""
@@ -59,7 +62,7 @@ def main() -> None:
             yerr=[h for _, _, h in pts],
             marker="o",
             capsize=3,
-            label=name,
+            label=LABELS.get(name, name),
         )
     ax.set_xticks(range(len(delays)), ["never" if d < 0 else str(d) for d in delays])
     ax.set_xlabel("share_delay (slots until an MT learns the others' collections)")
