@@ -71,11 +71,6 @@ def test_training_rollout_applies_the_reflex_and_remembers_what_was_done() -> No
     assert not np.allclose(sampled, executed, atol=1e-3)  # PPO keeps the actor's own sample
 
 
-def test_a_short_training_run_with_the_reflex_recharges(tmp_path: Path) -> None:
-    res = session.run(REFLEX, CHARGING, seed=0, steps=2 * 16 * 16 * 2, out_dir=tmp_path / "r")
-    assert np.isfinite(res.rows[-1]["energy_efficiency"]) or res.rows[-1]["episodes"] == 0
-
-
 def test_the_reflex_is_refused_where_it_cannot_apply(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:  # the small world has no stations
         session.run(REFLEX, preset("small"), seed=0, steps=1_000, out_dir=tmp_path / "run")
