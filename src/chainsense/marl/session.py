@@ -160,11 +160,9 @@ def run(
     start_seconds = 0.0
     site = None if world_map is None else map_arrays(world_map)
     pretrain: dict[str, Any] = {}
-    if learner is None and resume is None and cfg.imitate == "planner":
-        learner, pretrain = imitation.pretrain(cfg, params, seed, world_map)
-    carry = algos.init_carry(jax.random.PRNGKey(seed), cfg, params, site, learner)
-    if resume is not None:
-        ck = checkpoint.load(resume)
+    # a missing or mismatched checkpoint is refused before anything is compiled
+    ck = checkpoint.load(resume) if resume is not None else None
+    if ck is not None:
         # how it trained, how it is chosen and how it acts, not what: resume with any of these
         how = ("devices", "select_every", "select_episodes", "select_noise", "eval_noise")
         how = {k: getattr(cfg, k) for k in how}
@@ -174,6 +172,10 @@ def run(
                 "checkpoint was trained with a different config or world; "
                 "resume with the same --config/--preset",
             )
+    if learner is None and ck is None and cfg.imitate == "planner":
+        learner, pretrain = imitation.pretrain(cfg, params, seed, world_map)
+    carry = algos.init_carry(jax.random.PRNGKey(seed), cfg, params, site, learner)
+    if ck is not None:
         start_steps = int(ck.progress["env_steps"])
         start_episodes = int(ck.progress["episodes"])
         start_seconds = float(ck.progress["seconds"])
