@@ -6,9 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax
 import pytest
 
-from chainsense.marl import checkpoint, session
+from chainsense.marl import algos, checkpoint, session
 from chainsense.marl.config import TrainConfig
 from chainsense.marl.evaluate import evaluate
 from chainsense.marl.learned import LearnedPolicy
@@ -54,8 +55,11 @@ def test_fleets_of_different_worlds_and_bad_counts_are_refused(
     fleets: list[Path], tmp_path: Path
 ) -> None:
     cfg = TrainConfig(algo="mappo", num_envs=16, chunk_iters=2)
-    session.run(cfg, preset("paper"), seed=0, steps=1, out_dir=tmp_path / "paper")
-    mixed = _bench(str(fleets[0]), str(tmp_path / "paper" / "fleet.msgpack"), "--episodes", "2")
+    paper = checkpoint.Checkpoint(  # an untrained fleet of another world is enough to refuse
+        cfg, preset("paper"), algos.init_learner(jax.random.PRNGKey(0), cfg, preset("paper")), {}
+    )
+    checkpoint.save(tmp_path / "paper.msgpack", paper)
+    mixed = _bench(str(fleets[0]), str(tmp_path / "paper.msgpack"), "--episodes", "2")
     assert mixed.returncode != 0 and "another world" in mixed.stderr
     bad = _bench(str(fleets[0]), "--episodes", "0")
     assert bad.returncode != 0 and "--episodes" in bad.stderr
