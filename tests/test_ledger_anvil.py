@@ -4,6 +4,7 @@ node outage with restart, and a transaction left in the pool by a dead client.""
 from __future__ import annotations
 
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
@@ -114,11 +115,26 @@ def test_confirmations_wait_for_blocks_on_top(anvil, tmp_path) -> None:
     chain.confirmations = 1
     rec, sig = world.certified()
     tx_hash = world.ledger.send_submit(rec, sig, world.mts[0])
-    mined_at = chain.block_number()
+    mined_at = _mined_block(anvil, tx_hash)
     with pytest.raises(ChainError, match="no receipt and 1 blocks on top"):
         chain.wait(tx_hash, timeout=0.5)  # mined, but nothing on top yet
     httpx.post(anvil.url, json={"jsonrpc": "2.0", "id": 1, "method": "evm_mine", "params": []})
     assert chain.wait(tx_hash, timeout=5).block == mined_at
+
+
+def _mined_block(node: Anvil, tx_hash: str) -> int:
+    """The block anvil mined ``tx_hash`` in, read from its receipt: automining can finish just
+    after the send returns, so the head read at once may still be the block before."""
+    for _ in range(50):
+        reply = httpx.post(
+            node.url,
+            json={"jsonrpc": "2.0", "id": 1, "method": "eth_getTransactionReceipt",
+                  "params": [tx_hash]},
+        ).json()  # fmt: skip
+        if reply.get("result"):
+            return int(reply["result"]["blockNumber"], 16)
+        time.sleep(0.1)
+    raise AssertionError(f"{tx_hash} was not mined within 5 s")
 
 
 def _rpc(node: Anvil, method: str, *params: object) -> None:
