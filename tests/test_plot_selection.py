@@ -34,6 +34,15 @@ def test_scored_and_kept_come_from_the_selection_report() -> None:
     assert plot_selection.kept(run) == (4e6, 6.3, 6.2)
 
 
+def test_the_target_line_is_the_preset_s_own() -> None:
+    assert plot_selection.target(REPORT) == (pytest.approx(1.03 * 6.02), "1.03 x greedy")
+    rows = {"greedy": {"energy_efficiency": [0.28, 0.01]},
+            "greedy-local": {"energy_efficiency": [0.30, 0.01]}}  # fmt: skip
+    charging = {**REPORT, "preset": "charging", "rows": rows}
+    assert plot_selection.target(charging) == (pytest.approx(0.33), "1.10 x greedy-local")
+    assert plot_selection.target({**REPORT, "preset": "large", "rows": {}}) is None
+
+
 def test_plot_is_written_and_a_report_without_selection_is_refused(tmp_path: Path) -> None:
     out = plot_selection.plot(REPORT, tmp_path / "sel.png")
     assert out.stat().st_size > 10_000
