@@ -67,6 +67,9 @@ class RandomPolicy:
         return u * jnp.array([2.0 * math.pi, params.max_move], jnp.float32)
 
 
+HEADINGS = 24  # candidate headings tried round an obstacle (greedy and the recharge reflex)
+
+
 @struct.dataclass
 class GreedyPolicy:
     """A strong hand-written baseline using the full state.
@@ -84,7 +87,7 @@ class GreedyPolicy:
     """
 
     fairness_weight: float = struct.field(pytree_node=False, default=1.0)
-    headings: int = struct.field(pytree_node=False, default=24)
+    headings: int = struct.field(pytree_node=False, default=HEADINGS)
 
     def act(self, key: Array, obs: Array, state: WorldState, params: WorldParams) -> Array:
         """Greedy physical actions [M,2]."""
@@ -122,7 +125,7 @@ class GreedyPolicy:
 
 
 def head_for(
-    state: WorldState, goal: Array, idle: Array, p: WorldParams, headings: int = 24
+    state: WorldState, goal: Array, idle: Array, p: WorldParams, headings: int = HEADINGS
 ) -> Array:
     """Physical actions [M,2] that take each MT towards ``goal`` [M,2] round the obstacles in
     its way (``waypoints``, ``steer``); an ``idle`` MT, or one with no free heading, stays."""
