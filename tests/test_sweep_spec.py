@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from chainsense.cli import main
 from chainsense.errors import ConfigError
-from chainsense.experiments import sweep_presets, sweep_spec
+from chainsense.experiments import sweep_engine, sweep_presets, sweep_spec
 
 BASE: dict[str, Any] = {
     "sweep": {
@@ -207,3 +207,16 @@ def test_bad_spec_file_names_the_field_and_writes_nothing(
         main(["sweep", str(spec), "--out", str(out)])
     assert info.value.code == 2 and "sweep.grid.num_mts (-3)" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_workers_get_the_driver_s_xla_flags_then_their_thread_limits(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("XLA_FLAGS", "--xla_backend_optimization_level=0")
+    env = sweep_engine.worker_env(1, tmp_path)
+    flags = env["XLA_FLAGS"].split()
+    assert flags[0] == "--xla_backend_optimization_level=0"
+    assert "intra_op_parallelism_threads=1" in flags and env["OMP_NUM_THREADS"] == "1"
+    assert env["JAX_COMPILATION_CACHE_DIR"] == str(tmp_path.resolve())
+    monkeypatch.delenv("XLA_FLAGS")
+    assert sweep_engine.worker_env(2, None)["XLA_FLAGS"].startswith("--xla_cpu_multi_thread")

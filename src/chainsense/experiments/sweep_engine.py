@@ -64,10 +64,14 @@ OnProgress = Callable[[Progress], None]
 
 
 def worker_env(cpus: int, cache: Path | None) -> dict[str, str]:
-    """Environment of a worker: XLA (and BLAS) held to ``cpus`` threads, and with ``cache`` a
-    shared compilation cache, so that the second worker to need a program loads it instead of
-    compiling it again (compilation is most of a short run)."""
-    flags = f"--xla_cpu_multi_thread_eigen={'true' if cpus > 1 else 'false'}"
+    """Environment of a worker: the driver's own XLA flags, XLA (and BLAS) held to ``cpus``
+    threads, and with ``cache`` a shared compilation cache, so that the second worker to need a
+    program loads it instead of compiling it again (compilation is most of a short run). The
+    driver's flags come first so the thread limits win; a worker compiled with other flags than
+    the driver could round differently from a sequential run of the same spec."""
+    inherited = os.environ.get("XLA_FLAGS", "").strip()
+    flags = f"{inherited} " if inherited else ""
+    flags += f"--xla_cpu_multi_thread_eigen={'true' if cpus > 1 else 'false'}"
     flags += f" intra_op_parallelism_threads={cpus}"
     env = {"XLA_FLAGS": flags, "OMP_NUM_THREADS": str(cpus), "OPENBLAS_NUM_THREADS": str(cpus)}
     if "PYTHONPATH" in os.environ:  # a local Ray's workers import the same code as the driver
