@@ -1,7 +1,9 @@
 """Sweeps on a real local Ray: the smoke sweep, a failing run, resume, reports of partial runs.
 
 One Ray is started for the module (about 4 s) and used by every sweep here, as a user's
-already-initialised Ray would be.
+already-initialised Ray would be. The whole module is in the slow suite: the smoke sweep its
+tests share (six runs in Ray workers, 130-200 s) is then built once per CI run, not once per
+suite. test_sweep_spec.py tests the specs without Ray in the fast suite.
 """
 
 import contextlib
@@ -33,6 +35,8 @@ from chainsense.experiments import (
 from chainsense.marl import checkpoint
 from chainsense.sim.metrics import PAPER_METRICS
 from chainsense.sim.params import preset
+
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +135,6 @@ def test_a_failing_run_is_retried_reported_and_the_rest_completes(
     assert ok["policy"] == "greedy" and len(ok["per_episode"]["fairness"]) == 2
 
 
-@pytest.mark.slow
 def test_a_run_gives_the_same_numbers_as_the_sequential_reproduce(smoke_dir: Path) -> None:
     smoke = sweep_presets.preset("smoke")
     run = next(r for r in smoke.runs() if r.run_id == "small/num_mts=1/maddpg/seed0")
@@ -166,7 +169,6 @@ num_mts = [1, 2, 3, 4]
 """
 
 
-@pytest.mark.slow
 def test_killed_sweep_resumes_without_repeating_a_finished_run(tmp_path: Path) -> None:
     spec, out = tmp_path / "spec.toml", tmp_path / "out"
     spec.write_text(KILL_SPEC)
@@ -202,7 +204,6 @@ def _kill_cluster(temp_dir: str) -> None:
                 os.kill(int(proc.name), signal.SIGKILL)
 
 
-@pytest.mark.slow
 def test_sweep_joins_an_existing_cluster(tmp_path: Path) -> None:
     temp_dir = tempfile.mkdtemp(prefix="cs-ray-")  # short: Ray's socket paths must fit 107 bytes
     with socket.socket() as s:
