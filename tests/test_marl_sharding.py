@@ -183,8 +183,8 @@ print(json.dumps(out))
 @pytest.fixture(scope="module")
 def two_devices(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
     out_dir = tmp_path_factory.mktemp("two_devices")
-    # the test run's own XLA flags (scripts/test.sh's optimisation level), then two devices
-    flags = f"{os.environ.get('XLA_FLAGS', '')} {sharding.HOST_DEVICE_FLAG}=2".strip()
+    # the test run's own XLA flags (scripts/test.sh's optimisation level) and two devices
+    flags = sharding.with_host_devices(os.environ.get("XLA_FLAGS", ""), 2)
     env = {**os.environ, "XLA_FLAGS": flags}
     res = subprocess.run(
         [sys.executable, "-c", _TWO_DEVICES, str(out_dir)],

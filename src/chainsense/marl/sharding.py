@@ -34,16 +34,20 @@ AXIS = "worlds"
 HOST_DEVICE_FLAG = "--xla_force_host_platform_device_count"
 
 
+def with_host_devices(flags: str, count: int) -> str:
+    """``flags`` (an ``XLA_FLAGS`` value) asking XLA:CPU for ``count`` host devices: every
+    other flag kept, an earlier count replaced."""
+    kept = [f for f in flags.split() if not f.startswith(HOST_DEVICE_FLAG)]
+    return " ".join([*kept, f"{HOST_DEVICE_FLAG}={count}"])
+
+
 def request_host_devices(count: int) -> None:
     """Ask XLA:CPU for ``count`` host devices (in ``XLA_FLAGS``, replacing an earlier count).
 
     Only takes effect before JAX's first computation; :func:`mesh` says so if it came late."""
     if count <= 1:
         return
-    flags = [
-        f for f in os.environ.get("XLA_FLAGS", "").split() if not f.startswith(HOST_DEVICE_FLAG)
-    ]
-    os.environ["XLA_FLAGS"] = " ".join([*flags, f"{HOST_DEVICE_FLAG}={count}"])
+    os.environ["XLA_FLAGS"] = with_host_devices(os.environ.get("XLA_FLAGS", ""), count)
 
 
 def mesh(cfg: TrainConfig) -> Mesh:
