@@ -27,14 +27,19 @@ def scored(run: dict) -> tuple[list[float], list[float]]:
     return [float(s) for s, _ in history], [float(v) for _, v in history]
 
 
-def target(report: dict) -> tuple[float, str] | None:
-    """(level, label) of issue 14's target on the report's preset, from its held-out rows."""
+def heuristics(report: dict) -> dict[str, float]:
+    """Held-out efficiency of ``greedy`` and ``greedy-local``, those the report measured."""
     rows = report["rows"]
-    levels = {
+    return {
         name: rows[name]["energy_efficiency"][0]
         for name in ("greedy", "greedy-local")
         if name in rows and not math.isnan(rows[name]["energy_efficiency"][0])
     }
+
+
+def target(report: dict) -> tuple[float, str] | None:
+    """(level, label) of issue 14's target on the report's preset, from its held-out rows."""
+    levels = heuristics(report)
     if report["preset"] == "paper":
         return (1.03 * levels["greedy"], "1.03 x greedy") if "greedy" in levels else None
     if not levels:
@@ -73,11 +78,9 @@ def plot(report: dict, out: Path) -> Path:
             fontsize=7,
             color=line.get_color(),
         )
-    rows = report["rows"]
-    for name, style in (("greedy", "--"), ("greedy-local", "-.")):
-        if name in rows and not math.isnan(rows[name]["energy_efficiency"][0]):
-            level = rows[name]["energy_efficiency"][0]
-            ax.axhline(level, ls=style, color="grey", lw=1, label=f"{name} (held-out maps)")
+    styles = {"greedy": "--", "greedy-local": "-."}
+    for name, level in heuristics(report).items():
+        ax.axhline(level, ls=styles[name], color="grey", lw=1, label=f"{name} (held-out maps)")
     goal = target(report)
     if goal is not None:
         ax.axhline(goal[0], ls=":", color="black", lw=1, label=goal[1])
