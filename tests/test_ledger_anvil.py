@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import httpx
 import pytest
@@ -91,9 +92,7 @@ def test_node_outage_then_restart_loses_nothing(anvil, tmp_path) -> None:
 def test_sent_but_unmined_then_client_restart(anvil, tmp_path) -> None:
     chain = RpcChain([anvil.url], timeout=2)
     world = make_world(tmp_path, chain=chain)
-    httpx.post(
-        anvil.url, json={"jsonrpc": "2.0", "id": 1, "method": "evm_setAutomine", "params": [False]}
-    )
+    _rpc(anvil, "evm_setAutomine", False)
     chain.receipt_timeout = 0.3
     term = MobileTerminal(world.mts[0], tmp_path / "o.db", world.ledger, world.ca)
     for i in range(3):
@@ -103,7 +102,7 @@ def test_sent_but_unmined_then_client_restart(anvil, tmp_path) -> None:
     assert term.counts() == {"sent": 3}
     term.close()
     restarted = MobileTerminal(world.mts[0], tmp_path / "o.db", world.ledger, world.ca)
-    httpx.post(anvil.url, json={"jsonrpc": "2.0", "id": 1, "method": "evm_mine", "params": []})
+    _rpc(anvil, "evm_mine")
     report = restarted.flush()  # the old transactions are recognised, nothing is sent twice
     assert report.confirmed + report.already_stored == 3 and report.pending == 0
     assert world.ledger.record_count() == 3
@@ -118,7 +117,7 @@ def test_confirmations_wait_for_blocks_on_top(anvil, tmp_path) -> None:
     mined_at = _mined_block(anvil, tx_hash)
     with pytest.raises(ChainError, match="no receipt and 1 blocks on top"):
         chain.wait(tx_hash, timeout=0.5)  # mined, but nothing on top yet
-    httpx.post(anvil.url, json={"jsonrpc": "2.0", "id": 1, "method": "evm_mine", "params": []})
+    _rpc(anvil, "evm_mine")
     assert chain.wait(tx_hash, timeout=5).block == mined_at
 
 
@@ -126,19 +125,17 @@ def _mined_block(node: Anvil, tx_hash: str) -> int:
     """The block anvil mined ``tx_hash`` in, read from its receipt: automining can finish just
     after the send returns, so the head read at once may still be the block before."""
     for _ in range(50):
-        reply = httpx.post(
-            node.url,
-            json={"jsonrpc": "2.0", "id": 1, "method": "eth_getTransactionReceipt",
-                  "params": [tx_hash]},
-        ).json()  # fmt: skip
-        if reply.get("result"):
-            return int(reply["result"]["blockNumber"], 16)
+        receipt = _rpc(node, "eth_getTransactionReceipt", tx_hash)
+        if receipt:
+            return int(receipt["blockNumber"], 16)
         time.sleep(0.1)
     raise AssertionError(f"{tx_hash} was not mined within 5 s")
 
 
-def _rpc(node: Anvil, method: str, *params: object) -> None:
-    httpx.post(node.url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
+def _rpc(node: Anvil, method: str, *params: object) -> Any:
+    """One JSON-RPC call to the node; its result (None for an error)."""
+    body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
+    return httpx.post(node.url, json=body).json().get("result")
 
 
 def test_a_transaction_the_node_lost_is_handed_over_again(anvil, tmp_path) -> None:
