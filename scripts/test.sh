@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: lint, the import layers, the fast tests, then the slow tests that start real services
-# (anvil, a geth private network, MariaDB, Chromium). Pass pytest options through, e.g. -k ledger.
+# The whole test suite: lint, the import layers, the fast tests, then the slow tests that start
+# real services (anvil, a geth private network, MariaDB, Chromium). Pass pytest options through,
+# e.g. -k ledger.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 .venv/bin/ruff check src tests benchmarks

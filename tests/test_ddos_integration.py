@@ -2,8 +2,8 @@
 (MariaDB as installed, defended behind HAProxy, replicated; a 4-node geth network), flooded with
 the connection and the expensive attack.
 
-Slow (about a minute): checks the invariants of what it measured, the documented contrasts, and that
-every server and every attacker is gone afterwards.
+Slow (about a minute): checks the invariants of what it measured, the documented contrasts,
+and that every server and every attacker is gone afterwards.
 """
 
 from __future__ import annotations
