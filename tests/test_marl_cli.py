@@ -78,6 +78,15 @@ def test_train_then_evaluate_checkpoint(tmp_path: Path) -> None:
             ["train", "--algo", "mappo", "--preset", "small", "--steps", "10", "--recharge-reflex"],
             "recharge_reflex",
         ),
+        (["train", "--algo", "maddpg", "--steps", "1", "--action-space", "targets"], "action"),
+        (["train", "--algo", "mappo", "--steps", "1", "--action-space", "fly"], "action_space"),
+        (
+            [
+                *("train", "--algo", "mappo", "--preset", "charging", "--steps", "10"),
+                *("--action-space", "targets", "--recharge-reflex"),
+            ],
+            "recharge_reflex",
+        ),
         (["evaluate", "--policy", "maddpg", "--preset", "small"], "--checkpoint"),
         (["evaluate", "--policy", "mappo", "--preset", "small"], "--checkpoint"),
         (["evaluate", "--preset", "small", "--eval-noise", "-0.5"], "eval_noise"),

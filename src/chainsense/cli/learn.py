@@ -83,6 +83,12 @@ def train_cmd(
         help="MAPPO, worlds with charging: an MT low on energy drives to a station and tops up "
         "(greedy's rule); the actor learns the rest (overrides config).",
     ),
+    action_space: str | None = typer.Option(
+        None,
+        "--action-space",
+        help="MAPPO: move (the paper's heading and distance) or targets (the actor weighs "
+        "greedy's target score per MT and slot; greedy's rule drives there).",
+    ),
     minutes: float | None = typer.Option(
         None, "--minutes", help="Wall-clock budget (10 when neither budget is given)."
     ),
@@ -140,6 +146,7 @@ def train_cmd(
         select_every=select_every,
         shaping=shaping,
         recharge_reflex=recharge_reflex,
+        action_space=action_space,
     )
     # XLA reads the host device count when JAX first computes: ask before anything runs
     sharding.request_host_devices(cfg.devices)

@@ -14,6 +14,7 @@ Algo = Literal["maddpg", "iddpg", "mappo"]
 CriticInput = Literal["joint_obs", "global"]
 Imitate = Literal["none", "planner"]
 Shaping = Literal["none", "move", "efficiency"]
+ActionSpace = Literal["move", "targets"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,10 @@ class TrainConfig:
     ``recharge_reflex`` (MAPPO, worlds with charging) puts greedy's recharge rule on top of the
     actor, in training and when the fleet acts: an MT low on energy drives to the nearest
     station and stays until 90% full (``policies.recharge_reflex``); the actor learns the rest.
+
+    ``action_space = "targets"`` (MAPPO only) makes the actor's output the per-MT weights of
+    greedy's target score instead of a move; greedy's rule claims the targets and drives there
+    (``marl.target_actions``).
 
     ``imitate = "planner"`` (MAPPO only) starts PPO from a clone of the OR-Tools planner
     (``marl.imitation``): ``dagger_rounds`` + 1 rounds of ``demo_episodes`` labelled episodes
@@ -81,6 +86,7 @@ class TrainConfig:
     move_penalty: float = 0.5
     energy_price: float = -1.0
     recharge_reflex: bool = False
+    action_space: ActionSpace = "move"
     chunk_iters: int = 50
     memory: bool = True
     shared: bool = False
@@ -158,6 +164,7 @@ class TrainConfig:
         self._check_energy_price()
         if self.recharge_reflex and self.algo != "mappo":
             raise ConfigError("recharge_reflex", f"needs algo = mappo, not {self.algo}")
+        self._check_action_space()
         if self.warmup_steps < 0:
             raise ConfigError("warmup_steps", f"must be >= 0, got {self.warmup_steps}")
         for name in ("noise_start", "noise_end", "eval_noise"):
@@ -167,6 +174,19 @@ class TrainConfig:
             raise ConfigError(
                 "buffer_size", f"must hold at least one step of all worlds ({self.num_envs})"
             )
+
+    def _check_action_space(self) -> None:
+        if self.action_space == "move":
+            return
+        if self.algo != "mappo":
+            raise ConfigError("action_space", f'"targets" needs algo = mappo, not {self.algo}')
+        clash = {
+            "recharge_reflex": self.recharge_reflex,  # greedy's recharge rule is in the decoding
+            "imitate": self.imitate != "none",  # the planner's labels are moves, not weights
+        }
+        for name, on in clash.items():
+            if on:
+                raise ConfigError(name, 'cannot be combined with action_space = "targets"')
 
     def _check_energy_price(self) -> None:
         if not (self.energy_price == -1.0 or 0.0 <= self.energy_price <= 1000.0):

@@ -24,7 +24,7 @@ from flax import struct
 from jax import Array
 
 from chainsense.errors import ChainsenseError, ConfigError
-from chainsense.marl import algos, checkpoint, features, networks
+from chainsense.marl import algos, checkpoint, features, networks, target_actions
 from chainsense.marl import mappo_networks as mnet
 from chainsense.marl.config import Algo, TrainConfig
 from chainsense.marl.policies import recharge_reflex
@@ -71,7 +71,10 @@ class LearnedPolicy:
         if self.cfg.eval_noise > 0:
             noise = self.cfg.eval_noise * jax.random.normal(key, d.shape, d.dtype)
             d = networks.clip_to_disk(d + noise)
-        physical = networks.to_physical(d, params.max_move)
+        if self.cfg.action_space == "targets":
+            physical = target_actions.decode(state, d, params)
+        else:
+            physical = networks.to_physical(d, params.max_move)
         if self.cfg.recharge_reflex:
             physical = recharge_reflex(state, params, physical)
         return physical, memory
@@ -117,4 +120,5 @@ def load_policy(
         )
     if params is not None:
         check_compatible(ckpt.params, params)
+        target_actions.check_world(ckpt.cfg, params)
     return LearnedPolicy(actor=ckpt.learner.actor, cfg=ckpt.cfg), ckpt.params

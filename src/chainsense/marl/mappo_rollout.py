@@ -17,7 +17,15 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from chainsense.marl import features, networks, policies, rewards, train, world_pool
+from chainsense.marl import (
+    features,
+    networks,
+    policies,
+    rewards,
+    target_actions,
+    train,
+    world_pool,
+)
 from chainsense.marl import mappo_networks as mnet
 from chainsense.marl.config import TrainConfig
 from chainsense.sim import world
@@ -68,7 +76,11 @@ def collect_step(
     z = mean + jnp.exp(log_std) * jax.random.normal(k_act, mean.shape)
     value = mnet.value(cfg, carry.learner.critic, carry.obs)
     disk = networks.squash_to_disk(z)
-    physical = networks.to_physical(disk, params.max_move)
+    if cfg.action_space == "targets":  # the actor weighs greedy's targets: remember the moves
+        physical = jax.vmap(lambda s, d: target_actions.decode(s, d, params))(carry.env, disk)
+        disk = networks.from_physical(physical, params.max_move)
+    else:
+        physical = networks.to_physical(disk, params.max_move)
     if cfg.recharge_reflex:  # the rule overrides some MTs: remember what they really did
         physical = jax.vmap(lambda s, a: policies.recharge_reflex(s, params, a))(
             carry.env, physical

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 from flax import struct
 from jax import Array
 
+from chainsense.marl.poi_clusters import cluster_sums
 from chainsense.sim.geometry import move_blocked, segment_box_entry, segment_hits_boxes
 from chainsense.sim.params import WorldParams
 from chainsense.sim.state import WorldState
@@ -106,22 +107,77 @@ class GreedyPolicy:
         slots = jnp.ceil(jnp.maximum(dist - p.max_move, 0.0) / p.max_move)
         score = jnp.where(has_data[None, :], cluster[None, :] / (1.0 + slots), -1.0)  # [M,K]
 
-        claim_r2 = (2.0 * p.sensing_range) ** 2
-
-        def choose(free: Array, m: Array) -> tuple[Array, Array]:
-            s = jnp.where(free, score[m], -2.0)
-            k = jnp.argmax(s)
-            dk = state.poi_pos - state.poi_pos[k]
-            taken = (dk[:, 0] ** 2 + dk[:, 1] ** 2) <= claim_r2
-            return free & ~taken, k
-
-        free0 = jnp.ones((p.num_pois,), bool)
-        _, targets = jax.lax.scan(choose, free0, jnp.arange(p.num_mts))
+        targets = claim_targets(state, p, score)
         goal = state.poi_pos[targets]  # [M,2]
         idle = ~has_data[targets]  # nothing left worth a trip: stay put
         if p.charging:
             goal, idle = recharge_goal(state.mt_pos, state.energy, state.stations, p, goal, idle)
         return head_for(state, goal, idle, p, self.headings)
+
+
+@struct.dataclass
+class WeightedGreedyPolicy:
+    """Greedy with other fixed score weights (:func:`weighted_goals`) for every MT.
+
+    The registry's ``greedy-fair`` (unvisited PoIs worth 31x, not 2x; distance power 1.5) is
+    greedy at its best fixed weights on the worlds where energy binds: the opponent a fleet that
+    learns these weights (``marl.target_actions``) must beat to show that learning them pays.
+    """
+
+    fairness_weight: float = struct.field(pytree_node=False, default=1.0)
+    distance_power: float = struct.field(pytree_node=False, default=1.0)
+
+    def act(self, key: Array, obs: Array, state: WorldState, params: WorldParams) -> Array:
+        """Greedy physical actions [M,2] under these weights."""
+        del key, obs
+        ones = jnp.ones((params.num_mts,), jnp.float32)
+        return weighted_goals(
+            state, params, self.fairness_weight * ones, self.distance_power * ones
+        )
+
+
+def claim_targets(state: WorldState, p: WorldParams, score: Array) -> Array:
+    """[M] PoI index each MT heads for, from its scores [M,K] (> -1 where worth a trip): the MTs
+    choose in turn, and a PoI within ``2 * sensing_range`` of an earlier MT's target is not
+    offered to later ones (no two MTs chase the same cluster)."""
+    claim_r2 = (2.0 * p.sensing_range) ** 2
+
+    def choose(free: Array, m: Array) -> tuple[Array, Array]:
+        s = jnp.where(free, score[m], -2.0)
+        k = jnp.argmax(s)
+        dk = state.poi_pos - state.poi_pos[k]
+        taken = (dk[:, 0] ** 2 + dk[:, 1] ** 2) <= claim_r2
+        return free & ~taken, k
+
+    free0 = jnp.ones((p.num_pois,), bool)
+    return jax.lax.scan(choose, free0, jnp.arange(p.num_mts))[1]
+
+
+def weighted_goals(
+    state: WorldState, p: WorldParams, fairness_weight: Array, distance_power: Array
+) -> Array:
+    """Greedy's physical actions [M,2] with each MT's own score weights ([M] each): PoI k is
+    worth its cluster's quota with unvisited PoIs counted ``1 + fairness_weight`` times, over
+    ``(1 + slots to get there) ** distance_power``. ``GreedyPolicy`` is weights (1, 1) for all.
+    The cluster sums come from a cell list (``marl.poi_clusters``), one pass whatever M is (the
+    weighted part is split off)."""
+    quota = jnp.minimum(p.collect_fraction * state.poi_init, state.poi_data)
+    unvisited = quota * (state.visits == 0).astype(jnp.float32)
+    sums = cluster_sums(state.poi_pos, jnp.stack([quota, unvisited], axis=1), p)  # [K,2]
+    cluster = sums[None, :, 0] + fairness_weight[:, None] * sums[None, :, 1]  # [M,K]
+    has_data = sums[:, 0] > 0
+
+    d_mp = state.poi_pos[None, :, :] - state.mt_pos[:, None, :]
+    dist = jnp.sqrt(d_mp[..., 0] ** 2 + d_mp[..., 1] ** 2)
+    slots = jnp.ceil(jnp.maximum(dist - p.max_move, 0.0) / p.max_move)
+    reach = (1.0 + slots) ** distance_power[:, None]
+    score = jnp.where(has_data[None, :], cluster / reach, -1.0)
+    targets = claim_targets(state, p, score)
+    goal = state.poi_pos[targets]
+    idle = ~has_data[targets]
+    if p.charging:
+        goal, idle = recharge_goal(state.mt_pos, state.energy, state.stations, p, goal, idle)
+    return head_for(state, goal, idle, p)
 
 
 def head_for(

@@ -21,7 +21,13 @@ from chainsense.marl.evaluate import EvalTable, evaluate
 from chainsense.marl.greedy_local import GreedyLocalPolicy
 from chainsense.marl.learned import load_policy
 from chainsense.marl.planner import PlannerPolicy
-from chainsense.marl.policies import GreedyPolicy, PlanningPolicy, Policy, RandomPolicy
+from chainsense.marl.policies import (
+    GreedyPolicy,
+    PlanningPolicy,
+    Policy,
+    RandomPolicy,
+    WeightedGreedyPolicy,
+)
 from chainsense.sim.maps import WorldMap
 from chainsense.sim.params import WorldParams
 
@@ -30,6 +36,9 @@ AnyPolicy = Policy | PlanningPolicy
 BASELINES: dict[str, Callable[[], Policy]] = {
     "greedy": GreedyPolicy,
     "greedy-local": GreedyLocalPolicy,
+    # greedy at its best fixed score weights (of a grid, on the validation maps of `energy` and
+    # `large`): the opponent of fleets that learn those weights (marl.target_actions)
+    "greedy-fair": lambda: WeightedGreedyPolicy(fairness_weight=30.0, distance_power=1.5),
     "random": RandomPolicy,
 }
 #: host-side planners (seconds per episode): compared only when named

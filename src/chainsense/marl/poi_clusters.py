@@ -1,0 +1,116 @@
+"""Per-PoI sums over the PoIs within sensing range, by a cell list instead of a K x K matrix.
+
+Greedy's target score needs, for every PoI k, the data of all PoIs within ``sensing_range`` of
+it (what an MT parked on k would harvest). The dense way builds the K x K neighbour matrix every
+slot: 1 M entries on ``large`` (1,024 PoIs), half a millisecond of CPU per world and slot, and
+1 GB for 256 worlds at once. Here the PoIs are binned into square cells no smaller than the
+range, so every neighbour of k lies in the 3 x 3 cells round k's cell, and only those cells'
+PoIs are tested: ``3 * RUN_CAP`` candidates per PoI instead of K (the 3 cells of a row are one
+run of the PoIs sorted by cell).
+
+A row of 3 cells holds at most ``RUN_CAP`` candidates; a map denser than that somewhere falls
+back to the dense
+sum (``lax.cond``), so the result is exact on every map. Batched worlds run one after another
+(a ``custom_vmap`` rule), as under ``vmap`` a ``cond`` would run both branches for every world.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax import Array
+
+from chainsense.sim.params import WorldParams
+
+#: PoIs tested per row of 3 cells round a PoI's cell (3 runs per PoI); about 3.6 on average
+#: on every preset
+RUN_CAP = 16
+
+
+def _grid(extent: float, reach: float) -> tuple[int, float]:
+    """Cells per side and their size (>= ``reach``) over ``extent``."""
+    n = max(1, math.floor(extent / reach))
+    return n, extent / n
+
+
+def dense_sums(poi_pos: Array, values: Array, reach: float) -> Array:
+    """[K, c]: for every PoI the sum of ``values`` [K, c] over the PoIs within ``reach``."""
+    d = poi_pos[:, None, :] - poi_pos[None, :, :]
+    near = ((d[..., 0] ** 2 + d[..., 1] ** 2) <= reach**2).astype(values.dtype)
+    return near @ values
+
+
+def cluster_sums(poi_pos: Array, values: Array, params: WorldParams) -> Array:
+    """[K, c]: for every PoI the sum of ``values`` [K, c] over the PoIs within
+    ``params.sensing_range`` of it (itself included), as :func:`dense_sums` gives.
+
+    Under ``vmap`` (batched worlds) it runs world by world (``lax.map``), so that each world
+    takes the dense fallback only when its own map needs it.
+    """
+    return _per_world(float(params.width), float(params.height), float(params.sensing_range))(
+        poi_pos, values
+    )
+
+
+@functools.cache
+def _per_world(width: float, height: float, reach: float) -> Any:
+    @jax.custom_batching.custom_vmap
+    def sums(poi_pos: Array, values: Array) -> Array:
+        return _one_world(poi_pos, values, width, height, reach)
+
+    @sums.def_vmap
+    def _rule(
+        axis_size: int, in_batched: list[bool], poi_pos: Array, values: Array
+    ) -> tuple[Array, bool]:
+        if not in_batched[0]:
+            poi_pos = jnp.broadcast_to(poi_pos, (axis_size, *poi_pos.shape))
+        if not in_batched[1]:
+            values = jnp.broadcast_to(values, (axis_size, *values.shape))
+        return jax.lax.map(lambda a: sums(*a), (poi_pos, values)), True
+
+    return sums
+
+
+def _one_world(poi_pos: Array, values: Array, width: float, height: float, reach: float) -> Array:
+    k = poi_pos.shape[0]
+    nx, wx = _grid(width, reach)
+    ny, wy = _grid(height, reach)
+    cx = jnp.clip(jnp.floor(poi_pos[:, 0] / wx).astype(jnp.int32), 0, nx - 1)
+    cy = jnp.clip(jnp.floor(poi_pos[:, 1] / wy).astype(jnp.int32), 0, ny - 1)
+    cell = cy * nx + cx
+    if nx * ny * k < 2**31:  # one sort of unique int32 keys: ~5x faster than argsort on a CPU
+        key = jnp.sort(cell * k + jnp.arange(k, dtype=jnp.int32))
+        order, sorted_cell = key % k, key // k
+    else:
+        order = jnp.argsort(cell)
+        sorted_cell = cell[order]
+    ids = jnp.arange(nx * ny, dtype=jnp.int32)
+    first = jnp.searchsorted(sorted_cell, ids, side="left")
+    count = jnp.searchsorted(sorted_cell, ids, side="right") - first
+
+    # the 3 cells of a row round k's cell are consecutive in the sorted order: one run each
+    row = cy[:, None] + jnp.array([-1, 0, 1], jnp.int32)[None, :]  # [K,3]
+    row_ok = (row >= 0) & (row < ny)
+    row = jnp.clip(row, 0, ny - 1) * nx
+    lo = first[row + jnp.maximum(cx - 1, 0)[:, None]]
+    hi = first[row + jnp.minimum(cx + 1, nx - 1)[:, None]]
+    hi = hi + count[row + jnp.minimum(cx + 1, nx - 1)[:, None]]
+    run = jnp.where(row_ok, hi - lo, 0)  # [K,3]
+
+    def sparse(_: None) -> Array:
+        packed = jnp.concatenate([poi_pos, values], axis=1)[order]  # [K,2+c] in cell order
+        slot = jnp.arange(RUN_CAP, dtype=jnp.int32)
+        held = slot < run[..., None]  # [K,3,cap]
+        cand = packed[jnp.clip(lo[..., None] + slot, 0, k - 1)]  # [K,3,cap,2+c]
+        d = cand[..., :2] - poi_pos[:, None, None, :]
+        near = held & ((d[..., 0] ** 2 + d[..., 1] ** 2) <= reach**2)
+        return jnp.sum(jnp.where(near[..., None], cand[..., 2:], 0.0), axis=(1, 2))
+
+    def dense(_: None) -> Array:
+        return dense_sums(poi_pos, values, reach)
+
+    return jax.lax.cond(jnp.max(run) <= RUN_CAP, sparse, dense, None)

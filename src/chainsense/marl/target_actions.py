@@ -1,0 +1,55 @@
+"""``action_space = "targets"``: the actor weighs greedy's choice of target, greedy's motion moves.
+
+With the paper's action space (``"move"``) an actor picks each slot's heading and distance, so it
+must learn routing round obstacles and which of a thousand PoIs to head for, from a coarse data
+map. Greedy (``policies.GreedyPolicy``) does both by rule, but its rule is fixed: a PoI cluster is
+worth its collectable quota, unvisited PoIs counted twice, over the slots needed to reach it. On
+the worlds where energy binds (``energy``, ``large``) that weighting leaves fairness unused:
+counting unvisited PoIs ten times instead of twice makes greedy itself 1.2x more efficient.
+
+Here the actor's unit-disk output ``d`` sets, per MT and slot, the two weights of that rule:
+``fairness_weight = 10 ** (FAIR_DECADES * d_x)`` (0.01 to 100) and
+``distance_power = 1 + d_y`` (0 to 2), and ``policies.weighted_goals`` claims the targets and
+drives the MTs there (round obstacles; to a station when low, where MTs can recharge). ``d = 0``
+is greedy's own rule, so a fresh actor starts at greedy and learns when to weigh otherwise:
+late or early in the episode, with much or little energy left, near or far from the others.
+
+The decoding reads the full world state, as greedy does: these fleets are compared with greedy
+(and with greedy at its best fixed weights, ``registry`` name ``greedy-fair``), not with
+``greedy-local``, and a world with partial observation refuses them (``check_world``).
+"""
+
+from __future__ import annotations
+
+from jax import Array
+
+from chainsense.errors import ConfigError
+from chainsense.marl.config import TrainConfig
+from chainsense.marl.policies import weighted_goals
+from chainsense.sim.params import WorldParams
+from chainsense.sim.state import WorldState
+
+#: decades of fairness weight either side of greedy's 1 that the actor's first output spans
+FAIR_DECADES = 2.0
+
+
+def score_weights(disk: Array) -> tuple[Array, Array]:
+    """Fairness weights and distance powers [...] from unit-disk actions [..., 2]."""
+    return 10.0 ** (FAIR_DECADES * disk[..., 0]), 1.0 + disk[..., 1]
+
+
+def decode(state: WorldState, disk: Array, params: WorldParams) -> Array:
+    """Physical actions [M,2] of one world's MTs from their unit-disk actions [M,2]."""
+    fairness_weight, distance_power = score_weights(disk)
+    return weighted_goals(state, params, fairness_weight, distance_power)
+
+
+def check_world(cfg: TrainConfig, params: WorldParams) -> None:
+    """ConfigError when ``cfg``'s action space cannot act in worlds of ``params``."""
+    if cfg.action_space == "targets" and params.observe_radius is not None:
+        raise ConfigError(
+            "action_space",
+            "\"targets\" decodes the actor's weights with the full world state (greedy's view), "
+            f"which a world with partial observation (observe_radius = {params.observe_radius}) "
+            'hides; use action_space = "move" there',
+        )

@@ -1,0 +1,62 @@
+"""``marl.poi_clusters``: the cell-list neighbourhood sums equal the dense K x K ones on any map,
+dense clusters (the fallback) and batched worlds included."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chainsense.marl.poi_clusters import RUN_CAP, cluster_sums, dense_sums
+from chainsense.sim import world
+from chainsense.sim.params import preset
+
+SMALL = preset("small")
+
+
+def _check(params, pos: np.ndarray, values: np.ndarray) -> None:
+    pos, values = jnp.asarray(pos, jnp.float32), jnp.asarray(values, jnp.float32)
+    got = jax.jit(lambda p, v: cluster_sums(p, v, params))(pos, values)
+    want = dense_sums(pos, values, params.sensing_range)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(0, 2**31 - 1),
+    st.integers(1, 96),
+    st.floats(0.05, 3.0),
+    st.sampled_from([(8.0, 8.0), (8.0, 3.0), (0.5, 12.0)]),
+    st.booleans(),
+)
+def test_cell_list_sums_are_the_dense_sums(
+    seed: int, k: int, reach: float, size: tuple[float, float], heap: bool
+) -> None:
+    params = dataclasses.replace(
+        SMALL, width=size[0], height=size[1], sensing_range=reach, num_pois=k, num_obstacles=0
+    )
+    rng = np.random.default_rng(seed)
+    pos = rng.uniform(0.0, 1.0, (k, 2)) * np.array(size)
+    if heap:  # many PoIs in one cell: more than a row's run holds, the dense fallback
+        pos[: k // 2] = pos[0] + rng.uniform(0.0, 0.01, (k // 2, 2))
+    pos[rng.random(k) < 0.1] = np.array(size)  # on the far edges: the last cell, not past it
+    _check(params, pos, rng.uniform(0.0, 2.0, (k, 3)))
+
+
+def test_a_heap_beyond_the_run_cap_falls_back_exactly() -> None:
+    k = RUN_CAP * 3
+    pos = np.full((k, 2), 4.0) + np.linspace(0.0, 0.05, k)[:, None]
+    _check(dataclasses.replace(SMALL, num_pois=k), pos, np.arange(k, dtype=float)[:, None])
+
+
+def test_batched_worlds_match_world_by_world() -> None:
+    params = preset("large")
+    keys = jax.random.split(jax.random.PRNGKey(4), 3)
+    states = jax.vmap(lambda key: world.reset(key, params)[0])(keys)
+    values = jnp.stack([states.poi_data, states.poi_init], axis=-1)
+    batched = jax.jit(jax.vmap(lambda p, v: cluster_sums(p, v, params)))(states.poi_pos, values)
+    for i in range(3):
+        want = dense_sums(states.poi_pos[i], values[i], params.sensing_range)
+        np.testing.assert_allclose(batched[i], want, rtol=1e-5, atol=1e-5)

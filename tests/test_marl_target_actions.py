@@ -1,0 +1,156 @@
+"""``action_space = "targets"`` (``marl.target_actions``): the actor sets greedy's score weights.
+
+At weights (1, 1) the decoding is greedy exactly; other weights change which target an MT
+claims in the way the weights say; MAPPO trains and acts through the decoding, remembers the
+moves it made, and the mode is refused where it cannot apply.
+"""
+
+import dataclasses
+import math
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chainsense.errors import ConfigError
+from chainsense.marl import checkpoint, mappo_rollout, mappo_train, networks, session
+from chainsense.marl.config import TrainConfig
+from chainsense.marl.evaluate import evaluate
+from chainsense.marl.learned import LearnedPolicy, load_policy
+from chainsense.marl.policies import GreedyPolicy, WeightedGreedyPolicy, weighted_goals
+from chainsense.marl.target_actions import FAIR_DECADES, decode, score_weights
+from chainsense.sim import world
+from chainsense.sim.params import preset
+
+SMALL = preset("small")
+CHARGING_SMALL = dataclasses.replace(
+    SMALL, num_stations=2, charge_radius=0.5, charge_rate=0.5, initial_energy=4.0
+)
+TARGETS = TrainConfig(algo="mappo", action_space="targets", num_envs=16, chunk_iters=2)
+
+
+def _greedy_vs_unit_weights(params, key) -> jax.Array:
+    """Largest |greedy - weighted_goals(1, 1)| per slot along a greedy episode."""
+    greedy = GreedyPolicy()
+    ones = jnp.ones((params.num_mts,), jnp.float32)
+
+    def body(carry, k):
+        s, obs = carry
+        a = greedy.act(k, obs, s, params)
+        b = weighted_goals(s, params, ones, ones)
+        s2, obs2, _, _, _ = world.step(k, s, a, params)
+        return (s2, obs2), jnp.max(jnp.abs(a - b))
+
+    start = world.reset(key, params)
+    return jax.lax.scan(body, start, jax.random.split(key, params.num_slots))[1]
+
+
+@pytest.mark.parametrize("params", [SMALL, CHARGING_SMALL], ids=["small", "charging"])
+def test_unit_weights_are_greedy_exactly(params) -> None:
+    for seed in range(3):
+        diff = jax.jit(_greedy_vs_unit_weights, static_argnums=0)(params, jax.random.PRNGKey(seed))
+        assert float(jnp.max(diff)) == 0.0
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.floats(-1.0, 1.0), st.floats(-1.0, 1.0))
+def test_weights_span_their_ranges_and_centre_on_greedy(x: float, y: float) -> None:
+    w, power = (float(v) for v in score_weights(jnp.array([x, y], jnp.float32)))
+    assert 10.0**-FAIR_DECADES * 0.999 <= w <= 10.0**FAIR_DECADES * 1.001
+    assert 0.0 <= power <= 2.0
+    assert math.isclose(math.log10(w), FAIR_DECADES * x, abs_tol=1e-4)
+    assert score_weights(jnp.zeros(2)) == (1.0, 1.0)
+
+
+def _two_clusters():
+    """One MT midway between a visited PoI with 3 quotas of data and an unvisited one with 1,
+    every other PoI empty, no obstacles."""
+    params = dataclasses.replace(SMALL, num_obstacles=0, num_mts=1)
+    state, _ = world.reset(jax.random.PRNGKey(0), params)
+    k = params.num_pois
+    pos = jnp.zeros((k, 2)).at[:, :].set(jnp.array([7.5, 7.5]))  # parked far away, empty
+    pos = pos.at[0].set(jnp.array([1.0, 4.0])).at[1].set(jnp.array([7.0, 4.0]))
+    quota = params.collect_fraction
+    init = jnp.full((k,), 1.0).at[0].set(3.0)  # so that its quota is 3 quotas of the other's
+    data = jnp.zeros((k,)).at[0].set(3.0 * quota).at[1].set(quota)
+    visits = jnp.zeros((k,), jnp.int32).at[0].set(1).at[2:].set(1)
+    state = state.replace(
+        poi_pos=pos, poi_init=init, poi_data=data, visits=visits, mt_pos=jnp.array([[4.0, 4.0]])
+    )
+    return state, params
+
+
+def test_the_fairness_weight_decides_between_more_data_and_an_unvisited_poi() -> None:
+    state, params = _two_clusters()
+    # greedy: 3 quotas beat 1 quota counted twice; weight 30: 31 quotas beat 3
+    for weight, heading_x in ((1.0, -1.0), (30.0, 1.0)):
+        act = weighted_goals(state, params, jnp.array([weight]), jnp.array([1.0]))
+        theta, length = float(act[0, 0]), float(act[0, 1])
+        assert length > 0
+        assert math.copysign(1.0, math.cos(theta)) == heading_x
+
+
+def test_the_distance_power_trades_data_for_nearness() -> None:
+    state, params = _two_clusters()
+    # the visited PoI's 3 quotas are 5 slots away, the unvisited one's 2 (weighted) 1 slot away
+    state = state.replace(mt_pos=jnp.array([[6.0, 4.0]]))
+    headings = []
+    for power in (0.0, 2.0):
+        act = weighted_goals(state, params, jnp.array([1.0]), jnp.array([power]))
+        headings.append(math.copysign(1.0, math.cos(float(act[0, 0]))))
+    assert headings == [-1.0, 1.0]  # power 0: most data wherever; power 2: the near one
+
+
+def test_training_rollout_decodes_the_actor_and_remembers_the_moves_made() -> None:
+    params = preset("energy")
+    carry = mappo_train.init_carry(jax.random.PRNGKey(1), TARGETS, params)
+    pool = mappo_rollout.world_pool.draw(TARGETS, params, jax.random.PRNGKey(3))
+    new, (traj, _) = mappo_rollout.collect_step(TARGETS, params, pool, carry, None)
+    sampled = networks.squash_to_disk(traj.z)
+    moves = jax.vmap(lambda s, d: decode(s, d, params))(carry.env, sampled)
+    made = networks.from_physical(moves, params.max_move)
+    np.testing.assert_allclose(new.memory[..., :2], made, atol=1e-5)
+    assert not np.allclose(new.memory[..., :2], sampled, atol=1e-3)  # PPO keeps its own sample
+
+
+def test_a_fleet_whose_actor_says_zero_plays_greedy(tmp_path: Path) -> None:
+    learner = mappo_train.init_carry(jax.random.PRNGKey(0), TARGETS, SMALL).learner
+    zero = jax.tree_util.tree_map(jnp.zeros_like, learner.actor)  # mean 0 -> weights (1, 1)
+    cfg = dataclasses.replace(TARGETS, eval_noise=0.0)
+    seeds = range(10000, 10004)
+    fleet = evaluate(LearnedPolicy(zero, cfg), SMALL, seeds).per_episode["energy_efficiency"]
+    greedy = evaluate(GreedyPolicy(), SMALL, seeds).per_episode["energy_efficiency"]
+    np.testing.assert_allclose(fleet, greedy, rtol=1e-6)
+    fair = evaluate(WeightedGreedyPolicy(30.0, 1.5), SMALL, seeds).per_episode["energy_efficiency"]
+    assert not np.allclose(fair, greedy)
+
+
+def test_targets_train_save_and_load(tmp_path: Path) -> None:
+    result = session.run(TARGETS, SMALL, seed=0, steps=2_000, out_dir=tmp_path / "run")
+    assert result.env_steps >= 2_000
+    policy, trained = load_policy("mappo", tmp_path / "run" / "fleet.msgpack", SMALL)
+    assert policy.cfg.action_space == "targets" and trained == SMALL
+    assert checkpoint.load(tmp_path / "run" / "fleet.msgpack").cfg == TARGETS
+
+
+def test_targets_are_refused_where_they_cannot_apply(tmp_path: Path) -> None:
+    partial = dataclasses.replace(SMALL, observation="rich", observe_radius=2.0, share_delay=1)
+    with pytest.raises(ConfigError) as err:
+        session.run(TARGETS, partial, seed=0, steps=1_000, out_dir=tmp_path / "run")
+    assert "action_space" in str(err.value) and "observe_radius" in str(err.value)
+    assert not (tmp_path / "run").exists()
+    for changes, field in (
+        ({"algo": "maddpg"}, "action_space"),
+        ({"algo": "iddpg"}, "action_space"),
+        ({"recharge_reflex": True}, "recharge_reflex"),
+        ({"imitate": "planner"}, "imitate"),
+    ):
+        with pytest.raises(ConfigError) as err:
+            TrainConfig(**{"algo": "mappo", "action_space": "targets", **changes})
+        assert err.value.field == field
+    with pytest.raises(ConfigError, match="action_space"):
+        TrainConfig.from_dict({"algo": "mappo", "action_space": "teleport"})
