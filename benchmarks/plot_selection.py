@@ -4,8 +4,9 @@ against env steps, the fleet each run kept, and where the heuristics stand.
 Reads a ``bench_learning.py --json`` report of runs trained with ``select_every > 0``. One line
 per training seed: the efficiency on the validation maps at every scoring; a star marks the
 fleet kept, labelled with its score on the held-out maps. Dashed lines are ``greedy`` and
-``greedy-local`` on the held-out maps, the dotted one issue 14's target on that preset: 1.03 x
-greedy on ``paper``, 1.10 x the better heuristic elsewhere.
+``greedy-local`` on the held-out maps (and ``greedy-fair``, greedy at its best fixed weights,
+where the report has it), the dotted one issue 14's target on that preset: 1.03 x greedy on
+``paper``, 1.10 x the better of greedy and greedy-local elsewhere.
 
     python benchmarks/plot_selection.py docs/figures/learning/selection/paper_20min.json \
         --out docs/figures/learning/selection/paper_20min.png
@@ -27,12 +28,23 @@ def scored(run: dict) -> tuple[list[float], list[float]]:
     return [float(s) for s, _ in history], [float(v) for _, v in history]
 
 
-def heuristics(report: dict) -> dict[str, float]:
-    """Held-out efficiency of ``greedy`` and ``greedy-local``, those the report measured."""
+#: line style of every heuristic drawn; the first two are the issue's yardstick
+STYLES: dict[str, str | tuple] = {
+    "greedy": "--",
+    "greedy-local": "-.",
+    "greedy-fair": (0, (6, 2, 1, 2)),
+}
+
+
+def heuristics(
+    report: dict, names: tuple[str, ...] = ("greedy", "greedy-local")
+) -> dict[str, float]:
+    """Held-out efficiency of the ``names`` heuristics (default: the issue's yardstick), those
+    the report measured."""
     rows = report["rows"]
     return {
         name: rows[name]["energy_efficiency"][0]
-        for name in ("greedy", "greedy-local")
+        for name in names
         if name in rows and not math.isnan(rows[name]["energy_efficiency"][0])
     }
 
@@ -78,9 +90,8 @@ def plot(report: dict, out: Path) -> Path:
             fontsize=7,
             color=line.get_color(),
         )
-    styles = {"greedy": "--", "greedy-local": "-."}
-    for name, level in heuristics(report).items():
-        ax.axhline(level, ls=styles[name], color="grey", lw=1, label=f"{name} (held-out maps)")
+    for name, level in heuristics(report, tuple(STYLES)).items():
+        ax.axhline(level, ls=STYLES[name], color="grey", lw=1, label=f"{name} (held-out maps)")
     goal = target(report)
     if goal is not None:
         ax.axhline(goal[0], ls=":", color="black", lw=1, label=goal[1])

@@ -41,6 +41,15 @@ def test_the_target_line_is_the_preset_s_own() -> None:
     charging = {**REPORT, "preset": "charging", "rows": rows}
     assert plot_selection.target(charging) == (pytest.approx(0.33), "1.10 x greedy-local")
     assert plot_selection.target({**REPORT, "preset": "large", "rows": {}}) is None
+    tuned = {**rows, "greedy-fair": {"energy_efficiency": [0.40, 0.01]}}  # drawn, not the target
+    assert plot_selection.target({**charging, "rows": tuned}) == (
+        pytest.approx(0.33),
+        "1.10 x greedy-local",
+    )
+    assert (
+        plot_selection.heuristics({"rows": tuned}, tuple(plot_selection.STYLES))["greedy-fair"]
+        == 0.40
+    )
 
 
 def test_plot_is_written_and_a_report_without_selection_is_refused(tmp_path: Path) -> None:

@@ -27,6 +27,9 @@ def test_ratio_to_the_better_heuristic_and_labels() -> None:
     s = plot_standing.standing(rep, "GRU")
     assert s["GRU"] == (0.5, 0.1) and "mappo" not in s
     assert s["greedy"] == (0.96, 0.1) and s["planner"] == (1.2, 0.0)  # NaN interval: none drawn
+    tuned = _report("energy", [], {"mappo": 0.36, "greedy": 0.3, "greedy-fair": 0.35})
+    s = plot_standing.standing(tuned, "targets")
+    assert s["greedy-fair"] == (0.35 / 0.3, 0.1 / 0.3) and s["targets"] == (1.2, 0.1 / 0.3)
     only_greedy = _report("paper", [], {"mappo": 6.0, "greedy": 5.0})
     assert plot_standing.standing(only_greedy)["mappo"] == (1.2, 0.02)
 
