@@ -9,7 +9,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chainsense.marl.poi_clusters import RUN_CAP, cluster_sums, dense_sums
+from chainsense.marl.poi_clusters import RUN_CAP, cell_sums, cluster_sums, dense_sums
 from chainsense.sim import world
 from chainsense.sim.params import preset
 
@@ -18,9 +18,10 @@ SMALL = preset("small")
 
 def _check(params, pos: np.ndarray, values: np.ndarray) -> None:
     pos, values = jnp.asarray(pos, jnp.float32), jnp.asarray(values, jnp.float32)
-    got = jax.jit(lambda p, v: cluster_sums(p, v, params))(pos, values)
     want = dense_sums(pos, values, params.sensing_range)
-    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    for sums in (cell_sums, cluster_sums):
+        got = jax.jit(lambda p, v, sums=sums: sums(p, v, params))(pos, values)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
 @settings(max_examples=40, deadline=None)
@@ -56,7 +57,21 @@ def test_batched_worlds_match_world_by_world() -> None:
     keys = jax.random.split(jax.random.PRNGKey(4), 3)
     states = jax.vmap(lambda key: world.reset(key, params)[0])(keys)
     values = jnp.stack([states.poi_data, states.poi_init], axis=-1)
-    batched = jax.jit(jax.vmap(lambda p, v: cluster_sums(p, v, params)))(states.poi_pos, values)
+    batched = jax.jit(jax.vmap(lambda p, v: cell_sums(p, v, params)))(states.poi_pos, values)
     for i in range(3):
         want = dense_sums(states.poi_pos[i], values[i], params.sensing_range)
+        np.testing.assert_allclose(batched[i], want, rtol=1e-5, atol=1e-5)
+
+
+def test_one_crowded_world_sends_its_whole_batch_to_the_exact_fallback() -> None:
+    k = RUN_CAP * 3
+    params = dataclasses.replace(SMALL, num_pois=k)
+    rng = np.random.default_rng(0)
+    spread = rng.uniform(0.0, 8.0, (k, 2))
+    heap = np.full((k, 2), 4.0) + rng.uniform(0.0, 0.05, (k, 2))
+    pos = jnp.asarray(np.stack([spread, heap]), jnp.float32)
+    values = jnp.asarray(rng.uniform(0.0, 1.0, (2, k, 2)), jnp.float32)
+    batched = jax.jit(jax.vmap(lambda p, v: cell_sums(p, v, params)))(pos, values)
+    for i in range(2):
+        want = dense_sums(pos[i], values[i], params.sensing_range)
         np.testing.assert_allclose(batched[i], want, rtol=1e-5, atol=1e-5)

@@ -9,9 +9,10 @@ PoIs are tested: ``3 * RUN_CAP`` candidates per PoI instead of K (the 3 cells of
 run of the PoIs sorted by cell).
 
 A row of 3 cells holds at most ``RUN_CAP`` candidates; a map denser than that somewhere falls
-back to the dense
-sum (``lax.cond``), so the result is exact on every map. Batched worlds run one after another
-(a ``custom_vmap`` rule), as under ``vmap`` a ``cond`` would run both branches for every world.
+back to the dense sum (``lax.cond``), so the result is exact on every map. For a batch of
+worlds the choice is made once, for all of them (a ``custom_vmap`` rule): under a plain
+``vmap`` the ``cond`` would become a select and run both branches for every world. Below
+``CELLS_FROM_POIS`` PoIs :func:`cluster_sums` keeps the dense matrix, which is cheaper there.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from jax import Array
 
 from chainsense.sim.params import WorldParams
 
+#: below this many PoIs the dense matrix is cheaper (MAPPO's training loop, 2 CPU cores:
+#: ``benchmarks/bench_poi_clusters.py --train``)
+CELLS_FROM_POIS = 512
 #: PoIs tested per row of 3 cells round a PoI's cell (3 runs per PoI); about 3.6 on average
 #: on every preset
 RUN_CAP = 16
@@ -46,21 +50,32 @@ def dense_sums(poi_pos: Array, values: Array, reach: float) -> Array:
 
 def cluster_sums(poi_pos: Array, values: Array, params: WorldParams) -> Array:
     """[K, c]: for every PoI the sum of ``values`` [K, c] over the PoIs within
-    ``params.sensing_range`` of it (itself included), as :func:`dense_sums` gives.
+    ``params.sensing_range`` of it (itself included): :func:`cell_sums` from
+    ``CELLS_FROM_POIS`` PoIs on, :func:`dense_sums` below (where the dense matrix is cheaper)."""
+    if poi_pos.shape[-2] < CELLS_FROM_POIS:
+        return dense_sums(poi_pos, values, params.sensing_range)
+    return cell_sums(poi_pos, values, params)
 
-    Under ``vmap`` (batched worlds) it runs world by world (``lax.map``), so that each world
-    takes the dense fallback only when its own map needs it.
+
+def cell_sums(poi_pos: Array, values: Array, params: WorldParams) -> Array:
+    """:func:`dense_sums` by the cell list (see the module docstring).
+
+    Under ``vmap`` (batched worlds) the choice between the cell list and the dense fallback is
+    made once for the whole batch, so the batch stays vectorised and the ``cond`` is a real one.
     """
-    return _per_world(float(params.width), float(params.height), float(params.sensing_range))(
+    return _batched(float(params.width), float(params.height), float(params.sensing_range))(
         poi_pos, values
     )
 
 
 @functools.cache
-def _per_world(width: float, height: float, reach: float) -> Any:
+def _batched(width: float, height: float, reach: float) -> Any:
+    def one(poi_pos: Array, values: Array) -> Array:
+        return _choose(_runs(poi_pos, width, height, reach), poi_pos, values, reach)
+
     @jax.custom_batching.custom_vmap
     def sums(poi_pos: Array, values: Array) -> Array:
-        return _one_world(poi_pos, values, width, height, reach)
+        return one(poi_pos, values)
 
     @sums.def_vmap
     def _rule(
@@ -70,12 +85,31 @@ def _per_world(width: float, height: float, reach: float) -> Any:
             poi_pos = jnp.broadcast_to(poi_pos, (axis_size, *poi_pos.shape))
         if not in_batched[1]:
             values = jnp.broadcast_to(values, (axis_size, *values.shape))
-        return jax.lax.map(lambda a: sums(*a), (poi_pos, values)), True
+        runs = jax.vmap(lambda p: _runs(p, width, height, reach))(poi_pos)
+        fits = jnp.max(runs[2]) <= RUN_CAP
+        sparse = jax.vmap(_sparse, in_axes=(0, 0, 0, None))
+        dense = jax.vmap(dense_sums, in_axes=(0, 0, None))
+        out = jax.lax.cond(
+            fits,
+            lambda: sparse(runs, poi_pos, values, reach),
+            lambda: dense(poi_pos, values, reach),
+        )
+        return out, True
 
     return sums
 
 
-def _one_world(poi_pos: Array, values: Array, width: float, height: float, reach: float) -> Array:
+def _choose(runs: tuple[Array, Array, Array], poi_pos: Array, values: Array, reach: float) -> Array:
+    return jax.lax.cond(
+        jnp.max(runs[2]) <= RUN_CAP,
+        lambda: _sparse(runs, poi_pos, values, reach),
+        lambda: dense_sums(poi_pos, values, reach),
+    )
+
+
+def _runs(poi_pos: Array, width: float, height: float, reach: float) -> tuple[Array, Array, Array]:
+    """The PoIs in cell order [K], and for every PoI and row of 3 cells round its cell where
+    that row's run of PoIs starts in that order [K,3] and how long it is [K,3]."""
     k = poi_pos.shape[0]
     nx, wx = _grid(width, reach)
     ny, wy = _grid(height, reach)
@@ -91,26 +125,25 @@ def _one_world(poi_pos: Array, values: Array, width: float, height: float, reach
     ids = jnp.arange(nx * ny, dtype=jnp.int32)
     first = jnp.searchsorted(sorted_cell, ids, side="left")
     count = jnp.searchsorted(sorted_cell, ids, side="right") - first
-
-    # the 3 cells of a row round k's cell are consecutive in the sorted order: one run each
+    # the 3 cells of a row round a PoI's cell are consecutive in cell order: one run each
     row = cy[:, None] + jnp.array([-1, 0, 1], jnp.int32)[None, :]  # [K,3]
     row_ok = (row >= 0) & (row < ny)
     row = jnp.clip(row, 0, ny - 1) * nx
-    lo = first[row + jnp.maximum(cx - 1, 0)[:, None]]
-    hi = first[row + jnp.minimum(cx + 1, nx - 1)[:, None]]
-    hi = hi + count[row + jnp.minimum(cx + 1, nx - 1)[:, None]]
-    run = jnp.where(row_ok, hi - lo, 0)  # [K,3]
+    left = row + jnp.maximum(cx - 1, 0)[:, None]
+    right = row + jnp.minimum(cx + 1, nx - 1)[:, None]
+    lo = first[left]
+    run = jnp.where(row_ok, first[right] + count[right] - lo, 0)
+    return order, lo, run
 
-    def sparse(_: None) -> Array:
-        packed = jnp.concatenate([poi_pos, values], axis=1)[order]  # [K,2+c] in cell order
-        slot = jnp.arange(RUN_CAP, dtype=jnp.int32)
-        held = slot < run[..., None]  # [K,3,cap]
-        cand = packed[jnp.clip(lo[..., None] + slot, 0, k - 1)]  # [K,3,cap,2+c]
-        d = cand[..., :2] - poi_pos[:, None, None, :]
-        near = held & ((d[..., 0] ** 2 + d[..., 1] ** 2) <= reach**2)
-        return jnp.sum(jnp.where(near[..., None], cand[..., 2:], 0.0), axis=(1, 2))
 
-    def dense(_: None) -> Array:
-        return dense_sums(poi_pos, values, reach)
-
-    return jax.lax.cond(jnp.max(run) <= RUN_CAP, sparse, dense, None)
+def _sparse(runs: tuple[Array, Array, Array], poi_pos: Array, values: Array, reach: float) -> Array:
+    """The sums from the runs alone: exact when no run is longer than ``RUN_CAP``."""
+    order, lo, run = runs
+    k = poi_pos.shape[0]
+    packed = jnp.concatenate([poi_pos, values], axis=1)[order]  # [K,2+c] in cell order
+    slot = jnp.arange(RUN_CAP, dtype=jnp.int32)
+    held = slot < run[..., None]  # [K,3,cap]
+    cand = packed[jnp.clip(lo[..., None] + slot, 0, k - 1)]  # [K,3,cap,2+c]
+    d = cand[..., :2] - poi_pos[:, None, None, :]
+    near = held & ((d[..., 0] ** 2 + d[..., 1] ** 2) <= reach**2)
+    return jnp.sum(jnp.where(near[..., None], cand[..., 2:], 0.0), axis=(1, 2))
