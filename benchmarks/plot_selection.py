@@ -3,10 +3,10 @@ against env steps, the fleet each run kept, and where the heuristics stand.
 
 Reads a ``bench_learning.py --json`` report of runs trained with ``select_every > 0``. One line
 per training seed: the efficiency on the validation maps at every scoring; a star marks the
-fleet kept, labelled with its score on the held-out maps. Dashed lines are ``greedy`` and
-``greedy-local`` on the held-out maps (and ``greedy-fair``, greedy at its best fixed weights,
-where the report has it), the dotted one issue 14's target on that preset: 1.03 x greedy on
-``paper``, 1.10 x the better of greedy and greedy-local elsewhere.
+fleet kept, labelled with its score on the held-out maps. Dashed grey lines are ``greedy`` and
+``greedy-local`` on the held-out maps, a solid purple one ``greedy-fair`` (greedy at its best
+fixed weights) where the report has it, the dotted one issue 14's target on that preset: 1.03 x
+greedy on ``paper``, 1.10 x the better of greedy and greedy-local elsewhere.
 
     python benchmarks/plot_selection.py docs/figures/learning/selection/paper_20min.json \
         --out docs/figures/learning/selection/paper_20min.png
@@ -28,13 +28,12 @@ def scored(run: dict) -> tuple[list[float], list[float]]:
     return [float(s) for s, _ in history], [float(v) for _, v in history]
 
 
-#: line style of every heuristic drawn; the first two are the issue's yardstick
-STYLES: dict[str, str | tuple] = {
-    "greedy": "--",
-    "greedy-local": "-.",
-    "greedy-fair": "-",  # solid and coloured: drawn, but not the yardstick
+#: (line style, colour) of every heuristic drawn; the first two are the issue's yardstick
+STYLES: dict[str, tuple[str, str]] = {
+    "greedy": ("--", "grey"),
+    "greedy-local": ("-.", "grey"),
+    "greedy-fair": ("-", "tab:purple"),  # drawn, but not the yardstick
 }
-SHADES = {"greedy-fair": "tab:purple"}
 
 
 def heuristics(
@@ -92,8 +91,8 @@ def plot(report: dict, out: Path) -> Path:
             color=line.get_color(),
         )
     for name, level in heuristics(report, tuple(STYLES)).items():
-        shade = SHADES.get(name, "grey")
-        ax.axhline(level, ls=STYLES[name], color=shade, lw=1.3, label=f"{name} (held-out maps)")
+        style, colour = STYLES[name]
+        ax.axhline(level, ls=style, color=colour, lw=1.3, label=f"{name} (held-out maps)")
     goal = target(report)
     if goal is not None:
         ax.axhline(goal[0], ls=":", color="black", lw=1, label=goal[1])

@@ -70,12 +70,9 @@ def cell_sums(poi_pos: Array, values: Array, params: WorldParams) -> Array:
 
 @functools.cache
 def _batched(width: float, height: float, reach: float) -> Any:
-    def one(poi_pos: Array, values: Array) -> Array:
-        return _choose(_runs(poi_pos, width, height, reach), poi_pos, values, reach)
-
     @jax.custom_batching.custom_vmap
     def sums(poi_pos: Array, values: Array) -> Array:
-        return one(poi_pos, values)
+        return _choose(_runs(poi_pos, width, height, reach), poi_pos, values, reach)
 
     @sums.def_vmap
     def _rule(

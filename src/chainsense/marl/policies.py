@@ -159,8 +159,10 @@ def weighted_goals(
     """Greedy's physical actions [M,2] with each MT's own score weights ([M] each): PoI k is
     worth its cluster's quota with unvisited PoIs counted ``1 + fairness_weight`` times, over
     ``(1 + slots to get there) ** distance_power``. ``GreedyPolicy`` is weights (1, 1) for all.
-    The cluster sums come from a cell list (``marl.poi_clusters``), one pass whatever M is (the
-    weighted part is split off)."""
+    The cluster sums (``poi_clusters.cluster_sums``: a cell list on large maps) are one pass
+    whatever M is, as the weighted part is split off. ``GreedyPolicy`` keeps its own dense sum of
+    the already weighted quotas, so that the baseline every figure is measured against stays
+    bit for bit what it was."""
     quota = jnp.minimum(p.collect_fraction * state.poi_init, state.poi_data)
     unvisited = quota * (state.visits == 0).astype(jnp.float32)
     sums = cluster_sums(state.poi_pos, jnp.stack([quota, unvisited], axis=1), p)  # [K,2]

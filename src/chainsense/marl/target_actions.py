@@ -5,7 +5,8 @@ must learn routing round obstacles and which of a thousand PoIs to head for, fro
 map. Greedy (``policies.GreedyPolicy``) does both by rule, but its rule is fixed: a PoI cluster is
 worth its collectable quota, unvisited PoIs counted twice, over the slots needed to reach it. On
 the worlds where energy binds (``energy``, ``large``) that weighting leaves fairness unused:
-counting unvisited PoIs ten times instead of twice makes greedy itself 1.2x more efficient.
+counting unvisited PoIs 11 times (weight 10) instead of twice makes greedy itself 1.2x more
+efficient.
 
 Here the actor's unit-disk output ``d`` sets, per MT and slot, the two weights of that rule:
 ``fairness_weight = 10 ** (FAIR_DECADES * d_x)`` (0.01 to 100) and
