@@ -2,7 +2,8 @@
 
 At weights (1, 1) the decoding is greedy exactly; other weights change which target an MT
 claims in the way the weights say; MAPPO trains and acts through the decoding, remembers the
-moves it made, and the mode is refused where it cannot apply.
+moves it made; under partial observation each MT decides from its own belief; the mode is
+refused where it cannot apply.
 """
 
 import dataclasses
@@ -21,7 +22,12 @@ from chainsense.marl import checkpoint, mappo_rollout, mappo_train, networks, se
 from chainsense.marl.config import TrainConfig
 from chainsense.marl.evaluate import evaluate
 from chainsense.marl.learned import LearnedPolicy, load_policy
-from chainsense.marl.policies import GreedyPolicy, WeightedGreedyPolicy, weighted_goals
+from chainsense.marl.policies import (
+    BeliefGreedyPolicy,
+    GreedyPolicy,
+    WeightedGreedyPolicy,
+    weighted_goals,
+)
 from chainsense.marl.target_actions import FAIR_DECADES, decode, score_weights
 from chainsense.sim import world
 from chainsense.sim.params import preset
@@ -137,12 +143,59 @@ def test_targets_train_save_and_load(tmp_path: Path) -> None:
     assert checkpoint.load(tmp_path / "run" / "fleet.msgpack").cfg == TARGETS
 
 
-def test_targets_are_refused_where_they_cannot_apply(tmp_path: Path) -> None:
-    partial = dataclasses.replace(SMALL, observation="rich", observe_radius=2.0, share_delay=1)
-    with pytest.raises(ConfigError) as err:
-        session.run(TARGETS, partial, seed=0, steps=1_000, out_dir=tmp_path / "run")
-    assert "action_space" in str(err.value) and "observe_radius" in str(err.value)
-    assert not (tmp_path / "run").exists()
+PARTIAL = dataclasses.replace(SMALL, observation="rich", observe_radius=2.0, share_delay=1)
+
+
+def test_with_a_radius_that_sees_everything_the_belief_decoding_is_greedy() -> None:
+    everything = dataclasses.replace(PARTIAL, observe_radius=100.0, share_delay=0)
+    seeds = range(10000, 10004)
+    believing = evaluate(BeliefGreedyPolicy(), everything, seeds).per_episode
+    greedy = evaluate(GreedyPolicy(), everything, seeds).per_episode
+    for metric in ("energy_efficiency", "data_collection_ratio", "fairness"):
+        np.testing.assert_allclose(believing[metric], greedy[metric], rtol=1e-6)
+
+
+def _partial_state(seed: int):
+    """A partial-observation world some slots into a greedy episode, with a stale belief."""
+    key = jax.random.PRNGKey(seed)
+    state, obs = world.reset(key, PARTIAL)
+    for k in jax.random.split(key, 6):
+        state, obs, _, _, _ = world.step(
+            k, state, GreedyPolicy().act(k, obs, state, PARTIAL), PARTIAL
+        )
+    return state
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(0, 2**16), st.floats(-1.0, 1.0), st.floats(-1.0, 1.0))
+def test_under_partial_observation_an_mt_decides_from_its_own_belief_only(
+    seed: int, x: float, y: float
+) -> None:
+    state = _partial_state(seed)
+    disk = jnp.array([[x, y], [-y, x]], jnp.float32)
+    before = decode(state, disk, PARTIAL)
+    k = jax.random.PRNGKey(seed + 1)
+    # the true data and visit counts change, and so does the other MT's belief and weights
+    hidden = state.replace(
+        poi_data=jax.random.uniform(k, state.poi_data.shape) * state.poi_init,
+        visits=jnp.zeros_like(state.visits),
+        belief=state.belief.at[1].set(jax.random.uniform(k, state.belief[1].shape)),
+    )
+    after = decode(hidden, disk.at[1].set(jnp.array([0.3, -0.7])), PARTIAL)
+    np.testing.assert_array_equal(before[0], after[0])
+    # while what MT 0 believes does decide where it goes
+    emptied = state.replace(belief=state.belief.at[0].set(0.0))
+    assert float(decode(emptied, disk, PARTIAL)[0, 1]) == 0.0  # nothing believed left: stays
+
+
+def test_targets_train_and_act_under_partial_observation(tmp_path: Path) -> None:
+    session.run(TARGETS, PARTIAL, seed=0, steps=2_000, out_dir=tmp_path / "run")
+    policy, _ = load_policy("mappo", tmp_path / "run" / "fleet.msgpack", PARTIAL)
+    table = evaluate(policy, PARTIAL, range(10000, 10002))
+    assert table.mean["data_collection_ratio"] > 0.0
+
+
+def test_targets_are_refused_where_they_cannot_apply() -> None:
     for changes, field in (
         ({"algo": "maddpg"}, "action_space"),
         ({"algo": "iddpg"}, "action_space"),

@@ -120,5 +120,4 @@ def load_policy(
         )
     if params is not None:
         check_compatible(ckpt.params, params)
-        target_actions.check_world(ckpt.cfg, params)
     return LearnedPolicy(actor=ckpt.learner.actor, cfg=ckpt.cfg), ckpt.params

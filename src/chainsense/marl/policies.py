@@ -136,6 +136,28 @@ class WeightedGreedyPolicy:
         )
 
 
+@struct.dataclass
+class BeliefGreedyPolicy:
+    """Greedy on each MT's own belief of the remaining data (:func:`believed_goals`).
+
+    The registry's ``greedy-belief`` (weights 1, 1) is greedy's rule under partial observation:
+    the heuristic that knows what a learned MT knows there (its belief, the static site, the
+    others' positions), where ``greedy`` reads the true data and ``greedy-local`` only the
+    coarse maps of the observation. With full observation it is greedy.
+    """
+
+    fairness_weight: float = struct.field(pytree_node=False, default=1.0)
+    distance_power: float = struct.field(pytree_node=False, default=1.0)
+
+    def act(self, key: Array, obs: Array, state: WorldState, params: WorldParams) -> Array:
+        """Physical actions [M,2] from every MT's own belief."""
+        del key, obs
+        ones = jnp.ones((params.num_mts,), jnp.float32)
+        return believed_goals(
+            state, params, self.fairness_weight * ones, self.distance_power * ones
+        )
+
+
 def claim_targets(state: WorldState, p: WorldParams, score: Array) -> Array:
     """[M] PoI index each MT heads for, from its scores [M,K] (> -1 where worth a trip): the MTs
     choose in turn, and a PoI within ``2 * sensing_range`` of an earlier MT's target is not
@@ -163,9 +185,51 @@ def weighted_goals(
     whatever M is, as the weighted part is split off. ``GreedyPolicy`` keeps its own dense sum of
     the already weighted quotas, so that the baseline every figure is measured against stays
     bit for bit what it was."""
-    quota = jnp.minimum(p.collect_fraction * state.poi_init, state.poi_data)
-    unvisited = quota * (state.visits == 0).astype(jnp.float32)
-    sums = cluster_sums(state.poi_pos, jnp.stack([quota, unvisited], axis=1), p)  # [K,2]
+    targets, idle = weighted_targets(
+        state, p, state.poi_data, state.visits == 0, fairness_weight, distance_power
+    )
+    return _go(state, p, targets, idle)
+
+
+def believed_goals(
+    state: WorldState, p: WorldParams, fairness_weight: Array, distance_power: Array
+) -> Array:
+    """:func:`weighted_goals` under partial observation: each MT plays greedy's whole claim
+    round on its own belief of the remaining data (``WorldState.belief``: what it saw and what
+    the ledger has shared), assuming the others weigh as it does, and takes the target the round
+    gives it. A PoI counts as unvisited while its believed data is still its initial data. It
+    reads the static site (PoIs, obstacles, stations) and the MTs' positions and energy, never
+    the true data, the visit counts or another MT's belief or weights. In a world without
+    partial observation every belief is the truth, and this is :func:`weighted_goals`."""
+    if not p.partial:
+        return weighted_goals(state, p, fairness_weight, distance_power)
+    ones = jnp.ones((p.num_mts,), jnp.float32)
+
+    def own(i: Array) -> tuple[Array, Array]:
+        belief = state.belief[i]
+        unvisited = belief >= state.poi_init
+        targets, idle = weighted_targets(
+            state, p, belief, unvisited, fairness_weight[i] * ones, distance_power[i] * ones
+        )
+        return targets[i], idle[i]
+
+    targets, idle = jax.vmap(own)(jnp.arange(p.num_mts))
+    return _go(state, p, targets, idle)
+
+
+def weighted_targets(
+    state: WorldState,
+    p: WorldParams,
+    data: Array,
+    unvisited: Array,
+    fairness_weight: Array,
+    distance_power: Array,
+) -> tuple[Array, Array]:
+    """[M] PoI each MT heads for and [M] whether nothing is worth a trip, scored on ``data``
+    [K] and ``unvisited`` [K] (the truth, or one MT's belief) with per-MT weights [M]."""
+    quota = jnp.minimum(p.collect_fraction * state.poi_init, data)
+    fresh = quota * unvisited.astype(jnp.float32)
+    sums = cluster_sums(state.poi_pos, jnp.stack([quota, fresh], axis=1), p)  # [K,2]
     cluster = sums[None, :, 0] + fairness_weight[:, None] * sums[None, :, 1]  # [M,K]
     has_data = sums[:, 0] > 0
 
@@ -175,8 +239,13 @@ def weighted_goals(
     reach = (1.0 + slots) ** distance_power[:, None]
     score = jnp.where(has_data[None, :], cluster / reach, -1.0)
     targets = claim_targets(state, p, score)
+    return targets, ~has_data[targets]
+
+
+def _go(state: WorldState, p: WorldParams, targets: Array, idle: Array) -> Array:
+    """Physical actions [M,2] to the PoIs ``targets`` [M] (to a station when low, where MTs
+    recharge); an ``idle`` MT stays."""
     goal = state.poi_pos[targets]
-    idle = ~has_data[targets]
     if p.charging:
         goal, idle = recharge_goal(state.mt_pos, state.energy, state.stations, p, goal, idle)
     return head_for(state, goal, idle, p)

@@ -22,6 +22,7 @@ from chainsense.marl.greedy_local import GreedyLocalPolicy
 from chainsense.marl.learned import load_policy
 from chainsense.marl.planner import PlannerPolicy
 from chainsense.marl.policies import (
+    BeliefGreedyPolicy,
     GreedyPolicy,
     PlanningPolicy,
     Policy,
@@ -39,6 +40,9 @@ BASELINES: dict[str, Callable[[], Policy]] = {
     # greedy at its best fixed score weights (of a grid, on the validation maps of `energy` and
     # `large`): the opponent of fleets that learn those weights (marl.target_actions)
     "greedy-fair": lambda: WeightedGreedyPolicy(fairness_weight=30.0, distance_power=1.5),
+    # greedy's rule on each MT's own belief: the heuristic that knows, under partial observation,
+    # what a learned MT knows (with full observation it is greedy)
+    "greedy-belief": BeliefGreedyPolicy,
     "random": RandomPolicy,
 }
 #: host-side planners (seconds per episode): compared only when named

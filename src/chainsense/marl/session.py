@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from tensorboardX import SummaryWriter
 
 from chainsense.errors import ChainsenseError, ConfigError
-from chainsense.marl import algos, checkpoint, imitation, selection, target_actions, train
+from chainsense.marl import algos, checkpoint, imitation, selection, train
 from chainsense.marl.config import TrainConfig
 from chainsense.sim.maps import WorldMap, map_arrays
 from chainsense.sim.params import WorldParams
@@ -155,7 +155,6 @@ def run(
         raise ConfigError(
             "recharge_reflex", "needs a world where MTs recharge (num_stations, charge_rate > 0)"
         )
-    target_actions.check_world(cfg, params)
     out = Path(out_dir) if out_dir is not None else None
     start_steps = start_episodes = 0
     start_seconds = 0.0

@@ -16,17 +16,18 @@ is greedy's own rule, so a fresh actor starts at greedy and learns when to weigh
 late or early in the episode, with much or little energy left, near or far from the others.
 
 The decoding reads the full world state, as greedy does: these fleets are compared with greedy
-(and with greedy at its best fixed weights, ``registry`` name ``greedy-fair``), not with
-``greedy-local``, and a world with partial observation refuses them (``check_world``).
+(and with greedy at its best fixed weights, ``registry`` name ``greedy-fair``). Under partial
+observation it reads instead each MT's own belief of the remaining data
+(``policies.believed_goals``: the static site, the MTs' positions and what the MT saw or the
+ledger shared), so the fleets there are compared with ``greedy-belief``, greedy's rule on the
+same belief, as well as with ``greedy`` and ``greedy-local``.
 """
 
 from __future__ import annotations
 
 from jax import Array
 
-from chainsense.errors import ConfigError
-from chainsense.marl.config import TrainConfig
-from chainsense.marl.policies import weighted_goals
+from chainsense.marl.policies import believed_goals
 from chainsense.sim.params import WorldParams
 from chainsense.sim.state import WorldState
 
@@ -42,15 +43,4 @@ def score_weights(disk: Array) -> tuple[Array, Array]:
 def decode(state: WorldState, disk: Array, params: WorldParams) -> Array:
     """Physical actions [M,2] of one world's MTs from their unit-disk actions [M,2]."""
     fairness_weight, distance_power = score_weights(disk)
-    return weighted_goals(state, params, fairness_weight, distance_power)
-
-
-def check_world(cfg: TrainConfig, params: WorldParams) -> None:
-    """ConfigError when ``cfg``'s action space cannot act in worlds of ``params``."""
-    if cfg.action_space == "targets" and params.observe_radius is not None:
-        raise ConfigError(
-            "action_space",
-            "\"targets\" decodes the actor's weights with the full world state (greedy's view), "
-            f"which a world with partial observation (observe_radius = {params.observe_radius}) "
-            'hides; use action_space = "move" there',
-        )
+    return believed_goals(state, params, fairness_weight, distance_power)
