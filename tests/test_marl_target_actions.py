@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from chainsense.errors import ConfigError
 from chainsense.marl import checkpoint, mappo_rollout, mappo_train, networks, session
-from chainsense.marl.config import TrainConfig
+from chainsense.marl.config import MAX_DISTANCE_POWER, TrainConfig
 from chainsense.marl.evaluate import evaluate
 from chainsense.marl.learned import LearnedPolicy, load_policy
 from chainsense.marl.policies import (
@@ -28,6 +28,7 @@ from chainsense.marl.policies import (
     WeightedGreedyPolicy,
     weighted_goals,
 )
+from chainsense.marl.registry import baseline
 from chainsense.marl.target_actions import FAIR_DECADES, decode, score_weights
 from chainsense.sim import world
 from chainsense.sim.params import preset
@@ -63,13 +64,15 @@ def test_unit_weights_are_greedy_exactly(params) -> None:
 
 
 @settings(max_examples=50, deadline=None)
-@given(st.floats(-1.0, 1.0), st.floats(-1.0, 1.0))
-def test_weights_span_their_ranges_and_centre_on_greedy(x: float, y: float) -> None:
-    w, power = (float(v) for v in score_weights(jnp.array([x, y], jnp.float32)))
+@given(st.floats(-1.0, 1.0), st.floats(-1.0, 1.0), st.floats(1.0, MAX_DISTANCE_POWER))
+def test_weights_span_their_ranges_and_centre_on_greedy(x: float, y: float, top: float) -> None:
+    w, power = (float(v) for v in score_weights(jnp.array([x, y], jnp.float32), top))
     assert 10.0**-FAIR_DECADES * 0.999 <= w <= 10.0**FAIR_DECADES * 1.001
-    assert 0.0 <= power <= 2.0
+    assert 0.0 <= power <= top * 1.0001
     assert math.isclose(math.log10(w), FAIR_DECADES * x, abs_tol=1e-4)
-    assert score_weights(jnp.zeros(2)) == (1.0, 1.0)
+    assert (power > 1.0) == (y > 0.0) or power == 1.0
+    assert score_weights(jnp.zeros(2), top) == (1.0, 1.0)
+    assert math.isclose(float(score_weights(jnp.array([0.0, 1.0]), top)[1]), top, rel_tol=1e-6)
 
 
 def _two_clusters():
@@ -188,9 +191,22 @@ def test_under_partial_observation_an_mt_decides_from_its_own_belief_only(
     assert float(decode(emptied, disk, PARTIAL)[0, 1]) == 0.0  # nothing believed left: stays
 
 
+@pytest.mark.parametrize("name", ["greedy-belief", "greedy-near"])
+def test_belief_baselines_collect_and_recharge_under_partial_observation(name: str) -> None:
+    charging = dataclasses.replace(CHARGING_SMALL, observation="rich", observe_radius=2.0)
+    seeds = range(10000, 10004)
+    believing = evaluate(baseline(name), charging, seeds).mean
+    assert believing["data_collection_ratio"] > 0.5
+    assert believing["energy_charged"] > 0.0  # greedy's recharge rule holds on the belief
+    local = evaluate(baseline("greedy-local"), charging, seeds).mean
+    assert believing["energy_efficiency"] > 0.9 * local["energy_efficiency"]
+
+
 def test_targets_train_and_act_under_partial_observation(tmp_path: Path) -> None:
-    session.run(TARGETS, PARTIAL, seed=0, steps=2_000, out_dir=tmp_path / "run")
+    cfg = dataclasses.replace(TARGETS, max_distance_power=6.0)
+    session.run(cfg, PARTIAL, seed=0, steps=2_000, out_dir=tmp_path / "run")
     policy, _ = load_policy("mappo", tmp_path / "run" / "fleet.msgpack", PARTIAL)
+    assert policy.cfg.max_distance_power == 6.0
     table = evaluate(policy, PARTIAL, range(10000, 10002))
     assert table.mean["data_collection_ratio"] > 0.0
 
@@ -201,6 +217,10 @@ def test_targets_are_refused_where_they_cannot_apply() -> None:
         ({"algo": "iddpg"}, "action_space"),
         ({"recharge_reflex": True}, "recharge_reflex"),
         ({"imitate": "planner"}, "imitate"),
+        ({"max_distance_power": 0.5}, "max_distance_power"),
+        ({"max_distance_power": float("nan")}, "max_distance_power"),
+        ({"max_distance_power": 1e9}, "max_distance_power"),
+        ({"max_distance_power": True}, "max_distance_power"),
     ):
         with pytest.raises(ConfigError) as err:
             TrainConfig(**{"algo": "mappo", "action_space": "targets", **changes})

@@ -15,6 +15,8 @@ CriticInput = Literal["joint_obs", "global"]
 Imitate = Literal["none", "planner"]
 Shaping = Literal["none", "move", "efficiency"]
 ActionSpace = Literal["move", "targets"]
+#: the highest ``max_distance_power`` accepted (beyond it greedy only ever takes the nearest PoI)
+MAX_DISTANCE_POWER = 20.0
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,8 @@ class TrainConfig:
 
     ``action_space = "targets"`` (MAPPO only) makes the actor's output the per-MT weights of
     greedy's target score instead of a move; greedy's rule claims the targets and drives there
-    (``marl.target_actions``).
+    (``marl.target_actions``); ``max_distance_power`` is the distance power at the top of the
+    actor's range (greedy's is 1).
 
     ``imitate = "planner"`` (MAPPO only) starts PPO from a clone of the OR-Tools planner
     (``marl.imitation``): ``dagger_rounds`` + 1 rounds of ``demo_episodes`` labelled episodes
@@ -87,6 +90,7 @@ class TrainConfig:
     energy_price: float = -1.0
     recharge_reflex: bool = False
     action_space: ActionSpace = "move"
+    max_distance_power: float = 2.0
     chunk_iters: int = 50
     memory: bool = True
     shared: bool = False
@@ -176,6 +180,15 @@ class TrainConfig:
             )
 
     def _check_action_space(self) -> None:
+        if not (
+            isinstance(self.max_distance_power, int | float)
+            and not isinstance(self.max_distance_power, bool)
+            and 1.0 <= self.max_distance_power <= MAX_DISTANCE_POWER
+        ):
+            raise ConfigError(
+                "max_distance_power",
+                f"must be a number in [1, {MAX_DISTANCE_POWER:g}], got {self.max_distance_power!r}",
+            )
         if self.action_space == "move":
             return
         if self.algo != "mappo":

@@ -9,8 +9,9 @@ counting unvisited PoIs 11 times (weight 10) instead of twice makes greedy itsel
 efficient.
 
 Here the actor's unit-disk output ``d`` sets, per MT and slot, the two weights of that rule:
-``fairness_weight = 10 ** (FAIR_DECADES * d_x)`` (0.01 to 100) and
-``distance_power = 1 + d_y`` (0 to 2), and ``policies.weighted_goals`` claims the targets and
+``fairness_weight = 10 ** (FAIR_DECADES * d_x)`` (0.01 to 100) and ``distance_power = 1 + d_y``
+below 1 (down to 0), ``1 + (max_distance_power - 1) d_y`` above (up to ``max_distance_power``,
+``TrainConfig``, 2 by default), and ``policies.weighted_goals`` claims the targets and
 drives the MTs there (round obstacles; to a station when low, where MTs can recharge). ``d = 0``
 is greedy's own rule, so a fresh actor starts at greedy and learns when to weigh otherwise:
 late or early in the episode, with much or little energy left, near or far from the others.
@@ -25,6 +26,7 @@ same belief, as well as with ``greedy`` and ``greedy-local``.
 
 from __future__ import annotations
 
+import jax.numpy as jnp
 from jax import Array
 
 from chainsense.marl.policies import believed_goals
@@ -35,12 +37,16 @@ from chainsense.sim.state import WorldState
 FAIR_DECADES = 2.0
 
 
-def score_weights(disk: Array) -> tuple[Array, Array]:
+def score_weights(disk: Array, max_distance_power: float = 2.0) -> tuple[Array, Array]:
     """Fairness weights and distance powers [...] from unit-disk actions [..., 2]."""
-    return 10.0 ** (FAIR_DECADES * disk[..., 0]), 1.0 + disk[..., 1]
+    d_y = disk[..., 1]
+    power = 1.0 + jnp.where(d_y > 0, (max_distance_power - 1.0) * d_y, d_y)
+    return 10.0 ** (FAIR_DECADES * disk[..., 0]), power
 
 
-def decode(state: WorldState, disk: Array, params: WorldParams) -> Array:
+def decode(
+    state: WorldState, disk: Array, params: WorldParams, max_distance_power: float = 2.0
+) -> Array:
     """Physical actions [M,2] of one world's MTs from their unit-disk actions [M,2]."""
-    fairness_weight, distance_power = score_weights(disk)
+    fairness_weight, distance_power = score_weights(disk, max_distance_power)
     return believed_goals(state, params, fairness_weight, distance_power)
