@@ -4,7 +4,8 @@ heuristic, from ``bench_learning.py --json`` reports.
 Each argument is a report, optionally ``REPORT=LABEL`` to name its learned fleet (``GRU``,
 ``BC+PPO``, ...). For every report the bars are each policy's energy efficiency divided by the
 better of ``greedy`` and ``greedy-local`` in that same report (the issue's yardstick; ``greedy``
-alone where greedy-local was not run; ``greedy-fair`` is a bar, not the yardstick), error bars
+alone where greedy-local was not run; the tuned and belief greedies are bars, not the
+yardstick), error bars
 its 95% interval on the same scale; the dashed line is the issue's target (1.03 on ``paper``
 without world overrides, 1.10 elsewhere).
 
@@ -20,8 +21,9 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 HEURISTICS = ("greedy", "greedy-local")
-#: greedy-fair (greedy at its best fixed weights) is drawn but is not the issue's yardstick
-BASELINES = ("random", *HEURISTICS, "greedy-fair", "planner")
+#: greedy-fair and greedy-near (greedy at its best fixed weights) and greedy-belief (greedy on
+#: each MT's belief) are drawn but are not the issue's yardstick
+BASELINES = ("random", *HEURISTICS, "greedy-fair", "greedy-near", "greedy-belief", "planner")
 
 
 def scenario(report: dict) -> str:

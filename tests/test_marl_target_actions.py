@@ -29,7 +29,7 @@ from chainsense.marl.policies import (
     weighted_goals,
 )
 from chainsense.marl.registry import baseline
-from chainsense.marl.target_actions import FAIR_DECADES, decode, score_weights
+from chainsense.marl.target_actions import FAIR_DECADES, decode, disk_to_square, score_weights
 from chainsense.sim import world
 from chainsense.sim.params import preset
 
@@ -73,6 +73,24 @@ def test_weights_span_their_ranges_and_centre_on_greedy(x: float, y: float, top:
     assert (power > 1.0) == (y > 0.0) or power == 1.0
     assert score_weights(jnp.zeros(2), top) == (1.0, 1.0)
     assert math.isclose(float(score_weights(jnp.array([0.0, 1.0]), top)[1]), top, rel_tol=1e-6)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.floats(0.0, 1.0), st.floats(0.0, 2.0 * math.pi))
+def test_the_square_weights_reach_every_corner_and_keep_greedy_at_the_centre(
+    radius: float, angle: float
+) -> None:
+    disk = jnp.array([radius * math.cos(angle), radius * math.sin(angle)], jnp.float32)
+    u, v = (float(c) for c in disk_to_square(disk))
+    assert -1.0 <= u <= 1.0 and -1.0 <= v <= 1.0
+    if radius > 0.999:  # the circle lies on the square's edge
+        assert max(abs(u), abs(v)) > 0.99
+    assert (u >= 0) == (disk[0] >= 0) or abs(u) < 1e-6  # no weight changes side
+    corner = jnp.array([-1.0, 1.0], jnp.float32) / math.sqrt(2.0)
+    w, power = score_weights(corner, 20.0, square=True)
+    assert math.isclose(float(w), 10.0**-FAIR_DECADES, rel_tol=1e-3)
+    assert math.isclose(float(power), 20.0, rel_tol=1e-3)
+    assert score_weights(jnp.zeros(2), 20.0, square=True) == (1.0, 1.0)
 
 
 def _two_clusters():
@@ -120,7 +138,7 @@ def test_training_rollout_decodes_the_actor_and_remembers_the_moves_made() -> No
     pool = mappo_rollout.world_pool.draw(TARGETS, params, jax.random.PRNGKey(3))
     new, (traj, _) = mappo_rollout.collect_step(TARGETS, params, pool, carry, None)
     sampled = networks.squash_to_disk(traj.z)
-    moves = jax.vmap(lambda s, d: decode(s, d, params))(carry.env, sampled)
+    moves = jax.vmap(lambda s, d: decode(s, d, params, TARGETS))(carry.env, sampled)
     made = networks.from_physical(moves, params.max_move)
     np.testing.assert_allclose(new.memory[..., :2], made, atol=1e-5)
     assert not np.allclose(new.memory[..., :2], sampled, atol=1e-3)  # PPO keeps its own sample
@@ -176,7 +194,7 @@ def test_under_partial_observation_an_mt_decides_from_its_own_belief_only(
 ) -> None:
     state = _partial_state(seed)
     disk = jnp.array([[x, y], [-y, x]], jnp.float32)
-    before = decode(state, disk, PARTIAL)
+    before = decode(state, disk, PARTIAL, TARGETS)
     k = jax.random.PRNGKey(seed + 1)
     # the true data and visit counts change, and so does the other MT's belief and weights
     hidden = state.replace(
@@ -184,11 +202,13 @@ def test_under_partial_observation_an_mt_decides_from_its_own_belief_only(
         visits=jnp.zeros_like(state.visits),
         belief=state.belief.at[1].set(jax.random.uniform(k, state.belief[1].shape)),
     )
-    after = decode(hidden, disk.at[1].set(jnp.array([0.3, -0.7])), PARTIAL)
+    after = decode(hidden, disk.at[1].set(jnp.array([0.3, -0.7])), PARTIAL, TARGETS)
     np.testing.assert_array_equal(before[0], after[0])
     # while what MT 0 believes does decide where it goes
     emptied = state.replace(belief=state.belief.at[0].set(0.0))
-    assert float(decode(emptied, disk, PARTIAL)[0, 1]) == 0.0  # nothing believed left: stays
+    assert (
+        float(decode(emptied, disk, PARTIAL, TARGETS)[0, 1]) == 0.0
+    )  # nothing believed left: stays
 
 
 @pytest.mark.parametrize("name", ["greedy-belief", "greedy-near"])
@@ -203,10 +223,10 @@ def test_belief_baselines_collect_and_recharge_under_partial_observation(name: s
 
 
 def test_targets_train_and_act_under_partial_observation(tmp_path: Path) -> None:
-    cfg = dataclasses.replace(TARGETS, max_distance_power=6.0)
+    cfg = dataclasses.replace(TARGETS, max_distance_power=6.0, square_weights=True)
     session.run(cfg, PARTIAL, seed=0, steps=2_000, out_dir=tmp_path / "run")
     policy, _ = load_policy("mappo", tmp_path / "run" / "fleet.msgpack", PARTIAL)
-    assert policy.cfg.max_distance_power == 6.0
+    assert policy.cfg.max_distance_power == 6.0 and policy.cfg.square_weights
     table = evaluate(policy, PARTIAL, range(10000, 10002))
     assert table.mean["data_collection_ratio"] > 0.0
 

@@ -45,7 +45,8 @@ class TrainConfig:
     ``action_space = "targets"`` (MAPPO only) makes the actor's output the per-MT weights of
     greedy's target score instead of a move; greedy's rule claims the targets and drives there
     (``marl.target_actions``); ``max_distance_power`` is the distance power at the top of the
-    actor's range (greedy's is 1).
+    actor's range (greedy's is 1), and ``square_weights`` stretches the actor's unit disk onto a
+    square so that both weights can be at an end of their range at once.
 
     ``imitate = "planner"`` (MAPPO only) starts PPO from a clone of the OR-Tools planner
     (``marl.imitation``): ``dagger_rounds`` + 1 rounds of ``demo_episodes`` labelled episodes
@@ -91,6 +92,7 @@ class TrainConfig:
     recharge_reflex: bool = False
     action_space: ActionSpace = "move"
     max_distance_power: float = 2.0
+    square_weights: bool = False
     chunk_iters: int = 50
     memory: bool = True
     shared: bool = False

@@ -72,7 +72,7 @@ class LearnedPolicy:
             noise = self.cfg.eval_noise * jax.random.normal(key, d.shape, d.dtype)
             d = networks.clip_to_disk(d + noise)
         if self.cfg.action_space == "targets":
-            physical = target_actions.decode(state, d, params, self.cfg.max_distance_power)
+            physical = target_actions.decode(state, d, params, self.cfg)
         else:
             physical = networks.to_physical(d, params.max_move)
         if self.cfg.recharge_reflex:

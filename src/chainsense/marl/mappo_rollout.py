@@ -77,9 +77,7 @@ def collect_step(
     value = mnet.value(cfg, carry.learner.critic, carry.obs)
     disk = networks.squash_to_disk(z)
     if cfg.action_space == "targets":  # the actor weighs greedy's targets: remember the moves
-        physical = jax.vmap(
-            lambda s, d: target_actions.decode(s, d, params, cfg.max_distance_power)
-        )(carry.env, disk)
+        physical = jax.vmap(lambda s, d: target_actions.decode(s, d, params, cfg))(carry.env, disk)
         disk = networks.from_physical(physical, params.max_move)
     else:
         physical = networks.to_physical(disk, params.max_move)

@@ -144,7 +144,7 @@ class BeliefGreedyPolicy:
     the heuristic that knows what a learned MT knows there (its belief, the static site, the
     others' positions), where ``greedy`` reads the true data and ``greedy-local`` only the
     coarse maps of the observation. With full observation it is greedy (at other weights,
-    :class:`WeightedGreedyPolicy`); the registry's ``greedy-near`` is it at weights (0.1, 6).
+    :class:`WeightedGreedyPolicy`); the registry's ``greedy-near`` is it at weights (0.03, 20).
     """
 
     fairness_weight: float = struct.field(pytree_node=False, default=1.0)

@@ -11,10 +11,12 @@ efficient.
 Here the actor's unit-disk output ``d`` sets, per MT and slot, the two weights of that rule:
 ``fairness_weight = 10 ** (FAIR_DECADES * d_x)`` (0.01 to 100) and ``distance_power = 1 + d_y``
 below 1 (down to 0), ``1 + (max_distance_power - 1) d_y`` above (up to ``max_distance_power``,
-``TrainConfig``, 2 by default), and ``policies.weighted_goals`` claims the targets and
-drives the MTs there (round obstacles; to a station when low, where MTs can recharge). ``d = 0``
-is greedy's own rule, so a fresh actor starts at greedy and learns when to weigh otherwise:
-late or early in the episode, with much or little energy left, near or far from the others.
+``TrainConfig``, 2 by default; with ``square_weights`` the disk is first stretched onto a
+square, so that both weights can be at an end of their range at once), and
+``policies.weighted_goals`` claims the targets and drives the MTs there (round obstacles; to a
+station when low, where MTs can recharge). ``d = 0`` is greedy's own rule, so a fresh actor
+starts at greedy and learns when to weigh otherwise: late or early in the episode, with much or
+little energy left, near or far from the others.
 
 The decoding reads the full world state, as greedy does: these fleets are compared with greedy
 (and with greedy at its best fixed weights, ``registry`` name ``greedy-fair``). Under partial
@@ -29,6 +31,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 from jax import Array
 
+from chainsense.marl.config import TrainConfig
 from chainsense.marl.policies import believed_goals
 from chainsense.sim.params import WorldParams
 from chainsense.sim.state import WorldState
@@ -37,16 +40,37 @@ from chainsense.sim.state import WorldState
 FAIR_DECADES = 2.0
 
 
-def score_weights(disk: Array, max_distance_power: float = 2.0) -> tuple[Array, Array]:
-    """Fairness weights and distance powers [...] from unit-disk actions [..., 2]."""
-    d_y = disk[..., 1]
+def score_weights(
+    disk: Array, max_distance_power: float = 2.0, square: bool = False
+) -> tuple[Array, Array]:
+    """Fairness weights and distance powers [...] from unit-disk actions [..., 2]; with
+    ``square`` the disk is first stretched onto the square (:func:`disk_to_square`)."""
+    d = disk_to_square(disk) if square else disk
+    d_y = d[..., 1]
     power = 1.0 + jnp.where(d_y > 0, (max_distance_power - 1.0) * d_y, d_y)
-    return 10.0 ** (FAIR_DECADES * disk[..., 0]), power
+    return 10.0 ** (FAIR_DECADES * d[..., 0]), power
 
 
-def decode(
-    state: WorldState, disk: Array, params: WorldParams, max_distance_power: float = 2.0
-) -> Array:
+def disk_to_square(disk: Array) -> Array:
+    """The unit disk [..., 2] onto the square [-1, 1]^2 (Fong's elliptical grid mapping): the
+    centre stays, the circle goes onto the square's edge, so both weights can be at an end of
+    their range at once (on the disk, d_x = -1 forces d_y = 0)."""
+    x, y = disk[..., 0], disk[..., 1]
+    r2 = 2.0 * jnp.sqrt(2.0)
+
+    def half(a: Array, b: Array) -> Array:
+        common = 2.0 + a**2 - b**2
+        return 0.5 * (
+            jnp.sqrt(jnp.maximum(common + r2 * a, 0.0))
+            - jnp.sqrt(jnp.maximum(common - r2 * a, 0.0))
+        )
+
+    return jnp.clip(jnp.stack([half(x, y), half(y, x)], axis=-1), -1.0, 1.0)
+
+
+def decode(state: WorldState, disk: Array, params: WorldParams, cfg: TrainConfig) -> Array:
     """Physical actions [M,2] of one world's MTs from their unit-disk actions [M,2]."""
-    fairness_weight, distance_power = score_weights(disk, max_distance_power)
+    fairness_weight, distance_power = score_weights(
+        disk, cfg.max_distance_power, cfg.square_weights
+    )
     return believed_goals(state, params, fairness_weight, distance_power)
