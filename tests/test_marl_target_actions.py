@@ -23,7 +23,6 @@ from chainsense.marl.config import MAX_DISTANCE_POWER, TrainConfig
 from chainsense.marl.evaluate import evaluate
 from chainsense.marl.learned import LearnedPolicy, load_policy
 from chainsense.marl.policies import (
-    BeliefGreedyPolicy,
     GreedyPolicy,
     WeightedGreedyPolicy,
     weighted_goals,
@@ -170,7 +169,7 @@ PARTIAL = dataclasses.replace(SMALL, observation="rich", observe_radius=2.0, sha
 def test_with_a_radius_that_sees_everything_the_belief_decoding_is_greedy() -> None:
     everything = dataclasses.replace(PARTIAL, observe_radius=100.0, share_delay=0)
     seeds = range(10000, 10004)
-    believing = evaluate(BeliefGreedyPolicy(), everything, seeds).per_episode
+    believing = evaluate(WeightedGreedyPolicy(belief=True), everything, seeds).per_episode
     greedy = evaluate(GreedyPolicy(), everything, seeds).per_episode
     for metric in ("energy_efficiency", "data_collection_ratio", "fairness"):
         np.testing.assert_allclose(believing[metric], greedy[metric], rtol=1e-6)

@@ -117,46 +117,29 @@ class GreedyPolicy:
 
 @struct.dataclass
 class WeightedGreedyPolicy:
-    """Greedy with other fixed score weights (:func:`weighted_goals`) for every MT.
+    """Greedy with other fixed score weights (:func:`weighted_goals`) for every MT; with
+    ``belief``, each MT on its own belief of the remaining data (:func:`believed_goals`).
 
     The registry's ``greedy-fair`` (unvisited PoIs worth 31x, not 2x; distance power 1.5) is
     greedy at its best fixed weights on the worlds where energy binds: the opponent a fleet that
     learns these weights (``marl.target_actions``) must beat to show that learning them pays.
+    ``greedy-belief`` (weights 1, 1, on the belief) is greedy's rule under partial observation:
+    the heuristic that knows what a learned MT knows there (its belief, the static site, the
+    others' positions), where ``greedy`` reads the true data and ``greedy-local`` only the
+    coarse maps of the observation. ``greedy-near`` (0.03, 20, on the belief; the truth where
+    every MT sees everything) is the best of a grid on ``paper``.
     """
 
     fairness_weight: float = struct.field(pytree_node=False, default=1.0)
     distance_power: float = struct.field(pytree_node=False, default=1.0)
+    belief: bool = struct.field(pytree_node=False, default=False)
 
     def act(self, key: Array, obs: Array, state: WorldState, params: WorldParams) -> Array:
         """Greedy physical actions [M,2] under these weights."""
         del key, obs
+        goals = believed_goals if self.belief else weighted_goals
         ones = jnp.ones((params.num_mts,), jnp.float32)
-        return weighted_goals(
-            state, params, self.fairness_weight * ones, self.distance_power * ones
-        )
-
-
-@struct.dataclass
-class BeliefGreedyPolicy:
-    """Greedy on each MT's own belief of the remaining data (:func:`believed_goals`).
-
-    The registry's ``greedy-belief`` (weights 1, 1) is greedy's rule under partial observation:
-    the heuristic that knows what a learned MT knows there (its belief, the static site, the
-    others' positions), where ``greedy`` reads the true data and ``greedy-local`` only the
-    coarse maps of the observation. With full observation it is greedy (at other weights,
-    :class:`WeightedGreedyPolicy`); the registry's ``greedy-near`` is it at weights (0.03, 20).
-    """
-
-    fairness_weight: float = struct.field(pytree_node=False, default=1.0)
-    distance_power: float = struct.field(pytree_node=False, default=1.0)
-
-    def act(self, key: Array, obs: Array, state: WorldState, params: WorldParams) -> Array:
-        """Physical actions [M,2] from every MT's own belief."""
-        del key, obs
-        ones = jnp.ones((params.num_mts,), jnp.float32)
-        return believed_goals(
-            state, params, self.fairness_weight * ones, self.distance_power * ones
-        )
+        return goals(state, params, self.fairness_weight * ones, self.distance_power * ones)
 
 
 def claim_targets(state: WorldState, p: WorldParams, score: Array) -> Array:

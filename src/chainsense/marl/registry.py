@@ -22,7 +22,6 @@ from chainsense.marl.greedy_local import GreedyLocalPolicy
 from chainsense.marl.learned import load_policy
 from chainsense.marl.planner import PlannerPolicy
 from chainsense.marl.policies import (
-    BeliefGreedyPolicy,
     GreedyPolicy,
     PlanningPolicy,
     Policy,
@@ -42,11 +41,13 @@ BASELINES: dict[str, Callable[[], Policy]] = {
     "greedy-fair": lambda: WeightedGreedyPolicy(fairness_weight=30.0, distance_power=1.5),
     # greedy's rule on each MT's own belief: the heuristic that knows, under partial observation,
     # what a learned MT knows (with full observation it is greedy)
-    "greedy-belief": BeliefGreedyPolicy,
+    "greedy-belief": lambda: WeightedGreedyPolicy(belief=True),
     # greedy's rule on what the MTs know (the truth, or each one's belief) at its best fixed weights
     # on `paper`'s validation maps: counting unvisited PoIs 1.03x and nearness to the power 20 (the
     # nearest PoIs first, the most data among them) saves travel where every PoI is drained anyway
-    "greedy-near": lambda: BeliefGreedyPolicy(fairness_weight=0.03, distance_power=20.0),
+    "greedy-near": lambda: WeightedGreedyPolicy(
+        fairness_weight=0.03, distance_power=20.0, belief=True
+    ),
     "random": RandomPolicy,
 }
 #: host-side planners (seconds per episode): compared only when named
