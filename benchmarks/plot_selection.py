@@ -102,7 +102,10 @@ def plot(report: dict, out: Path) -> Path:
         ax.axhline(goal[0], ls=":", color="black", lw=1, label=goal[1])
     ax.set_xlabel("env steps (millions)")
     ax.set_ylabel("energy efficiency on the validation maps")
-    ax.set_title(f"{report['preset']}: fleets scored on validation maps, the star is the one kept")
+    world = " ".join([report["preset"], *report.get("args", {}).get("world", [])])
+    ax.set_title(
+        f"{world}: fleets scored on validation maps, the star is the one kept", fontsize=10
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
