@@ -45,6 +45,8 @@ BASELINES: dict[str, Callable[[], Policy]] = {
     # greedy's rule on what the MTs know (the truth, or each one's belief) at its best fixed weights
     # on `paper`'s validation maps: counting unvisited PoIs 1.03x and nearness to the power 20 (the
     # nearest PoIs first, the most data among them) saves travel where every PoI is drained anyway
+    # (where data keeps arriving, `dynamic`, the trickle within one move beats any longer trip and
+    # the MTs never leave their neighbourhood: not a baseline there)
     "greedy-near": lambda: WeightedGreedyPolicy(
         fairness_weight=0.03, distance_power=20.0, belief=True
     ),
