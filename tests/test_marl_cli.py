@@ -10,6 +10,7 @@ import pytest
 from chainsense.cli import main
 from chainsense.errors import ConfigError
 from chainsense.experiments import sweeps
+from chainsense.marl import checkpoint
 
 
 def run_cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess[str]:
@@ -87,6 +88,13 @@ def test_train_then_evaluate_checkpoint(tmp_path: Path) -> None:
             ],
             "recharge_reflex",
         ),
+        (
+            [
+                *("train", "--algo", "mappo", "--steps", "10", "--action-space", "targets"),
+                *("--max-distance-power", "50"),
+            ],
+            "max_distance_power",
+        ),
         (["evaluate", "--policy", "maddpg", "--preset", "small"], "--checkpoint"),
         (["evaluate", "--policy", "mappo", "--preset", "small"], "--checkpoint"),
         (["evaluate", "--preset", "small", "--eval-noise", "-0.5"], "eval_noise"),
@@ -136,3 +144,18 @@ def test_reproduce_spec_and_tiny_run(tmp_path: Path) -> None:
     rows = (tmp_path / "reproduce.csv").read_text().splitlines()
     # 3 points x 4 policies x 2 episodes (+ header)
     assert len(rows) == 1 + 3 * 4 * 2
+
+
+def test_targets_flags_reach_the_saved_fleet(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as info:  # typer exits 0 when the command has run
+        main(
+            [
+                *("train", "--algo", "mappo", "--preset", "small", "--steps", "1000"),
+                *("--action-space", "targets", "--max-distance-power", "6", "--square-weights"),
+                *("--eval-episodes", "0", "--no-compare", "--out", str(out)),
+            ]
+        )
+    assert info.value.code in (0, None)
+    cfg = checkpoint.load(out / "fleet.msgpack").cfg
+    assert (cfg.action_space, cfg.max_distance_power, cfg.square_weights) == ("targets", 6.0, True)

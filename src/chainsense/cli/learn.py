@@ -89,6 +89,18 @@ def train_cmd(
         help="MAPPO: move (the paper's heading and distance) or targets (the actor weighs "
         "greedy's target score per MT and slot; greedy's rule drives there).",
     ),
+    max_distance_power: float | None = typer.Option(
+        None,
+        "--max-distance-power",
+        help="Targets: the distance power at the top of the actor's range, 1..20 (2 by "
+        "default; overrides config).",
+    ),
+    square_weights: bool | None = typer.Option(
+        None,
+        "--square-weights/--disk-weights",
+        help="Targets: stretch the actor's unit disk onto the square of weights, so both can "
+        "be at an end of their range at once (overrides config).",
+    ),
     minutes: float | None = typer.Option(
         None, "--minutes", help="Wall-clock budget (10 when neither budget is given)."
     ),
@@ -147,6 +159,8 @@ def train_cmd(
         shaping=shaping,
         recharge_reflex=recharge_reflex,
         action_space=action_space,
+        max_distance_power=max_distance_power,
+        square_weights=square_weights,
     )
     # XLA reads the host device count when JAX first computes: ask before anything runs
     sharding.request_host_devices(cfg.devices)
