@@ -5,9 +5,8 @@ Each argument is a report, optionally ``REPORT=LABEL`` to name its learned fleet
 ``BC+PPO``, ...). For every report the bars are each policy's energy efficiency divided by the
 better of ``greedy`` and ``greedy-local`` in that same report (the issue's yardstick; ``greedy``
 alone where greedy-local was not run; the tuned and belief greedies are bars, not the
-yardstick), error bars
-its 95% interval on the same scale; the dashed line is the issue's target (1.03 on ``paper``
-without world overrides, 1.10 elsewhere).
+yardstick), error bars its 95% interval on the same scale; the dashed line is the issue's target
+(1.03 on ``paper`` without world overrides, 1.10 elsewhere).
 
     python benchmarks/plot_standing.py paper.json energy.json=GRU --out standing.png
 """

@@ -65,13 +65,14 @@ def test_unit_weights_are_greedy_exactly(params) -> None:
 @settings(max_examples=50, deadline=None)
 @given(st.floats(-1.0, 1.0), st.floats(-1.0, 1.0), st.floats(1.0, MAX_DISTANCE_POWER))
 def test_weights_span_their_ranges_and_centre_on_greedy(x: float, y: float, top: float) -> None:
-    w, power = (float(v) for v in score_weights(jnp.array([x, y], jnp.float32), top))
+    cfg = dataclasses.replace(TARGETS, max_distance_power=top)
+    w, power = (float(v) for v in score_weights(jnp.array([x, y], jnp.float32), cfg))
     assert 10.0**-FAIR_DECADES * 0.999 <= w <= 10.0**FAIR_DECADES * 1.001
     assert 0.0 <= power <= top * 1.0001
     assert math.isclose(math.log10(w), FAIR_DECADES * x, abs_tol=1e-4)
     assert (power > 1.0) == (y > 0.0) or power == 1.0
-    assert score_weights(jnp.zeros(2), top) == (1.0, 1.0)
-    assert math.isclose(float(score_weights(jnp.array([0.0, 1.0]), top)[1]), top, rel_tol=1e-6)
+    assert score_weights(jnp.zeros(2), cfg) == (1.0, 1.0)
+    assert math.isclose(float(score_weights(jnp.array([0.0, 1.0]), cfg)[1]), top, rel_tol=1e-6)
 
 
 @settings(max_examples=100, deadline=None)
@@ -86,10 +87,11 @@ def test_the_square_weights_reach_every_corner_and_keep_greedy_at_the_centre(
         assert max(abs(u), abs(v)) > 0.99
     assert (u >= 0) == (disk[0] >= 0) or abs(u) < 1e-6  # no weight changes side
     corner = jnp.array([-1.0, 1.0], jnp.float32) / math.sqrt(2.0)
-    w, power = score_weights(corner, 20.0, square=True)
+    square = dataclasses.replace(TARGETS, max_distance_power=20.0, square_weights=True)
+    w, power = score_weights(corner, square)
     assert math.isclose(float(w), 10.0**-FAIR_DECADES, rel_tol=1e-3)
     assert math.isclose(float(power), 20.0, rel_tol=1e-3)
-    assert score_weights(jnp.zeros(2), 20.0, square=True) == (1.0, 1.0)
+    assert score_weights(jnp.zeros(2), square) == (1.0, 1.0)
 
 
 def _two_clusters():
@@ -204,10 +206,8 @@ def test_under_partial_observation_an_mt_decides_from_its_own_belief_only(
     after = decode(hidden, disk.at[1].set(jnp.array([0.3, -0.7])), PARTIAL, TARGETS)
     np.testing.assert_array_equal(before[0], after[0])
     # while what MT 0 believes does decide where it goes
-    emptied = state.replace(belief=state.belief.at[0].set(0.0))
-    assert (
-        float(decode(emptied, disk, PARTIAL, TARGETS)[0, 1]) == 0.0
-    )  # nothing believed left: stays
+    emptied = state.replace(belief=state.belief.at[0].set(0.0))  # nothing believed left: stays
+    assert float(decode(emptied, disk, PARTIAL, TARGETS)[0, 1]) == 0.0
 
 
 @pytest.mark.parametrize("name", ["greedy-belief", "greedy-near"])

@@ -40,14 +40,13 @@ from chainsense.sim.state import WorldState
 FAIR_DECADES = 2.0
 
 
-def score_weights(
-    disk: Array, max_distance_power: float = 2.0, square: bool = False
-) -> tuple[Array, Array]:
-    """Fairness weights and distance powers [...] from unit-disk actions [..., 2]; with
-    ``square`` the disk is first stretched onto the square (:func:`disk_to_square`)."""
-    d = disk_to_square(disk) if square else disk
+def score_weights(disk: Array, cfg: TrainConfig) -> tuple[Array, Array]:
+    """Fairness weights and distance powers [...] from unit-disk actions [..., 2], under
+    ``cfg``'s ``max_distance_power`` and, with ``square_weights``, the disk first stretched onto
+    the square (:func:`disk_to_square`)."""
+    d = disk_to_square(disk) if cfg.square_weights else disk
     d_y = d[..., 1]
-    power = 1.0 + jnp.where(d_y > 0, (max_distance_power - 1.0) * d_y, d_y)
+    power = 1.0 + jnp.where(d_y > 0, (cfg.max_distance_power - 1.0) * d_y, d_y)
     return 10.0 ** (FAIR_DECADES * d[..., 0]), power
 
 
@@ -70,7 +69,5 @@ def disk_to_square(disk: Array) -> Array:
 
 def decode(state: WorldState, disk: Array, params: WorldParams, cfg: TrainConfig) -> Array:
     """Physical actions [M,2] of one world's MTs from their unit-disk actions [M,2]."""
-    fairness_weight, distance_power = score_weights(
-        disk, cfg.max_distance_power, cfg.square_weights
-    )
+    fairness_weight, distance_power = score_weights(disk, cfg)
     return believed_goals(state, params, fairness_weight, distance_power)
