@@ -97,3 +97,37 @@ def test_policy_with_array_leaves_does_not_retrace():
     a = evaluate(Fixed(jnp.float32(0.0)), SMALL, [0], "fixed")
     b = evaluate(Fixed(jnp.float32(math.pi)), SMALL, [0], "fixed")
     assert a.mean["data_collected"] != b.mean["data_collected"]
+
+
+def test_greedy_values_a_refilled_buffer_as_the_world_senses_it():
+    """Where data keeps arriving the world's quota is a fraction of the buffer, not of the
+    initial data: a PoI that started nearly empty and has filled up is worth the trip."""
+    from chainsense.marl.policies import WeightedGreedyPolicy
+
+    p = WorldParams(
+        width=10.0,
+        height=10.0,
+        num_pois=2,
+        num_obstacles=0,
+        num_mts=1,
+        sensing_range=0.5,
+        num_slots=30,
+        data_rate=0.001,
+        buffer_capacity=1.0,
+        observation="paper",
+    )
+    m = WorldMap(
+        np.array([[8.0, 5.0], [3.0, 5.0]], np.float32),  # A to the east, B nearer to the west
+        np.array([0.01, 1.0], np.float32),  # A started nearly empty
+        np.zeros((0, 4), np.float32),
+        poi_rate=np.array([0.001, 0.001], np.float32),
+    )
+    s, obs = reset_with_map(m, p)
+    s = s.replace(poi_data=jnp.array([0.9, 0.05], jnp.float32))  # A has filled up, B not
+    for policy in (GreedyPolicy(), WeightedGreedyPolicy()):
+        theta, length = np.asarray(policy.act(None, obs, s, p))[0]
+        assert length > 0 and math.cos(theta) > 0.99  # east, to A: a quota of 0.2, not 0.002
+    s = s.replace(mt_pos=jnp.array([[7.9, 5.0]], jnp.float32))
+    s2, *_ = step(jax.random.PRNGKey(0), s, jnp.zeros((1, 2), jnp.float32), p)
+    assert float(s.poi_data[0] - s2.poi_data[0]) == pytest.approx(0.2, abs=1e-3)
+

@@ -23,6 +23,7 @@ from chainsense.marl.poi_clusters import cluster_sums
 from chainsense.sim.geometry import move_blocked, segment_box_entry, segment_hits_boxes
 from chainsense.sim.params import WorldParams
 from chainsense.sim.state import WorldState
+from chainsense.sim.world import quota_base
 
 
 @runtime_checkable
@@ -94,7 +95,7 @@ class GreedyPolicy:
         """Greedy physical actions [M,2]."""
         del key, obs
         p = params
-        quota = jnp.minimum(p.collect_fraction * state.poi_init, state.poi_data)
+        quota = jnp.minimum(p.collect_fraction * quota_base(state, p), state.poi_data)
         weight = 1.0 + self.fairness_weight * (state.visits == 0).astype(jnp.float32)
         value = quota * weight  # [K]
         d_pp = state.poi_pos[:, None, :] - state.poi_pos[None, :, :]
@@ -211,7 +212,7 @@ def weighted_targets(
 ) -> tuple[Array, Array]:
     """[M] PoI each MT heads for and [M] whether nothing is worth a trip, scored on ``data``
     [K] and ``unvisited`` [K] (the truth, or one MT's belief) with per-MT weights [M]."""
-    quota = jnp.minimum(p.collect_fraction * state.poi_init, data)
+    quota = jnp.minimum(p.collect_fraction * quota_base(state, p), data)
     fresh = quota * unvisited.astype(jnp.float32)
     sums = cluster_sums(state.poi_pos, jnp.stack([quota, fresh], axis=1), p)  # [K,2]
     cluster = sums[None, :, 0] + fairness_weight[:, None] * sums[None, :, 1]  # [M,K]

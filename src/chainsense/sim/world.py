@@ -103,6 +103,16 @@ def reset_from_arrays(arrays: MapArrays, params: WorldParams) -> tuple[WorldStat
     return state, observe(state, params)
 
 
+def quota_base(state: WorldState, params: WorldParams) -> Array:
+    """[K] what a PoI's per-slot quota is a fraction of: its initial data, or its buffer where
+    data keeps arriving (a PoI that started nearly empty fills up like any other). Policies that
+    model the sensing (``marl.policies``) read it from here, so that they value a PoI by what
+    the world will really give."""
+    if params.dynamic:
+        return jnp.full_like(state.poi_data, params.buffer_capacity)
+    return state.poi_init
+
+
 def _inverse_count(n: Array, m: int) -> Array:
     """1 / max(n, 1) for small integer counts n in [0, m], by selects (no divide) when m <= 4."""
     if m > 4:
@@ -205,7 +215,7 @@ def step(
 
     # An MT left with only dust (what the end of the slot would zero anyway) senses nothing.
     senses = live & (energy_left > _EPS_DATA * p.initial_energy)
-    base = jnp.full_like(state.poi_data, p.buffer_capacity) if p.dynamic else state.poi_init
+    base = quota_base(state, p)
     taken, b, poi_data, visits, (h_sum, h_sq) = _sense(state, pos, senses, energy_left, base, p)
     dyn = (state.poi_data, state.generated, state.lost, state.birth, state.age_sum)
     if p.dynamic:
