@@ -5,8 +5,9 @@ Reads a ``bench_learning.py --json`` report of runs trained with ``select_every 
 per training seed: the efficiency on the validation maps at every scoring; a star marks the
 fleet kept, labelled with its score on the held-out maps. Dashed grey lines are ``greedy`` and
 ``greedy-local`` on the held-out maps; ``greedy-fair`` and ``greedy-near`` (greedy at its best
-fixed weights), solid purple and olive, and ``greedy-belief`` (greedy on each MT's belief),
-dotted brown, where the report has them; the dotted black one issue 14's target on that world:
+fixed weights) and ``greedy-backlog`` (greedy counting each PoI's backlog), solid purple,
+olive and cyan, and ``greedy-belief`` (greedy on each MT's belief), dotted brown, where the
+report has them; the dotted black one issue 14's target on that world:
 1.03 x greedy on ``paper`` without world overrides, 1.10 x the better of greedy and
 greedy-local elsewhere.
 
@@ -36,6 +37,7 @@ STYLES: dict[str, tuple[str, str]] = {
     "greedy-local": ("-.", "grey"),
     "greedy-fair": ("-", "tab:purple"),  # drawn, but not the yardstick
     "greedy-near": ("-", "tab:olive"),
+    "greedy-backlog": ("-", "tab:cyan"),
     "greedy-belief": (":", "tab:brown"),
 }
 

@@ -20,9 +20,17 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 HEURISTICS = ("greedy", "greedy-local")
-#: greedy-fair and greedy-near (greedy at its best fixed weights) and greedy-belief (greedy on
-#: each MT's belief) are drawn but are not the issue's yardstick
-BASELINES = ("random", *HEURISTICS, "greedy-fair", "greedy-near", "greedy-belief", "planner")
+#: greedy-fair, greedy-near and greedy-backlog (greedy at its best fixed weights) and
+#: greedy-belief (greedy on each MT's belief) are drawn but are not the issue's yardstick
+BASELINES = (
+    "random",
+    *HEURISTICS,
+    "greedy-fair",
+    "greedy-near",
+    "greedy-backlog",
+    "greedy-belief",
+    "planner",
+)
 
 
 def scenario(report: dict) -> str:

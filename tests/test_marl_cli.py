@@ -95,6 +95,14 @@ def test_train_then_evaluate_checkpoint(tmp_path: Path) -> None:
             ],
             "max_distance_power",
         ),
+        (
+            [
+                *("train", "--algo", "mappo", "--steps", "10", "--action-space", "targets"),
+                *("--backlog-weight", "-1"),
+            ],
+            "backlog_weight",
+        ),
+        (["train", "--algo", "mappo", "--steps", "10", "--backlog-weight", "2"], "backlog_weight"),
         (["evaluate", "--policy", "maddpg", "--preset", "small"], "--checkpoint"),
         (["evaluate", "--policy", "mappo", "--preset", "small"], "--checkpoint"),
         (["evaluate", "--preset", "small", "--eval-noise", "-0.5"], "eval_noise"),
@@ -153,9 +161,11 @@ def test_targets_flags_reach_the_saved_fleet(tmp_path: Path) -> None:
             [
                 *("train", "--algo", "mappo", "--preset", "small", "--steps", "1000"),
                 *("--action-space", "targets", "--max-distance-power", "6", "--square-weights"),
+                *("--backlog-weight", "2"),
                 *("--eval-episodes", "0", "--no-compare", "--out", str(out)),
             ]
         )
     assert info.value.code in (0, None)
     cfg = checkpoint.load(out / "fleet.msgpack").cfg
     assert (cfg.action_space, cfg.max_distance_power, cfg.square_weights) == ("targets", 6.0, True)
+    assert cfg.backlog_weight == 2.0

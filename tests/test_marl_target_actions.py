@@ -240,9 +240,18 @@ def test_targets_are_refused_where_they_cannot_apply() -> None:
         ({"max_distance_power": float("nan")}, "max_distance_power"),
         ({"max_distance_power": 1e9}, "max_distance_power"),
         ({"max_distance_power": True}, "max_distance_power"),
+        ({"backlog_weight": -0.5}, "backlog_weight"),
+        ({"backlog_weight": float("inf")}, "backlog_weight"),
+        ({"backlog_weight": float("nan")}, "backlog_weight"),
+        ({"backlog_weight": 1e9}, "backlog_weight"),
+        ({"backlog_weight": True}, "backlog_weight"),
+        ({"backlog_weight": "2"}, "backlog_weight"),
     ):
         with pytest.raises(ConfigError) as err:
             TrainConfig(**{"algo": "mappo", "action_space": "targets", **changes})
         assert err.value.field == field
     with pytest.raises(ConfigError, match="action_space"):
         TrainConfig.from_dict({"algo": "mappo", "action_space": "teleport"})
+    with pytest.raises(ConfigError) as err:  # the backlog weighs greedy's targets, not moves
+        TrainConfig(algo="mappo", backlog_weight=2.0)
+    assert err.value.field == "backlog_weight"

@@ -131,3 +131,34 @@ def test_greedy_values_a_refilled_buffer_as_the_world_senses_it():
     s2, *_ = step(jax.random.PRNGKey(0), s, jnp.zeros((1, 2), jnp.float32), p)
     assert float(s.poi_data[0] - s2.poi_data[0]) == pytest.approx(0.2, abs=1e-3)
 
+
+def test_the_backlog_weight_prefers_the_fuller_of_two_equal_quotas():
+    """Greedy's quota sees 0.2 at both PoIs; with the backlog counted, the one holding five
+    slots' worth beats the one about to run dry, and weight 0 stays greedy."""
+    from chainsense.marl.policies import WeightedGreedyPolicy
+
+    p = WorldParams(
+        width=10.0,
+        height=10.0,
+        num_pois=2,
+        num_obstacles=0,
+        num_mts=1,
+        sensing_range=0.5,
+        num_slots=30,
+        observation="paper",
+    )
+    m = WorldMap(
+        np.array([[7.9, 5.0], [2.0, 5.0]], np.float32),  # A east, B west, both 2 moves away
+        np.array([1.0, 1.0], np.float32),
+        np.zeros((0, 4), np.float32),
+    )
+    s, obs = reset_with_map(m, p)
+    s = s.replace(poi_data=jnp.array([0.25, 1.0], jnp.float32))  # A nearly drained, B full
+
+    def heading(policy: Policy) -> float:
+        return math.cos(float(np.asarray(policy.act(None, obs, s, p))[0, 0]))
+
+    assert heading(GreedyPolicy()) > 0.99  # greedy: a tie of quotas, the first PoI
+    assert heading(WeightedGreedyPolicy(backlog_weight=0.0)) > 0.99
+    assert heading(WeightedGreedyPolicy(backlog_weight=2.0)) < -0.99  # west, to the full one
+    assert heading(baseline("greedy-backlog")) < -0.99

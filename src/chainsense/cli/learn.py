@@ -101,6 +101,12 @@ def train_cmd(
         help="Targets: stretch the actor's unit disk onto the square of weights, so both can "
         "be at an end of their range at once (overrides config).",
     ),
+    backlog_weight: float | None = typer.Option(
+        None,
+        "--backlog-weight",
+        help="Targets: weight of each PoI's data beyond one slot's quota in greedy's score, "
+        "0..100 (0, greedy's rule, by default; overrides config).",
+    ),
     minutes: float | None = typer.Option(
         None, "--minutes", help="Wall-clock budget (10 when neither budget is given)."
     ),
@@ -161,6 +167,7 @@ def train_cmd(
         action_space=action_space,
         max_distance_power=max_distance_power,
         square_weights=square_weights,
+        backlog_weight=backlog_weight,
     )
     # XLA reads the host device count when JAX first computes: ask before anything runs
     sharding.request_host_devices(cfg.devices)

@@ -17,6 +17,8 @@ Shaping = Literal["none", "move", "efficiency"]
 ActionSpace = Literal["move", "targets"]
 #: the highest ``max_distance_power`` accepted (beyond it greedy only ever takes the nearest PoI)
 MAX_DISTANCE_POWER = 20.0
+#: the highest ``backlog_weight`` accepted (far beyond any weight worth trying)
+MAX_BACKLOG_WEIGHT = 100.0
 
 
 @dataclass(frozen=True)
@@ -45,8 +47,9 @@ class TrainConfig:
     ``action_space = "targets"`` (MAPPO only) makes the actor's output the per-MT weights of
     greedy's target score instead of a move; greedy's rule claims the targets and drives there
     (``marl.target_actions``); ``max_distance_power`` is the distance power at the top of the
-    actor's range (greedy's is 1), and ``square_weights`` stretches the actor's unit disk onto a
-    square so that both weights can be at an end of their range at once.
+    actor's range (greedy's is 1), ``square_weights`` stretches the actor's unit disk onto a
+    square so that both weights can be at an end of their range at once, and ``backlog_weight``
+    (fixed, not learned; 0 is greedy's rule) also counts each PoI's data beyond one slot's quota.
 
     ``imitate = "planner"`` (MAPPO only) starts PPO from a clone of the OR-Tools planner
     (``marl.imitation``): ``dagger_rounds`` + 1 rounds of ``demo_episodes`` labelled episodes
@@ -93,6 +96,7 @@ class TrainConfig:
     action_space: ActionSpace = "move"
     max_distance_power: float = 2.0
     square_weights: bool = False
+    backlog_weight: float = 0.0
     chunk_iters: int = 50
     memory: bool = True
     shared: bool = False
@@ -191,7 +195,20 @@ class TrainConfig:
                 "max_distance_power",
                 f"must be a number in [1, {MAX_DISTANCE_POWER:g}], got {self.max_distance_power!r}",
             )
+        if not (
+            isinstance(self.backlog_weight, int | float)
+            and not isinstance(self.backlog_weight, bool)
+            and 0.0 <= self.backlog_weight <= MAX_BACKLOG_WEIGHT
+        ):
+            raise ConfigError(
+                "backlog_weight",
+                f"must be a number in [0, {MAX_BACKLOG_WEIGHT:g}], got {self.backlog_weight!r}",
+            )
         if self.action_space == "move":
+            if self.backlog_weight:
+                raise ConfigError(
+                    "backlog_weight", 'weighs greedy\'s targets: needs action_space = "targets"'
+                )
             return
         if self.algo != "mappo":
             raise ConfigError("action_space", f'"targets" needs algo = mappo, not {self.algo}')

@@ -124,6 +124,9 @@ class WeightedGreedyPolicy:
     The registry's ``greedy-fair`` (unvisited PoIs worth 31x, not 2x; distance power 1.5) is
     greedy at its best fixed weights on the worlds where energy binds: the opponent a fleet that
     learns these weights (``marl.target_actions``) must beat to show that learning them pays.
+    ``greedy-backlog`` also counts each PoI's backlog (the data beyond one slot's quota), which
+    greedy's quota cannot see: the best of a grid on ``dynamic``, where a full buffer is worth
+    more than a nearly empty one with the same quota.
     ``greedy-belief`` (weights 1, 1, on the belief) is greedy's rule under partial observation:
     the heuristic that knows what a learned MT knows there (its belief, the static site, the
     others' positions), where ``greedy`` reads the true data and ``greedy-local`` only the
@@ -134,13 +137,20 @@ class WeightedGreedyPolicy:
     fairness_weight: float = struct.field(pytree_node=False, default=1.0)
     distance_power: float = struct.field(pytree_node=False, default=1.0)
     belief: bool = struct.field(pytree_node=False, default=False)
+    backlog_weight: float = struct.field(pytree_node=False, default=0.0)
 
     def act(self, key: Array, obs: Array, state: WorldState, params: WorldParams) -> Array:
         """Greedy physical actions [M,2] under these weights."""
         del key, obs
         goals = believed_goals if self.belief else weighted_goals
         ones = jnp.ones((params.num_mts,), jnp.float32)
-        return goals(state, params, self.fairness_weight * ones, self.distance_power * ones)
+        return goals(
+            state,
+            params,
+            self.fairness_weight * ones,
+            self.distance_power * ones,
+            self.backlog_weight,
+        )
 
 
 def claim_targets(state: WorldState, p: WorldParams, score: Array) -> Array:
@@ -161,23 +171,33 @@ def claim_targets(state: WorldState, p: WorldParams, score: Array) -> Array:
 
 
 def weighted_goals(
-    state: WorldState, p: WorldParams, fairness_weight: Array, distance_power: Array
+    state: WorldState,
+    p: WorldParams,
+    fairness_weight: Array,
+    distance_power: Array,
+    backlog_weight: float = 0.0,
 ) -> Array:
     """Greedy's physical actions [M,2] with each MT's own score weights ([M] each): PoI k is
-    worth its cluster's quota with unvisited PoIs counted ``1 + fairness_weight`` times, over
-    ``(1 + slots to get there) ** distance_power``. ``GreedyPolicy`` is weights (1, 1) for all.
+    worth its cluster's quota with unvisited PoIs counted ``1 + fairness_weight`` times, plus
+    ``backlog_weight`` times the cluster's backlog (its data beyond the quota: what staying on
+    would give), over ``(1 + slots to get there) ** distance_power``. ``GreedyPolicy`` is
+    weights (1, 1, 0) for all.
     The cluster sums (``poi_clusters.cluster_sums``: a cell list on large maps) are one pass
     whatever M is, as the weighted part is split off. ``GreedyPolicy`` keeps its own dense sum of
     the already weighted quotas, so that the baseline every figure is measured against stays
     bit for bit what it was."""
     targets, idle = weighted_targets(
-        state, p, state.poi_data, state.visits == 0, fairness_weight, distance_power
+        state, p, state.poi_data, state.visits == 0, fairness_weight, distance_power, backlog_weight
     )
     return _go(state, p, targets, idle)
 
 
 def believed_goals(
-    state: WorldState, p: WorldParams, fairness_weight: Array, distance_power: Array
+    state: WorldState,
+    p: WorldParams,
+    fairness_weight: Array,
+    distance_power: Array,
+    backlog_weight: float = 0.0,
 ) -> Array:
     """:func:`weighted_goals` under partial observation: each MT plays greedy's whole claim
     round on its own belief of the remaining data (``WorldState.belief``: what it saw and what
@@ -187,14 +207,20 @@ def believed_goals(
     the true data, the visit counts or another MT's belief or weights. In a world without
     partial observation every belief is the truth, and this is :func:`weighted_goals`."""
     if not p.partial:
-        return weighted_goals(state, p, fairness_weight, distance_power)
+        return weighted_goals(state, p, fairness_weight, distance_power, backlog_weight)
     ones = jnp.ones((p.num_mts,), jnp.float32)
 
     def own(i: Array) -> tuple[Array, Array]:
         belief = state.belief[i]
         unvisited = belief >= state.poi_init
         targets, idle = weighted_targets(
-            state, p, belief, unvisited, fairness_weight[i] * ones, distance_power[i] * ones
+            state,
+            p,
+            belief,
+            unvisited,
+            fairness_weight[i] * ones,
+            distance_power[i] * ones,
+            backlog_weight,
         )
         return targets[i], idle[i]
 
@@ -209,13 +235,19 @@ def weighted_targets(
     unvisited: Array,
     fairness_weight: Array,
     distance_power: Array,
+    backlog_weight: float = 0.0,
 ) -> tuple[Array, Array]:
     """[M] PoI each MT heads for and [M] whether nothing is worth a trip, scored on ``data``
-    [K] and ``unvisited`` [K] (the truth, or one MT's belief) with per-MT weights [M]."""
+    [K] and ``unvisited`` [K] (the truth, or one MT's belief) with per-MT weights [M] and the
+    fleet's ``backlog_weight`` (a static number: at 0 the backlog is not even summed)."""
     quota = jnp.minimum(p.collect_fraction * quota_base(state, p), data)
-    fresh = quota * unvisited.astype(jnp.float32)
-    sums = cluster_sums(state.poi_pos, jnp.stack([quota, fresh], axis=1), p)  # [K,2]
+    columns = [quota, quota * unvisited.astype(jnp.float32)]
+    if backlog_weight:
+        columns.append(jnp.maximum(data - quota, 0.0))
+    sums = cluster_sums(state.poi_pos, jnp.stack(columns, axis=1), p)  # [K,2 or 3]
     cluster = sums[None, :, 0] + fairness_weight[:, None] * sums[None, :, 1]  # [M,K]
+    if backlog_weight:
+        cluster = cluster + backlog_weight * sums[None, :, 2]
     has_data = sums[:, 0] > 0
 
     d_mp = state.poi_pos[None, :, :] - state.mt_pos[:, None, :]

@@ -50,6 +50,10 @@ BASELINES: dict[str, Callable[[], Policy]] = {
     "greedy-near": lambda: WeightedGreedyPolicy(
         fairness_weight=0.03, distance_power=20.0, belief=True
     ),
+    # greedy that also counts each PoI's backlog (its data beyond one slot's quota) twice: the best
+    # of a grid on `dynamic`'s validation maps, where a full buffer and a nearly empty one have
+    # the same quota; the opponent of fleets that learn greedy's weights over that backlog
+    "greedy-backlog": lambda: WeightedGreedyPolicy(backlog_weight=2.0),
     "random": RandomPolicy,
 }
 #: host-side planners (seconds per episode): compared only when named
