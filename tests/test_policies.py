@@ -99,12 +99,9 @@ def test_policy_with_array_leaves_does_not_retrace():
     assert a.mean["data_collected"] != b.mean["data_collected"]
 
 
-def test_greedy_values_a_refilled_buffer_as_the_world_senses_it():
-    """Where data keeps arriving the world's quota is a fraction of the buffer, not of the
-    initial data: a PoI that started nearly empty and has filled up is worth the trip."""
-    from chainsense.marl.policies import WeightedGreedyPolicy
-
-    p = WorldParams(
+def _two_pois(**changes: float) -> WorldParams:
+    """A 10 x 10 world with one MT and two PoIs, for tests that set the data by hand."""
+    return WorldParams(
         width=10.0,
         height=10.0,
         num_pois=2,
@@ -112,10 +109,17 @@ def test_greedy_values_a_refilled_buffer_as_the_world_senses_it():
         num_mts=1,
         sensing_range=0.5,
         num_slots=30,
-        data_rate=0.001,
-        buffer_capacity=1.0,
         observation="paper",
+        **changes,
     )
+
+
+def test_greedy_values_a_refilled_buffer_as_the_world_senses_it():
+    """Where data keeps arriving the world's quota is a fraction of the buffer, not of the
+    initial data: a PoI that started nearly empty and has filled up is worth the trip."""
+    from chainsense.marl.policies import WeightedGreedyPolicy
+
+    p = _two_pois(data_rate=0.001, buffer_capacity=1.0)
     m = WorldMap(
         np.array([[8.0, 5.0], [3.0, 5.0]], np.float32),  # A to the east, B nearer to the west
         np.array([0.01, 1.0], np.float32),  # A started nearly empty
@@ -137,16 +141,7 @@ def test_the_backlog_weight_prefers_the_fuller_of_two_equal_quotas():
     slots' worth beats the one about to run dry, and weight 0 stays greedy."""
     from chainsense.marl.policies import WeightedGreedyPolicy
 
-    p = WorldParams(
-        width=10.0,
-        height=10.0,
-        num_pois=2,
-        num_obstacles=0,
-        num_mts=1,
-        sensing_range=0.5,
-        num_slots=30,
-        observation="paper",
-    )
+    p = _two_pois()
     m = WorldMap(
         np.array([[7.9, 5.0], [2.0, 5.0]], np.float32),  # A east, B west, both 2 moves away
         np.array([1.0, 1.0], np.float32),

@@ -185,25 +185,17 @@ class TrainConfig:
                 "buffer_size", f"must hold at least one step of all worlds ({self.num_envs})"
             )
 
+    def _check_number(self, name: str, low: float, high: float) -> None:
+        """ConfigError naming ``name`` unless it is a number (not a bool) in [low, high]."""
+        value = getattr(self, name)
+        if not (
+            isinstance(value, int | float) and not isinstance(value, bool) and low <= value <= high
+        ):
+            raise ConfigError(name, f"must be a number in [{low:g}, {high:g}], got {value!r}")
+
     def _check_action_space(self) -> None:
-        if not (
-            isinstance(self.max_distance_power, int | float)
-            and not isinstance(self.max_distance_power, bool)
-            and 1.0 <= self.max_distance_power <= MAX_DISTANCE_POWER
-        ):
-            raise ConfigError(
-                "max_distance_power",
-                f"must be a number in [1, {MAX_DISTANCE_POWER:g}], got {self.max_distance_power!r}",
-            )
-        if not (
-            isinstance(self.backlog_weight, int | float)
-            and not isinstance(self.backlog_weight, bool)
-            and 0.0 <= self.backlog_weight <= MAX_BACKLOG_WEIGHT
-        ):
-            raise ConfigError(
-                "backlog_weight",
-                f"must be a number in [0, {MAX_BACKLOG_WEIGHT:g}], got {self.backlog_weight!r}",
-            )
+        self._check_number("max_distance_power", 1.0, MAX_DISTANCE_POWER)
+        self._check_number("backlog_weight", 0.0, MAX_BACKLOG_WEIGHT)
         if self.action_space == "move":
             if self.backlog_weight:
                 raise ConfigError(
