@@ -176,6 +176,16 @@ dcfg = TrainConfig(algo="maddpg", num_envs=8, batch_size=32, buffer_size=1000,
                    devices=2)
 dres = session.run(dcfg, params, seed=1, steps=800)
 out["maddpg_run"] = [dres.env_steps, dres.updates, dres.episodes]
+# the two-device carry is built in place, split, and holds what one device would build
+from chainsense.marl import maddpg_sharding
+split = maddpg_sharding.init_carry(jax.random.PRNGKey(5), dcfg, params)
+whole = train.init_carry(jax.random.PRNGKey(5), dcfg, params)
+out["maddpg_init_gap"] = max(
+    float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
+    for a, b in zip(jax.tree_util.tree_leaves(split), jax.tree_util.tree_leaves(whole), strict=True)
+    if np.size(a))
+out["maddpg_buffer_shard_rows"] = [
+    s.data.shape[0] for s in jax.tree_util.tree_leaves(split.buf.data)[0].addressable_shards]
 print(json.dumps(out))
 """
 
@@ -252,3 +262,6 @@ def test_maddpg_joint_step_and_two_device_run(two_devices: tuple[dict, Path]) ->
     # 100 iterations of 8 worlds; the buffers (4 + 4 per iteration) reach the warm-up of 100 at
     # iteration 13, as one buffer of 8 per iteration would; 8 worlds x 2 episodes of 50 slots
     assert report["maddpg_run"] == [800, 88, 16]
+    # built in place: each device holds half the buffer, the same values as one device builds
+    assert report["maddpg_buffer_shard_rows"] == [500, 500]
+    assert report["maddpg_init_gap"] < 1e-5
