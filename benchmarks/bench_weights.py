@@ -1,0 +1,108 @@
+"""Greedy's rule at other fixed score weights, on a preset's validation maps: the grids behind
+``greedy-fair``, ``greedy-near`` and ``greedy-backlog`` (docs/learning.md, eighth to tenth parts).
+
+Each ``FAIRNESS,POWER[,BACKLOG]`` point is ``policies.WeightedGreedyPolicy`` with unvisited PoIs
+counted ``1 + FAIRNESS`` times, the slots to a PoI raised to ``POWER`` and ``BACKLOG`` times the
+data beyond one slot's quota; ``greedy`` itself is scored on the same maps, and every point is
+printed as a ratio of it. The maps are the validation ones (seeds 20000.., as model selection
+uses), so the held-out maps that judge fleets stay unseen by the choice of weights.
+
+    python benchmarks/bench_weights.py --preset dynamic --maps 32 1,1 1,1,1 1,1,2 1,1,3 \
+        --json weights_dynamic.json
+    python benchmarks/bench_weights.py --preset paper --world observe_radius=3 \
+        --world share_delay=1 --belief 0.03,20
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+from typing import Any
+
+from bench_learning import world_params, write_report
+from chainsense.marl.config import MAX_BACKLOG_WEIGHT, MAX_DISTANCE_POWER
+from chainsense.marl.evaluate import evaluate
+from chainsense.marl.policies import GreedyPolicy, WeightedGreedyPolicy
+
+#: metrics printed and written for every point
+METRICS = (
+    "energy_efficiency",
+    "data_collection_ratio",
+    "fairness",
+    "energy_usage_ratio",
+    "data_lost",
+)
+#: the validation maps' first seed (``marl.selection``)
+FIRST_VALIDATION_MAP = 20_000
+
+
+def parse_point(text: str) -> tuple[float, float, float]:
+    """``FAIRNESS,POWER[,BACKLOG]`` as numbers, or exit naming the bad point."""
+    parts = text.split(",")
+    try:
+        values = [float(x) for x in parts]
+    except ValueError:
+        values = []
+    if len(values) not in (2, 3) or not all(math.isfinite(v) for v in values):
+        raise SystemExit(f"point {text!r}: want FAIRNESS,POWER[,BACKLOG] as finite numbers")
+    fairness, power, backlog = (*values, 0.0)[:3]
+    if not (
+        0.0 <= fairness <= 1e4
+        and 0.0 <= power <= MAX_DISTANCE_POWER
+        and 0.0 <= backlog <= MAX_BACKLOG_WEIGHT
+    ):
+        raise SystemExit(
+            f"point {text!r}: fairness in [0, 1e4], power in [0, {MAX_DISTANCE_POWER:g}], "
+            f"backlog in [0, {MAX_BACKLOG_WEIGHT:g}]"
+        )
+    return fairness, power, backlog
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("points", nargs="+", help="FAIRNESS,POWER[,BACKLOG] weights to score")
+    ap.add_argument("--preset", default="paper")
+    ap.add_argument(
+        "--world", action="append", default=[], help="world KEY=VALUE over the preset (repeatable)"
+    )
+    ap.add_argument("--maps", type=int, default=32, help="validation maps per point")
+    ap.add_argument("--first-map", type=int, default=FIRST_VALIDATION_MAP)
+    ap.add_argument("--belief", action="store_true", help="each MT on its own belief")
+    ap.add_argument("--json", type=Path, default=None, help="write every figure here")
+    args = ap.parse_args()
+    if not 1 <= args.maps <= 10_000:
+        raise SystemExit(f"--maps must be in [1, 10000], got {args.maps}")
+    points = [parse_point(p) for p in args.points]
+    params = world_params(args.preset, args.world)
+    seeds = list(range(args.first_map, args.first_map + args.maps))
+
+    greedy = evaluate(GreedyPolicy(), params, seeds).mean
+    rows: list[dict[str, Any]] = []
+    print(f"{'weights':>18} " + " ".join(f"{m[:10]:>10}" for m in METRICS) + "   x greedy")
+    print(f"{'greedy':>18} " + " ".join(f"{greedy[m]:10.4f}" for m in METRICS))
+    for fairness, power, backlog in points:
+        policy = WeightedGreedyPolicy(fairness, power, args.belief, backlog)
+        mean = evaluate(policy, params, seeds).mean
+        ratio = {m: mean[m] / greedy[m] if greedy[m] else math.nan for m in METRICS[:2]}
+        rows.append({"weights": [fairness, power, backlog], "mean": mean, "x_greedy": ratio})
+        print(
+            f"{f'{fairness:g}, {power:g}, {backlog:g}':>18} "
+            + " ".join(f"{mean[m]:10.4f}" for m in METRICS)
+            + f"   efficiency {ratio['energy_efficiency']:.3f}, "
+            f"collection {ratio['data_collection_ratio']:.3f}",
+            flush=True,
+        )
+    report = {
+        "preset": args.preset,
+        "world": args.world,
+        "belief": args.belief,
+        "maps": seeds,
+        "greedy": greedy,
+        "points": rows,
+    }
+    write_report(report, args.json)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""benchmarks/bench_weights.py: greedy's rule at fixed score weights on validation maps, each
+point next to greedy on the same maps."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from chainsense.marl.evaluate import evaluate
+from chainsense.marl.policies import GreedyPolicy, WeightedGreedyPolicy
+from chainsense.sim.params import preset
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_weights.py"
+
+
+def _bench(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=300
+    )
+
+
+def test_scores_every_point_beside_greedy_on_the_same_maps(tmp_path: Path) -> None:
+    out = tmp_path / "w.json"
+    res = _bench("--preset", "small", "--maps", "3", "--first-map", "400", "1,1", "30,1.5,2",
+                 "--json", str(out))  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    rep = json.loads(out.read_text())
+    assert rep["maps"] == [400, 401, 402] and rep["preset"] == "small"
+    small, seeds = preset("small"), range(400, 403)
+    greedy = evaluate(GreedyPolicy(), small, seeds).mean
+    assert rep["greedy"]["energy_efficiency"] == pytest.approx(greedy["energy_efficiency"])
+    point = rep["points"][1]
+    assert point["weights"] == [30.0, 1.5, 2.0]
+    want = evaluate(WeightedGreedyPolicy(30.0, 1.5, False, 2.0), small, seeds).mean
+    assert point["mean"]["energy_efficiency"] == pytest.approx(want["energy_efficiency"])
+    assert point["x_greedy"]["energy_efficiency"] == pytest.approx(
+        want["energy_efficiency"] / greedy["energy_efficiency"]
+    )
+    assert "x greedy" in res.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["1"], "FAIRNESS,POWER"),
+        (["a,b"], "FAIRNESS,POWER"),
+        (["1,nan"], "finite"),
+        (["1,1,2,3"], "FAIRNESS,POWER"),
+        (["1,1,-1"], "backlog in"),
+        (["1,99"], "power in"),
+        (["1,1", "--maps", "0"], "--maps"),
+        (["1,1", "--world", "num_mts=0"], "--world"),
+    ],
+)
+def test_bad_points_and_counts_are_refused_by_name(args: list[str], needle: str) -> None:
+    res = _bench("--preset", "small", *args)
+    assert res.returncode != 0
+    assert needle in res.stderr
