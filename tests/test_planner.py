@@ -18,14 +18,13 @@ from chainsense.marl.routing import RoutingProblem, route_profile, search_parame
 from chainsense.marl.stops import (
     expected_data,
     passing_energy,
-    quota_base,
     sensing_field,
     stop_table,
 )
 from chainsense.sim.geometry import segment_hits_boxes
 from chainsense.sim.metrics import ALL_METRICS
 from chainsense.sim.params import preset
-from chainsense.sim.world import reset
+from chainsense.sim.world import quota_base, reset
 
 SMALL = preset("small")
 PAPER = preset("paper")
@@ -269,7 +268,8 @@ def test_where_data_keeps_arriving_a_stop_is_worth_the_data_at_arrival():
     got = expected_data(data, rate, np.array([20.0, 20.0, 5.0]), dyn)
     np.testing.assert_allclose(got, [0.3, 1.0, 0.0])  # bounded by the buffer of 1
     np.testing.assert_allclose(expected_data(data, rate, np.full(3, 20.0), PAPER), data)
-    np.testing.assert_allclose(quota_base(np.array([0.4, 0.7]), dyn), [1.0, 1.0])
+    state, _ = reset(jax.random.PRNGKey(0), dyn)  # the world's rule, which the planner reads
+    np.testing.assert_allclose(quota_base(state.replace(poi_init=state.poi_init * 0.4), dyn), 1.0)
     # one stop over two PoIs: it dwells for the fuller one, at most the cap
     pos = np.array([[1.0, 1.0], [1.2, 1.0]])
     args = (np.array([[1.1, 1.0]]), np.array([0, 0]), pos)

@@ -50,13 +50,13 @@ from chainsense.marl.stops import (
     cover_stops,
     expected_data,
     passing_energy,
-    quota_base,
     sensing_field,
     stop_table,
 )
 from chainsense.sim.geometry import move_blocked
 from chainsense.sim.params import WorldParams
 from chainsense.sim.state import WorldState
+from chainsense.sim.world import quota_base
 
 
 def _stations(state: WorldState, params: WorldParams) -> np.ndarray:
@@ -172,7 +172,7 @@ class PlannerPolicy:
         p = params
         poi_pos = np.asarray(state.poi_pos, np.float64)
         data = np.asarray(state.poi_data, np.float64)
-        base = quota_base(np.asarray(state.poi_init, np.float64), p)
+        base = np.asarray(quota_base(state, p), np.float64)
         rate = np.asarray(state.poi_rate, np.float64) if p.dynamic else np.zeros_like(data)
         boxes = np.asarray(state.obstacles, np.float64).reshape(-1, 4)
         mt_pos = np.asarray(state.mt_pos, np.float64)

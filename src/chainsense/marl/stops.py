@@ -63,13 +63,6 @@ def cover_stops(
     return np.array(stops, np.float64).reshape(-1, 2), stop_of
 
 
-def quota_base(init: np.ndarray, params: WorldParams) -> np.ndarray:
-    """[K] what a PoI's per-slot quota is a fraction of (the world's rule, ``sim.world.step``)."""
-    if params.dynamic:
-        return np.full_like(init, params.buffer_capacity)
-    return init
-
-
 def expected_data(
     data: np.ndarray, rate: np.ndarray, eta: np.ndarray, params: WorldParams
 ) -> np.ndarray:
