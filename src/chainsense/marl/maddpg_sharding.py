@@ -60,14 +60,10 @@ def carry_specs() -> train.Carry:
 def init_carry(
     key: jax.Array, cfg: TrainConfig, params: WorldParams, site: MapArrays | None = None
 ) -> train.Carry:
-    """Fresh learner, empty buffers and all ``num_envs`` worlds, split over the devices.
-
-    Built in place: compiled with the split as its output layout, so each device creates only
-    its share of the replay buffer. Built whole and then split, the ``paper`` buffer existed
-    twice for a moment and the process peaked at 2.43 GB (docs/learning.md)."""
+    """Fresh learner, empty buffers and all ``num_envs`` worlds, split over the devices (built
+    in place: each device creates only its share of the replay buffer)."""
     build = partial(train.init_carry, cfg=cfg, params=params, site=site)
-    layout = sharding.lay_out(sharding.mesh(cfg), carry_specs(), jax.eval_shape(build, key))
-    return jax.jit(build, out_shardings=layout)(key)
+    return sharding.build_in_place(build, key, cfg, carry_specs())
 
 
 def make_chunk(

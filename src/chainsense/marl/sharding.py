@@ -96,9 +96,14 @@ def lay_out(m: Mesh, specs: Any, tree: Any) -> Any:
     )
 
 
-def place(cfg: TrainConfig, carry: rollout.Carry) -> rollout.Carry:
-    """``carry`` laid out over the devices of ``cfg`` (a no-op for arrays already there)."""
-    return jax.device_put(carry, lay_out(mesh(cfg), carry_specs(), carry))
+def build_in_place(
+    build: Callable[[jax.Array], Any], key: jax.Array, cfg: TrainConfig, specs: Any
+) -> Any:
+    """``build(key)`` laid out over the devices of ``cfg`` as ``specs`` says, compiled with that
+    layout as its output, so each device creates only its share. Built whole and then split,
+    MADDPG's replay buffer existed twice for a moment (2.43 GB on ``paper``, docs/learning.md)."""
+    layout = lay_out(mesh(cfg), specs, jax.eval_shape(build, key))
+    return jax.jit(build, out_shardings=layout)(key)
 
 
 def init_carry(
@@ -110,7 +115,8 @@ def init_carry(
 ) -> rollout.Carry:
     """Fresh learner (or ``learner``, to fine-tune) and all ``num_envs`` worlds, split over the
     devices."""
-    return place(cfg, mappo_train.init_carry(key, cfg, params, site, learner))
+    build = partial(mappo_train.init_carry, cfg=cfg, params=params, site=site, learner=learner)
+    return build_in_place(build, key, cfg, carry_specs())
 
 
 def _iteration(
