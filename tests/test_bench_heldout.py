@@ -3,25 +3,21 @@ baselines; the 20-map figures of a run are the first 20 maps of these."""
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import jax
 import pytest
 
+from bench_scripts import run_script
 from chainsense.marl import algos, checkpoint, session
 from chainsense.marl.config import TrainConfig
 from chainsense.marl.evaluate import evaluate
 from chainsense.marl.learned import LearnedPolicy
 from chainsense.sim.params import preset
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_heldout.py"
-
 
 def _bench(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=300
-    )
+    return run_script("bench_heldout", *args)
 
 
 @pytest.fixture(scope="module")

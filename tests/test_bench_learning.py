@@ -3,16 +3,13 @@ device ends with one line naming the flag (the GPU path needs the cuda extra).""
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_learning.py"
+from bench_scripts import run_script
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=300
-    )
+    return run_script("bench_learning", *args)
 
 
 def test_throughput_on_cpu_with_world_overrides(tmp_path: Path) -> None:

@@ -3,22 +3,18 @@ point next to greedy on the same maps."""
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from bench_scripts import run_script
 from chainsense.marl.evaluate import evaluate
 from chainsense.marl.policies import GreedyPolicy, WeightedGreedyPolicy
 from chainsense.sim.params import preset
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_weights.py"
-
 
 def _bench(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=300
-    )
+    return run_script("bench_weights", *args)
 
 
 def test_scores_every_point_beside_greedy_on_the_same_maps(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from chainsense.errors import ConfigError
 from chainsense.marl.evaluate import evaluate, rollout
-from chainsense.marl.policies import GreedyPolicy, Policy, RandomPolicy
+from chainsense.marl.policies import GreedyPolicy, Policy, RandomPolicy, WeightedGreedyPolicy
 from chainsense.marl.registry import baseline
 from chainsense.sim.maps import WorldMap
 from chainsense.sim.params import WorldParams, preset
@@ -117,8 +117,6 @@ def _two_pois(**changes: float) -> WorldParams:
 def test_greedy_values_a_refilled_buffer_as_the_world_senses_it():
     """Where data keeps arriving the world's quota is a fraction of the buffer, not of the
     initial data: a PoI that started nearly empty and has filled up is worth the trip."""
-    from chainsense.marl.policies import WeightedGreedyPolicy
-
     p = _two_pois(data_rate=0.001, buffer_capacity=1.0)
     m = WorldMap(
         np.array([[8.0, 5.0], [3.0, 5.0]], np.float32),  # A to the east, B nearer to the west
@@ -139,8 +137,6 @@ def test_greedy_values_a_refilled_buffer_as_the_world_senses_it():
 def test_the_backlog_weight_prefers_the_fuller_of_two_equal_quotas():
     """Greedy's quota sees 0.2 at both PoIs; with the backlog counted, the one holding five
     slots' worth beats the one about to run dry, and weight 0 stays greedy."""
-    from chainsense.marl.policies import WeightedGreedyPolicy
-
     p = _two_pois()
     m = WorldMap(
         np.array([[7.9, 5.0], [2.0, 5.0]], np.float32),  # A east, B west, both 2 moves away
