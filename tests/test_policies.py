@@ -100,8 +100,9 @@ def test_policy_with_array_leaves_does_not_retrace():
 
 
 def _two_pois(**changes: float) -> WorldParams:
-    """A 10 x 10 world with one MT and two PoIs, for tests that set the data by hand."""
-    return WorldParams(
+    """A 10 x 10 world (unless ``changes`` say otherwise) with one MT and two PoIs, for tests that
+    set the data by hand."""
+    fields: dict[str, float | int | str] = dict(
         width=10.0,
         height=10.0,
         num_pois=2,
@@ -110,8 +111,8 @@ def _two_pois(**changes: float) -> WorldParams:
         sensing_range=0.5,
         num_slots=30,
         observation="paper",
-        **changes,
     )
+    return WorldParams(**(fields | changes))  # type: ignore[arg-type]
 
 
 def test_greedy_values_a_refilled_buffer_as_the_world_senses_it():
@@ -132,6 +133,24 @@ def test_greedy_values_a_refilled_buffer_as_the_world_senses_it():
     s = s.replace(mt_pos=jnp.array([[7.9, 5.0]], jnp.float32))
     s2, *_ = step(jax.random.PRNGKey(0), s, jnp.zeros((1, 2), jnp.float32), p)
     assert float(s.poi_data[0] - s2.poi_data[0]) == pytest.approx(0.2, abs=1e-3)
+
+
+def test_a_steep_distance_power_still_ranks_far_clusters_on_a_large_site():
+    """At distance power 20, (1 + slots) ** 20 passes float32's range beyond some 60 slots (and
+    its quotient underflows to 0 earlier): every far cluster then scored 0 and the MT took the
+    first PoI in the list, not the nearest. Scores are compared as logarithms, so on a 300 x 300
+    site the MT still heads for the PoI 100 slots away rather than the one 260 slots away."""
+    p = _two_pois(width=300.0, height=300.0)
+    m = WorldMap(
+        np.array([[190.0, 190.0], [101.0, 1.0]], np.float32),  # A far (listed first), B nearer
+        np.array([1.0, 0.5], np.float32),
+        np.zeros((0, 4), np.float32),
+    )
+    s, obs = reset_with_map(m, p)
+    s = s.replace(mt_pos=jnp.array([[1.0, 1.0]], jnp.float32))
+    for power in (1.0, 20.0):
+        theta, length = np.asarray(WeightedGreedyPolicy(1.0, power).act(None, obs, s, p))[0]
+        assert length > 0 and math.cos(theta) > 0.99, power  # east, to B
 
 
 def test_the_backlog_weight_prefers_the_fuller_of_two_equal_quotas():

@@ -70,6 +70,9 @@ class RandomPolicy:
 
 
 HEADINGS = 24  # candidate headings tried round an obstacle (greedy and the recharge reflex)
+#: the log-score of a cluster without data: below every cluster with data (a log-score above
+#: -1e3 even at the steepest power on the largest site), above a PoI already claimed (-inf)
+_NO_DATA = -1.0e30
 
 
 @struct.dataclass
@@ -154,13 +157,13 @@ class WeightedGreedyPolicy:
 
 
 def claim_targets(state: WorldState, p: WorldParams, score: Array) -> Array:
-    """[M] PoI index each MT heads for, from its scores [M,K] (> -1 where worth a trip): the MTs
-    choose in turn, and a PoI within ``2 * sensing_range`` of an earlier MT's target is not
-    offered to later ones (no two MTs chase the same cluster)."""
+    """[M] PoI index each MT heads for, from its scores [M,K] (finite; above every PoI without
+    data where worth a trip): the MTs choose in turn, and a PoI within ``2 * sensing_range`` of
+    an earlier MT's target is not offered to later ones (no two MTs chase the same cluster)."""
     claim_r2 = (2.0 * p.sensing_range) ** 2
 
     def choose(free: Array, m: Array) -> tuple[Array, Array]:
-        s = jnp.where(free, score[m], -2.0)
+        s = jnp.where(free, score[m], -jnp.inf)
         k = jnp.argmax(s)
         dk = state.poi_pos - state.poi_pos[k]
         taken = (dk[:, 0] ** 2 + dk[:, 1] ** 2) <= claim_r2
@@ -253,8 +256,13 @@ def weighted_targets(
     d_mp = state.poi_pos[None, :, :] - state.mt_pos[:, None, :]
     dist = jnp.sqrt(d_mp[..., 0] ** 2 + d_mp[..., 1] ** 2)
     slots = jnp.ceil(jnp.maximum(dist - p.max_move, 0.0) / p.max_move)
-    reach = (1.0 + slots) ** distance_power[:, None]
-    score = jnp.where(has_data[None, :], cluster / reach, -1.0)
+    # cluster / (1 + slots) ** power, compared as a logarithm: at a steep power the quotient
+    # leaves float32's range on large sites (24 slots to 100 at power 20), and every far cluster
+    # scored 0 alike. A cluster with data has a positive sum, so its log-score is finite.
+    log_score = jnp.log(jnp.where(has_data[None, :], cluster, 1.0)) - distance_power[
+        :, None
+    ] * jnp.log1p(slots)
+    score = jnp.where(has_data[None, :], log_score, _NO_DATA)
     targets = claim_targets(state, p, score)
     return targets, ~has_data[targets]
 
