@@ -153,6 +153,28 @@ def test_a_steep_distance_power_still_ranks_far_clusters_on_a_large_site():
         assert length > 0 and math.cos(theta) > 0.99, power  # east, to B
 
 
+def test_on_its_belief_greedy_knows_a_refilled_buffer_was_served():
+    """Where data keeps arriving a served PoI fills up to its initial data again. On its belief
+    an MT must still count it as served (from the records), or the fairness bonus for PoIs never
+    served goes to a PoI it drained itself: A, served and refilled, is then worth half of B."""
+    p = _two_pois(data_rate=0.001, buffer_capacity=1.0, observe_radius=20.0)
+    m = WorldMap(
+        np.array([[3.0, 5.0], [6.0, 5.0]], np.float32),  # A listed first, B
+        np.array([0.5, 0.5], np.float32),
+        np.zeros((0, 4), np.float32),
+        poi_rate=np.array([0.001, 0.001], np.float32),
+    )
+    s, obs = reset_with_map(m, p)
+    s = s.replace(mt_pos=jnp.array([[3.0, 5.0]], jnp.float32))
+    s, obs, *_ = step(jax.random.PRNGKey(0), s, jnp.zeros((1, 2), jnp.float32), p)  # serves A
+    refilled = jnp.array([0.5, 0.5], jnp.float32)
+    s = s.replace(
+        poi_data=refilled, belief=refilled[None], mt_pos=jnp.array([[4.3, 5.0]], jnp.float32)
+    )  # one slot from A and from B
+    theta, length = np.asarray(WeightedGreedyPolicy(belief=True).act(None, obs, s, p))[0]
+    assert length > 0 and math.cos(theta) > 0.99  # east, to B, never served
+
+
 def test_the_backlog_weight_prefers_the_fuller_of_two_equal_quotas():
     """Greedy's quota sees 0.2 at both PoIs; with the backlog counted, the one holding five
     slots' worth beats the one about to run dry, and weight 0 stays greedy."""

@@ -128,6 +128,25 @@ def test_an_mt_never_learns_another_collection_before_share_delay_slots(delay: i
     assert np.allclose(np.asarray(state.belief[0, far]), np.asarray(state.poi_data[far]))
 
 
+@pytest.mark.parametrize("delay", [0, 1, 3, -1])
+def test_where_buffers_refill_an_mt_learns_who_served_a_poi_from_the_records(delay: int) -> None:
+    """A refilled buffer looks as full as an unserved one, so ``known_served`` keeps what the
+    MT knows from the records: its own at once, another's after ``share_delay`` slots (never
+    with -1), whatever the data shows."""
+    p, state = _far_apart(SMALL.replace(num_slots=20, data_rate=0.01), delay)
+    assert state.known_served.shape == (2, p.num_pois) and not bool(jnp.any(state.known_served))
+    stay = jnp.zeros((2, 2))
+    state, _, _, _, info = step(jax.random.PRNGKey(1), state, stay, p)  # slot 0: MT 0 collects
+    far = np.flatnonzero(np.asarray(info.collected_per_poi[0]) > 0)
+    assert far.size
+    assert bool(jnp.all(state.known_served[0, far]))  # its own records, at once
+    for slot in range(5):  # known to MT 1 after slot `slot`
+        assert bool(jnp.all(state.known_served[1, far])) == (0 <= delay <= slot), (slot, delay)
+        state, *_ = step(jax.random.PRNGKey(1), state, stay, p)
+    static, _ = reset(jax.random.PRNGKey(0), SMALL.replace(observe_radius=1.5))
+    assert static.known_served.size == 0  # static worlds: the belief below the initial data tells
+
+
 def test_partial_observation_shows_each_mt_its_own_belief() -> None:
     p, state = _far_apart(SMALL.replace(num_slots=20), -1)  # nothing shared
     stay = jnp.zeros((2, 2))

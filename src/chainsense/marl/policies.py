@@ -205,7 +205,9 @@ def believed_goals(
     """:func:`weighted_goals` under partial observation: each MT plays greedy's whole claim
     round on its own belief of the remaining data (``WorldState.belief``: what it saw and what
     the ledger has shared), assuming the others weigh as it does, and takes the target the round
-    gives it. A PoI counts as unvisited while its believed data is still its initial data. It
+    gives it. A PoI counts as unvisited while its believed data is still its initial data (where
+    data keeps arriving: while the MT knows of no collection there, its own or one the ledger
+    delivered, ``WorldState.known_served``). It
     reads the static site (PoIs, obstacles, stations) and the MTs' positions and energy, never
     the true data, the visit counts or another MT's belief or weights. In a world without
     partial observation every belief is the truth, and this is :func:`weighted_goals`."""
@@ -215,7 +217,8 @@ def believed_goals(
 
     def own(i: Array) -> tuple[Array, Array]:
         belief = state.belief[i]
-        unvisited = belief >= state.poi_init
+        # a refilled buffer holds its initial data again: there only the records tell
+        unvisited = ~state.known_served[i] if p.dynamic else belief >= state.poi_init
         targets, idle = weighted_targets(
             state,
             p,

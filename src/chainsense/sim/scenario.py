@@ -62,12 +62,14 @@ def generate(
 
 def share(
     state: WorldState, taken: Array, data: Array, pos: Array, p: WorldParams
-) -> tuple[Array, Array]:
-    """Each MT's belief of the remaining data after the slot: (belief [M,K], shared ring).
+) -> tuple[Array, Array, Array]:
+    """Each MT's knowledge after the slot: (belief [M,K] of the remaining data, shared ring,
+    known_served: the PoIs it knows were served, where data keeps arriving).
 
     An MT subtracts its own collections at once and the other MTs' as the ledger delivers them:
     the same slot (``share_delay`` 0), ``share_delay`` slots later, or never (-1). Within
-    ``observe_radius`` it sees the truth.
+    ``observe_radius`` it sees the truth. Where no data arrives, a PoI whose believed data is
+    below its initial data was served; where buffers refill, only the records tell.
     """
     own = taken  # [M,K]
     ring = state.shared
@@ -84,4 +86,7 @@ def share(
     d = state.poi_pos[None, :, :] - pos[:, None, :]
     seen = d[..., 0] ** 2 + d[..., 1] ** 2 <= p.observe_radius**2  # [M,K]
     belief = jnp.where(seen, data[None, :], belief)
-    return jnp.where(state.done, state.belief, belief), ring
+    known = state.known_served
+    if p.dynamic:
+        known = jnp.where(state.done, known, known | (own > 0) | (others > 0))
+    return jnp.where(state.done, state.belief, belief), ring, known

@@ -38,6 +38,9 @@ class WorldState:
     # partial observation ([M,K] and [D,M,K] when params.partial, else size 0)
     belief: Array  # what each MT believes remains at every PoI
     shared: Array  # ring of the last D slots' collections, D = share_delay (> 0 only)
+    # [M,K] bool where data also keeps arriving, else [M,0]: the PoIs each MT knows were served
+    # (by itself, or by others as the ledger delivers): a refilled buffer looks unserved otherwise
+    known_served: Array
 
 
 @struct.dataclass

@@ -80,6 +80,7 @@ def _initial_state(arrays: MapArrays, params: WorldParams) -> WorldState:
         age_sum=jnp.zeros((), _F),
         belief=jnp.broadcast_to(data, (m, k)) if params.partial else jnp.zeros((m, 0), _F),
         shared=jnp.zeros(ring, _F),
+        known_served=jnp.zeros((m, k if params.partial and params.dynamic else 0), bool),
     )
 
 
@@ -221,9 +222,9 @@ def step(
     if p.dynamic:
         dyn = scenario.generate(state, jnp.sum(taken, axis=0), poi_data, p)
         poi_data = dyn[0]
-    belief, shared = (state.belief, state.shared)
+    belief, shared, known = (state.belief, state.shared, state.known_served)
     if p.partial:
-        belief, shared = scenario.share(state, taken, poi_data, pos, p)
+        belief, shared, known = scenario.share(state, taken, poi_data, pos, p)
 
     sense_energy = _rounded(p.sense_cost * b)
     energy = jnp.maximum(energy_left - sense_energy, 0.0)
@@ -267,6 +268,7 @@ def step(
         age_sum=dyn[4],
         belief=belief,
         shared=shared,
+        known_served=known,
     )
     info = StepInfo(
         collected_per_poi=taken,
