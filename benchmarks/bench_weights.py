@@ -32,7 +32,18 @@ METRICS = (
     "fairness",
     "energy_usage_ratio",
     "data_lost",
+    "data_collected",
+    "mean_age",
 )
+#: column headings (10 characters at most)
+HEADINGS = {
+    "energy_efficiency": "efficiency",
+    "data_collection_ratio": "collection",
+    "energy_usage_ratio": "energy use",
+    "data_lost": "lost",
+    "data_collected": "collected",
+    "mean_age": "mean age",
+}
 #: the validation maps' first seed (``marl.selection``)
 FIRST_VALIDATION_MAP = 20_000
 
@@ -79,7 +90,8 @@ def main() -> None:
 
     greedy = evaluate(GreedyPolicy(), params, seeds).mean
     rows: list[dict[str, Any]] = []
-    print(f"{'weights':>18} " + " ".join(f"{m[:10]:>10}" for m in METRICS) + "   x greedy")
+    headings = " ".join(f"{HEADINGS.get(m, m)[:10]:>10}" for m in METRICS)
+    print(f"{'weights':>18} {headings}   x greedy")
     print(f"{'greedy':>18} " + " ".join(f"{greedy[m]:10.4f}" for m in METRICS))
     for fairness, power, backlog in points:
         policy = WeightedGreedyPolicy(fairness, power, args.belief, backlog)
