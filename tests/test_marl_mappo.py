@@ -91,6 +91,45 @@ def test_update_raises_likelihood_of_advantaged_actions() -> None:
     assert float(jnp.mean((v2 - 1.0) ** 2)) < float(jnp.mean((batch.value - 1.0) ** 2))
 
 
+def _advantaged_batch(cfg: TrainConfig, learner: mappo_update.Learner) -> mappo_update.Batch:
+    """64 slots where actions with z_x > 0 were good."""
+    k = jax.random.split(jax.random.PRNGKey(2), 2)
+    obs = jax.random.normal(k[0], (64, M, D))
+    mean, log_std = mnet.policy(cfg, learner.actor, obs)
+    z = mean + jnp.exp(log_std) * jax.random.normal(k[1], mean.shape)
+    adv = jnp.sign(z[..., 0])
+    logp = mnet.log_prob(z, mean, log_std)
+    return mappo_update.Batch(obs, z, logp, jnp.zeros_like(adv), adv, jnp.ones_like(adv))
+
+
+@pytest.mark.parametrize("anneal", [0, 128])
+def test_an_annealed_rate_stops_updating_after_its_env_steps(anneal: int) -> None:
+    """``ppo_anneal_steps`` = 2 iterations of 64 env steps (one gradient step each): the first
+    two updates move the networks, the third (rate 0) leaves them as they are; without it
+    every update moves them."""
+    cfg = TrainConfig(
+        algo="mappo", num_envs=32, ppo_steps=2, ppo_epochs=1, ppo_minibatches=1,
+        ppo_anneal_steps=anneal,
+    )  # fmt: skip
+    learner = mappo_update.init(jax.random.PRNGKey(0), cfg, M, D)
+    batch = _advantaged_batch(cfg, learner)
+    moved = []
+    for i in range(3):
+        new, _ = mappo_update.update(cfg, learner, batch, jax.random.PRNGKey(10 + i))
+        before = jax.tree.leaves((learner.actor, learner.critic))
+        after = jax.tree.leaves((new.actor, new.critic))
+        moved.append(any(not np.array_equal(a, b) for a, b in zip(before, after, strict=True)))
+        learner = new
+    assert moved == [True, True, anneal == 0]
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5e6, True, "2e6", 10**13])
+def test_config_refuses_a_bad_anneal_horizon(bad: object) -> None:
+    with pytest.raises(ConfigError) as err:
+        TrainConfig(algo="mappo", ppo_anneal_steps=bad)  # type: ignore[arg-type]
+    assert err.value.field == "ppo_anneal_steps"
+
+
 def test_config_checks_minibatches() -> None:
     with pytest.raises(ConfigError, match="ppo_minibatches"):
         TrainConfig(algo="mappo", num_envs=10, ppo_steps=3, ppo_minibatches=4)

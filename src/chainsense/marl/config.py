@@ -104,6 +104,7 @@ class TrainConfig:
     ppo_epochs: int = 4
     ppo_minibatches: int = 4
     ppo_lr: float = 3e-4
+    ppo_anneal_steps: int = 0
     clip_eps: float = 0.2
     ent_coef: float = 0.001
     vf_coef: float = 0.5
@@ -234,6 +235,12 @@ class TrainConfig:
         for name in ("ent_coef", "vf_coef"):
             if not 0.0 <= getattr(self, name) <= 10.0:
                 raise ConfigError(name, f"must be in [0, 10], got {getattr(self, name)}")
+        anneal = self.ppo_anneal_steps
+        if isinstance(anneal, bool) or not isinstance(anneal, int) or not 0 <= anneal <= 10**12:
+            raise ConfigError(
+                "ppo_anneal_steps",
+                f"must be an integer in [0, 1e12] env steps (0: off), got {anneal!r}",
+            )
         if self.algo == "mappo" and (self.num_envs * self.ppo_steps) % self.ppo_minibatches:
             raise ConfigError(
                 "ppo_minibatches",

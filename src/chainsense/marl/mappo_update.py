@@ -48,8 +48,16 @@ class Batch(NamedTuple):
 
 
 def optimiser(cfg: TrainConfig) -> optax.GradientTransformation:
-    """Adam on actor and critic together, after global-norm clipping."""
-    return optax.chain(optax.clip_by_global_norm(cfg.grad_clip), optax.adam(cfg.ppo_lr, eps=1e-5))
+    """Adam on actor and critic together, after global-norm clipping; with ``ppo_anneal_steps``
+    its rate falls linearly to 0 over that many env steps (as CleanRL's and PureJaxRL's PPO
+    anneal it), so late updates refine the policy instead of carrying it away."""
+    lr: float | optax.Schedule = cfg.ppo_lr
+    if cfg.ppo_anneal_steps:
+        iterations = cfg.ppo_anneal_steps / (cfg.num_envs * cfg.ppo_steps)
+        lr = optax.linear_schedule(
+            cfg.ppo_lr, 0.0, max(1, round(iterations * cfg.ppo_epochs * cfg.ppo_minibatches))
+        )
+    return optax.chain(optax.clip_by_global_norm(cfg.grad_clip), optax.adam(lr, eps=1e-5))
 
 
 def init(key: jax.Array, cfg: TrainConfig, num_agents: int, obs_dim: int) -> Learner:
