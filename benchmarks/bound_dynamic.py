@@ -35,13 +35,14 @@ from chainsense.sim.world import reset
 _SLACK = 1e-6  # float32 positions compared in float64: a margin for the rounding
 
 
-def grid_points(params: WorldParams, spacing: float) -> np.ndarray:
-    """[G,2] grid over the area (edges included); every point of it is within
-    ``spacing / sqrt(2)`` of one."""
-    xs = np.linspace(0.0, params.width, max(2, math.ceil(params.width / spacing) + 1))
-    ys = np.linspace(0.0, params.height, max(2, math.ceil(params.height / spacing) + 1))
-    gx, gy = np.meshgrid(xs, ys)
-    return np.stack([gx.ravel(), gy.ravel()], axis=1)
+def grid_points(params: WorldParams, spacing: float) -> tuple[np.ndarray, float, float]:
+    """[G,2] grid over the area (edges included) at steps (sx, sy) of at most ``spacing``: every
+    point of the area is within half a cell's diagonal of one."""
+    nx = max(2, math.ceil(params.width / spacing) + 1)
+    ny = max(2, math.ceil(params.height / spacing) + 1)
+    gx, gy = np.meshgrid(np.linspace(0.0, params.width, nx), np.linspace(0.0, params.height, ny))
+    grid = np.stack([gx.ravel(), gy.ravel()], axis=1)
+    return grid, params.width / (nx - 1), params.height / (ny - 1)
 
 
 def coverage_counts(
@@ -50,21 +51,20 @@ def coverage_counts(
     """(n_disk, n_lune): over-estimates of the most PoIs one sensing disk holds and of the most
     one move can bring into range, on this map."""
     pos = poi_pos.astype(np.float64)
-    grid = grid_points(params, spacing)
-    xs = np.unique(grid[:, 0])
-    ys = np.unique(grid[:, 1])
-    step = max(xs[1] - xs[0], ys[1] - ys[0])
-    eps = step / math.sqrt(2.0) + _SLACK
+    grid, sx, sy = grid_points(params, spacing)
+    eps = math.hypot(sx, sy) / 2.0 + _SLACK  # a point to its nearest grid point, at most
     r, move = params.sensing_range, params.max_move
     outer = (r + eps) ** 2
     inner = max(r - eps, 0.0) ** 2
     n_disk = 0
     n_lune = 0
-    # offsets from the end point's grid point to the start point's: |offset| <= move + 2 eps
-    k = math.ceil((move + 2 * eps) / step)
-    ox, oy = np.meshgrid(np.arange(-k, k + 1) * step, np.arange(-k, k + 1) * step)
+    # every grid vector from the end point's grid point to the start point's: the two points
+    # are at most `move` apart and each within eps of its grid point
+    reach = move + 2 * eps
+    kx, ky = math.ceil(reach / sx), math.ceil(reach / sy)
+    ox, oy = np.meshgrid(np.arange(-kx, kx + 1) * sx, np.arange(-ky, ky + 1) * sy)
     offsets = np.stack([ox.ravel(), oy.ravel()], axis=1)
-    offsets = offsets[np.hypot(offsets[:, 0], offsets[:, 1]) <= move + 2 * eps + step * 1e-9]
+    offsets = offsets[np.hypot(offsets[:, 0], offsets[:, 1]) <= reach]
     for chunk in np.array_split(grid, max(1, len(grid) // 2048)):
         d = chunk[:, None, :] - pos[None, :, :]
         within = (d[..., 0] ** 2 + d[..., 1] ** 2) <= outer  # [g, K]

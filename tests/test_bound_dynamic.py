@@ -24,9 +24,10 @@ def bound(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
 def test_counts_a_cluster_a_disk_holds_and_a_move_brings_into_range(bound: ModuleType) -> None:
     """Five PoIs within 0.02 of each other and one 3 away: one disk holds the five (never the
     sixth, even widened by the grid's margin), and one move can bring all five into range."""
-    p = WorldParams(width=10.0, height=10.0, num_pois=6, num_obstacles=0, num_mts=1)
-    cluster = [[5.0, 5.0], [5.01, 5.0], [5.0, 5.01], [4.99, 5.0], [5.0, 4.99]]
-    pos = np.array([*cluster, [8.0, 5.0]], np.float32)
+    # an area whose grid cells are not square
+    p = WorldParams(width=10.05, height=6.0, num_pois=6, num_obstacles=0, num_mts=1)
+    cluster = [[5.0, 3.0], [5.01, 3.0], [5.0, 3.01], [4.99, 3.0], [5.0, 2.99]]
+    pos = np.array([*cluster, [8.0, 3.0]], np.float32)
     assert bound.coverage_counts(pos, p) == (5, 5)
     spread = np.array([[1.0 + 3.0 * i, 1.0] for i in range(3)], np.float32)  # 3 apart
     assert bound.coverage_counts(spread, p.replace(num_pois=3)) == (1, 1)
