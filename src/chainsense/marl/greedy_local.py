@@ -17,7 +17,8 @@ from flax import struct
 from jax import Array
 
 from chainsense.errors import ConfigError
-from chainsense.marl.policies import recharge_goal, steer
+from chainsense.marl.navigation import steer
+from chainsense.marl.policies import recharge_goal
 from chainsense.sim.params import WorldParams
 from chainsense.sim.state import WorldState
 

@@ -43,8 +43,8 @@ import numpy as np
 from flax import struct
 from jax import Array
 
+from chainsense.marl.navigation import steer, waypoints
 from chainsense.marl.paths import Roadmap
-from chainsense.marl.policies import steer, waypoints
 from chainsense.marl.routing import RouteSolution, RoutingProblem, solve_routes
 from chainsense.marl.stops import (
     cover_stops,

@@ -19,8 +19,8 @@ import jax.numpy as jnp
 from flax import struct
 from jax import Array
 
+from chainsense.marl.navigation import HEADINGS, head_for
 from chainsense.marl.poi_clusters import cluster_sums
-from chainsense.sim.geometry import move_blocked, segment_box_entry, segment_hits_boxes
 from chainsense.sim.params import WorldParams
 from chainsense.sim.state import WorldState
 from chainsense.sim.world import quota_base
@@ -69,7 +69,6 @@ class RandomPolicy:
         return u * jnp.array([2.0 * math.pi, params.max_move], jnp.float32)
 
 
-HEADINGS = 24  # candidate headings tried round an obstacle (greedy and the recharge reflex)
 #: the log-score of a cluster without data: below every cluster with data (a log-score above
 #: -1e3 even at the steepest power on the largest site), above a PoI already claimed (-inf)
 _NO_DATA = -1.0e30
@@ -279,21 +278,6 @@ def _go(state: WorldState, p: WorldParams, targets: Array, idle: Array) -> Array
     return head_for(state, goal, idle, p)
 
 
-def head_for(
-    state: WorldState, goal: Array, idle: Array, p: WorldParams, headings: int = HEADINGS
-) -> Array:
-    """Physical actions [M,2] that take each MT towards ``goal`` [M,2] round the obstacles in
-    its way (``waypoints``, ``steer``); an ``idle`` MT, or one with no free heading, stays."""
-    way = waypoints(state.mt_pos, goal, state.obstacles, p)
-    to_way = way - state.mt_pos
-    length = jnp.minimum(jnp.sqrt(jnp.sum(to_way**2, axis=1)), p.max_move)
-    theta0 = jnp.arctan2(to_way[:, 1], to_way[:, 0])
-    theta, free_way = steer(state.mt_pos, theta0, length, way, state.obstacles, p, headings)
-    length = jnp.where(idle | ~free_way, 0.0, length)
-    return jnp.stack([jnp.mod(theta, 2.0 * math.pi), length], axis=1)
-
-
-_CORNER_MARGIN = 0.05
 _RESERVE = 1.3  # energy kept for the way to a station: 30% over the straight-line cost
 _FULL = 0.9  # an MT at a station charges until this fraction of its battery
 
@@ -336,67 +320,3 @@ def recharge_reflex(state: WorldState, p: WorldParams, actions: Array) -> Array:
     go, stay, station = recharge_need(state.mt_pos, state.energy, state.stations, p)
     forced = head_for(state, station, stay, p)
     return jnp.where((go | stay)[:, None], forced, actions)
-
-
-def waypoints(pos: Array, goal: Array, boxes: Array, params: WorldParams) -> Array:
-    """[M,2] where to head now: the goal if in sight, else the best corner of the first obstacle.
-
-    Corners are pushed ``_CORNER_MARGIN`` outwards; a corner is usable when the MT sees it, it is
-    inside the area and not where the MT already is. Cost = path length via the corner, plus the
-    corner-to-goal leg again if the goal is not visible from the corner (one more corner needed).
-    """
-    if boxes.shape[0] == 0:
-        return goal
-    m = pos.shape[0]
-    entry = segment_box_entry(pos, goal - pos, boxes)  # [M,C]
-    direct = ~jnp.any(jnp.isfinite(entry), axis=1)
-    first = boxes[jnp.argmin(entry, axis=1)]  # [M,4]
-    e = _CORNER_MARGIN
-    x0, y0, x1, y1 = first[:, 0] - e, first[:, 1] - e, first[:, 2] + e, first[:, 3] + e
-    corners = jnp.stack(
-        [
-            jnp.stack([x0, y0], 1),
-            jnp.stack([x1, y0], 1),
-            jnp.stack([x1, y1], 1),
-            jnp.stack([x0, y1], 1),
-        ],
-        axis=1,
-    )  # [M,4,2]
-    flat_c = corners.reshape(-1, 2)
-    src = jnp.repeat(pos, 4, axis=0)
-    dst = jnp.repeat(goal, 4, axis=0)
-    seen = ~move_blocked(src, flat_c - src, boxes, params).reshape(m, 4)
-    onward = ~segment_hits_boxes(flat_c, dst - flat_c, boxes).reshape(m, 4)
-    d1 = jnp.sqrt(jnp.sum((corners - pos[:, None]) ** 2, axis=-1))
-    d2 = jnp.sqrt(jnp.sum((corners - goal[:, None]) ** 2, axis=-1))
-    usable = seen & (d1 > 1.0e-2)
-    cost = jnp.where(usable, d1 + d2 + jnp.where(onward, 0.0, d2), jnp.inf)
-    best = jnp.argmin(cost, axis=1)
-    corner = jnp.take_along_axis(corners, best[:, None, None], axis=1)[:, 0]
-    ok = jnp.isfinite(jnp.min(cost, axis=1))
-    return jnp.where((direct | ~ok)[:, None], goal, corner)
-
-
-def steer(
-    pos: Array,
-    theta0: Array,
-    length: Array,
-    way: Array,
-    boxes: Array,
-    params: WorldParams,
-    n: int,
-) -> tuple[Array, Array]:
-    """Heading closest to ``theta0`` among ``n`` candidates whose move is free; ([M], ok [M])."""
-    half = jnp.arange(1, n // 2 + 1)
-    offs = jnp.concatenate([jnp.zeros(1), jnp.stack([half, -half], 1).reshape(-1)])[:n]
-    offs = offs * (2.0 * math.pi / n)
-    cand = theta0[:, None] + offs[None, :]  # [M,n]
-    delta = length[:, None, None] * jnp.stack([jnp.cos(cand), jnp.sin(cand)], axis=-1)
-    start = jnp.broadcast_to(pos[:, None, :], delta.shape)
-    blocked = move_blocked(start.reshape(-1, 2), delta.reshape(-1, 2), boxes, params)
-    blocked = blocked.reshape(cand.shape)
-    remaining = jnp.sqrt(jnp.sum((way[:, None, :] - start - delta) ** 2, axis=-1))
-    cost = jnp.where(blocked, jnp.inf, remaining + 1.0e-3 * jnp.abs(offs)[None, :])
-    best = jnp.argmin(cost, axis=1)
-    theta = jnp.take_along_axis(cand, best[:, None], axis=1)[:, 0]
-    return theta, jnp.isfinite(jnp.min(cost, axis=1))
