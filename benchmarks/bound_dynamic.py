@@ -68,9 +68,8 @@ def coverage_counts(
     for chunk in np.array_split(grid, max(1, len(grid) // 2048)):
         d = chunk[:, None, :] - pos[None, :, :]
         within = (d[..., 0] ** 2 + d[..., 1] ** 2) <= outer  # [g, K]
-        counts = within.sum(axis=1)
-        n_disk = max(n_disk, int(counts.max(initial=0)))
-        width = int(counts.max(initial=0))
+        width = int(within.sum(axis=1).max(initial=0))  # the most PoIs a widened disk holds
+        n_disk = max(n_disk, width)
         if width == 0:
             continue
         # each grid point's PoIs in its widened disk, padded with far-away points
@@ -86,17 +85,25 @@ def coverage_counts(
     return n_disk, n_lune
 
 
+def last_sensing_ages(
+    rates: np.ndarray, n_disk: int, n_lune: int, num_mts: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The PoIs' rates, fastest first, and the fewest slots W before the end in which each can
+    have been sensed last, when a fleet senses at most ``num_mts * (n_disk + (W - 1) * n_lune)``
+    PoIs in its last W slots: the fastest get the latest slots (rearrangement)."""
+    fastest = np.sort(rates.astype(np.float64))[::-1]
+    rank = np.arange(1, len(fastest) + 1)
+    ages = 1 + np.maximum(0, np.ceil((rank / num_mts - n_disk) / max(n_lune, 1e-9)))
+    return fastest, ages
+
+
 def uncollected_bound(
     rates: np.ndarray, n_disk: int, n_lune: int, num_mts: int, num_slots: int
 ) -> float:
-    """The least data generated after its PoI's last sensing slot, over every fleet that senses
-    at most ``num_mts * (n_disk + (W - 1) * n_lune)`` PoIs in its last W slots."""
-    fastest = np.sort(rates.astype(np.float64))[::-1]
-    ages = np.empty_like(fastest)
-    for i in range(len(fastest)):  # the i-th fastest PoI: the fewest slots W that can reach it
-        w = 1 + max(0, math.ceil(((i + 1) / num_mts - n_disk) / max(n_lune, 1e-9)))
-        ages[i] = min(w, num_slots)
-    return float(np.sum(ages * fastest))
+    """The least data generated after its PoI's last sensing slot in an episode of
+    ``num_slots`` slots (see :func:`last_sensing_ages`)."""
+    fastest, ages = last_sensing_ages(rates, n_disk, n_lune, num_mts)
+    return float(np.sum(np.minimum(ages, num_slots) * fastest))
 
 
 def main() -> None:
@@ -124,12 +131,13 @@ def main() -> None:
         rates = np.asarray(state.poi_rate)
         n_disk, n_lune = coverage_counts(np.asarray(state.poi_pos), params, args.spacing)
         # an episode ends early when every MT is out of energy: the bound holds for any length
-        best = (-math.inf, 0.0, 0.0)
-        for slots in range(1, params.num_slots + 1):
-            total = float(np.sum(state.poi_init)) + float(np.sum(rates)) * slots
-            left = uncollected_bound(rates, n_disk, n_lune, params.num_mts, slots)
-            best = max(best, (1.0 - left / total, left, total))
-        bound, left, total = best
+        fastest, ages = last_sensing_ages(rates, n_disk, n_lune, params.num_mts)
+        slots = np.arange(1, params.num_slots + 1)
+        lefts = np.sum(np.minimum(ages[None, :], slots[:, None]) * fastest[None, :], axis=1)
+        totals = float(np.sum(state.poi_init)) + float(np.sum(rates)) * slots
+        worst = int(np.argmax(1.0 - lefts / totals))
+        left, total = float(lefts[worst]), float(totals[worst])
+        bound = 1.0 - left / total
         rows.append(
             {
                 "map": seed,
