@@ -6,6 +6,7 @@ not installed (scripts/install-geth.sh).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -50,6 +51,15 @@ def test_four_nodes_submit_via_follower_kill_a_sealer_lose_nothing(tmp_path: Pat
         st = nw.status(d)
         # Ready means a peer each and one chain; the static mesh completes on its own.
         assert all(s.alive and (s.peers or 0) >= 1 and (s.head or 0) >= 2 for s in st)
+        # Block 1 waited for the genesis' start-up grace, so no sealer was handed a block before
+        # its miner ran (geth drops those; sealers each on a block 1 of their own deadlock).
+        genesis_time = int(json.loads((d / "genesis.json").read_text())["timestamp"], 16)
+        first = [nw.rpc_call(n.rpc, "eth_getBlockByNumber", ["0x1", False]) for n in info.nodes]
+        assert len({b["hash"] for b in first}) == 1
+        assert int(first[0]["timestamp"], 16) >= genesis_time + 1
+        for n in info.nodes:
+            if n.role == "sealer":
+                assert "discarded propagated block" not in (d / n.datadir / "geth.log").read_text()
 
         chain, faucet = connect_network(d, timeout=3.0, cooldown=2.0)
         # Writes prefer the follower, as in the paper's deployment.

@@ -6,11 +6,17 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from chainsense import devnet as nw
+from chainsense.devnet.genesis import (
+    STARTUP_GRACE_PER_NODE_S,
+    STARTUP_GRACE_S,
+    first_block_not_before,
+)
 from chainsense.devnet.geth import node_argv
 from chainsense.errors import ChainsenseError, ConfigError
 
@@ -45,6 +51,18 @@ def test_clique_genesis_lists_signers_in_extradata_and_funds_accounts() -> None:
     # 1.13 Clique refuses Shanghai/Cancun: the genesis must stop at London.
     assert "shanghaiTime" not in g["config"] and "cancunTime" not in g["config"]
     assert int(g["alloc"]["aa" * 20]["balance"], 16) == 1_000_000 * 10**18
+
+
+def test_genesis_holds_the_first_block_back_until_every_node_can_be_up() -> None:
+    # Clique seals block 1 no earlier than one period after the genesis timestamp: the grace
+    # must cover `geth init` and the start of every node, so it grows with the node count.
+    now = 1_800_000_000.0
+    four, twelve = first_block_not_before(4, now), first_block_not_before(12, now)
+    assert four >= now + STARTUP_GRACE_S + 4 * STARTUP_GRACE_PER_NODE_S - 1
+    assert twelve - four == pytest.approx(8 * STARTUP_GRACE_PER_NODE_S, abs=1)
+    assert first_block_not_before(4) > time.time()
+    g = nw.clique_genesis(nw.NetworkSpec(), ["0x" + "11" * 20], [], timestamp=four)
+    assert int(g["timestamp"], 16) == four
 
 
 def test_free_ports_are_distinct_and_bindable() -> None:

@@ -6,6 +6,7 @@ import json
 import os
 import secrets
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,21 @@ from chainsense.devnet.processes import free_ports
 from chainsense.errors import ChainsenseError, ConfigError
 
 _PUBLIC_TESTNETS = (5, 11155111, 17000)  # Goerli, Sepolia, Holesky: never reuse their ids
+
+# How long after ``geth init`` a new network's first block may be sealed: every node must be up,
+# sealing and peered by then. A sealer that seals block 1 before the others accept blocks (geth
+# discards propagated blocks until its own miner has started) and before the handshakes carry
+# that block's weight leaves each sealer on a block 1 of its own; with 3 signers none may sign
+# block 2 on its own block and nothing ever triggers a sync: the network deadlocks at height 1.
+STARTUP_GRACE_S = 5.0
+STARTUP_GRACE_PER_NODE_S = 1.0
+
+
+def first_block_not_before(nodes: int, now: float | None = None) -> int:
+    """The genesis timestamp (unix s) for ``nodes`` nodes about to be initialised and started;
+    Clique seals block 1 no earlier than this plus one period."""
+    now = time.time() if now is None else now
+    return int(now + STARTUP_GRACE_S + STARTUP_GRACE_PER_NODE_S * nodes)
 
 
 @dataclass(frozen=True)
@@ -107,8 +123,11 @@ def write_private(path: Path, text: str) -> None:
         f.write(text)
 
 
-def clique_genesis(spec: NetworkSpec, signers: list[str], funded: list[str]) -> dict[str, Any]:
-    """A Clique genesis sealed by ``signers`` (London rules: 1.13 Clique refuses Shanghai)."""
+def clique_genesis(
+    spec: NetworkSpec, signers: list[str], funded: list[str], timestamp: int = 0
+) -> dict[str, Any]:
+    """A Clique genesis sealed by ``signers`` (London rules: 1.13 Clique refuses Shanghai);
+    ``timestamp`` holds back block 1 until one period after it (``first_block_not_before``)."""
     extra = "0x" + "00" * 32 + "".join(a.lower().removeprefix("0x") for a in signers) + "00" * 65
     balance = hex(spec.faucet_balance_eth * 10**18)
     return {
@@ -126,6 +145,7 @@ def clique_genesis(spec: NetworkSpec, signers: list[str], funded: list[str]) -> 
             "londonBlock": 0,
             "clique": {"period": spec.period, "epoch": 30000},
         },
+        "timestamp": hex(timestamp),
         "difficulty": "0x1",
         "gasLimit": hex(spec.gas_limit),
         "extradata": extra,
@@ -253,9 +273,6 @@ def prepare(directory: Path, spec: NetworkSpec, geth: Path) -> NetworkInfo:
                 org=p.org,
             )
         )
-    signers = [accounts[p.name].address for p in plan if p.signer]
-    genesis = clique_genesis(spec, signers, [faucet.address, *signers])
-    (directory / "genesis.json").write_text(json.dumps(genesis, indent=2) + "\n", encoding="utf-8")
     orgs = _orgs(directory, spec, nodes, ports)
     for i, node in enumerate(nodes):
         datadir = directory / node.datadir
@@ -273,7 +290,15 @@ def prepare(directory: Path, spec: NetworkSpec, geth: Path) -> NetworkInfo:
             write_private(
                 datadir / "keystore" / f"{account.address.lower()}.json", json.dumps(blob)
             )
-        geth_init(geth, datadir, directory / "genesis.json", node.name)
+    # The genesis last, just before `geth init` and the start: its timestamp holds block 1 back
+    # until every node can be up (STARTUP_GRACE_S).
+    signers = [accounts[p.name].address for p in plan if p.signer]
+    genesis = clique_genesis(
+        spec, signers, [faucet.address, *signers], first_block_not_before(len(nodes))
+    )
+    (directory / "genesis.json").write_text(json.dumps(genesis, indent=2) + "\n", encoding="utf-8")
+    for node in nodes:
+        geth_init(geth, directory / node.datadir, directory / "genesis.json", node.name)
     return NetworkInfo(
         directory=directory,
         chain_id=spec.chain_id,

@@ -160,9 +160,20 @@ def wait_ready(
             detail = ", ".join(f"{k}: peers={p} head={h}" for k, (p, h) in last.items())
             raise ChainsenseError(
                 f"network: not ready after {timeout:.0f}s "
-                f"(need peers>={need}, head>={target}): {detail}{chains}"
+                f"(need peers>={need}, head>={target}): {detail}{chains or forks(chosen)}"
             )
         time.sleep(0.3)
+
+
+def forks(nodes: list[NodeInfo]) -> str:
+    """``"; N distinct blocks at height h"`` when the nodes' heads are not one chain at the lowest
+    head among them, else ``""``: tells a stalled fork from a slow start in a timeout message."""
+    heads = [h for h in (node_head(n) for n in nodes) if h]
+    if len(heads) < 2:
+        return ""
+    height = min(heads)
+    hashes = {block_hash(n, height) for n in nodes} - {None}
+    return f"; {len(hashes)} distinct blocks at {height}" if len(hashes) > 1 else ""
 
 
 def status(directory: str | Path, timeout: float = 1.5) -> list[NodeStatus]:
