@@ -30,7 +30,7 @@ import numpy as np
 
 from bench_learning import world_params, write_report
 from chainsense.sim.params import WorldParams
-from chainsense.sim.world import reset
+from chainsense.sim.world import episode_start
 
 _SLACK = 1e-6  # float32 positions compared in float64: a margin for the rounding
 
@@ -126,8 +126,7 @@ def main() -> None:
     header = ("map", "n_disk", "n_lune", "total", "uncollected >=", "bound")
     print(" ".join(f"{h:>{w}}" for h, w in zip(header, (6, 6, 6, 8, 14, 7), strict=True)))
     for seed in range(args.first_map, args.first_map + args.maps):
-        # the map an evaluation on this seed plays (``marl.evaluate``: reset from fold_in(key, 0))
-        state, _ = reset(jax.random.fold_in(jax.random.PRNGKey(seed), 0), params)
+        state, _ = episode_start(jax.random.PRNGKey(seed), params)  # the map evaluations play
         rates = np.asarray(state.poi_rate)
         n_disk, n_lune = coverage_counts(np.asarray(state.poi_pos), params, args.spacing)
         # an episode ends early when every MT is out of energy: the bound holds for any length

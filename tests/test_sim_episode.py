@@ -6,11 +6,12 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chainsense.marl.policies import RandomPolicy
-from chainsense.sim.maps import generate_map
+from chainsense.marl.evaluate import rollout
+from chainsense.marl.policies import GreedyPolicy, RandomPolicy
+from chainsense.sim.maps import WorldMap, generate_map
 from chainsense.sim.observe import observe
 from chainsense.sim.params import preset
-from chainsense.sim.world import batch_reset, batch_step, reset, step
+from chainsense.sim.world import batch_reset, batch_step, episode_start, reset, step
 
 SMALL = preset("small")
 
@@ -42,6 +43,25 @@ def test_fixed_map_seed_gives_the_same_map_for_every_key():
     c, _ = reset(jax.random.PRNGKey(1), SMALL)
     d, _ = reset(jax.random.PRNGKey(2), SMALL)
     assert not np.array_equal(c.poi_pos, d.poi_pos)
+
+
+def test_an_evaluation_plays_the_map_episode_start_draws_or_the_given_site():
+    # One rule for "seed s plays map m" (sim.world.episode_start), shared by the evaluation, the
+    # replanned baselines, the demonstrations and bound_dynamic: their tables must line up.
+    key = jax.random.PRNGKey(7)
+    start, _ = episode_start(key, SMALL)
+    played = rollout(GreedyPolicy(), SMALL, key, record=True)
+    np.testing.assert_array_equal(played.data_history[0], start.poi_data)
+    np.testing.assert_array_equal(played.positions[0], start.mt_pos)
+    other, _ = episode_start(jax.random.PRNGKey(8), SMALL)
+    assert not np.array_equal(other.poi_pos, start.poi_pos)
+    site = WorldMap(
+        np.asarray(other.poi_pos), np.asarray(other.poi_init), np.asarray(other.obstacles)
+    )
+    on_site, _ = episode_start(key, SMALL, site)
+    np.testing.assert_array_equal(on_site.poi_pos, other.poi_pos)
+    played = rollout(GreedyPolicy(), SMALL, key, record=True, world_map=site)
+    np.testing.assert_array_equal(played.data_history[0], other.poi_data)
 
 
 def _episode(seed, params):

@@ -15,7 +15,7 @@ from chainsense.marl.registry import baseline
 from chainsense.sim.maps import WorldMap, load_map, make_map, save_map
 from chainsense.sim.metrics import episode_metrics
 from chainsense.sim.params import preset
-from chainsense.sim.world import reset, reset_with_map, step
+from chainsense.sim.world import episode_start, reset, reset_with_map, step
 
 SMALL = preset("small")
 
@@ -23,7 +23,7 @@ SMALL = preset("small")
 def _run(params, policy, seed: int = 0, slots: int | None = None):
     """A Python loop over step: the states after every slot and the infos."""
     key = jax.random.PRNGKey(seed)
-    state, obs = reset(jax.random.fold_in(key, 0), params)
+    state, obs = episode_start(key, params)
     states, infos = [state], []
     for t in range(slots or params.num_slots):
         k = jax.random.fold_in(key, t + 1)

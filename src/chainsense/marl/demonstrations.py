@@ -39,7 +39,7 @@ from chainsense.sim.maps import WorldMap
 from chainsense.sim.metrics import episode_metrics
 from chainsense.sim.params import WorldParams
 from chainsense.sim.state import WorldState
-from chainsense.sim.world import reset, reset_with_map, step
+from chainsense.sim.world import episode_start, step
 
 #: largest unit-disk radius a label is cloned at (see the module docstring)
 DISK_CAP = 0.98
@@ -123,10 +123,7 @@ def episode(
     """One labelled episode on the map of ``fold_in(key, 0)`` (or ``world_map``): replanned on
     the host every ``replan_every`` slots (``replan_changing`` where the world changes) and
     whenever a route is done."""
-    if world_map is None:
-        state, obs = reset(jax.random.fold_in(key, 0), params)
-    else:
-        state, obs = reset_with_map(world_map, params)
+    state, obs = episode_start(key, params, world_map)
     changing = params.dynamic or params.charging
     every = planner.replan_changing if changing else planner.replan_every
     length = max(1, min(int(every), params.num_slots))

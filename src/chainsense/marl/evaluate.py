@@ -34,7 +34,7 @@ from chainsense.sim.maps import MapArrays, WorldMap, map_arrays
 from chainsense.sim.metrics import ALL_METRICS, PAPER_METRICS, episode_metrics
 from chainsense.sim.params import WorldParams
 from chainsense.sim.state import WorldState
-from chainsense.sim.world import reset, reset_from_arrays, step
+from chainsense.sim.world import episode_start, step
 
 FixedMap = MapArrays | None
 """The arrays of a fixed map, or None: a map drawn from each reset key."""
@@ -59,10 +59,7 @@ def _fixed(world_map: WorldMap | None) -> FixedMap:
 def _episode(
     policy: Policy, key: Array, params: WorldParams, record: bool, fixed: FixedMap = None
 ) -> tuple[WorldState, dict[str, Array], Any]:
-    if fixed is None:
-        state, obs = reset(jax.random.fold_in(key, 0), params)
-    else:
-        state, obs = reset_from_arrays(fixed, params)
+    state, obs = episode_start(key, params, fixed)
 
     def body(carry: tuple[WorldState, Array, Array, Array], t: Array) -> tuple[tuple, Any]:
         s, o, mem, fails = carry  # mem: what a policy with memory carries (marl.memory)

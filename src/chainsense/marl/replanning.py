@@ -25,7 +25,7 @@ from chainsense.sim.maps import WorldMap
 from chainsense.sim.metrics import episode_metrics
 from chainsense.sim.params import WorldParams
 from chainsense.sim.state import WorldState
-from chainsense.sim.world import reset, reset_with_map, step
+from chainsense.sim.world import episode_start, step
 
 
 @partial(jax.jit, static_argnames=("params", "length", "record"))
@@ -81,10 +81,7 @@ def planned_episode(
 ) -> tuple[WorldState, dict[str, Array], Any]:
     """(final state, metrics, trace) like the jitted rollout; trace = (positions [T+1,M,2],
     rewards [T,M], collected per PoI [T,M,K], remaining data [T+1,K]) when ``record``."""
-    if world_map is None:
-        state, obs = reset(jax.random.fold_in(key, 0), params)
-    else:
-        state, obs = reset_with_map(world_map, params)
+    state, obs = episode_start(key, params, world_map)
     length = max(1, min(int(policy.replan_every), params.num_slots))
     parts: list[list[np.ndarray]] = [[], [], [], []]
     initial = state

@@ -92,6 +92,20 @@ def reset(key: Array, params: WorldParams) -> tuple[WorldState, Array]:
     return state, observe(state, params)
 
 
+def episode_start(
+    key: Array, params: WorldParams, site: WorldMap | MapArrays | None = None
+) -> tuple[WorldState, Array]:
+    """The start of the episode that ``key`` plays, the rule every evaluation shares: the map is
+    drawn from ``fold_in(key, 0)`` (slot t's keys come from ``fold_in(key, t + 1)``, so the map
+    never shares a key with a step), or is ``site`` where one is given. Jit-able inside a
+    rollout with ``site`` as ``MapArrays``."""
+    if site is None:
+        return reset(jax.random.fold_in(key, 0), params)
+    if isinstance(site, WorldMap):
+        site = map_arrays(site)
+    return reset_from_arrays(site, params)
+
+
 def reset_with_map(world_map: WorldMap, params: WorldParams) -> tuple[WorldState, Array]:
     """A fresh world on a given map (see ``maps.load_map`` / ``maps.validate_map``)."""
     return reset_from_arrays(map_arrays(world_map), params)
