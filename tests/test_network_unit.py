@@ -15,6 +15,7 @@ from chainsense import devnet as nw
 from chainsense.devnet.genesis import (
     STARTUP_GRACE_PER_NODE_S,
     STARTUP_GRACE_S,
+    first_block_due,
     first_block_not_before,
 )
 from chainsense.devnet.geth import node_argv
@@ -63,6 +64,14 @@ def test_genesis_holds_the_first_block_back_until_every_node_can_be_up() -> None
     assert first_block_not_before(4) > time.time()
     g = nw.clique_genesis(nw.NetworkSpec(), ["0x" + "11" * 20], [], timestamp=four)
     assert int(g["timestamp"], 16) == four
+
+
+def test_the_wait_for_block_1_does_not_count_against_the_start_timeout(tmp_path: Path) -> None:
+    # `up` waits its timeout from the moment block 1 is due, so a many-node hold cannot eat it
+    g = nw.clique_genesis(nw.NetworkSpec(), ["0x" + "11" * 20], [], timestamp=1_800_000_040)
+    (tmp_path / "genesis.json").write_text(json.dumps(g), encoding="utf-8")
+    assert first_block_due(tmp_path, now=1_800_000_000.0) == 40.0
+    assert first_block_due(tmp_path, now=1_800_000_100.0) == 0.0
 
 
 def test_free_ports_are_distinct_and_bindable() -> None:

@@ -123,6 +123,14 @@ def write_private(path: Path, text: str) -> None:
         f.write(text)
 
 
+def first_block_due(directory: Path, now: float | None = None) -> float:
+    """Seconds until the network in ``directory`` may seal block 1 (0 once it may): the wait
+    for it, which grows with the node count, does not count against a start-up timeout."""
+    genesis = json.loads((directory / "genesis.json").read_text(encoding="utf-8"))
+    now = time.time() if now is None else now
+    return max(0.0, int(genesis.get("timestamp", "0x0"), 16) - now)
+
+
 def clique_genesis(
     spec: NetworkSpec, signers: list[str], funded: list[str], timestamp: int = 0
 ) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
-from chainsense.devnet.genesis import NetworkSpec, prepare
+from chainsense.devnet.genesis import NetworkSpec, first_block_due, prepare
 from chainsense.devnet.geth import find_geth, spawn
 from chainsense.devnet.health import Progress, wait_ready
 from chainsense.devnet.netfile import NetworkInfo, NodeInfo, load, save
@@ -28,7 +28,8 @@ def up(
     timeout: float = 90.0,
     progress: Progress | None = None,
 ) -> NetworkInfo:
-    """Create and start a network in ``directory`` (must be absent or empty); wait until ready.
+    """Create and start a network in ``directory`` (must be absent or empty); wait until ready:
+    ``timeout`` s from the moment block 1 is due (``genesis.first_block_not_before``).
 
     On any failure every started node is stopped and everything written is removed.
     """
@@ -58,9 +59,10 @@ def up(
             started.append(replace(node, pid=spawn(binary, d, node, spec.chain_id)))
             info = replace(info, nodes=(*started, *info.nodes[len(started) :]))
             save(info)
+        hold = first_block_due(d)
         if progress:
-            progress(f"started {len(started)} geth processes")
-        return wait_ready(d, timeout, progress=progress)
+            progress(f"started {len(started)} geth processes; block 1 is due in {hold:.0f} s")
+        return wait_ready(d, timeout + hold, progress=progress)
     except BaseException:
         if info is not None:
             for node in info.nodes:
