@@ -103,6 +103,24 @@ def test_train_then_evaluate_checkpoint(tmp_path: Path) -> None:
             "backlog_weight",
         ),
         (["train", "--algo", "mappo", "--steps", "10", "--backlog-weight", "2"], "backlog_weight"),
+        (
+            ["train", "--algo", "mappo", "--steps", "10", "--charge-per-slot-left", "0.4"],
+            "charge_per_slot_left",
+        ),
+        (
+            [
+                *("train", "--algo", "mappo", "--steps", "10", "--action-space", "targets"),
+                *("--charge-full", "nan"),
+            ],
+            "charge_full",
+        ),
+        (
+            [
+                *("train", "--algo", "mappo", "--preset", "small", "--steps", "10"),
+                *("--action-space", "targets", "--charge-per-slot-left", "0.4"),
+            ],
+            "charge_per_slot_left",
+        ),
         (["evaluate", "--policy", "maddpg", "--preset", "small"], "--checkpoint"),
         (["evaluate", "--policy", "mappo", "--preset", "small"], "--checkpoint"),
         (["evaluate", "--preset", "small", "--eval-noise", "-0.5"], "eval_noise"),

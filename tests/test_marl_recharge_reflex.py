@@ -14,7 +14,7 @@ from chainsense.marl import mappo_rollout, mappo_train, networks, session
 from chainsense.marl.config import TrainConfig
 from chainsense.marl.evaluate import evaluate
 from chainsense.marl.learned import LearnedPolicy
-from chainsense.marl.policies import recharge_reflex
+from chainsense.marl.recharge import recharge_reflex
 from chainsense.sim import world
 from chainsense.sim.params import preset
 

@@ -107,6 +107,19 @@ def train_cmd(
         help="Targets: weight of each PoI's data beyond one slot's quota in greedy's score, "
         "0..100 (0, greedy's rule, by default; overrides config).",
     ),
+    charge_per_slot_left: float | None = typer.Option(
+        None,
+        "--charge-per-slot-left",
+        help="Reflex or targets, worlds with charging: an MT charges no more than this much "
+        "energy per slot left, 0..100 (0, greedy's rule, by default; 0.4 with --charge-full 1 "
+        "is greedy-endgame; overrides config).",
+    ),
+    charge_full: float | None = typer.Option(
+        None,
+        "--charge-full",
+        help="Reflex or targets: the fraction of the battery an MT charges to, 0.05..1 (0.9, "
+        "greedy's rule, by default; overrides config).",
+    ),
     minutes: float | None = typer.Option(
         None, "--minutes", help="Wall-clock budget (10 when neither budget is given)."
     ),
@@ -168,6 +181,8 @@ def train_cmd(
         max_distance_power=max_distance_power,
         square_weights=square_weights,
         backlog_weight=backlog_weight,
+        charge_per_slot_left=charge_per_slot_left,
+        charge_full=charge_full,
     )
     # XLA reads the host device count when JAX first computes: ask before anything runs
     sharding.request_host_devices(cfg.devices)

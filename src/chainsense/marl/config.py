@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from chainsense.config import from_mapping, read_section
 from chainsense.errors import ConfigError
+from chainsense.marl.recharge import MAX_PER_SLOT_LEFT, RechargeRule
 
 Algo = Literal["maddpg", "iddpg", "mappo"]
 CriticInput = Literal["joint_obs", "global"]
@@ -43,6 +44,10 @@ class TrainConfig:
     ``recharge_reflex`` (MAPPO, worlds with charging) puts greedy's recharge rule on top of the
     actor, in training and when the fleet acts: an MT low on energy drives to the nearest
     station and stays until 90% full (``policies.recharge_reflex``); the actor learns the rest.
+
+    ``charge_full`` and ``charge_per_slot_left`` set the recharge rule of the reflex and of the
+    targets decoding (``marl.recharge``; 0.9 and 0 are greedy's rule; 1.0 and 0.4 charge only
+    what the slots left can spend).
 
     ``action_space = "targets"`` (MAPPO only) makes the actor's output the per-MT weights of
     greedy's target score instead of a move; greedy's rule claims the targets and drives there
@@ -93,6 +98,8 @@ class TrainConfig:
     move_penalty: float = 0.5
     energy_price: float = -1.0
     recharge_reflex: bool = False
+    charge_full: float = 0.9
+    charge_per_slot_left: float = 0.0
     action_space: ActionSpace = "move"
     max_distance_power: float = 2.0
     square_weights: bool = False
@@ -175,6 +182,7 @@ class TrainConfig:
         self._check_energy_price()
         if self.recharge_reflex and self.algo != "mappo":
             raise ConfigError("recharge_reflex", f"needs algo = mappo, not {self.algo}")
+        self._check_recharge_rule()
         self._check_action_space()
         if self.warmup_steps < 0:
             raise ConfigError("warmup_steps", f"must be >= 0, got {self.warmup_steps}")
@@ -193,6 +201,21 @@ class TrainConfig:
             isinstance(value, int | float) and not isinstance(value, bool) and low <= value <= high
         ):
             raise ConfigError(name, f"must be a number in [{low:g}, {high:g}], got {value!r}")
+
+    @property
+    def recharge_rule(self) -> RechargeRule:
+        """The recharge rule of the reflex and of the targets decoding (``marl.recharge``)."""
+        return RechargeRule(full=self.charge_full, per_slot_left=self.charge_per_slot_left)
+
+    def _check_recharge_rule(self) -> None:
+        self._check_number("charge_full", 0.05, 1.0)
+        self._check_number("charge_per_slot_left", 0.0, MAX_PER_SLOT_LEFT)
+        uses_rule = self.recharge_reflex or self.action_space == "targets"
+        if self.recharge_rule != RechargeRule() and not uses_rule:
+            name = "charge_full" if self.charge_full != 0.9 else "charge_per_slot_left"
+            raise ConfigError(
+                name, 'sets the recharge rule: needs recharge_reflex or action_space = "targets"'
+            )
 
     def _check_action_space(self) -> None:
         self._check_number("max_distance_power", 1.0, MAX_DISTANCE_POWER)

@@ -18,7 +18,7 @@ from jax import Array
 
 from chainsense.errors import ConfigError
 from chainsense.marl.navigation import steer
-from chainsense.marl.policies import recharge_goal
+from chainsense.marl.recharge import recharge_goal
 from chainsense.sim.params import WorldParams
 from chainsense.sim.state import WorldState
 
@@ -92,7 +92,7 @@ class GreedyLocalPolicy:
         if p.charging:  # the station it sees in its observation, by the greedy's own rule
             station = pos + obs[:, -2:] * size
             energy = obs[:, 2] * p.initial_energy
-            goal, idle = recharge_goal(pos, energy, station[:, None, :], p, goal, idle)
+            goal, idle = recharge_goal(pos, energy, station[:, None, :], state.t, p, goal, idle)
         to_goal = goal - pos
         length = jnp.minimum(jnp.sqrt(jnp.sum(to_goal**2, axis=1)), p.max_move)
         theta0 = jnp.arctan2(to_goal[:, 1], to_goal[:, 0])

@@ -27,7 +27,7 @@ from chainsense.errors import ChainsenseError, ConfigError
 from chainsense.marl import algos, checkpoint, features, networks, target_actions
 from chainsense.marl import mappo_networks as mnet
 from chainsense.marl.config import Algo, TrainConfig
-from chainsense.marl.policies import recharge_reflex
+from chainsense.marl.recharge import recharge_reflex
 from chainsense.sim.params import WorldParams, obs_dim
 from chainsense.sim.state import StepInfo, WorldState
 
@@ -76,7 +76,7 @@ class LearnedPolicy:
         else:
             physical = networks.to_physical(d, params.max_move)
         if self.cfg.recharge_reflex:
-            physical = recharge_reflex(state, params, physical)
+            physical = recharge_reflex(state, params, physical, self.cfg.recharge_rule)
         return physical, memory
 
     def remember(self, memory: Array, actions: Array, info: StepInfo, params: WorldParams) -> Array:

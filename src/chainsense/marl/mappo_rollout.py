@@ -20,7 +20,6 @@ from flax import struct
 from chainsense.marl import (
     features,
     networks,
-    policies,
     rewards,
     target_actions,
     train,
@@ -28,6 +27,7 @@ from chainsense.marl import (
 )
 from chainsense.marl import mappo_networks as mnet
 from chainsense.marl.config import TrainConfig
+from chainsense.marl.recharge import recharge_reflex
 from chainsense.sim import world
 from chainsense.sim.params import WorldParams
 
@@ -82,7 +82,7 @@ def collect_step(
     else:
         physical = networks.to_physical(disk, params.max_move)
     if cfg.recharge_reflex:  # the rule overrides some MTs: remember what they really did
-        physical = jax.vmap(lambda s, a: policies.recharge_reflex(s, params, a))(
+        physical = jax.vmap(lambda s, a: recharge_reflex(s, params, a, cfg.recharge_rule))(
             carry.env, physical
         )
         disk = networks.from_physical(physical, params.max_move)

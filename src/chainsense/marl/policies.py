@@ -21,6 +21,7 @@ from jax import Array
 
 from chainsense.marl.navigation import HEADINGS, head_for
 from chainsense.marl.poi_clusters import cluster_sums
+from chainsense.marl.recharge import GREEDY_RULE, RechargeRule, recharge_goal
 from chainsense.sim.params import WorldParams
 from chainsense.sim.state import WorldState
 from chainsense.sim.world import quota_base
@@ -87,11 +88,13 @@ class GreedyPolicy:
     ``headings`` candidates that ends closest to the target.
 
     Where MTs can recharge, an MT whose energy would not take it to the nearest station (with a
-    margin) heads there instead, and one at a station stays until its battery is 90% full.
+    margin) heads there instead, and one at a station stays until its battery is 90% full
+    (``recharge``: greedy's rule, ``marl.recharge``).
     """
 
     fairness_weight: float = struct.field(pytree_node=False, default=1.0)
     headings: int = struct.field(pytree_node=False, default=HEADINGS)
+    recharge: RechargeRule = struct.field(pytree_node=False, default=GREEDY_RULE)
 
     def act(self, key: Array, obs: Array, state: WorldState, params: WorldParams) -> Array:
         """Greedy physical actions [M,2]."""
@@ -114,7 +117,9 @@ class GreedyPolicy:
         goal = state.poi_pos[targets]  # [M,2]
         idle = ~has_data[targets]  # nothing left worth a trip: stay put
         if p.charging:
-            goal, idle = recharge_goal(state.mt_pos, state.energy, state.stations, p, goal, idle)
+            goal, idle = recharge_goal(
+                state.mt_pos, state.energy, state.stations, state.t, p, goal, idle, self.recharge
+            )
         return head_for(state, goal, idle, p, self.headings)
 
 
@@ -140,6 +145,7 @@ class WeightedGreedyPolicy:
     distance_power: float = struct.field(pytree_node=False, default=1.0)
     belief: bool = struct.field(pytree_node=False, default=False)
     backlog_weight: float = struct.field(pytree_node=False, default=0.0)
+    recharge: RechargeRule = struct.field(pytree_node=False, default=GREEDY_RULE)
 
     def act(self, key: Array, obs: Array, state: WorldState, params: WorldParams) -> Array:
         """Greedy physical actions [M,2] under these weights."""
@@ -152,6 +158,7 @@ class WeightedGreedyPolicy:
             self.fairness_weight * ones,
             self.distance_power * ones,
             self.backlog_weight,
+            self.recharge,
         )
 
 
@@ -178,12 +185,13 @@ def weighted_goals(
     fairness_weight: Array,
     distance_power: Array,
     backlog_weight: float = 0.0,
+    recharge: RechargeRule = GREEDY_RULE,
 ) -> Array:
     """Greedy's physical actions [M,2] with each MT's own score weights ([M] each): PoI k is
     worth its cluster's quota with unvisited PoIs counted ``1 + fairness_weight`` times, plus
     ``backlog_weight`` times the cluster's backlog (its data beyond the quota: what staying on
-    would give), over ``(1 + slots to get there) ** distance_power``. ``GreedyPolicy`` is
-    weights (1, 1, 0) for all.
+    would give), over ``(1 + slots to get there) ** distance_power``; MTs recharge by
+    ``recharge``. ``GreedyPolicy`` is weights (1, 1, 0) for all.
     The cluster sums (``poi_clusters.cluster_sums``: a cell list on large maps) are one pass
     whatever M is, as the weighted part is split off. ``GreedyPolicy`` keeps its own dense sum of
     the already weighted quotas, so that the baseline every figure is measured against stays
@@ -191,7 +199,7 @@ def weighted_goals(
     targets, idle = weighted_targets(
         state, p, state.poi_data, state.visits == 0, fairness_weight, distance_power, backlog_weight
     )
-    return _go(state, p, targets, idle)
+    return _go(state, p, targets, idle, recharge)
 
 
 def believed_goals(
@@ -200,6 +208,7 @@ def believed_goals(
     fairness_weight: Array,
     distance_power: Array,
     backlog_weight: float = 0.0,
+    recharge: RechargeRule = GREEDY_RULE,
 ) -> Array:
     """:func:`weighted_goals` under partial observation: each MT plays greedy's whole claim
     round on its own belief of the remaining data (``WorldState.belief``: what it saw and what
@@ -211,7 +220,7 @@ def believed_goals(
     the true data, the visit counts or another MT's belief or weights. In a world without
     partial observation every belief is the truth, and this is :func:`weighted_goals`."""
     if not p.partial:
-        return weighted_goals(state, p, fairness_weight, distance_power, backlog_weight)
+        return weighted_goals(state, p, fairness_weight, distance_power, backlog_weight, recharge)
     ones = jnp.ones((p.num_mts,), jnp.float32)
 
     def own(i: Array) -> tuple[Array, Array]:
@@ -230,7 +239,7 @@ def believed_goals(
         return targets[i], idle[i]
 
     targets, idle = jax.vmap(own)(jnp.arange(p.num_mts))
-    return _go(state, p, targets, idle)
+    return _go(state, p, targets, idle, recharge)
 
 
 def weighted_targets(
@@ -269,54 +278,14 @@ def weighted_targets(
     return targets, ~has_data[targets]
 
 
-def _go(state: WorldState, p: WorldParams, targets: Array, idle: Array) -> Array:
-    """Physical actions [M,2] to the PoIs ``targets`` [M] (to a station when low, where MTs
-    recharge); an ``idle`` MT stays."""
+def _go(
+    state: WorldState, p: WorldParams, targets: Array, idle: Array, rule: RechargeRule
+) -> Array:
+    """Physical actions [M,2] to the PoIs ``targets`` [M] (to a station when ``rule`` sends an
+    MT there, where MTs recharge); an ``idle`` MT stays."""
     goal = state.poi_pos[targets]
     if p.charging:
-        goal, idle = recharge_goal(state.mt_pos, state.energy, state.stations, p, goal, idle)
+        goal, idle = recharge_goal(
+            state.mt_pos, state.energy, state.stations, state.t, p, goal, idle, rule
+        )
     return head_for(state, goal, idle, p)
-
-
-_RESERVE = 1.3  # energy kept for the way to a station: 30% over the straight-line cost
-_FULL = 0.9  # an MT at a station charges until this fraction of its battery
-
-
-def recharge_goal(
-    pos: Array, energy: Array, stations: Array, p: WorldParams, goal: Array, idle: Array
-) -> tuple[Array, Array]:
-    """Where each MT heads when energy matters: the nearest of the ``stations`` it knows ([S,2]
-    shared by all, or [M,S,2] per MT) once its energy would barely take it there, else
-    ``goal``; an MT charging at a station stays until nearly full."""
-    go, stay, station = recharge_need(pos, energy, stations, p)
-    return jnp.where(go[:, None], station, goal), jnp.where(go, False, idle | stay)
-
-
-def recharge_need(
-    pos: Array, energy: Array, stations: Array, p: WorldParams
-) -> tuple[Array, Array, Array]:
-    """[M] whether each MT must go to a station now, [M] whether it must stay at the one it is
-    at, and [M,2] the nearest station it knows (see :func:`recharge_goal`)."""
-    known = jnp.broadcast_to(stations, (pos.shape[0], *stations.shape[-2:]))  # [M,S,2]
-    d = known - pos[:, None, :]
-    dist = jnp.sqrt(d[..., 0] ** 2 + d[..., 1] ** 2)
-    nearest = jnp.argmin(dist, axis=1)
-    to_station = jnp.min(dist, axis=1)
-    # sensing is automatic and costs far more than moving: keep enough for about two PoI quotas
-    # sensed per unit of the way back, or an MT drains its battery on the way and is stranded
-    per_unit = p.move_cost + 2.0 * p.collect_fraction * p.sense_cost / p.max_move
-    need = per_unit * (_RESERVE * to_station + 2.0 * p.max_move) + 0.05 * p.initial_energy
-    low = energy < need
-    there = to_station <= p.charge_radius
-    stay = there & (energy < _FULL * p.initial_energy)  # tops up when passing by too
-    station = jnp.take_along_axis(known, nearest[:, None, None], axis=1)[:, 0]
-    return low & ~there, stay, station
-
-
-def recharge_reflex(state: WorldState, p: WorldParams, actions: Array) -> Array:
-    """``actions`` [M,2] with greedy's recharge rule on top (``TrainConfig.recharge_reflex``):
-    an MT whose battery would barely take it to the nearest station drives there, and one at a
-    station stays until its battery is 90% full; every other MT keeps its own action."""
-    go, stay, station = recharge_need(state.mt_pos, state.energy, state.stations, p)
-    forced = head_for(state, station, stay, p)
-    return jnp.where((go | stay)[:, None], forced, actions)

@@ -28,6 +28,7 @@ from chainsense.marl.policies import (
     RandomPolicy,
     WeightedGreedyPolicy,
 )
+from chainsense.marl.recharge import ENDGAME_RULE
 from chainsense.sim.maps import WorldMap
 from chainsense.sim.params import WorldParams
 
@@ -54,6 +55,10 @@ BASELINES: dict[str, Callable[[], Policy]] = {
     # of a grid on `dynamic`'s validation maps, where a full buffer and a nearly empty one have
     # the same quota; the opponent of fleets that learn greedy's weights over that backlog
     "greedy-backlog": lambda: WeightedGreedyPolicy(backlog_weight=2.0),
+    # greedy that charges only what the slots left can spend (full, but at most 0.4 per slot
+    # left; marl.recharge): the best of a grid on `charging`'s validation maps, where greedy's own
+    # rule ends an episode with energy it spent slots charging; the same as greedy elsewhere
+    "greedy-endgame": lambda: GreedyPolicy(recharge=ENDGAME_RULE),
     "random": RandomPolicy,
 }
 #: host-side planners (seconds per episode): compared only when named

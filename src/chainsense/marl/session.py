@@ -23,6 +23,7 @@ from tensorboardX import SummaryWriter
 from chainsense.errors import ChainsenseError, ConfigError
 from chainsense.marl import algos, checkpoint, imitation, selection, train
 from chainsense.marl.config import TrainConfig
+from chainsense.marl.recharge import RechargeRule
 from chainsense.sim.maps import WorldMap, map_arrays
 from chainsense.sim.params import WorldParams
 
@@ -154,6 +155,12 @@ def run(
     if cfg.recharge_reflex and not params.charging:
         raise ConfigError(
             "recharge_reflex", "needs a world where MTs recharge (num_stations, charge_rate > 0)"
+        )
+    if cfg.recharge_rule != RechargeRule() and not params.charging:
+        raise ConfigError(
+            "charge_per_slot_left" if cfg.charge_per_slot_left else "charge_full",
+            "sets the recharge rule: needs a world where MTs recharge (num_stations, "
+            "charge_rate > 0)",
         )
     out = Path(out_dir) if out_dir is not None else None
     start_steps = start_episodes = 0

@@ -14,11 +14,11 @@ below 1 (down to 0), ``1 + (max_distance_power - 1) d_y`` above (up to ``max_dis
 ``TrainConfig``, 2 by default; with ``square_weights`` the disk is first stretched onto a
 square, so that both weights can be at an end of their range at once), and
 ``policies.weighted_goals`` claims the targets and drives the MTs there (round obstacles; to a
-station when low, where MTs can recharge). ``backlog_weight`` (``TrainConfig``, fixed) adds a
-third term, the cluster's data beyond one slot's quota, which the quota alone cannot see.
-``d = 0`` is greedy's own rule, so a fresh actor
-starts at greedy and learns when to weigh otherwise: late or early in the episode, with much or
-little energy left, near or far from the others.
+station when low, where MTs can recharge, by the fleet's ``recharge_rule``). ``backlog_weight``
+(``TrainConfig``, fixed) adds a third term, the cluster's data beyond one slot's quota, which
+the quota alone cannot see. ``d = 0`` is greedy's own rule, so a fresh actor starts at greedy
+and learns when to weigh otherwise: late or early in the episode, with much or little energy
+left, near or far from the others.
 
 The decoding reads the full world state, as greedy does: these fleets are compared with greedy
 (and with greedy at its best fixed weights, ``registry`` name ``greedy-fair``). Under partial
@@ -72,4 +72,11 @@ def disk_to_square(disk: Array) -> Array:
 def decode(state: WorldState, disk: Array, params: WorldParams, cfg: TrainConfig) -> Array:
     """Physical actions [M,2] of one world's MTs from their unit-disk actions [M,2]."""
     fairness_weight, distance_power = score_weights(disk, cfg)
-    return believed_goals(state, params, fairness_weight, distance_power, cfg.backlog_weight)
+    return believed_goals(
+        state,
+        params,
+        fairness_weight,
+        distance_power,
+        cfg.backlog_weight,
+        cfg.recharge_rule,
+    )
