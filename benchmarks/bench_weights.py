@@ -1,9 +1,12 @@
 """Greedy's rule at other fixed score weights, on a preset's validation maps: the grids behind
 ``greedy-fair``, ``greedy-near`` and ``greedy-backlog`` (docs/learning.md, eighth to tenth parts).
 
-Each ``FAIRNESS,POWER[,BACKLOG]`` point is ``policies.WeightedGreedyPolicy`` with unvisited PoIs
-counted ``1 + FAIRNESS`` times, the slots to a PoI raised to ``POWER`` and ``BACKLOG`` times the
-data beyond one slot's quota; ``greedy`` itself is scored on the same maps, and every point is
+Each ``FAIRNESS,POWER[,BACKLOG][/FULL,PER_SLOT_LEFT]`` point is ``policies.WeightedGreedyPolicy``
+with unvisited PoIs counted ``1 + FAIRNESS`` times, the slots to a PoI raised to ``POWER`` and
+``BACKLOG`` times the data beyond one slot's quota; where MTs recharge, ``/FULL,PER_SLOT_LEFT``
+sets the recharge rule (``marl.recharge``: charge to ``FULL`` of the battery, at most
+``PER_SLOT_LEFT`` per slot left; greedy's is ``/0.9,0``, ``greedy-endgame``'s ``1,1/1,0.4``).
+``greedy`` itself is scored on the same maps, and every point is
 printed as a ratio of it. The maps are the validation ones (seeds 20000.., as model selection
 uses), so the held-out maps that judge fleets stay unseen by the choice of weights.
 
@@ -11,6 +14,7 @@ uses), so the held-out maps that judge fleets stay unseen by the choice of weigh
         --json weights_dynamic.json
     python benchmarks/bench_weights.py --preset paper --world observe_radius=3 \
         --world share_delay=1 --belief 0.03,20
+    python benchmarks/bench_weights.py --preset charging 1,1/1,0 1,1/1,0.3 1,1/1,0.4 1,1/1,0.5
 """
 
 from __future__ import annotations
@@ -21,9 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from bench_learning import world_params, write_report
+from chainsense.errors import ConfigError
 from chainsense.marl.config import MAX_BACKLOG_WEIGHT, MAX_DISTANCE_POWER
 from chainsense.marl.evaluate import evaluate
 from chainsense.marl.policies import GreedyPolicy, WeightedGreedyPolicy
+from chainsense.marl.recharge import GREEDY_RULE, RechargeRule
 
 #: metrics printed and written for every point
 METRICS = (
@@ -34,6 +40,7 @@ METRICS = (
     "data_lost",
     "data_collected",
     "mean_age",
+    "energy_charged",
 )
 #: column headings (10 characters at most)
 HEADINGS = {
@@ -43,14 +50,33 @@ HEADINGS = {
     "data_lost": "lost",
     "data_collected": "collected",
     "mean_age": "mean age",
+    "energy_charged": "charged",
 }
 #: the validation maps' first seed (``marl.selection``)
 FIRST_VALIDATION_MAP = 20_000
 
 
-def parse_point(text: str) -> tuple[float, float, float]:
-    """``FAIRNESS,POWER[,BACKLOG]`` as numbers, or exit naming the bad point."""
-    parts = text.split(",")
+def parse_point(text: str) -> tuple[float, float, float, RechargeRule]:
+    """``FAIRNESS,POWER[,BACKLOG][/FULL,PER_SLOT_LEFT]`` as numbers and a recharge rule, or exit
+    naming the bad point."""
+    weights, _, rule_text = text.partition("/")
+    fairness, power, backlog = _weights(text, weights)
+    if not rule_text:
+        return fairness, power, backlog, GREEDY_RULE
+    try:
+        full, per_slot_left = (float(x) for x in rule_text.split(","))
+        rule = RechargeRule(full=full, per_slot_left=per_slot_left)
+    except (ValueError, ConfigError) as err:
+        raise SystemExit(
+            f"point {text!r}: want /FULL,PER_SLOT_LEFT with FULL in [0.05, 1] and "
+            f"PER_SLOT_LEFT >= 0 ({err})"
+        ) from None
+    return fairness, power, backlog, rule
+
+
+def _weights(text: str, weights: str) -> tuple[float, float, float]:
+    """The ``FAIRNESS,POWER[,BACKLOG]`` part of point ``text``, or exit naming it."""
+    parts = weights.split(",")
     try:
         values = [float(x) for x in parts]
     except ValueError:
@@ -91,15 +117,26 @@ def main() -> None:
     greedy = evaluate(GreedyPolicy(), params, seeds).mean
     rows: list[dict[str, Any]] = []
     headings = " ".join(f"{HEADINGS.get(m, m)[:10]:>10}" for m in METRICS)
-    print(f"{'weights':>18} {headings}   x greedy")
-    print(f"{'greedy':>18} " + " ".join(f"{greedy[m]:10.4f}" for m in METRICS))
-    for fairness, power, backlog in points:
-        policy = WeightedGreedyPolicy(fairness, power, args.belief, backlog)
+    print(f"{'weights':>24} {headings}   x greedy")
+    print(f"{'greedy':>24} " + " ".join(f"{greedy[m]:10.4f}" for m in METRICS))
+    for fairness, power, backlog, rule in points:
+        policy = WeightedGreedyPolicy(fairness, power, args.belief, backlog, rule)
         mean = evaluate(policy, params, seeds).mean
         ratio = {m: mean[m] / greedy[m] if greedy[m] else math.nan for m in METRICS[:2]}
-        rows.append({"weights": [fairness, power, backlog], "mean": mean, "x_greedy": ratio})
+        recharge = [rule.full, rule.per_slot_left]
+        rows.append(
+            {
+                "weights": [fairness, power, backlog],
+                "recharge": recharge,
+                "mean": mean,
+                "x_greedy": ratio,
+            }
+        )
+        label = f"{fairness:g}, {power:g}, {backlog:g}"
+        if rule != GREEDY_RULE:
+            label += f" / {rule.full:g}, {rule.per_slot_left:g}"
         print(
-            f"{f'{fairness:g}, {power:g}, {backlog:g}':>18} "
+            f"{label:>24} "
             + " ".join(f"{mean[m]:10.4f}" for m in METRICS)
             + f"   efficiency {ratio['energy_efficiency']:.3f}, "
             f"collection {ratio['data_collection_ratio']:.3f}",

@@ -10,6 +10,7 @@ import pytest
 from bench_scripts import run_script
 from chainsense.marl.evaluate import evaluate
 from chainsense.marl.policies import GreedyPolicy, WeightedGreedyPolicy
+from chainsense.marl.recharge import ENDGAME_RULE
 from chainsense.sim.params import preset
 
 
@@ -46,6 +47,9 @@ def test_scores_every_point_beside_greedy_on_the_same_maps(tmp_path: Path) -> No
         (["1,1,2,3"], "FAIRNESS,POWER"),
         (["1,1,-1"], "backlog in"),
         (["1,99"], "power in"),
+        (["1,1/2,0.4"], "FULL in"),
+        (["1,1/1"], "/FULL,PER_SLOT_LEFT"),
+        (["1,1/1,-1"], "per_slot_left"),
         (["1,1", "--maps", "0"], "--maps"),
         (["1,1", "--world", "num_mts=0"], "--world"),
     ],
@@ -54,3 +58,12 @@ def test_bad_points_and_counts_are_refused_by_name(args: list[str], needle: str)
     res = _bench("--preset", "small", *args)
     assert res.returncode != 0
     assert needle in res.stderr
+
+
+def test_a_point_with_a_recharge_rule_scores_that_rule() -> None:
+    res = _bench("--preset", "charging", "--maps", "1", "--first-map", "400", "1,1/1,0.4")
+    assert res.returncode == 0, res.stderr
+    charging, seeds = preset("charging"), range(400, 401)
+    want = evaluate(WeightedGreedyPolicy(recharge=ENDGAME_RULE), charging, seeds).mean
+    assert "1, 1, 0 / 1, 0.4" in res.stdout
+    assert f"{want['energy_efficiency']:10.4f}" in res.stdout
