@@ -23,15 +23,44 @@ for candidate in python3.11 python3; do
 done
 [ -n "$python" ] || { echo "setup.sh: Python 3.11 is required" >&2; exit 1; }
 
+# The services install while pip does (npm, the Go build of geth and apt barely compete with
+# pip's downloads), each into its own log, shown when it is done or has failed.
+logs=$(mktemp -d "${TMPDIR:-/tmp}/chainsense-setup.XXXXXX")
+steps=()
+pids=()
+cleanup() {
+  # a step still running means pip failed: stop it rather than leave it installing
+  for pid in "${pids[@]}"; do
+    [ -z "$pid" ] || kill "$pid" 2>/dev/null || true
+  done
+  rm -rf "$logs"
+}
+trap cleanup EXIT
+if [ "$services" = 1 ]; then
+  for step in install-anvil install-geth install-system-packages; do
+    bash "scripts/$step.sh" >"$logs/$step.log" 2>&1 &
+    steps+=("$step")
+    pids+=("$!")
+  done
+fi
+
 if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".[dev]"
 
-if [ "$services" = 1 ]; then
-  bash scripts/install-anvil.sh
-  bash scripts/install-geth.sh
-  bash scripts/install-system-packages.sh
-fi
+failed=0
+for i in "${!pids[@]}"; do
+  pid=${pids[$i]}
+  pids[$i]=""  # waited for: nothing left to stop
+  if wait "$pid"; then
+    cat "$logs/${steps[$i]}.log"
+  else
+    echo "setup.sh: scripts/${steps[$i]}.sh failed:" >&2
+    cat "$logs/${steps[$i]}.log" >&2
+    failed=1
+  fi
+done
+[ "$failed" = 0 ] || exit 1
 echo "setup.sh: ready (.venv/bin/chainsense)"
