@@ -43,3 +43,12 @@ def test_greedy_has_few_failures() -> None:
     tb = evaluate(GreedyPolicy(), SMALL, range(10))
     assert tb.mean["failure"] <= 0.2
     assert tb.mean["stuck_slots"] == 0.0
+
+
+def test_recharging_at_a_station_is_not_parking() -> None:
+    charging = preset("charging")  # greedy spends about a third of the slots at stations
+    tb = evaluate(GreedyPolicy(), charging, range(10000, 10004))
+    charge_slots = tb.per_episode["energy_charged"] / charging.charge_rate
+    assert np.all(charge_slots > 100)
+    assert np.all(tb.per_episode["parked_slots"] < 0.1 * charge_slots)
+    assert tb.mean["failure"] <= 0.5

@@ -7,8 +7,8 @@ slot:
 
 * **stuck**: the move was refused (``info.collision``);
 * **parked**: the MT had energy, moved less than a tenth of ``max_move``, collected nothing,
-  and some PoI with data left lay within the straight-line distance its energy could still pay
-  for (anywhere, when moving is free).
+  was not recharging at a station, and some PoI with data left lay within the straight-line
+  distance its energy could still pay for (anywhere, when moving is free).
 
 An episode is a **failure episode** when some MT spent at least ``FAILURE_FRACTION`` of the
 episode's slots stuck or parked. ``marl.evaluate`` counts these in every jitted rollout and
@@ -47,6 +47,7 @@ def count(counts: Array, before: WorldState, info: StepInfo, params: WorldParams
         & ~info.collision
         & (info.moved < _STILL * params.max_move)
         & (info.collected <= 0)
+        & (info.charged <= 0)  # recharging is no failure; standing at a station full is
         & data_in_reach
     )
     return counts + jnp.stack([stuck, parked], axis=-1).astype(jnp.int32)
