@@ -17,17 +17,20 @@ import argparse
 import json
 from pathlib import Path
 
+from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 HEURISTICS = ("greedy", "greedy-local")
-#: greedy-fair, greedy-near and greedy-backlog (greedy at its best fixed weights) and
-#: greedy-belief (greedy on each MT's belief) are drawn but are not the issue's yardstick
+#: greedy-fair, greedy-near and greedy-backlog (greedy at its best fixed weights),
+#: greedy-endgame (greedy on the clock-aware recharge rule) and greedy-belief (greedy on each
+#: MT's belief) are drawn but are not the issue's yardstick
 BASELINES = (
     "random",
     *HEURISTICS,
     "greedy-fair",
     "greedy-near",
     "greedy-backlog",
+    "greedy-endgame",
     "greedy-belief",
     "planner",
 )
@@ -70,6 +73,8 @@ def main() -> None:
     ax = fig.add_subplot()
     names = list(dict.fromkeys(n for _, _, s in groups for n in s))
     width = 0.8 / len(names)
+    # one colour per series: the default cycle repeats after 10, and 11 series are drawn today
+    palette = colormaps["tab20"].colors
     for j, name in enumerate(names):
         xs = [
             i + (j - (len(names) - 1) / 2) * width
@@ -77,7 +82,15 @@ def main() -> None:
             if name in s
         ]
         pts = [s[name] for _, _, s in groups if name in s]
-        ax.bar(xs, [r for r, _ in pts], width, yerr=[h for _, h in pts], capsize=2, label=name)
+        ax.bar(
+            xs,
+            [r for r, _ in pts],
+            width,
+            yerr=[h for _, h in pts],
+            capsize=2,
+            label=name,
+            color=palette[(2 * j) % 20 if j < 10 else (2 * j + 1) % 20],
+        )
     for i, (_, goal, _) in enumerate(groups):
         ax.hlines(goal, i - 0.45, i + 0.45, colors="k", linestyles="dashed")
     ax.set_xticks(range(len(groups)), [g for g, _, _ in groups], fontsize=8)
