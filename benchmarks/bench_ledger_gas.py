@@ -18,7 +18,6 @@ import argparse
 import os
 import random
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -55,9 +54,7 @@ def anvil_node() -> Iterator[str]:
         if not found:
             raise SystemExit("anvil not found (run scripts/install-anvil.sh)")
         binary = Path(found)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
+    port = network.free_ports(1)[0]
     url = f"http://127.0.0.1:{port}"
     cmd = [str(binary), "--host", "127.0.0.1", "--port", str(port), "--silent", "--steps-tracing"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

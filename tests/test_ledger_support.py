@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ import pytest
 from chainsense.chain.base import Chain
 from chainsense.chain.embedded import EmbeddedChain
 from chainsense.chain.keys import KeyPair
+from chainsense.devnet import free_ports
 from chainsense.ledger.ca import CertificateAuthority
 from chainsense.ledger.contract import Ledger, deploy_ledger
 from chainsense.ledger.records import Record
@@ -56,9 +56,8 @@ def make_world(tmp: Path, chain: Chain | None = None, n_mts: int = 3) -> World:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port free for a server to bind, out of the kernel's ephemeral range (see free_ports)."""
+    return free_ports(1)[0]
 
 
 def wait_http(url: str, timeout: float = 30.0, json_rpc: bool = False) -> None:

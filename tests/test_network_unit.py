@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from chainsense import devnet as nw
+from chainsense.devnet import processes
 from chainsense.devnet.genesis import (
     STARTUP_GRACE_PER_NODE_S,
     STARTUP_GRACE_S,
@@ -74,10 +76,27 @@ def test_the_wait_for_block_1_does_not_count_against_the_start_timeout(tmp_path:
     assert first_block_due(tmp_path, now=1_800_000_100.0) == 0.0
 
 
-def test_free_ports_are_distinct_and_bindable() -> None:
+def test_free_ports_are_distinct_bindable_and_no_outgoing_connection_can_take_them() -> None:
     ports = nw.free_ports(12)
     assert len(set(ports)) == 12
-    assert all(1024 <= p < 65536 for p in ports)
+    low, _ = processes.ephemeral_range()
+    assert all(10_000 <= p < low for p in ports)  # below the range outgoing connections use
+    socks = []
+    try:
+        for p in ports:  # every one binds
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            socks.append(s)
+            s.bind(("127.0.0.1", p))
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_free_ports_fall_back_to_the_kernels_where_the_range_leaves_too_few(monkeypatch) -> None:
+    monkeypatch.setattr(processes, "ephemeral_range", lambda: (10_010, 60_999))
+    ports = nw.free_ports(3)
+    assert len(set(ports)) == 3
+    assert all(p >= 1024 for p in ports)
 
 
 def _node(name: str, role: str = "sealer") -> nw.NodeInfo:

@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,7 @@ import pytest
 import ray
 import ray.util
 
+from chainsense.devnet import free_ports
 from chainsense.experiments import (
     sweep_engine,
     sweep_presets,
@@ -206,9 +206,7 @@ def _kill_cluster(temp_dir: str) -> None:
 
 def test_sweep_joins_an_existing_cluster(tmp_path: Path) -> None:
     temp_dir = tempfile.mkdtemp(prefix="cs-ray-")  # short: Ray's socket paths must fit 107 bytes
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_ports(1)[0]
     ray_cli = str(Path(sys.executable).with_name("ray"))
     head = [ray_cli, "start", "--head", f"--port={port}", "--num-cpus=2"]
     head += ["--include-dashboard=false", f"--temp-dir={temp_dir}", "--disable-usage-stats"]

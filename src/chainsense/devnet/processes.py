@@ -8,18 +8,53 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
 
+#: the lowest port :func:`free_ports` hands out (above the well-known and most registered ones)
+_LOWEST_PORT = 10_000
+#: the kernel's default ephemeral range, used where /proc does not say
+_EPHEMERAL_DEFAULT = (32_768, 60_999)
+
+
+def ephemeral_range() -> tuple[int, int]:
+    """The ports the kernel gives outgoing connections and ``bind(0)`` (ip_local_port_range)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return _EPHEMERAL_DEFAULT
+
 
 def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
-    """Ask the kernel for ``count`` distinct free TCP ports on ``host``."""
+    """``count`` distinct TCP ports on ``host`` that are free now, for servers to bind later.
+
+    They are drawn at random below the kernel's ephemeral range. A port from ``bind(0)`` lies in
+    that range, which the kernel also gives to every outgoing connection, so one opened between
+    this call and the server's own bind (a geth node dialling a peer, a Ray worker, a client of
+    another test) could take it: a node then dies on "address already in use". Below the range
+    only another server can. Each port is checked by binding it; where the range leaves too few
+    ports, the kernel's ``bind(0)`` ports are used instead.
+    """
     socks: list[socket.socket] = []
+    low = ephemeral_range()[0]
     try:
-        for _ in range(count):
+        if low - _LOWEST_PORT >= 16 * count:
+            for port in random.SystemRandom().sample(range(_LOWEST_PORT, low), low - _LOWEST_PORT):
+                if len(socks) == count:
+                    break
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                try:
+                    s.bind((host, port))
+                except OSError:
+                    s.close()
+                    continue
+                socks.append(s)
+        while len(socks) < count:
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             s.bind((host, 0))
             socks.append(s)
