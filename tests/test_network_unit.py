@@ -20,7 +20,7 @@ from chainsense.devnet.genesis import (
     first_block_due,
     first_block_not_before,
 )
-from chainsense.devnet.geth import node_argv
+from chainsense.devnet.geth import genesis_gas_limit, node_argv
 from chainsense.errors import ChainsenseError, ConfigError
 
 
@@ -74,6 +74,32 @@ def test_the_wait_for_block_1_does_not_count_against_the_start_timeout(tmp_path:
     (tmp_path / "genesis.json").write_text(json.dumps(g), encoding="utf-8")
     assert first_block_due(tmp_path, now=1_800_000_000.0) == 40.0
     assert first_block_due(tmp_path, now=1_800_000_100.0) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("[1, 2]", "not a JSON object"),
+        ("{", "malformed"),
+        (" " * (2 << 20), "larger than"),
+        ('{"timestamp": "soon"}', "timestamp is not a hex quantity"),
+        ('{"timestamp": 12}', "timestamp is not a hex quantity"),
+    ],
+)
+def test_a_bad_genesis_is_refused_naming_what_is_wrong(tmp_path: Path, text: str, needle) -> None:
+    (tmp_path / "genesis.json").write_text(text, encoding="utf-8")
+    with pytest.raises(ChainsenseError, match=needle):
+        first_block_due(tmp_path)
+
+
+def test_a_node_takes_its_gas_ceiling_from_the_genesis_reader(tmp_path: Path) -> None:
+    g = nw.clique_genesis(nw.NetworkSpec(), ["0x" + "11" * 20], [], timestamp=1_800_000_040)
+    (tmp_path / "genesis.json").write_text(json.dumps(g), encoding="utf-8")
+    assert genesis_gas_limit(tmp_path) == int(g["gasLimit"], 16)
+    del g["gasLimit"]
+    (tmp_path / "genesis.json").write_text(json.dumps(g), encoding="utf-8")
+    with pytest.raises(ChainsenseError, match="gasLimit"):
+        genesis_gas_limit(tmp_path)
 
 
 def test_free_ports_are_distinct_bindable_and_no_outgoing_connection_can_take_them() -> None:

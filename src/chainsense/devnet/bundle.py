@@ -19,8 +19,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from chainsense import jsonlimits
-from chainsense.devnet.genesis import geth_init, write_p2p_config, write_private
+from chainsense.devnet.genesis import geth_init, read_genesis, write_p2p_config, write_private
 from chainsense.devnet.geth import find_geth, spawn
 from chainsense.devnet.health import wait_rpc
 from chainsense.devnet.netfile import NETWORK_FILE, NetworkInfo, NodeInfo, load, save
@@ -29,7 +28,6 @@ from chainsense.errors import ChainsenseError
 
 _ENODE = re.compile(r"enode://[0-9a-f]{128}@[0-9a-fA-F.:\[\]]{3,45}:\d{1,5}\?discport=0")
 _MAX_PEERS = 64
-_GENESIS_BYTES = 1 << 20
 UNIT_TEMPLATE = """\
 # systemd unit for {org}'s chainsense node(s): copy the bundle to /opt/chainsense/{org}
 # (or edit the paths), keep its files owned by the service user, then install this file.
@@ -150,10 +148,10 @@ def validate(bundle: str | Path) -> tuple[NetworkInfo, list[str]]:
         if not isinstance(p, str) or not _ENODE.fullmatch(p):
             raise ChainsenseError(f"join: static_peers[{i}] is not an enode URL ({str(p)[:40]!r})")
     try:
-        genesis = jsonlimits.load_file(base / "genesis.json", "genesis", max_bytes=_GENESIS_BYTES)
-    except jsonlimits.JSONLimitError as exc:
-        raise ChainsenseError(f"join: genesis.json: {exc}") from exc
-    config = genesis.get("config") if isinstance(genesis, dict) else None
+        genesis = read_genesis(base)
+    except ChainsenseError as exc:
+        raise ChainsenseError(f"join: {exc}") from exc
+    config = genesis.get("config")
     if not isinstance(config, dict) or not isinstance(config.get("clique"), dict):
         raise ChainsenseError("join: genesis.json is not a Clique genesis (config.clique missing)")
     if config.get("chainId") != info.chain_id:

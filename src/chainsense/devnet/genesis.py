@@ -15,6 +15,7 @@ from typing import Any
 from eth_account import Account
 from eth_keys import keys
 
+from chainsense import jsonlimits
 from chainsense.devnet.netfile import (
     FAUCET_KEYFILE,
     CaInfo,
@@ -123,12 +124,38 @@ def write_private(path: Path, text: str) -> None:
         f.write(text)
 
 
+#: the largest genesis.json read back (a Clique genesis of any network here is a few kB)
+GENESIS_MAX_BYTES = 1 << 20
+
+
+def read_genesis(directory: Path) -> dict[str, Any]:
+    """The genesis.json of the network in ``directory``: read within bounds and checked to be
+    an object, the one reader of the fields that `up`, a node's flags and `join` need."""
+    path = directory / "genesis.json"
+    try:
+        genesis = jsonlimits.load_file(path, "genesis", max_bytes=GENESIS_MAX_BYTES)
+    except jsonlimits.JSONLimitError as exc:
+        raise ChainsenseError(f"genesis: {exc}") from exc
+    if not isinstance(genesis, dict):
+        raise ChainsenseError(f"genesis: {path.name} is not a JSON object")
+    return genesis
+
+
+def genesis_hex(genesis: dict[str, Any], field: str, default: str | None = None) -> int:
+    """The hex quantity ``field`` of a genesis (``default`` where absent), or an error naming it."""
+    value = genesis.get(field, default)
+    try:
+        return int(value, 16)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        raise ChainsenseError(f"genesis: {field} is not a hex quantity ({value!r:.40})") from exc
+
+
 def first_block_due(directory: Path, now: float | None = None) -> float:
     """Seconds until the network in ``directory`` may seal block 1 (0 once it may): the wait
     for it, which grows with the node count, does not count against a start-up timeout."""
-    genesis = json.loads((directory / "genesis.json").read_text(encoding="utf-8"))
+    timestamp = genesis_hex(read_genesis(directory), "timestamp", "0x0")
     now = time.time() if now is None else now
-    return max(0.0, int(genesis.get("timestamp", "0x0"), 16) - now)
+    return max(0.0, timestamp - now)
 
 
 def clique_genesis(

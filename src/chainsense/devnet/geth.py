@@ -8,7 +8,7 @@ import subprocess
 import threading
 from pathlib import Path
 
-from chainsense import jsonlimits
+from chainsense.devnet.genesis import genesis_hex, read_genesis
 from chainsense.devnet.netfile import NodeInfo
 from chainsense.errors import ChainsenseError
 
@@ -75,13 +75,7 @@ TXPOOL_FLAGS = (
 def genesis_gas_limit(netdir: Path) -> int:
     """The block gas limit of the network's genesis, which a sealer keeps as its gas ceiling
     (geth's default ceiling, 30M, would shrink larger blocks back to it block by block)."""
-    path = netdir / "genesis.json"
-    genesis = jsonlimits.load_file(path, "genesis")
-    value = genesis.get("gasLimit") if isinstance(genesis, dict) else None
-    try:
-        return int(value, 16)  # type: ignore[arg-type]
-    except (TypeError, ValueError) as exc:
-        raise ChainsenseError(f"genesis: {path.name} has no hex gasLimit ({value!r:.40})") from exc
+    return genesis_hex(read_genesis(netdir), "gasLimit")
 
 
 def node_argv(geth: Path, netdir: Path, node: NodeInfo, chain_id: int) -> list[str]:
