@@ -5,6 +5,7 @@ import json
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bench_scripts import run_script
@@ -36,6 +37,14 @@ def test_scores_every_point_beside_greedy_on_the_same_maps(tmp_path: Path) -> No
         want["energy_efficiency"] / greedy["energy_efficiency"]
     )
     assert "x greedy" in res.stdout
+    # the best point map by map, with hindsight
+    per_map = [
+        evaluate(WeightedGreedyPolicy(*w), small, seeds).per_episode["energy_efficiency"]
+        for w in [(1.0, 1.0), (30.0, 1.5, False, 2.0)]
+    ]
+    hindsight = float(np.mean(np.maximum(*per_map)))
+    assert rep["hindsight_efficiency"] == pytest.approx(hindsight)
+    assert "best point per map" in res.stdout
 
 
 @pytest.mark.parametrize(
