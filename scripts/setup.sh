@@ -48,7 +48,9 @@ if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[dev]"
+# --no-compile: Python writes the bytecode of what is imported when it first is, rather than pip
+# compiling every module of every package (Ray, JAX, OR-Tools ...) up front
+.venv/bin/python -m pip install -q --no-compile -e ".[dev]"
 
 failed=0
 for i in "${!pids[@]}"; do

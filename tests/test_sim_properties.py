@@ -240,7 +240,7 @@ _FAST = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 _DEEP = settings(
-    max_examples=1500,
+    max_examples=1000,  # under -m slow (1500 took 98-104 s of a CI that must stay under 30 min)
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
