@@ -48,9 +48,7 @@ if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-# --no-compile: Python writes the bytecode of what is imported when it first is, rather than pip
-# compiling every module of every package (Ray, JAX, OR-Tools ...) up front
-.venv/bin/python -m pip install -q --no-compile -e ".[dev]"
+.venv/bin/python -m pip install -q -e ".[dev]"
 
 failed=0
 for i in "${!pids[@]}"; do

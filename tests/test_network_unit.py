@@ -106,7 +106,7 @@ def test_free_ports_are_distinct_bindable_and_no_outgoing_connection_can_take_th
     ports = nw.free_ports(12)
     assert len(set(ports)) == 12
     low, _ = processes.ephemeral_range()
-    assert all(10_000 <= p < low for p in ports)  # below the range outgoing connections use
+    assert all(20_000 <= p < low for p in ports)  # above Ray's workers, below outgoing ones
     socks = []
     try:
         for p in ports:  # every one binds
@@ -119,7 +119,7 @@ def test_free_ports_are_distinct_bindable_and_no_outgoing_connection_can_take_th
 
 
 def test_free_ports_fall_back_to_the_kernels_where_the_range_leaves_too_few(monkeypatch) -> None:
-    monkeypatch.setattr(processes, "ephemeral_range", lambda: (10_010, 60_999))
+    monkeypatch.setattr(processes, "ephemeral_range", lambda: (20_010, 60_999))
     ports = nw.free_ports(3)
     assert len(set(ports)) == 3
     assert all(p >= 1024 for p in ports)

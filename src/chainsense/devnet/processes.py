@@ -15,8 +15,9 @@ import subprocess
 import time
 from pathlib import Path
 
-#: the lowest port :func:`free_ports` hands out (above the well-known and most registered ones)
-_LOWEST_PORT = 10_000
+#: the lowest port :func:`free_ports` hands out: above Ray's worker ports (10002-19999 by
+#: default), which Ray takes for its workers and refuses as a cluster's own port
+_LOWEST_PORT = 20_000
 #: the kernel's default ephemeral range, used where /proc does not say
 _EPHEMERAL_DEFAULT = (32_768, 60_999)
 
