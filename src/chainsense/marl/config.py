@@ -207,14 +207,25 @@ class TrainConfig:
         """The recharge rule of the reflex and of the targets decoding (``marl.recharge``)."""
         return RechargeRule(full=self.charge_full, per_slot_left=self.charge_per_slot_left)
 
+    @property
+    def recharge_setting(self) -> str | None:
+        """The first ``charge_*`` setting that departs from greedy's recharge rule (None when
+        none does): the field an error names where no recharge rule applies."""
+        greedy = RechargeRule()
+        if self.charge_full != greedy.full:
+            return "charge_full"
+        if self.charge_per_slot_left != greedy.per_slot_left:
+            return "charge_per_slot_left"
+        return None
+
     def _check_recharge_rule(self) -> None:
         self._check_number("charge_full", 0.05, 1.0)
         self._check_number("charge_per_slot_left", 0.0, MAX_PER_SLOT_LEFT)
         uses_rule = self.recharge_reflex or self.action_space == "targets"
-        if self.recharge_rule != RechargeRule() and not uses_rule:
-            name = "charge_full" if self.charge_full != 0.9 else "charge_per_slot_left"
+        if self.recharge_setting and not uses_rule:
             raise ConfigError(
-                name, 'sets the recharge rule: needs recharge_reflex or action_space = "targets"'
+                self.recharge_setting,
+                'sets the recharge rule: needs recharge_reflex or action_space = "targets"',
             )
 
     def _check_action_space(self) -> None:

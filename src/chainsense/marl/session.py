@@ -23,7 +23,6 @@ from tensorboardX import SummaryWriter
 from chainsense.errors import ChainsenseError, ConfigError
 from chainsense.marl import algos, checkpoint, imitation, selection, train
 from chainsense.marl.config import TrainConfig
-from chainsense.marl.recharge import RechargeRule
 from chainsense.sim.maps import WorldMap, map_arrays
 from chainsense.sim.params import WorldParams
 
@@ -156,9 +155,9 @@ def run(
         raise ConfigError(
             "recharge_reflex", "needs a world where MTs recharge (num_stations, charge_rate > 0)"
         )
-    if cfg.recharge_rule != RechargeRule() and not params.charging:
+    if cfg.recharge_setting and not params.charging:
         raise ConfigError(
-            "charge_per_slot_left" if cfg.charge_per_slot_left else "charge_full",
+            cfg.recharge_setting,
             "sets the recharge rule: needs a world where MTs recharge (num_stations, "
             "charge_rate > 0)",
         )
