@@ -1,9 +1,9 @@
 """Getting an MT to a goal round the obstacles: the one-slot moves every heuristic shares
 (greedy and its weighted forms, the recharge reflex, greedy-local, the planner's legs).
 
-Without a map search: head for the goal when it is in sight, else for the best corner of the
-first obstacle in the way (:func:`waypoints`), and take the free heading closest to that among a
-fan of candidates (:func:`steer`).
+Head for the goal when it is in sight, else for the first corner of the shortest path round the
+obstacles (:func:`waypoints`, on the map's roadmap of corners, ``sim.roadmap``), and take the
+free heading closest to that among a fan of candidates (:func:`steer`).
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ import math
 import jax.numpy as jnp
 from jax import Array
 
-from chainsense.sim.geometry import move_blocked, segment_box_entry, segment_hits_boxes
+from chainsense.sim.geometry import move_blocked, segment_hits_boxes
 from chainsense.sim.params import WorldParams
+from chainsense.sim.roadmap import corners, usable
 from chainsense.sim.state import WorldState
 
 HEADINGS = 24  # candidate headings tried round an obstacle (greedy and the recharge reflex)
-_CORNER_MARGIN = 0.05
 
 
 def head_for(
@@ -26,7 +26,7 @@ def head_for(
 ) -> Array:
     """Physical actions [M,2] that take each MT towards ``goal`` [M,2] round the obstacles in
     its way (``waypoints``, ``steer``); an ``idle`` MT, or one with no free heading, stays."""
-    way = waypoints(state.mt_pos, goal, state.obstacles, p)
+    way = waypoints(state.mt_pos, goal, state.obstacles, state.roadmap, p)
     to_way = way - state.mt_pos
     length = jnp.minimum(jnp.sqrt(jnp.sum(to_way**2, axis=1)), p.max_move)
     theta0 = jnp.arctan2(to_way[:, 1], to_way[:, 0])
@@ -35,43 +35,37 @@ def head_for(
     return jnp.stack([jnp.mod(theta, 2.0 * math.pi), length], axis=1)
 
 
-def waypoints(pos: Array, goal: Array, boxes: Array, params: WorldParams) -> Array:
-    """[M,2] where to head now: the goal if in sight, else the best corner of the first obstacle.
+def waypoints(pos: Array, goal: Array, boxes: Array, roadmap: Array, params: WorldParams) -> Array:
+    """[M,2] where to head now: the goal if in sight, else the first corner of the shortest path
+    to it round the obstacles (``roadmap``: ``WorldState.roadmap``, see ``sim.roadmap``), which
+    is the corner i the MT sees that minimises ``|pos - i| + roadmap[i, j] + |j - goal|`` over
+    the corners j that see the goal. A corner the MT stands on is skipped (it would not move).
+    Where no path is known (the goal walled in), the goal itself.
 
-    Corners are pushed ``_CORNER_MARGIN`` outwards; a corner is usable when the MT sees it, it is
-    inside the area and not where the MT already is. Cost = path length via the corner, plus the
-    corner-to-goal leg again if the goal is not visible from the corner (one more corner needed).
+    The shortest path makes the next waypoint a potential that falls with every move: a rule
+    that looked only at the first obstacle in the way sent MTs into pockets between
+    overlapping boxes and back out again, slot after slot (docs/learning.md, fourteenth part).
     """
     if boxes.shape[0] == 0:
         return goal
-    m = pos.shape[0]
-    entry = segment_box_entry(pos, goal - pos, boxes)  # [M,C]
-    direct = ~jnp.any(jnp.isfinite(entry), axis=1)
-    first = boxes[jnp.argmin(entry, axis=1)]  # [M,4]
-    e = _CORNER_MARGIN
-    x0, y0, x1, y1 = first[:, 0] - e, first[:, 1] - e, first[:, 2] + e, first[:, 3] + e
-    corners = jnp.stack(
-        [
-            jnp.stack([x0, y0], 1),
-            jnp.stack([x1, y0], 1),
-            jnp.stack([x1, y1], 1),
-            jnp.stack([x0, y1], 1),
-        ],
-        axis=1,
-    )  # [M,4,2]
-    flat_c = corners.reshape(-1, 2)
-    src = jnp.repeat(pos, 4, axis=0)
-    dst = jnp.repeat(goal, 4, axis=0)
-    seen = ~move_blocked(src, flat_c - src, boxes, params).reshape(m, 4)
-    onward = ~segment_hits_boxes(flat_c, dst - flat_c, boxes).reshape(m, 4)
-    d1 = jnp.sqrt(jnp.sum((corners - pos[:, None]) ** 2, axis=-1))
-    d2 = jnp.sqrt(jnp.sum((corners - goal[:, None]) ** 2, axis=-1))
-    usable = seen & (d1 > 1.0e-2)
-    cost = jnp.where(usable, d1 + d2 + jnp.where(onward, 0.0, d2), jnp.inf)
+    c = corners(boxes)  # [N,2]
+    ok = usable(c, boxes, params)
+    m, n = pos.shape[0], c.shape[0]
+    direct = ~segment_hits_boxes(pos, goal - pos, boxes)
+    at_pos = jnp.repeat(pos, n, axis=0)
+    at_goal = jnp.repeat(goal, n, axis=0)
+    every = jnp.tile(c, (m, 1))
+    seen = ~segment_hits_boxes(at_pos, every - at_pos, boxes).reshape(m, n)
+    sees_goal = ~segment_hits_boxes(every, at_goal - every, boxes).reshape(m, n)
+    first = jnp.sqrt(jnp.sum((c[None] - pos[:, None]) ** 2, axis=-1))
+    last = jnp.sqrt(jnp.sum((c[None] - goal[:, None]) ** 2, axis=-1))
+    first = jnp.where(seen & ok[None] & (first > 1.0e-2), first, jnp.inf)
+    last = jnp.where(sees_goal & ok[None], last, jnp.inf)
+    onward = jnp.min(roadmap[None, :, :] + last[:, None, :], axis=-1)  # [M,N]: corner -> goal
+    cost = first + onward
     best = jnp.argmin(cost, axis=1)
-    corner = jnp.take_along_axis(corners, best[:, None, None], axis=1)[:, 0]
-    ok = jnp.isfinite(jnp.min(cost, axis=1))
-    return jnp.where((direct | ~ok)[:, None], goal, corner)
+    found = jnp.isfinite(jnp.min(cost, axis=1))
+    return jnp.where((direct | ~found)[:, None], goal, c[best])
 
 
 def steer(

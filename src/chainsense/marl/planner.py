@@ -116,7 +116,7 @@ class RouteFollower:
         usable = on_leg & seen
         far = n_v - 1 - jnp.argmax(usable[:, ::-1], axis=1)
         goal = jnp.take_along_axis(self.stop_pos, cur[:, None, None], axis=1)[:, 0]
-        fallback = waypoints(state.mt_pos, goal, state.obstacles, p)
+        fallback = waypoints(state.mt_pos, goal, state.obstacles, state.roadmap, p)
         vertex = jnp.take_along_axis(self.path, far[:, None, None], axis=1)[:, 0]
         way = jnp.where(jnp.any(usable, axis=1)[:, None], vertex, fallback)
         to_way = way - state.mt_pos

@@ -21,6 +21,7 @@ class WorldState:
     poi_data: Array  # [K] remaining data
     visits: Array  # [K] int32, h_t(k): slots in which PoI k was served
     obstacles: Array  # [C,4] (x0, y0, x1, y1)
+    roadmap: Array  # [4C,4C] shortest paths between the obstacles' corners (sim.roadmap), fixed
     t: Array  # int32 scalar: slots elapsed
     collisions: Array  # [M] int32, cumulative refused moves
     collected: Array  # [M] cumulative data collected

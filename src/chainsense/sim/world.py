@@ -47,6 +47,7 @@ from chainsense.sim.geometry import move_blocked, move_end
 from chainsense.sim.maps import MapArrays, WorldMap, generate_map, map_arrays
 from chainsense.sim.observe import observe
 from chainsense.sim.params import WorldParams
+from chainsense.sim.roadmap import corner_distances
 from chainsense.sim.state import StepInfo, WorldState
 
 _F = jnp.float32
@@ -58,6 +59,7 @@ def _initial_state(arrays: MapArrays, params: WorldParams) -> WorldState:
     data = arrays.poi_data.astype(_F)
     dyn = k if params.dynamic else 0
     ring = (max(params.share_delay, 0), m, k) if params.partial else (0, m, 0)
+    boxes = arrays.obstacles.astype(_F).reshape(params.num_obstacles, 4)
     return WorldState(
         mt_pos=jnp.broadcast_to(jnp.array(params.start, _F), (m, 2)),
         energy=jnp.full((m,), params.initial_energy, _F),
@@ -65,7 +67,8 @@ def _initial_state(arrays: MapArrays, params: WorldParams) -> WorldState:
         poi_init=data,
         poi_data=data,
         visits=jnp.zeros((k,), jnp.int32),
-        obstacles=arrays.obstacles.astype(_F).reshape(params.num_obstacles, 4),
+        obstacles=boxes,
+        roadmap=corner_distances(boxes, params),
         t=jnp.int32(0),
         collisions=jnp.zeros((m,), jnp.int32),
         collected=jnp.zeros((m,), _F),
@@ -268,6 +271,7 @@ def step(
         poi_data=poi_data,
         visits=visits,
         obstacles=state.obstacles,
+        roadmap=state.roadmap,
         t=t,
         collisions=state.collisions + collision.astype(jnp.int32),
         collected=state.collected + b,
