@@ -1,19 +1,21 @@
 """Greedy's rule at other fixed score weights, on a preset's validation maps: the grids behind
-``greedy-fair``, ``greedy-near`` and ``greedy-backlog`` (docs/learning.md, eighth to tenth parts).
+``greedy-fair``, ``greedy-near``, ``greedy-backlog``, ``greedy-endgame`` and ``greedy-jain``
+(docs/learning.md, eighth to fourteenth parts).
 
-Each ``FAIRNESS,POWER[,BACKLOG][/FULL,PER_SLOT_LEFT]`` point is ``policies.WeightedGreedyPolicy``
-with unvisited PoIs counted ``1 + FAIRNESS`` times, the slots to a PoI raised to ``POWER`` and
-``BACKLOG`` times the data beyond one slot's quota; where MTs recharge, ``/FULL,PER_SLOT_LEFT``
-sets the recharge rule (``marl.recharge``: charge to ``FULL`` of the battery, at most
-``PER_SLOT_LEFT`` per slot left; greedy's is ``/0.9,0``, ``greedy-endgame``'s ``1,1/1,0.4``).
-``greedy`` itself is scored on the same maps, and every point is
-printed as a ratio of it. The maps are the validation ones (seeds 20000.., as model selection
+Each ``FAIRNESS,POWER[,BACKLOG[,JAIN]][/FULL,PER_SLOT_LEFT]`` point is
+``policies.WeightedGreedyPolicy`` with unvisited PoIs counted ``1 + FAIRNESS`` times, the slots to
+a PoI raised to ``POWER``, ``BACKLOG`` times the data beyond one slot's quota and ``JAIN`` times
+what serving a PoI adds to Jain's index (``policies.jain_gain``); where MTs recharge,
+``/FULL,PER_SLOT_LEFT`` sets the recharge rule (``marl.recharge``: charge to ``FULL`` of the
+battery, at most ``PER_SLOT_LEFT`` per slot left; greedy's is ``/0.9,0``, ``greedy-endgame``'s
+``1,1/1,0.4``). ``greedy`` itself is scored on the same maps, and every point is printed as a
+ratio of it. The maps are the validation ones (seeds 20000.., as model selection
 uses), so the held-out maps that judge fleets stay unseen by the choice of weights. The last
 line takes the best point map by map, with hindsight: an upper bound on what choosing among
 the points per episode could add to the best single one.
 
     python benchmarks/bench_weights.py --preset dynamic --maps 32 1,1 1,1,1 1,1,2 1,1,3 \
-        --json weights_dynamic.json
+        1,1,2,0.003 --json weights_dynamic.json
     python benchmarks/bench_weights.py --preset paper --world observe_radius=3 \
         --world share_delay=1 --belief 0.03,20
     python benchmarks/bench_weights.py --preset charging 1,1/1,0 1,1/1,0.3 1,1/1,0.4 1,1/1,0.5
@@ -30,7 +32,7 @@ import numpy as np
 
 from bench_learning import world_params, write_report
 from chainsense.errors import ConfigError
-from chainsense.marl.config import MAX_BACKLOG_WEIGHT, MAX_DISTANCE_POWER
+from chainsense.marl.config import MAX_BACKLOG_WEIGHT, MAX_DISTANCE_POWER, MAX_JAIN_WEIGHT
 from chainsense.marl.evaluate import evaluate
 from chainsense.marl.policies import GreedyPolicy, WeightedGreedyPolicy
 from chainsense.marl.recharge import GREEDY_RULE, RechargeRule
@@ -60,13 +62,17 @@ HEADINGS = {
 FIRST_VALIDATION_MAP = 20_000
 
 
-def parse_point(text: str) -> tuple[float, float, float, RechargeRule]:
-    """``FAIRNESS,POWER[,BACKLOG][/FULL,PER_SLOT_LEFT]`` as numbers and a recharge rule, or exit
-    naming the bad point."""
+Weights = tuple[float, float, float, float]
+"""fairness, distance power, backlog and Jain weights of one point"""
+
+
+def parse_point(text: str) -> tuple[Weights, RechargeRule]:
+    """``FAIRNESS,POWER[,BACKLOG[,JAIN]][/FULL,PER_SLOT_LEFT]`` as numbers and a recharge rule, or
+    exit naming the bad point."""
     weights, _, rule_text = text.partition("/")
-    fairness, power, backlog = _weights(text, weights)
+    values = _weights(text, weights)
     if not rule_text:
-        return fairness, power, backlog, GREEDY_RULE
+        return values, GREEDY_RULE
     try:
         full, per_slot_left = (float(x) for x in rule_text.split(","))
         rule = RechargeRule(full=full, per_slot_left=per_slot_left)
@@ -75,34 +81,37 @@ def parse_point(text: str) -> tuple[float, float, float, RechargeRule]:
             f"point {text!r}: want /FULL,PER_SLOT_LEFT with FULL in [0.05, 1] and "
             f"PER_SLOT_LEFT >= 0 ({err})"
         ) from None
-    return fairness, power, backlog, rule
+    return values, rule
 
 
-def _weights(text: str, weights: str) -> tuple[float, float, float]:
-    """The ``FAIRNESS,POWER[,BACKLOG]`` part of point ``text``, or exit naming it."""
+def _weights(text: str, weights: str) -> Weights:
+    """The ``FAIRNESS,POWER[,BACKLOG[,JAIN]]`` part of point ``text``, or exit naming it."""
     parts = weights.split(",")
     try:
         values = [float(x) for x in parts]
     except ValueError:
         values = []
-    if len(values) not in (2, 3) or not all(math.isfinite(v) for v in values):
-        raise SystemExit(f"point {text!r}: want FAIRNESS,POWER[,BACKLOG] as finite numbers")
-    fairness, power, backlog = (*values, 0.0)[:3]
+    if len(values) not in (2, 3, 4) or not all(math.isfinite(v) for v in values):
+        raise SystemExit(f"point {text!r}: want FAIRNESS,POWER[,BACKLOG[,JAIN]] as finite numbers")
+    fairness, power, backlog, jain = (*values, 0.0, 0.0)[:4]
     if not (
         0.0 <= fairness <= 1e4
         and 0.0 <= power <= MAX_DISTANCE_POWER
         and 0.0 <= backlog <= MAX_BACKLOG_WEIGHT
+        and 0.0 <= jain <= MAX_JAIN_WEIGHT
     ):
         raise SystemExit(
             f"point {text!r}: fairness in [0, 1e4], power in [0, {MAX_DISTANCE_POWER:g}], "
-            f"backlog in [0, {MAX_BACKLOG_WEIGHT:g}]"
+            f"backlog in [0, {MAX_BACKLOG_WEIGHT:g}], jain in [0, {MAX_JAIN_WEIGHT:g}]"
         )
-    return fairness, power, backlog
+    return fairness, power, backlog, jain
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("points", nargs="+", help="FAIRNESS,POWER[,BACKLOG] weights to score")
+    ap.add_argument(
+        "points", nargs="+", help="FAIRNESS,POWER[,BACKLOG[,JAIN]][/FULL,PER_SLOT_LEFT] to score"
+    )
     ap.add_argument("--preset", default="paper")
     ap.add_argument(
         "--world", action="append", default=[], help="world KEY=VALUE over the preset (repeatable)"
@@ -116,6 +125,10 @@ def main() -> None:
         raise SystemExit(f"--maps must be in [1, 10000], got {args.maps}")
     points = [parse_point(p) for p in args.points]
     params = world_params(args.preset, args.world)
+    if args.belief and params.partial and any(w[3] for w, _ in points):
+        raise SystemExit(
+            "JAIN reads every PoI's visit count: not with --belief under partial observation"
+        )
     seeds = list(range(args.first_map, args.first_map + args.maps))
 
     greedy = evaluate(GreedyPolicy(), params, seeds).mean
@@ -124,8 +137,8 @@ def main() -> None:
     headings = " ".join(f"{HEADINGS.get(m, m)[:10]:>10}" for m in METRICS)
     print(f"{'weights':>24} {headings}   x greedy")
     print(f"{'greedy':>24} " + " ".join(f"{greedy[m]:10.4f}" for m in METRICS))
-    for fairness, power, backlog, rule in points:
-        policy = WeightedGreedyPolicy(fairness, power, args.belief, backlog, rule)
+    for (fairness, power, backlog, jain), rule in points:
+        policy = WeightedGreedyPolicy(fairness, power, args.belief, backlog, rule, jain)
         table = evaluate(policy, params, seeds)
         mean = table.mean
         per_map.append(table.per_episode["energy_efficiency"])
@@ -133,13 +146,13 @@ def main() -> None:
         recharge = [rule.full, rule.per_slot_left]
         rows.append(
             {
-                "weights": [fairness, power, backlog],
+                "weights": [fairness, power, backlog, jain],
                 "recharge": recharge,
                 "mean": mean,
                 "x_greedy": ratio,
             }
         )
-        label = f"{fairness:g}, {power:g}, {backlog:g}"
+        label = f"{fairness:g}, {power:g}, {backlog:g}" + (f", {jain:g}" if jain else "")
         if rule != GREEDY_RULE:
             label += f" / {rule.full:g}, {rule.per_slot_left:g}"
         print(

@@ -22,7 +22,7 @@ def _bench(*args: str) -> subprocess.CompletedProcess[str]:
 def test_scores_every_point_beside_greedy_on_the_same_maps(tmp_path: Path) -> None:
     out = tmp_path / "w.json"
     res = _bench("--preset", "small", "--maps", "3", "--first-map", "400", "1,1", "30,1.5,2",
-                 "--json", str(out))  # fmt: skip
+                 "1,1,2,0.01", "--json", str(out))  # fmt: skip
     assert res.returncode == 0, res.stderr
     rep = json.loads(out.read_text())
     assert rep["maps"] == [400, 401, 402] and rep["preset"] == "small"
@@ -30,19 +30,29 @@ def test_scores_every_point_beside_greedy_on_the_same_maps(tmp_path: Path) -> No
     greedy = evaluate(GreedyPolicy(), small, seeds).mean
     assert rep["greedy"]["energy_efficiency"] == pytest.approx(greedy["energy_efficiency"])
     point = rep["points"][1]
-    assert point["weights"] == [30.0, 1.5, 2.0]
+    assert point["weights"] == [30.0, 1.5, 2.0, 0.0]
     want = evaluate(WeightedGreedyPolicy(30.0, 1.5, False, 2.0), small, seeds).mean
     assert point["mean"]["energy_efficiency"] == pytest.approx(want["energy_efficiency"])
     assert point["x_greedy"]["energy_efficiency"] == pytest.approx(
         want["energy_efficiency"] / greedy["energy_efficiency"]
     )
     assert "x greedy" in res.stdout
+    jain = rep["points"][2]
+    assert jain["weights"] == [1.0, 1.0, 2.0, 0.01]
+    with_jain = WeightedGreedyPolicy(backlog_weight=2.0, jain_weight=0.01)
+    want = evaluate(with_jain, small, seeds).mean
+    assert jain["mean"]["energy_efficiency"] == pytest.approx(want["energy_efficiency"])
+    assert "1, 1, 2, 0.01" in res.stdout
     # the best point map by map, with hindsight
     per_map = [
-        evaluate(WeightedGreedyPolicy(*w), small, seeds).per_episode["energy_efficiency"]
-        for w in [(1.0, 1.0), (30.0, 1.5, False, 2.0)]
+        evaluate(policy, small, seeds).per_episode["energy_efficiency"]
+        for policy in [
+            WeightedGreedyPolicy(),
+            WeightedGreedyPolicy(30.0, 1.5, False, 2.0),
+            with_jain,
+        ]
     ]
-    hindsight = float(np.mean(np.maximum(*per_map)))
+    hindsight = float(np.mean(np.max(np.stack(per_map), axis=0)))
     assert rep["hindsight_efficiency"] == pytest.approx(hindsight)
     assert "best point per map" in res.stdout
 
@@ -53,8 +63,11 @@ def test_scores_every_point_beside_greedy_on_the_same_maps(tmp_path: Path) -> No
         (["1"], "FAIRNESS,POWER"),
         (["a,b"], "FAIRNESS,POWER"),
         (["1,nan"], "finite"),
-        (["1,1,2,3"], "FAIRNESS,POWER"),
+        (["1,1,2,3,4"], "FAIRNESS,POWER"),
         (["1,1,-1"], "backlog in"),
+        (["1,1,2,-1"], "jain in"),
+        (["1,1,2,11"], "jain in"),
+        (["1,1,2,0.01", "--belief", "--world", "observe_radius=2"], "JAIN"),
         (["1,99"], "power in"),
         (["1,1/2,0.4"], "FULL in"),
         (["1,1/1"], "/FULL,PER_SLOT_LEFT"),

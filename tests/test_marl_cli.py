@@ -104,6 +104,14 @@ def test_train_then_evaluate_checkpoint(tmp_path: Path) -> None:
         ),
         (["train", "--algo", "mappo", "--steps", "10", "--backlog-weight", "2"], "backlog_weight"),
         (
+            [
+                *("train", "--algo", "mappo", "--steps", "10", "--action-space", "targets"),
+                *("--jain-weight", "-1"),
+            ],
+            "jain_weight",
+        ),
+        (["train", "--algo", "mappo", "--steps", "10", "--jain-weight", "0.003"], "jain_weight"),
+        (
             ["train", "--algo", "mappo", "--steps", "10", "--charge-per-slot-left", "0.4"],
             "charge_per_slot_left",
         ),
@@ -179,11 +187,11 @@ def test_targets_flags_reach_the_saved_fleet(tmp_path: Path) -> None:
             [
                 *("train", "--algo", "mappo", "--preset", "small", "--steps", "1000"),
                 *("--action-space", "targets", "--max-distance-power", "6", "--square-weights"),
-                *("--backlog-weight", "2"),
+                *("--backlog-weight", "2", "--jain-weight", "0.003"),
                 *("--eval-episodes", "0", "--no-compare", "--out", str(out)),
             ]
         )
     assert info.value.code in (0, None)
     cfg = checkpoint.load(out / "fleet.msgpack").cfg
     assert (cfg.action_space, cfg.max_distance_power, cfg.square_weights) == ("targets", 6.0, True)
-    assert cfg.backlog_weight == 2.0
+    assert (cfg.backlog_weight, cfg.jain_weight) == (2.0, 0.003)

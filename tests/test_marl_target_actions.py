@@ -27,7 +27,7 @@ from chainsense.marl.policies import (
     WeightedGreedyPolicy,
     weighted_goals,
 )
-from chainsense.marl.registry import baseline
+from chainsense.marl.registry import JAIN_WEIGHT, baseline
 from chainsense.marl.target_actions import FAIR_DECADES, decode, disk_to_square, score_weights
 from chainsense.sim import world
 from chainsense.sim.params import preset
@@ -246,6 +246,10 @@ def test_targets_are_refused_where_they_cannot_apply() -> None:
         ({"backlog_weight": 1e9}, "backlog_weight"),
         ({"backlog_weight": True}, "backlog_weight"),
         ({"backlog_weight": "2"}, "backlog_weight"),
+        ({"jain_weight": -0.001}, "jain_weight"),
+        ({"jain_weight": float("nan")}, "jain_weight"),
+        ({"jain_weight": 11.0}, "jain_weight"),
+        ({"jain_weight": "0.003"}, "jain_weight"),
     ):
         with pytest.raises(ConfigError) as err:
             TrainConfig(**{"algo": "mappo", "action_space": "targets", **changes})
@@ -255,3 +259,40 @@ def test_targets_are_refused_where_they_cannot_apply() -> None:
     with pytest.raises(ConfigError) as err:  # the backlog weighs greedy's targets, not moves
         TrainConfig(algo="mappo", backlog_weight=2.0)
     assert err.value.field == "backlog_weight"
+    with pytest.raises(ConfigError) as err:
+        TrainConfig(algo="mappo", jain_weight=0.003)
+    assert err.value.field == "jain_weight"
+
+
+def test_the_jain_weight_is_refused_under_partial_observation_before_any_work(tmp_path) -> None:
+    """The Jain term reads every PoI's visit count, which an MT under partial observation does
+    not know: refused by name, and nothing is written."""
+    cfg = TrainConfig(algo="mappo", action_space="targets", jain_weight=0.003)
+    partial = preset("small").replace(observe_radius=2.0, share_delay=1)
+    with pytest.raises(ConfigError) as err:
+        session.run(cfg, partial, seed=0, steps=10, out_dir=tmp_path / "run")
+    assert err.value.field == "jain_weight"
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_decoding_at_the_centre_with_the_jain_weight_is_greedy_jain() -> None:
+    """An actor that says zero, on a fleet with greedy-jain's fixed weights, moves as greedy-jain
+    slot by slot, on a small world where data keeps arriving."""
+    params = preset("small").replace(data_rate=0.02)
+    cfg = TrainConfig(
+        algo="mappo", action_space="targets", backlog_weight=2.0, jain_weight=JAIN_WEIGHT
+    )
+    heuristic = baseline("greedy-jain")
+    zero = jnp.zeros((params.num_mts, 2), jnp.float32)
+
+    def body(carry, k):
+        s, obs = carry
+        a = heuristic.act(k, obs, s, params)
+        b = decode(s, zero, params, cfg)
+        s2, obs2, _, _, _ = world.step(k, s, a, params)
+        return (s2, obs2), jnp.max(jnp.abs(a - b))
+
+    key = jax.random.PRNGKey(5)
+    start = world.reset(key, params)
+    scan = jax.jit(lambda st: jax.lax.scan(body, st, jax.random.split(key, params.num_slots))[1])
+    assert float(jnp.max(scan(start))) == 0.0

@@ -6,10 +6,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chainsense.errors import ConfigError
 from chainsense.marl.evaluate import evaluate, rollout
-from chainsense.marl.policies import GreedyPolicy, Policy, RandomPolicy, WeightedGreedyPolicy
+from chainsense.marl.policies import (
+    GreedyPolicy,
+    Policy,
+    RandomPolicy,
+    WeightedGreedyPolicy,
+    jain_gain,
+)
 from chainsense.marl.registry import baseline
 from chainsense.sim.maps import WorldMap
 from chainsense.sim.params import WorldParams, preset
@@ -194,3 +202,69 @@ def test_the_backlog_weight_prefers_the_fuller_of_two_equal_quotas():
     assert heading(WeightedGreedyPolicy(backlog_weight=0.0)) > 0.99
     assert heading(WeightedGreedyPolicy(backlog_weight=2.0)) < -0.99  # west, to the full one
     assert heading(baseline("greedy-backlog")) < -0.99
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 60), min_size=1, max_size=40))
+def test_the_jain_gain_has_the_sign_of_what_one_more_visit_does_to_jains_index(visits):
+    """For any visit counts, jain_gain(h)[k] > 0 exactly where serving PoI k once more raises
+    Jain's index (sum h)^2 / (K sum h^2), and it is 0 everywhere before any visit."""
+    h = np.asarray(visits, np.float64)
+    gain = np.asarray(jain_gain(jnp.asarray(visits, jnp.int32)), np.float64)
+    if h.sum() == 0:
+        assert np.all(gain == 0.0)
+        return
+
+    def jain(v: np.ndarray) -> float:
+        return v.sum() ** 2 / (len(v) * (v * v).sum())
+
+    for k in range(len(h)):
+        more = h.copy()
+        more[k] += 1
+        change = jain(more) - jain(h)
+        if abs(change) > 1e-9 and abs(gain[k]) > 1e-4:
+            assert np.sign(gain[k]) == np.sign(change), (k, gain[k], change)
+
+
+def test_the_jain_weight_prefers_the_less_served_of_two_equal_quotas():
+    """Both PoIs were served, so greedy's unvisited term sees no difference; with the Jain term
+    the one served twice beats the one served ten times, and weight 0 stays greedy."""
+    p = _two_pois()
+    m = WorldMap(
+        np.array([[7.9, 5.0], [2.0, 5.0]], np.float32),  # A east, B west, both 2 moves away
+        np.array([1.0, 1.0], np.float32),
+        np.zeros((0, 4), np.float32),
+    )
+    s, obs = reset_with_map(m, p)
+    s = s.replace(visits=jnp.array([10, 2], jnp.int32))  # A served often, B seldom
+
+    def heading(policy: Policy) -> float:
+        return math.cos(float(np.asarray(policy.act(None, obs, s, p))[0, 0]))
+
+    assert heading(GreedyPolicy()) > 0.99  # greedy: a tie of quotas, the first PoI
+    assert heading(WeightedGreedyPolicy(jain_weight=0.0)) > 0.99
+    assert heading(WeightedGreedyPolicy(jain_weight=0.1)) < -0.99  # west, to the less served
+    assert heading(baseline("greedy-jain")) < -0.99
+
+
+def test_a_cluster_the_jain_term_outweighs_is_not_worth_a_trip():
+    """With a weight so high that A's excess of visits outweighs its data, the MT heads for B
+    even though B holds a tenth of A's data."""
+    p = _two_pois()
+    m = WorldMap(
+        np.array([[7.9, 5.0], [2.0, 5.0]], np.float32),
+        np.array([1.0, 1.0], np.float32),
+        np.zeros((0, 4), np.float32),
+    )
+    s, obs = reset_with_map(m, p)
+    s = s.replace(visits=jnp.array([10, 9], jnp.int32), poi_data=jnp.array([1.0, 0.1]))
+    theta = float(np.asarray(WeightedGreedyPolicy(jain_weight=1.0).act(None, obs, s, p))[0, 0])
+    assert math.cos(theta) < -0.99
+
+
+def test_the_jain_weight_is_refused_on_beliefs_under_partial_observation():
+    p = preset("small").replace(observe_radius=2.0)
+    s, obs = reset(jax.random.PRNGKey(0), p)
+    with pytest.raises(ConfigError) as err:
+        WeightedGreedyPolicy(belief=True, jain_weight=0.003).act(None, obs, s, p)
+    assert err.value.field == "jain_weight"

@@ -107,6 +107,12 @@ def train_cmd(
         help="Targets: weight of each PoI's data beyond one slot's quota in greedy's score, "
         "0..100 (0, greedy's rule, by default; overrides config).",
     ),
+    jain_weight: float | None = typer.Option(
+        None,
+        "--jain-weight",
+        help="Targets: weight of what serving each PoI adds to Jain's index in greedy's score, "
+        "0..10 (0, greedy's rule, by default; greedy-jain's is 0.003; overrides config).",
+    ),
     charge_per_slot_left: float | None = typer.Option(
         None,
         "--charge-per-slot-left",
@@ -181,6 +187,7 @@ def train_cmd(
         max_distance_power=max_distance_power,
         square_weights=square_weights,
         backlog_weight=backlog_weight,
+        jain_weight=jain_weight,
         charge_per_slot_left=charge_per_slot_left,
         charge_full=charge_full,
     )

@@ -20,6 +20,9 @@ ActionSpace = Literal["move", "targets"]
 MAX_DISTANCE_POWER = 20.0
 #: the highest ``backlog_weight`` accepted (far beyond any weight worth trying)
 MAX_BACKLOG_WEIGHT = 100.0
+#: the highest ``jain_weight`` accepted (a visit of shortfall worth 10 units of data: far beyond
+#: any weight worth trying, which are thousandths on `dynamic`)
+MAX_JAIN_WEIGHT = 10.0
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,9 @@ class TrainConfig:
     (``marl.target_actions``); ``max_distance_power`` is the distance power at the top of the
     actor's range (greedy's is 1), ``square_weights`` stretches the actor's unit disk onto a
     square so that both weights can be at an end of their range at once, and ``backlog_weight``
-    (fixed, not learned; 0 is greedy's rule) also counts each PoI's data beyond one slot's quota.
+    (fixed, not learned; 0 is greedy's rule) also counts each PoI's data beyond one slot's quota,
+    ``jain_weight`` (fixed; 0 is greedy's rule) what serving each PoI adds to Jain's index
+    (``policies.jain_gain``; it reads the true visit counts, so not under partial observation).
 
     ``imitate = "planner"`` (MAPPO only) starts PPO from a clone of the OR-Tools planner
     (``marl.imitation``): ``dagger_rounds`` + 1 rounds of ``demo_episodes`` labelled episodes
@@ -104,6 +109,7 @@ class TrainConfig:
     max_distance_power: float = 2.0
     square_weights: bool = False
     backlog_weight: float = 0.0
+    jain_weight: float = 0.0
     chunk_iters: int = 50
     memory: bool = True
     shared: bool = False
@@ -231,11 +237,13 @@ class TrainConfig:
     def _check_action_space(self) -> None:
         self._check_number("max_distance_power", 1.0, MAX_DISTANCE_POWER)
         self._check_number("backlog_weight", 0.0, MAX_BACKLOG_WEIGHT)
+        self._check_number("jain_weight", 0.0, MAX_JAIN_WEIGHT)
         if self.action_space == "move":
-            if self.backlog_weight:
-                raise ConfigError(
-                    "backlog_weight", 'weighs greedy\'s targets: needs action_space = "targets"'
-                )
+            for name in ("backlog_weight", "jain_weight"):
+                if getattr(self, name):
+                    raise ConfigError(
+                        name, 'weighs greedy\'s targets: needs action_space = "targets"'
+                    )
             return
         if self.algo != "mappo":
             raise ConfigError("action_space", f'"targets" needs algo = mappo, not {self.algo}')

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 from flax import struct
 from jax import Array
 
+from chainsense.errors import ConfigError
 from chainsense.marl.navigation import HEADINGS, head_for
 from chainsense.marl.poi_clusters import cluster_sums
 from chainsense.marl.recharge import GREEDY_RULE, RechargeRule, recharge_goal
@@ -133,7 +134,9 @@ class WeightedGreedyPolicy:
     learns these weights (``marl.target_actions``) must beat to show that learning them pays.
     ``greedy-backlog`` also counts each PoI's backlog (the data beyond one slot's quota), which
     greedy's quota cannot see: the best of a grid on ``dynamic``, where a full buffer is worth
-    more than a nearly empty one with the same quota.
+    more than a nearly empty one with the same quota. ``greedy-jain`` adds to that what serving
+    each PoI adds to Jain's index (:func:`jain_gain`), which after the first visits greedy's
+    unvisited term no longer sees.
     ``greedy-belief`` (weights 1, 1, on the belief) is greedy's rule under partial observation:
     the heuristic that knows what a learned MT knows there (its belief, the static site, the
     others' positions), where ``greedy`` reads the true data and ``greedy-local`` only the
@@ -146,6 +149,7 @@ class WeightedGreedyPolicy:
     belief: bool = struct.field(pytree_node=False, default=False)
     backlog_weight: float = struct.field(pytree_node=False, default=0.0)
     recharge: RechargeRule = struct.field(pytree_node=False, default=GREEDY_RULE)
+    jain_weight: float = struct.field(pytree_node=False, default=0.0)
 
     def act(self, key: Array, obs: Array, state: WorldState, params: WorldParams) -> Array:
         """Greedy physical actions [M,2] under these weights."""
@@ -159,6 +163,7 @@ class WeightedGreedyPolicy:
             self.distance_power * ones,
             self.backlog_weight,
             self.recharge,
+            self.jain_weight,
         )
 
 
@@ -186,18 +191,27 @@ def weighted_goals(
     distance_power: Array,
     backlog_weight: float = 0.0,
     recharge: RechargeRule = GREEDY_RULE,
+    jain_weight: float = 0.0,
 ) -> Array:
     """Greedy's physical actions [M,2] with each MT's own score weights ([M] each): PoI k is
     worth its cluster's quota with unvisited PoIs counted ``1 + fairness_weight`` times, plus
     ``backlog_weight`` times the cluster's backlog (its data beyond the quota: what staying on
-    would give), over ``(1 + slots to get there) ** distance_power``; MTs recharge by
-    ``recharge``. ``GreedyPolicy`` is weights (1, 1, 0) for all.
+    would give) and ``jain_weight`` times its PoIs' :func:`jain_gain`, over
+    ``(1 + slots to get there) ** distance_power``; MTs recharge by ``recharge``.
+    ``GreedyPolicy`` is weights (1, 1, 0, 0) for all.
     The cluster sums (``poi_clusters.cluster_sums``: a cell list on large maps) are one pass
     whatever M is, as the weighted part is split off. ``GreedyPolicy`` keeps its own dense sum of
     the already weighted quotas, so that the baseline every figure is measured against stays
     bit for bit what it was."""
     targets, idle = weighted_targets(
-        state, p, state.poi_data, state.visits == 0, fairness_weight, distance_power, backlog_weight
+        state,
+        p,
+        state.poi_data,
+        state.visits == 0,
+        fairness_weight,
+        distance_power,
+        backlog_weight,
+        jain_weight,
     )
     return _go(state, p, targets, idle, recharge)
 
@@ -209,6 +223,7 @@ def believed_goals(
     distance_power: Array,
     backlog_weight: float = 0.0,
     recharge: RechargeRule = GREEDY_RULE,
+    jain_weight: float = 0.0,
 ) -> Array:
     """:func:`weighted_goals` under partial observation: each MT plays greedy's whole claim
     round on its own belief of the remaining data (``WorldState.belief``: what it saw and what
@@ -218,9 +233,16 @@ def believed_goals(
     delivered, ``WorldState.known_served``). It
     reads the static site (PoIs, obstacles, stations) and the MTs' positions and energy, never
     the true data, the visit counts or another MT's belief or weights. In a world without
-    partial observation every belief is the truth, and this is :func:`weighted_goals`."""
+    partial observation every belief is the truth, and this is :func:`weighted_goals`.
+    ``jain_weight`` reads the true visit counts, so it is refused under partial observation."""
     if not p.partial:
-        return weighted_goals(state, p, fairness_weight, distance_power, backlog_weight, recharge)
+        return weighted_goals(
+            state, p, fairness_weight, distance_power, backlog_weight, recharge, jain_weight
+        )
+    if jain_weight:
+        raise ConfigError(
+            "jain_weight", "reads every PoI's visit count: not under partial observation"
+        )
     ones = jnp.ones((p.num_mts,), jnp.float32)
 
     def own(i: Array) -> tuple[Array, Array]:
@@ -250,19 +272,25 @@ def weighted_targets(
     fairness_weight: Array,
     distance_power: Array,
     backlog_weight: float = 0.0,
+    jain_weight: float = 0.0,
 ) -> tuple[Array, Array]:
     """[M] PoI each MT heads for and [M] whether nothing is worth a trip, scored on ``data``
     [K] and ``unvisited`` [K] (the truth, or one MT's belief) with per-MT weights [M] and the
-    fleet's ``backlog_weight`` (a static number: at 0 the backlog is not even summed)."""
+    fleet's ``backlog_weight`` and ``jain_weight`` (static numbers: at 0 the term is not even
+    summed). A cluster whose Jain term outweighs its data is not worth a trip."""
     quota = jnp.minimum(p.collect_fraction * quota_base(state, p), data)
     columns = [quota, quota * unvisited.astype(jnp.float32)]
     if backlog_weight:
         columns.append(jnp.maximum(data - quota, 0.0))
-    sums = cluster_sums(state.poi_pos, jnp.stack(columns, axis=1), p)  # [K,2 or 3]
+    if jain_weight:
+        columns.append(jnp.where(quota > 0, jain_gain(state.visits), 0.0))
+    sums = cluster_sums(state.poi_pos, jnp.stack(columns, axis=1), p)  # [K,2..4]
     cluster = sums[None, :, 0] + fairness_weight[:, None] * sums[None, :, 1]  # [M,K]
     if backlog_weight:
         cluster = cluster + backlog_weight * sums[None, :, 2]
-    has_data = sums[:, 0] > 0
+    if jain_weight:
+        cluster = cluster + jain_weight * sums[None, :, -1]
+    has_data = (sums[None, :, 0] > 0) & (cluster > 0)  # [M,K]
 
     d_mp = state.poi_pos[None, :, :] - state.mt_pos[:, None, :]
     dist = jnp.sqrt(d_mp[..., 0] ** 2 + d_mp[..., 1] ** 2)
@@ -270,12 +298,25 @@ def weighted_targets(
     # cluster / (1 + slots) ** power, compared as a logarithm: at a steep power the quotient
     # leaves float32's range on large sites (24 slots to 100 at power 20), and every far cluster
     # scored 0 alike. A cluster with data has a positive sum, so its log-score is finite.
-    log_score = jnp.log(jnp.where(has_data[None, :], cluster, 1.0)) - distance_power[
-        :, None
-    ] * jnp.log1p(slots)
-    score = jnp.where(has_data[None, :], log_score, _NO_DATA)
+    log_score = jnp.log(jnp.where(has_data, cluster, 1.0)) - distance_power[:, None] * jnp.log1p(
+        slots
+    )
+    score = jnp.where(has_data, log_score, _NO_DATA)
     targets = claim_targets(state, p, score)
-    return targets, ~has_data[targets]
+    return targets, ~has_data[jnp.arange(p.num_mts), targets]
+
+
+def jain_gain(visits: Array) -> Array:
+    """[K] what one more visit to each PoI adds to Jain's index of the visit counts h, in visits:
+    ``sum h^2 (2 sum h + 1) / (2 (sum h)^2) - 1/2 - h_k``, which has the sign of the change and,
+    up to a factor nearly the same for every PoI, its size (0 before any visit). It is positive
+    for PoIs served less than the visit-weighted mean count and negative for the over-served:
+    greedy's unvisited term stops seeing the difference once every PoI has been served once."""
+    h = visits.astype(jnp.float32)
+    s = jnp.sum(h)
+    q = jnp.sum(h * h)
+    safe = jnp.maximum(s, 1.0)
+    return jnp.where(s > 0, q * (2.0 * s + 1.0) / (2.0 * safe * safe) - 0.5 - h, 0.0)
 
 
 def _go(

@@ -33,6 +33,9 @@ from chainsense.sim.maps import WorldMap
 from chainsense.sim.params import WorldParams
 
 AnyPolicy = Policy | PlanningPolicy
+#: greedy-jain's weight of a visit of shortfall, in units of data (docs/learning.md, fourteenth
+#: part)
+JAIN_WEIGHT = 0.3
 #: jitted baselines, cheap enough to accompany every comparison
 BASELINES: dict[str, Callable[[], Policy]] = {
     "greedy": GreedyPolicy,
@@ -55,6 +58,11 @@ BASELINES: dict[str, Callable[[], Policy]] = {
     # of a grid on `dynamic`'s validation maps, where a full buffer and a nearly empty one have
     # the same quota; the opponent of fleets that learn greedy's weights over that backlog
     "greedy-backlog": lambda: WeightedGreedyPolicy(backlog_weight=2.0),
+    # greedy-backlog that also weighs what serving each PoI adds to Jain's index (policies.
+    # jain_gain): where data keeps arriving every PoI is visited again and again, and greedy's
+    # unvisited term no longer sees which are served less; the best of a grid on `dynamic`'s
+    # validation maps. It reads the true visit counts (not a baseline under partial observation)
+    "greedy-jain": lambda: WeightedGreedyPolicy(backlog_weight=2.0, jain_weight=JAIN_WEIGHT),
     # greedy that charges only what the slots left can spend (full, but at most 0.4 per slot
     # left; marl.recharge): the best of a grid on `charging`'s validation maps, where greedy's own
     # rule ends an episode with energy it spent slots charging; the same as greedy elsewhere

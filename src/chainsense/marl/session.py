@@ -161,6 +161,10 @@ def run(
             "sets the recharge rule: needs a world where MTs recharge (num_stations, "
             "charge_rate > 0)",
         )
+    if cfg.jain_weight and params.partial:
+        raise ConfigError(
+            "jain_weight", "reads every PoI's visit count: not under partial observation"
+        )
     out = Path(out_dir) if out_dir is not None else None
     start_steps = start_episodes = 0
     start_seconds = 0.0

@@ -16,9 +16,10 @@ square, so that both weights can be at an end of their range at once), and
 ``policies.weighted_goals`` claims the targets and drives the MTs there (round obstacles; to a
 station when low, where MTs can recharge, by the fleet's ``recharge_rule``). ``backlog_weight``
 (``TrainConfig``, fixed) adds a third term, the cluster's data beyond one slot's quota, which
-the quota alone cannot see. ``d = 0`` is greedy's own rule, so a fresh actor starts at greedy
-and learns when to weigh otherwise: late or early in the episode, with much or little energy
-left, near or far from the others.
+the quota alone cannot see, and ``jain_weight`` a fourth, what serving the cluster adds to
+Jain's index once every PoI has been visited (``policies.jain_gain``). ``d = 0`` is greedy's own
+rule, so a fresh actor starts at greedy and learns when to weigh otherwise: late or early in
+the episode, with much or little energy left, near or far from the others.
 
 The decoding reads the full world state, as greedy does: these fleets are compared with greedy
 (and with greedy at its best fixed weights, ``registry`` name ``greedy-fair``). Under partial
@@ -79,4 +80,5 @@ def decode(state: WorldState, disk: Array, params: WorldParams, cfg: TrainConfig
         distance_power,
         cfg.backlog_weight,
         cfg.recharge_rule,
+        cfg.jain_weight,
     )
