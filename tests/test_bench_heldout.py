@@ -13,6 +13,7 @@ from chainsense.marl import algos, checkpoint, session
 from chainsense.marl.config import TrainConfig
 from chainsense.marl.evaluate import evaluate
 from chainsense.marl.learned import LearnedPolicy
+from chainsense.marl.registry import baseline
 from chainsense.sim.params import preset
 
 
@@ -59,3 +60,22 @@ def test_fleets_of_different_worlds_and_bad_counts_are_refused(
     assert mixed.returncode != 0 and "another world" in mixed.stderr
     bad = _bench(str(fleets[0]), "--episodes", "0")
     assert bad.returncode != 0 and "--episodes" in bad.stderr
+    alone = _bench("--episodes", "2")
+    assert alone.returncode != 0 and "--preset" in alone.stderr
+    both = _bench(str(fleets[0]), "--preset", "small", "--episodes", "2")
+    assert both.returncode != 0 and "one or the other" in both.stderr
+
+
+def test_without_checkpoints_it_scores_the_baselines_of_a_preset(tmp_path: Path) -> None:
+    res = _bench("--preset", "small", "--world", "num_mts=3", "--episodes", "3", "--first-map",
+                 "300", "--baselines", "greedy,greedy-jain",
+                 "--json", str(tmp_path / "b.json"))  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    rep = json.loads((tmp_path / "b.json").read_text())
+    assert set(rep["rows"]) == {"greedy", "greedy-jain"} and rep["runs"] == []
+    small = preset("small").replace(num_mts=3)
+    want = evaluate(baseline("greedy-jain"), small, range(300, 303)).mean
+    assert rep["rows"]["greedy-jain"]["energy_efficiency"][0] == pytest.approx(
+        want["energy_efficiency"]
+    )
+    assert rep["params"]["num_mts"] == 3 and "x greedy" in res.stdout
