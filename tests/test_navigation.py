@@ -113,3 +113,34 @@ def test_greedy_no_longer_paces_in_place_on_held_out_maps(name: str) -> None:
     home = np.linalg.norm(pos[:, 2:] - pos[:, :-2], axis=-1)
     paced = (out > 0.9 * p.max_move) & (back_step > 0.9 * p.max_move) & (home < 0.1)
     assert paced.sum(axis=1).max() < 0.05 * p.num_slots
+
+
+def test_a_world_reset_without_its_roadmap_is_steered_alike() -> None:
+    """A learner's training worlds skip the roadmap unless the fleet steers by rule; navigation
+    then computes it per slot and takes the same waypoints."""
+    p = preset("paper")
+    key = jax.random.PRNGKey(3)
+    with_map = reset(key, p)[0]
+    without = reset(key, p, roadmap=False)[0]
+    assert without.roadmap.shape == (0, 0)
+    goals = jnp.asarray([[1.0, 15.0], [15.0, 1.0]], jnp.float32)
+    idle = jnp.zeros((p.num_mts,), bool)
+    np.testing.assert_array_equal(
+        np.asarray(head_for(with_map, goals, idle, p)),
+        np.asarray(head_for(without, goals, idle, p)),
+    )
+
+
+def test_training_worlds_carry_a_roadmap_only_where_the_fleet_steers_by_rule() -> None:
+    from chainsense.marl import train
+    from chainsense.marl.config import TrainConfig
+
+    p = preset("small")
+    keys = jax.random.split(jax.random.PRNGKey(0), 2)
+    move = TrainConfig(algo="mappo")
+    targets = TrainConfig(algo="mappo", action_space="targets")
+    assert not train.steers_by_rule(move) and train.steers_by_rule(targets)
+    assert train.steers_by_rule(TrainConfig(algo="mappo", recharge_reflex=True))
+    for cfg, shape in ((move, (0, 0)), (targets, (4 * p.num_obstacles,) * 2)):
+        worlds, _ = train.reset_worlds(keys, p, None, train.steers_by_rule(cfg))
+        assert worlds.roadmap.shape[1:] == shape

@@ -15,7 +15,7 @@ from jax import Array
 
 from chainsense.sim.geometry import move_blocked, segment_hits_boxes
 from chainsense.sim.params import WorldParams
-from chainsense.sim.roadmap import corners, usable
+from chainsense.sim.roadmap import corner_distances, corners, usable
 from chainsense.sim.state import WorldState
 
 HEADINGS = 24  # candidate headings tried round an obstacle (greedy and the recharge reflex)
@@ -40,7 +40,8 @@ def waypoints(pos: Array, goal: Array, boxes: Array, roadmap: Array, params: Wor
     to it round the obstacles (``roadmap``: ``WorldState.roadmap``, see ``sim.roadmap``), which
     is the corner i the MT sees that minimises ``|pos - i| + roadmap[i, j] + |j - goal|`` over
     the corners j that see the goal. A corner the MT stands on is skipped (it would not move).
-    Where no path is known (the goal walled in), the goal itself.
+    Where no path is known (the goal walled in), the goal itself. A world reset without its
+    roadmap (``world.reset(..., roadmap=False)``) has it computed here, every slot.
 
     The shortest path makes the next waypoint a potential that falls with every move: a rule
     that looked only at the first obstacle in the way sent MTs into pockets between
@@ -48,6 +49,8 @@ def waypoints(pos: Array, goal: Array, boxes: Array, roadmap: Array, params: Wor
     """
     if boxes.shape[0] == 0:
         return goal
+    if roadmap.shape[0] == 0:  # a world reset without one (a learner's training world)
+        roadmap = corner_distances(boxes, params)
     c = corners(boxes)  # [N,2]
     ok = usable(c, boxes, params)
     m, n = pos.shape[0], c.shape[0]

@@ -68,12 +68,23 @@ def _example_transition(cfg: TrainConfig, params: WorldParams) -> maddpg.Transit
     )
 
 
-def reset_worlds(keys: jax.Array, params: WorldParams, site: MapArrays | None) -> tuple:
+def reset_worlds(
+    keys: jax.Array, params: WorldParams, site: MapArrays | None, roadmap: bool = False
+) -> tuple:
     """Fresh worlds for ``keys`` [B]: random maps, or all on ``site`` (``--map FILE``: one
-    real site, the episodes differing only in the world's own randomness)."""
+    real site, the episodes differing only in the world's own randomness). With their roadmap
+    (``WorldState.roadmap``) only when asked: a learner steering itself never reads it, and
+    computing it for every fresh world cost MAPPO two thirds of its env steps per second on
+    `paper` (:func:`steers_by_rule`)."""
     if site is None:
-        return world.batch_reset(keys, params)
-    return jax.vmap(lambda _: world.reset_from_arrays(site, params))(keys)
+        return world.batch_reset(keys, params, roadmap)
+    return jax.vmap(lambda _: world.reset_from_arrays(site, params, roadmap))(keys)
+
+
+def steers_by_rule(cfg: TrainConfig) -> bool:
+    """Whether the fleet's actions go through the heuristics' navigation (``marl.navigation``):
+    the targets decoding and the recharge reflex; their training worlds carry a roadmap."""
+    return cfg.action_space == "targets" or cfg.recharge_reflex
 
 
 def init_carry(
@@ -85,7 +96,7 @@ def init_carry(
     od = features.learner_obs_dim(cfg, params)
     learner = maddpg.init(k_learn, cfg, params.num_mts, od, state_dim(params))
     k_env, k_off = jax.random.split(k_env)
-    env, _ = reset_worlds(jax.random.split(k_env, cfg.num_envs), params, site)
+    env, _ = reset_worlds(jax.random.split(k_env, cfg.num_envs), params, site, steers_by_rule(cfg))
     # Desynchronise the worlds: world b starts its first episode at a random slot, so the buffer
     # always mixes early and late slots instead of holding one time window of lock-stepped worlds.
     offset = jax.random.randint(k_off, (cfg.num_envs,), 0, params.num_slots)
@@ -263,7 +274,8 @@ def fresh_pool(
     cfg: TrainConfig, params: WorldParams, key: jax.Array, site: MapArrays | None = None
 ) -> tuple[Any, jax.Array]:
     """``num_envs`` fresh worlds and their learner observations (with fresh memory)."""
-    fresh, fresh_obs = reset_worlds(jax.random.split(key, cfg.num_envs), params, site)
+    keys = jax.random.split(key, cfg.num_envs)
+    fresh, fresh_obs = reset_worlds(keys, params, site, steers_by_rule(cfg))
     return fresh, batch_learner_obs(cfg, fresh, fresh_obs, params, fresh_memory(cfg, params))
 
 

@@ -34,7 +34,8 @@ def draw(
 ) -> tuple[Any, jax.Array]:
     """``pool_size`` fresh worlds (on ``site`` when given) and their learner observations."""
     size = pool_size(cfg, params)
-    fresh, obs = train.reset_worlds(jax.random.split(key, size), params, site)
+    keys = jax.random.split(key, size)
+    fresh, obs = train.reset_worlds(keys, params, site, train.steers_by_rule(cfg))
     mem = jnp.broadcast_to(
         features.initial_memory(params.num_mts), (size, params.num_mts, features.MEMORY_DIM)
     )

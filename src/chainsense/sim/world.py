@@ -54,7 +54,7 @@ _F = jnp.float32
 _EPS_DATA = 1.0e-6  # remaining data below this fraction of the PoI's initial data is zero
 
 
-def _initial_state(arrays: MapArrays, params: WorldParams) -> WorldState:
+def _initial_state(arrays: MapArrays, params: WorldParams, roadmap: bool = True) -> WorldState:
     m, k = params.num_mts, params.num_pois
     data = arrays.poi_data.astype(_F)
     dyn = k if params.dynamic else 0
@@ -68,7 +68,7 @@ def _initial_state(arrays: MapArrays, params: WorldParams) -> WorldState:
         poi_data=data,
         visits=jnp.zeros((k,), jnp.int32),
         obstacles=boxes,
-        roadmap=corner_distances(boxes, params),
+        roadmap=corner_distances(boxes, params) if roadmap else jnp.zeros((0, 0), _F),
         t=jnp.int32(0),
         collisions=jnp.zeros((m,), jnp.int32),
         collected=jnp.zeros((m,), _F),
@@ -87,11 +87,14 @@ def _initial_state(arrays: MapArrays, params: WorldParams) -> WorldState:
     )
 
 
-@partial(jax.jit, static_argnames=("params",))
-def reset(key: Array, params: WorldParams) -> tuple[WorldState, Array]:
-    """A fresh world: map drawn from ``key`` (or from ``params.map_seed``), MTs at the start."""
+@partial(jax.jit, static_argnames=("params", "roadmap"))
+def reset(key: Array, params: WorldParams, roadmap: bool = True) -> tuple[WorldState, Array]:
+    """A fresh world: map drawn from ``key`` (or from ``params.map_seed``), MTs at the start.
+    ``roadmap=False`` leaves ``WorldState.roadmap`` empty: for worlds no heuristic steers in (a
+    learner's training worlds), where it would cost more than the slots played (a policy that
+    steers there computes it per slot instead, ``marl.navigation``)."""
     map_key = key if params.map_seed is None else jax.random.PRNGKey(params.map_seed)
-    state = _initial_state(generate_map(map_key, params), params)
+    state = _initial_state(generate_map(map_key, params), params, roadmap)
     return state, observe(state, params)
 
 
@@ -114,10 +117,13 @@ def reset_with_map(world_map: WorldMap, params: WorldParams) -> tuple[WorldState
     return reset_from_arrays(map_arrays(world_map), params)
 
 
-@partial(jax.jit, static_argnames=("params",))
-def reset_from_arrays(arrays: MapArrays, params: WorldParams) -> tuple[WorldState, Array]:
-    """A fresh world on a map already on the device (jit-able inside a rollout)."""
-    state = _initial_state(arrays, params)
+@partial(jax.jit, static_argnames=("params", "roadmap"))
+def reset_from_arrays(
+    arrays: MapArrays, params: WorldParams, roadmap: bool = True
+) -> tuple[WorldState, Array]:
+    """A fresh world on a map already on the device (jit-able inside a rollout); ``roadmap`` as
+    in :func:`reset`."""
+    state = _initial_state(arrays, params, roadmap)
     return state, observe(state, params)
 
 
@@ -300,10 +306,10 @@ def step(
     return new, observe(new, p), rewards, done, info
 
 
-@partial(jax.jit, static_argnames=("params",))
-def batch_reset(keys: Array, params: WorldParams) -> tuple[WorldState, Array]:
+@partial(jax.jit, static_argnames=("params", "roadmap"))
+def batch_reset(keys: Array, params: WorldParams, roadmap: bool = True) -> tuple[WorldState, Array]:
     """:func:`reset` over a batch of keys [B,...]: states and obs [B,M,obs_dim]."""
-    return jax.vmap(lambda k: reset(k, params))(keys)
+    return jax.vmap(lambda k: reset(k, params, roadmap))(keys)
 
 
 @partial(jax.jit, static_argnames=("params",))
