@@ -5,9 +5,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from chainsense.marl import world_pool
+from chainsense.marl import train, world_pool
 from chainsense.marl.config import TrainConfig
-from chainsense.sim import world
 from chainsense.sim.params import preset
 
 SMALL = preset("small")
@@ -25,7 +24,8 @@ def test_pool_is_sized_by_expected_episode_ends() -> None:
 def test_finished_worlds_take_the_next_entries_in_turn() -> None:
     pool = world_pool.draw(CFG, SMALL, jax.random.PRNGKey(0))
     size = pool[1].shape[0]
-    env, _ = world.batch_reset(jax.random.split(jax.random.PRNGKey(1), 6), SMALL)
+    keys = jax.random.split(jax.random.PRNGKey(1), 6)
+    env, _ = train.reset_worlds(keys, SMALL, None, train.steers_by_rule(CFG))  # as the pool's
     obs = jnp.full((6, SMALL.num_mts, pool[1].shape[-1]), -1.0)
     memory = jnp.ones((6, SMALL.num_mts, 3))
     ret = jnp.arange(6, dtype=jnp.float32) + 1.0
