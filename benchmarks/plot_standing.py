@@ -21,7 +21,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 HEURISTICS = ("greedy", "greedy-local")
-#: greedy-fair, greedy-near and greedy-backlog (greedy at its best fixed weights),
+#: greedy-fair, greedy-near, greedy-backlog and greedy-jain (greedy at its best fixed weights),
 #: greedy-endgame (greedy on the clock-aware recharge rule) and greedy-belief (greedy on each
 #: MT's belief) are drawn but are not the issue's yardstick
 BASELINES = (
@@ -30,6 +30,7 @@ BASELINES = (
     "greedy-fair",
     "greedy-near",
     "greedy-backlog",
+    "greedy-jain",
     "greedy-endgame",
     "greedy-belief",
     "planner",
