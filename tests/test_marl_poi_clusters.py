@@ -16,11 +16,12 @@ from chainsense.sim.params import preset
 SMALL = preset("small")
 
 
-def _check(params, pos: np.ndarray, values: np.ndarray) -> None:
+def _check(params, pos: np.ndarray, values: np.ndarray, reach: float | None = None) -> None:
+    """Both sums against the dense one, within ``reach`` (the sensing range unless given)."""
     pos, values = jnp.asarray(pos, jnp.float32), jnp.asarray(values, jnp.float32)
-    want = dense_sums(pos, values, params.sensing_range)
+    want = dense_sums(pos, values, params.sensing_range if reach is None else reach)
     for sums in (cell_sums, cluster_sums):
-        got = jax.jit(lambda p, v, sums=sums: sums(p, v, params))(pos, values)
+        got = jax.jit(lambda p, v, sums=sums: sums(p, v, params, reach))(pos, values)
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
@@ -31,10 +32,13 @@ def _check(params, pos: np.ndarray, values: np.ndarray) -> None:
     st.floats(0.05, 3.0),
     st.sampled_from([(8.0, 8.0), (8.0, 3.0), (0.5, 12.0)]),
     st.booleans(),
+    st.sampled_from([None, 0.3, 2.1]),
 )
 def test_cell_list_sums_are_the_dense_sums(
-    seed: int, k: int, reach: float, size: tuple[float, float], heap: bool
+    seed: int, k: int, reach: float, size: tuple[float, float], heap: bool, other: float | None
 ) -> None:
+    """Within the sensing range, or within another ``reach`` (the isolation count's) that the
+    cells are then sized for."""
     params = dataclasses.replace(
         SMALL, width=size[0], height=size[1], sensing_range=reach, num_pois=k, num_obstacles=0
     )
@@ -43,7 +47,7 @@ def test_cell_list_sums_are_the_dense_sums(
     if heap:  # many PoIs in one cell: more than a row's run holds, the dense fallback
         pos[: k // 2] = pos[0] + rng.uniform(0.0, 0.01, (k // 2, 2))
     pos[rng.random(k) < 0.1] = np.array(size)  # on the far edges: the last cell, not past it
-    _check(params, pos, rng.uniform(0.0, 2.0, (k, 3)))
+    _check(params, pos, rng.uniform(0.0, 2.0, (k, 3)), other)
 
 
 def test_a_heap_beyond_the_run_cap_falls_back_exactly() -> None:

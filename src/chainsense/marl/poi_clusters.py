@@ -48,24 +48,29 @@ def dense_sums(poi_pos: Array, values: Array, reach: float) -> Array:
     return near @ values
 
 
-def cluster_sums(poi_pos: Array, values: Array, params: WorldParams) -> Array:
-    """[K, c]: for every PoI the sum of ``values`` [K, c] over the PoIs within
-    ``params.sensing_range`` of it (itself included): :func:`cell_sums` from
+def cluster_sums(
+    poi_pos: Array, values: Array, params: WorldParams, reach: float | None = None
+) -> Array:
+    """[K, c]: for every PoI the sum of ``values`` [K, c] over the PoIs within ``reach``
+    (``params.sensing_range`` unless given) of it (itself included): :func:`cell_sums` from
     ``CELLS_FROM_POIS`` PoIs on, :func:`dense_sums` below (where the dense matrix is cheaper)."""
+    reach = params.sensing_range if reach is None else reach
     if poi_pos.shape[-2] < CELLS_FROM_POIS:
-        return dense_sums(poi_pos, values, params.sensing_range)
-    return cell_sums(poi_pos, values, params)
+        return dense_sums(poi_pos, values, reach)
+    return cell_sums(poi_pos, values, params, reach)
 
 
-def cell_sums(poi_pos: Array, values: Array, params: WorldParams) -> Array:
-    """:func:`dense_sums` by the cell list (see the module docstring).
+def cell_sums(
+    poi_pos: Array, values: Array, params: WorldParams, reach: float | None = None
+) -> Array:
+    """:func:`dense_sums` by the cell list (see the module docstring), within ``reach``
+    (``params.sensing_range`` unless given).
 
     Under ``vmap`` (batched worlds) the choice between the cell list and the dense fallback is
     made once for the whole batch, so the batch stays vectorised and the ``cond`` is a real one.
     """
-    return _batched(float(params.width), float(params.height), float(params.sensing_range))(
-        poi_pos, values
-    )
+    reach = params.sensing_range if reach is None else reach
+    return _batched(float(params.width), float(params.height), float(reach))(poi_pos, values)
 
 
 @functools.cache
