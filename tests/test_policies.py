@@ -17,6 +17,8 @@ from chainsense.marl.policies import (
     RandomPolicy,
     WeightedGreedyPolicy,
     jain_gain,
+    nearer_to_another,
+    neighbours_with_data,
 )
 from chainsense.marl.registry import baseline
 from chainsense.sim.maps import WorldMap
@@ -268,3 +270,88 @@ def test_the_jain_weight_is_refused_on_beliefs_under_partial_observation():
     with pytest.raises(ConfigError) as err:
         WeightedGreedyPolicy(belief=True, jain_weight=0.003).act(None, obs, s, p)
     assert err.value.field == "jain_weight"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.integers(1, 40), st.floats(0.0, 1.0))
+def test_the_isolation_count_is_the_pois_with_data_within_one_move(seed, k, empty) -> None:
+    """For any PoIs and data, PoI k's count is the PoIs holding data within sensing range +
+    one move of it (itself included when it holds data), and at least 1."""
+    p = _two_pois(num_pois=k)
+    rng = np.random.default_rng(seed)
+    pos = rng.uniform(0.0, 10.0, (k, 2)).astype(np.float32)
+    data = np.where(rng.random(k) < empty, 0.0, rng.uniform(0.01, 1.0, k)).astype(np.float32)
+    s, _ = reset_with_map(WorldMap(pos, data, np.zeros((0, 4), np.float32)), p)
+    got = np.asarray(neighbours_with_data(s, p, jnp.asarray(data)))
+    reach = p.sensing_range + p.max_move
+    dist = np.linalg.norm(pos[:, None] - pos[None], axis=-1)
+    want = np.maximum(((dist <= reach) & (data[None] > 0)).sum(axis=1), 1)
+    close = np.abs(dist - reach) < 1e-4  # float32 rounding at the very edge may go either way
+    assert np.all((got == want) | close.any(axis=1))
+
+
+def test_nearer_to_another_is_strict_and_never_the_mt_itself() -> None:
+    dist = jnp.array([[1.0, 2.0, 3.0], [2.0, 2.0, 1.0], [5.0, 0.5, 9.0]])
+    np.testing.assert_array_equal(
+        nearer_to_another(dist),
+        [[False, True, True], [True, True, False], [True, False, True]],
+    )
+    assert not np.any(nearer_to_another(dist[:1]))  # alone: nobody is nearer
+
+
+def _stranded_and_crowded() -> tuple[WorldParams, WorldMap]:
+    """One MT at (5, 5) between A (west, alone) and B (east) with two PoIs 1.2 off B: beyond
+    B's sensing disk (so B's quota ties A's, at the same number of slots) but within one move
+    of it. B is listed first, so greedy breaks the tie east."""
+    p = _two_pois(num_pois=4)
+    m = WorldMap(
+        np.array([[8.0, 5.0], [2.0, 5.0], [8.0, 6.2], [8.0, 3.8]], np.float32),
+        np.array([1.0, 1.0, 1.0, 1.0], np.float32),
+        np.zeros((0, 4), np.float32),
+    )
+    return p, m
+
+
+def _heading(policy: Policy, s, obs, p: WorldParams, mt: int = 0) -> float:
+    return math.cos(float(np.asarray(policy.act(None, obs, s, p))[mt, 0]))
+
+
+def test_the_isolation_term_drains_the_stranded_poi_before_the_crowded_one() -> None:
+    p, m = _stranded_and_crowded()
+    s, obs = reset_with_map(m, p)
+    s = s.replace(mt_pos=jnp.array([[5.0, 5.0]], jnp.float32))
+    assert _heading(GreedyPolicy(), s, obs, p) > 0.99
+    assert _heading(WeightedGreedyPolicy(isolation_weight=0.0), s, obs, p) > 0.99
+    assert _heading(WeightedGreedyPolicy(isolation_weight=2.0), s, obs, p) < -0.99  # west, to A
+    assert _heading(baseline("greedy-route"), s, obs, p) < -0.99
+
+
+def test_the_isolation_term_counts_what_the_mt_believes_not_the_truth() -> None:
+    """Under partial observation the count reads the MT's belief: believing B's neighbours
+    drained, B is as alone as A and the tie goes east again, though the truth would send it
+    west."""
+    p, m = _stranded_and_crowded()
+    p = p.replace(observe_radius=1.0)
+    s, obs = reset_with_map(m, p)
+    believed = jnp.array([[1.0, 1.0, 0.0, 0.0]], jnp.float32)
+    s = s.replace(mt_pos=jnp.array([[5.0, 5.0]], jnp.float32), belief=believed)
+    route = WeightedGreedyPolicy(isolation_weight=2.0, belief=True)
+    assert _heading(route, s, obs, p) > 0.99
+    s = s.replace(belief=s.poi_data[None])
+    assert _heading(route, s, obs, p) < -0.99
+
+
+def test_the_territory_term_leaves_a_poi_to_the_mt_nearer_to_it() -> None:
+    """MT 0 chooses first: greedy sends it east to A, 2 slots away, though MT 1 sits beside A;
+    worth a hundredth there, A is left to MT 1 and MT 0 goes west to B, 4 slots away."""
+    p = _two_pois(num_mts=2)
+    m = WorldMap(
+        np.array([[7.5, 5.0], [1.0, 5.0]], np.float32),  # A east, B west
+        np.array([1.0, 1.0], np.float32),
+        np.zeros((0, 4), np.float32),
+    )
+    s, obs = reset_with_map(m, p)
+    s = s.replace(mt_pos=jnp.array([[5.0, 5.0], [8.5, 5.0]], jnp.float32))
+    assert _heading(GreedyPolicy(), s, obs, p) > 0.99
+    assert _heading(WeightedGreedyPolicy(territory_weight=1.0), s, obs, p) > 0.99
+    assert _heading(WeightedGreedyPolicy(territory_weight=0.01), s, obs, p) < -0.99

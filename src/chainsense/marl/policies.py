@@ -23,6 +23,7 @@ from chainsense.errors import ConfigError
 from chainsense.marl.navigation import HEADINGS, head_for
 from chainsense.marl.poi_clusters import cluster_sums
 from chainsense.marl.recharge import GREEDY_RULE, RechargeRule, recharge_goal
+from chainsense.marl.score_terms import GREEDY_TERMS, ScoreTerms
 from chainsense.sim.params import WorldParams
 from chainsense.sim.state import WorldState
 from chainsense.sim.world import quota_base
@@ -150,6 +151,15 @@ class WeightedGreedyPolicy:
     backlog_weight: float = struct.field(pytree_node=False, default=0.0)
     recharge: RechargeRule = struct.field(pytree_node=False, default=GREEDY_RULE)
     jain_weight: float = struct.field(pytree_node=False, default=0.0)
+    isolation_weight: float = struct.field(pytree_node=False, default=0.0)
+    territory_weight: float = struct.field(pytree_node=False, default=1.0)
+
+    @property
+    def terms(self) -> ScoreTerms:
+        """The fleet-wide score terms of these settings."""
+        return ScoreTerms(
+            self.backlog_weight, self.jain_weight, self.isolation_weight, self.territory_weight
+        )
 
     def act(self, key: Array, obs: Array, state: WorldState, params: WorldParams) -> Array:
         """Greedy physical actions [M,2] under these weights."""
@@ -161,9 +171,8 @@ class WeightedGreedyPolicy:
             params,
             self.fairness_weight * ones,
             self.distance_power * ones,
-            self.backlog_weight,
+            self.terms,
             self.recharge,
-            self.jain_weight,
         )
 
 
@@ -189,29 +198,20 @@ def weighted_goals(
     p: WorldParams,
     fairness_weight: Array,
     distance_power: Array,
-    backlog_weight: float = 0.0,
+    terms: ScoreTerms = GREEDY_TERMS,
     recharge: RechargeRule = GREEDY_RULE,
-    jain_weight: float = 0.0,
 ) -> Array:
     """Greedy's physical actions [M,2] with each MT's own score weights ([M] each): PoI k is
     worth its cluster's quota with unvisited PoIs counted ``1 + fairness_weight`` times, plus
-    ``backlog_weight`` times the cluster's backlog (its data beyond the quota: what staying on
-    would give) and ``jain_weight`` times its PoIs' :func:`jain_gain`, over
+    the fleet's ``terms`` (:class:`ScoreTerms`), over
     ``(1 + slots to get there) ** distance_power``; MTs recharge by ``recharge``.
-    ``GreedyPolicy`` is weights (1, 1, 0, 0) for all.
+    ``GreedyPolicy`` is weights (1, 1) for all and no terms.
     The cluster sums (``poi_clusters.cluster_sums``: a cell list on large maps) are one pass
     whatever M is, as the weighted part is split off. ``GreedyPolicy`` keeps its own dense sum of
     the already weighted quotas, so that the baseline every figure is measured against stays
     bit for bit what it was."""
     targets, idle = weighted_targets(
-        state,
-        p,
-        state.poi_data,
-        state.visits == 0,
-        fairness_weight,
-        distance_power,
-        backlog_weight,
-        jain_weight,
+        state, p, state.poi_data, state.visits == 0, fairness_weight, distance_power, terms
     )
     return _go(state, p, targets, idle, recharge)
 
@@ -221,9 +221,8 @@ def believed_goals(
     p: WorldParams,
     fairness_weight: Array,
     distance_power: Array,
-    backlog_weight: float = 0.0,
+    terms: ScoreTerms = GREEDY_TERMS,
     recharge: RechargeRule = GREEDY_RULE,
-    jain_weight: float = 0.0,
 ) -> Array:
     """:func:`weighted_goals` under partial observation: each MT plays greedy's whole claim
     round on its own belief of the remaining data (``WorldState.belief``: what it saw and what
@@ -234,12 +233,12 @@ def believed_goals(
     reads the static site (PoIs, obstacles, stations) and the MTs' positions and energy, never
     the true data, the visit counts or another MT's belief or weights. In a world without
     partial observation every belief is the truth, and this is :func:`weighted_goals`.
-    ``jain_weight`` reads the true visit counts, so it is refused under partial observation."""
+    The Jain term reads the true visit counts, so it is refused under partial observation; the
+    isolation term counts the PoIs the MT believes hold data, the territory term reads the MTs'
+    positions."""
     if not p.partial:
-        return weighted_goals(
-            state, p, fairness_weight, distance_power, backlog_weight, recharge, jain_weight
-        )
-    if jain_weight:
+        return weighted_goals(state, p, fairness_weight, distance_power, terms, recharge)
+    if terms.jain:
         raise ConfigError(
             "jain_weight", "reads every PoI's visit count: not under partial observation"
         )
@@ -256,7 +255,7 @@ def believed_goals(
             unvisited,
             fairness_weight[i] * ones,
             distance_power[i] * ones,
-            backlog_weight,
+            terms,
         )
         return targets[i], idle[i]
 
@@ -271,25 +270,24 @@ def weighted_targets(
     unvisited: Array,
     fairness_weight: Array,
     distance_power: Array,
-    backlog_weight: float = 0.0,
-    jain_weight: float = 0.0,
+    terms: ScoreTerms = GREEDY_TERMS,
 ) -> tuple[Array, Array]:
     """[M] PoI each MT heads for and [M] whether nothing is worth a trip, scored on ``data``
     [K] and ``unvisited`` [K] (the truth, or one MT's belief) with per-MT weights [M] and the
-    fleet's ``backlog_weight`` and ``jain_weight`` (static numbers: at 0 the term is not even
-    summed). A cluster whose Jain term outweighs its data is not worth a trip."""
+    fleet's ``terms`` (:class:`ScoreTerms`). A cluster whose Jain term outweighs its data is
+    not worth a trip."""
     quota = jnp.minimum(p.collect_fraction * quota_base(state, p), data)
     columns = [quota, quota * unvisited.astype(jnp.float32)]
-    if backlog_weight:
+    if terms.backlog:
         columns.append(jnp.maximum(data - quota, 0.0))
-    if jain_weight:
+    if terms.jain:
         columns.append(jnp.where(quota > 0, jain_gain(state.visits), 0.0))
     sums = cluster_sums(state.poi_pos, jnp.stack(columns, axis=1), p)  # [K,2..4]
     cluster = sums[None, :, 0] + fairness_weight[:, None] * sums[None, :, 1]  # [M,K]
-    if backlog_weight:
-        cluster = cluster + backlog_weight * sums[None, :, 2]
-    if jain_weight:
-        cluster = cluster + jain_weight * sums[None, :, -1]
+    if terms.backlog:
+        cluster = cluster + terms.backlog * sums[None, :, 2]
+    if terms.jain:
+        cluster = cluster + terms.jain * sums[None, :, -1]
     has_data = (sums[None, :, 0] > 0) & (cluster > 0)  # [M,K]
 
     d_mp = state.poi_pos[None, :, :] - state.mt_pos[:, None, :]
@@ -301,9 +299,30 @@ def weighted_targets(
     log_score = jnp.log(jnp.where(has_data, cluster, 1.0)) - distance_power[:, None] * jnp.log1p(
         slots
     )
+    if terms.isolation:
+        log_score = log_score - terms.isolation * jnp.log(neighbours_with_data(state, p, data))
+    if terms.territory != 1.0:
+        log_score = log_score + jnp.where(nearer_to_another(dist), math.log(terms.territory), 0.0)
     score = jnp.where(has_data, log_score, _NO_DATA)
     targets = claim_targets(state, p, score)
     return targets, ~has_data[jnp.arange(p.num_mts), targets]
+
+
+def neighbours_with_data(state: WorldState, p: WorldParams, data: Array) -> Array:
+    """[K] how many PoIs with ``data`` lie within ``sensing_range + max_move`` of each PoI (the
+    PoIs an MT parked there could sense after one more move), at least 1: the isolation term's
+    count, small where a PoI would be left stranded."""
+    reach = p.sensing_range + p.max_move
+    held = (data > 0).astype(jnp.float32)[:, None]
+    return jnp.maximum(cluster_sums(state.poi_pos, held, p, reach)[:, 0], 1.0)
+
+
+def nearer_to_another(dist: Array) -> Array:
+    """[M,K] whether some other MT is strictly nearer to the PoI than this one, from the MTs'
+    distances ``dist`` [M,K] to the PoIs (the territory term)."""
+    m = dist.shape[0]
+    others = jnp.where(jnp.eye(m, dtype=bool)[:, :, None], jnp.inf, dist[None, :, :])  # [M,M,K]
+    return jnp.min(others, axis=1) < dist
 
 
 def jain_gain(visits: Array) -> Array:

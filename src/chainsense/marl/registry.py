@@ -36,6 +36,9 @@ AnyPolicy = Policy | PlanningPolicy
 #: greedy-jain's weight of a visit of shortfall, in units of data (docs/learning.md, fourteenth
 #: part)
 JAIN_WEIGHT = 0.3
+#: greedy-route's isolation power and territory factor (policies.ScoreTerms)
+ROUTE_ISOLATION = 6.0
+ROUTE_TERRITORY = 0.01
 #: jitted baselines, cheap enough to accompany every comparison
 BASELINES: dict[str, Callable[[], Policy]] = {
     "greedy": GreedyPolicy,
@@ -63,6 +66,19 @@ BASELINES: dict[str, Callable[[], Policy]] = {
     # unvisited term no longer sees which are served less; the best of a grid on `dynamic`'s
     # validation maps. It reads the true visit counts (not a baseline under partial observation)
     "greedy-jain": lambda: WeightedGreedyPolicy(backlog_weight=2.0, jain_weight=JAIN_WEIGHT),
+    # greedy-near that routes: a cluster's score divided by the PoIs with data round it to the
+    # power 6 (a PoI that would be left stranded is drained before the MT moves on) and worth a
+    # hundredth where another MT is nearer (the MTs split the area), nearness to the power 10:
+    # the best of a grid on `paper`'s validation maps under partial observation (each MT on its
+    # belief; the truth where every MT sees everything). For worlds that get drained, as
+    # greedy-near
+    "greedy-route": lambda: WeightedGreedyPolicy(
+        fairness_weight=0.03,
+        distance_power=10.0,
+        belief=True,
+        isolation_weight=ROUTE_ISOLATION,
+        territory_weight=ROUTE_TERRITORY,
+    ),
     # greedy that charges only what the slots left can spend (full, but at most 0.4 per slot
     # left; marl.recharge): the best of a grid on `charging`'s validation maps, where greedy's own
     # rule ends an episode with energy it spent slots charging; the same as greedy elsewhere
