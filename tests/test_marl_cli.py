@@ -112,6 +112,24 @@ def test_train_then_evaluate_checkpoint(tmp_path: Path) -> None:
         ),
         (["train", "--algo", "mappo", "--steps", "10", "--jain-weight", "0.003"], "jain_weight"),
         (
+            [
+                *("train", "--algo", "mappo", "--steps", "10", "--action-space", "targets"),
+                *("--isolation-weight", "nan"),
+            ],
+            "isolation_weight",
+        ),
+        (
+            [
+                *("train", "--algo", "mappo", "--steps", "10", "--action-space", "targets"),
+                *("--territory-weight", "0"),
+            ],
+            "territory_weight",
+        ),
+        (
+            ["train", "--algo", "mappo", "--steps", "10", "--territory-weight", "0.01"],
+            "territory_weight",
+        ),
+        (
             ["train", "--algo", "mappo", "--steps", "10", "--charge-per-slot-left", "0.4"],
             "charge_per_slot_left",
         ),
@@ -188,6 +206,7 @@ def test_targets_flags_reach_the_saved_fleet(tmp_path: Path) -> None:
                 *("train", "--algo", "mappo", "--preset", "small", "--steps", "1000"),
                 *("--action-space", "targets", "--max-distance-power", "6", "--square-weights"),
                 *("--backlog-weight", "2", "--jain-weight", "0.003"),
+                *("--isolation-weight", "6", "--territory-weight", "0.01"),
                 *("--eval-episodes", "0", "--no-compare", "--out", str(out)),
             ]
         )
@@ -195,3 +214,4 @@ def test_targets_flags_reach_the_saved_fleet(tmp_path: Path) -> None:
     cfg = checkpoint.load(out / "fleet.msgpack").cfg
     assert (cfg.action_space, cfg.max_distance_power, cfg.square_weights) == ("targets", 6.0, True)
     assert (cfg.backlog_weight, cfg.jain_weight) == (2.0, 0.003)
+    assert (cfg.isolation_weight, cfg.territory_weight) == (6.0, 0.01)

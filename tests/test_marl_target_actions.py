@@ -27,7 +27,7 @@ from chainsense.marl.policies import (
     WeightedGreedyPolicy,
     weighted_goals,
 )
-from chainsense.marl.registry import JAIN_WEIGHT, baseline
+from chainsense.marl.registry import JAIN_WEIGHT, ROUTE_ISOLATION, ROUTE_TERRITORY, baseline
 from chainsense.marl.target_actions import FAIR_DECADES, decode, disk_to_square, score_weights
 from chainsense.sim import world
 from chainsense.sim.params import preset
@@ -250,6 +250,14 @@ def test_targets_are_refused_where_they_cannot_apply() -> None:
         ({"jain_weight": float("nan")}, "jain_weight"),
         ({"jain_weight": 11.0}, "jain_weight"),
         ({"jain_weight": "0.003"}, "jain_weight"),
+        ({"isolation_weight": -1.0}, "isolation_weight"),
+        ({"isolation_weight": float("nan")}, "isolation_weight"),
+        ({"isolation_weight": 21.0}, "isolation_weight"),
+        ({"isolation_weight": True}, "isolation_weight"),
+        ({"territory_weight": 0.0}, "territory_weight"),  # would rank below no data at all
+        ({"territory_weight": 1.5}, "territory_weight"),
+        ({"territory_weight": float("-inf")}, "territory_weight"),
+        ({"territory_weight": "0.01"}, "territory_weight"),
     ):
         with pytest.raises(ConfigError) as err:
             TrainConfig(**{"algo": "mappo", "action_space": "targets", **changes})
@@ -259,9 +267,14 @@ def test_targets_are_refused_where_they_cannot_apply() -> None:
     with pytest.raises(ConfigError) as err:  # the backlog weighs greedy's targets, not moves
         TrainConfig(algo="mappo", backlog_weight=2.0)
     assert err.value.field == "backlog_weight"
-    with pytest.raises(ConfigError) as err:
-        TrainConfig(algo="mappo", jain_weight=0.003)
-    assert err.value.field == "jain_weight"
+    for name, value in (
+        ("jain_weight", 0.003),
+        ("isolation_weight", 6.0),
+        ("territory_weight", 0.01),
+    ):
+        with pytest.raises(ConfigError) as err:
+            TrainConfig(algo="mappo", **{name: value})
+        assert err.value.field == name
 
 
 def test_the_jain_weight_is_refused_under_partial_observation_before_any_work(tmp_path) -> None:
@@ -293,6 +306,35 @@ def test_the_decoding_at_the_centre_with_the_jain_weight_is_greedy_jain() -> Non
         return (s2, obs2), jnp.max(jnp.abs(a - b))
 
     key = jax.random.PRNGKey(5)
+    start = world.reset(key, params)
+    scan = jax.jit(lambda st: jax.lax.scan(body, st, jax.random.split(key, params.num_slots))[1])
+    assert float(jnp.max(scan(start))) == 0.0
+
+
+def test_the_decoding_at_the_centre_with_the_route_terms_is_greedy_with_them() -> None:
+    """An actor that says zero, on a fleet with greedy-route's isolation and territory terms,
+    moves as greedy with those terms on each MT's belief, slot by slot, under partial
+    observation (the terms read the beliefs and the MTs' positions, nothing else)."""
+    params = preset("small").replace(observe_radius=2.0, share_delay=1)
+    cfg = TrainConfig(
+        algo="mappo",
+        action_space="targets",
+        isolation_weight=ROUTE_ISOLATION,
+        territory_weight=ROUTE_TERRITORY,
+    )
+    heuristic = WeightedGreedyPolicy(
+        belief=True, isolation_weight=ROUTE_ISOLATION, territory_weight=ROUTE_TERRITORY
+    )
+    zero = jnp.zeros((params.num_mts, 2), jnp.float32)
+
+    def body(carry, k):
+        s, obs = carry
+        a = heuristic.act(k, obs, s, params)
+        b = decode(s, zero, params, cfg)
+        s2, obs2, _, _, _ = world.step(k, s, a, params)
+        return (s2, obs2), jnp.max(jnp.abs(a - b))
+
+    key = jax.random.PRNGKey(7)
     start = world.reset(key, params)
     scan = jax.jit(lambda st: jax.lax.scan(body, st, jax.random.split(key, params.num_slots))[1])
     assert float(jnp.max(scan(start))) == 0.0

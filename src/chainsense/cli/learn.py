@@ -111,7 +111,20 @@ def train_cmd(
         None,
         "--jain-weight",
         help="Targets: weight of what serving each PoI adds to Jain's index in greedy's score, "
-        "0..10 (0, greedy's rule, by default; greedy-jain's is 0.003; overrides config).",
+        "0..10 (0, greedy's rule, by default; greedy-jain's is 0.3; overrides config).",
+    ),
+    isolation_weight: float | None = typer.Option(
+        None,
+        "--isolation-weight",
+        help="Targets: divide a cluster's score by the PoIs with data round it to this power, "
+        "0..20, so PoIs that would be left stranded go first (0, greedy's rule, by default; "
+        "greedy-route's is 6; overrides config).",
+    ),
+    territory_weight: float | None = typer.Option(
+        None,
+        "--territory-weight",
+        help="Targets: factor on a cluster another MT is nearer to, 0.001..1 (1, greedy's "
+        "rule, by default; greedy-route's is 0.01; overrides config).",
     ),
     charge_per_slot_left: float | None = typer.Option(
         None,
@@ -188,6 +201,8 @@ def train_cmd(
         square_weights=square_weights,
         backlog_weight=backlog_weight,
         jain_weight=jain_weight,
+        isolation_weight=isolation_weight,
+        territory_weight=territory_weight,
         charge_per_slot_left=charge_per_slot_left,
         charge_full=charge_full,
     )

@@ -10,6 +10,7 @@ from typing import Any, Literal
 from chainsense.config import from_mapping, read_section
 from chainsense.errors import ConfigError
 from chainsense.marl.recharge import MAX_PER_SLOT_LEFT, RechargeRule
+from chainsense.marl.score_terms import ScoreTerms
 
 Algo = Literal["maddpg", "iddpg", "mappo"]
 CriticInput = Literal["joint_obs", "global"]
@@ -23,6 +24,12 @@ MAX_BACKLOG_WEIGHT = 100.0
 #: the highest ``jain_weight`` accepted (a visit of shortfall worth 10 units of data: far beyond
 #: any weight worth trying, which are thousandths on `dynamic`)
 MAX_JAIN_WEIGHT = 10.0
+#: the highest ``isolation_weight`` accepted (a PoI alone worth 2^20 times one among 2 others:
+#: far beyond any weight worth trying, which are single figures on `paper`)
+MAX_ISOLATION_WEIGHT = 20.0
+#: the lowest ``territory_weight`` accepted (a cluster another MT is nearer to still worth a
+#: thousandth: 0 would rank it below clusters with no data at all)
+MIN_TERRITORY_WEIGHT = 0.001
 
 
 @dataclass(frozen=True)
@@ -59,7 +66,10 @@ class TrainConfig:
     square so that both weights can be at an end of their range at once, and ``backlog_weight``
     (fixed, not learned; 0 is greedy's rule) also counts each PoI's data beyond one slot's quota,
     ``jain_weight`` (fixed; 0 is greedy's rule) what serving each PoI adds to Jain's index
-    (``policies.jain_gain``; it reads the true visit counts, so not under partial observation).
+    (``policies.jain_gain``; it reads the true visit counts, so not under partial observation),
+    ``isolation_weight`` (fixed; 0 is greedy's rule) divides a cluster's score by the PoIs with
+    data round it to that power, and ``territory_weight`` (fixed; 1 is greedy's rule) is the
+    factor on a cluster another MT is nearer to (``policies.ScoreTerms``).
 
     ``imitate = "planner"`` (MAPPO only) starts PPO from a clone of the OR-Tools planner
     (``marl.imitation``): ``dagger_rounds`` + 1 rounds of ``demo_episodes`` labelled episodes
@@ -110,6 +120,8 @@ class TrainConfig:
     square_weights: bool = False
     backlog_weight: float = 0.0
     jain_weight: float = 0.0
+    isolation_weight: float = 0.0
+    territory_weight: float = 1.0
     chunk_iters: int = 50
     memory: bool = True
     shared: bool = False
@@ -214,6 +226,13 @@ class TrainConfig:
         return RechargeRule(full=self.charge_full, per_slot_left=self.charge_per_slot_left)
 
     @property
+    def score_terms(self) -> ScoreTerms:
+        """The fleet-wide terms of the targets decoding's score (``marl.score_terms``)."""
+        return ScoreTerms(
+            self.backlog_weight, self.jain_weight, self.isolation_weight, self.territory_weight
+        )
+
+    @property
     def recharge_setting(self) -> str | None:
         """The first ``charge_*`` setting that departs from greedy's recharge rule (None when
         none does): the field an error names where no recharge rule applies."""
@@ -238,9 +257,16 @@ class TrainConfig:
         self._check_number("max_distance_power", 1.0, MAX_DISTANCE_POWER)
         self._check_number("backlog_weight", 0.0, MAX_BACKLOG_WEIGHT)
         self._check_number("jain_weight", 0.0, MAX_JAIN_WEIGHT)
+        self._check_number("isolation_weight", 0.0, MAX_ISOLATION_WEIGHT)
+        self._check_number("territory_weight", MIN_TERRITORY_WEIGHT, 1.0)
         if self.action_space == "move":
-            for name in ("backlog_weight", "jain_weight"):
-                if getattr(self, name):
+            for name, neutral in (
+                ("backlog_weight", 0.0),
+                ("jain_weight", 0.0),
+                ("isolation_weight", 0.0),
+                ("territory_weight", 1.0),
+            ):
+                if getattr(self, name) != neutral:
                     raise ConfigError(
                         name, 'weighs greedy\'s targets: needs action_space = "targets"'
                     )

@@ -17,7 +17,9 @@ square, so that both weights can be at an end of their range at once), and
 station when low, where MTs can recharge, by the fleet's ``recharge_rule``). ``backlog_weight``
 (``TrainConfig``, fixed) adds a third term, the cluster's data beyond one slot's quota, which
 the quota alone cannot see, and ``jain_weight`` a fourth, what serving the cluster adds to
-Jain's index once every PoI has been visited (``policies.jain_gain``). ``d = 0`` is greedy's own
+Jain's index once every PoI has been visited (``policies.jain_gain``); ``isolation_weight`` and
+``territory_weight`` favour PoIs that would be left stranded and PoIs no other MT is nearer to
+(``policies.ScoreTerms``). ``d = 0`` is greedy's own
 rule, so a fresh actor starts at greedy and learns when to weigh otherwise: late or early in
 the episode, with much or little energy left, near or far from the others.
 
@@ -78,7 +80,6 @@ def decode(state: WorldState, disk: Array, params: WorldParams, cfg: TrainConfig
         params,
         fairness_weight,
         distance_power,
-        cfg.backlog_weight,
+        cfg.score_terms,
         cfg.recharge_rule,
-        cfg.jain_weight,
     )
