@@ -1,11 +1,13 @@
 """Greedy's rule at other fixed score weights, on a preset's validation maps: the grids behind
-``greedy-fair``, ``greedy-near``, ``greedy-backlog``, ``greedy-endgame`` and ``greedy-jain``
-(docs/learning.md, eighth to fourteenth parts).
+``greedy-fair``, ``greedy-near``, ``greedy-backlog``, ``greedy-endgame``, ``greedy-jain`` and
+``greedy-route`` (docs/learning.md, eighth to fifteenth parts).
 
-Each ``FAIRNESS,POWER[,BACKLOG[,JAIN]][/FULL,PER_SLOT_LEFT]`` point is
+Each ``FAIRNESS,POWER[,BACKLOG[,JAIN[,ISOLATION[,TERRITORY]]]][/FULL,PER_SLOT_LEFT]`` point is
 ``policies.WeightedGreedyPolicy`` with unvisited PoIs counted ``1 + FAIRNESS`` times, the slots to
 a PoI raised to ``POWER``, ``BACKLOG`` times the data beyond one slot's quota and ``JAIN`` times
-what serving a PoI adds to Jain's index (``policies.jain_gain``); where MTs recharge,
+what serving a PoI adds to Jain's index (``policies.jain_gain``), the score divided by the PoIs
+with data round a cluster to the power ``ISOLATION`` and ``TERRITORY`` the factor on clusters
+another MT is nearer to (``score_terms.ScoreTerms``); where MTs recharge,
 ``/FULL,PER_SLOT_LEFT`` sets the recharge rule (``marl.recharge``: charge to ``FULL`` of the
 battery, at most ``PER_SLOT_LEFT`` per slot left; greedy's is ``/0.9,0``, ``greedy-endgame``'s
 ``1,1/1,0.4``). ``greedy`` itself is scored on the same maps, and every point is printed as a
@@ -17,7 +19,7 @@ the points per episode could add to the best single one.
     python benchmarks/bench_weights.py --preset dynamic --maps 32 1,1 1,1,1 1,1,2 1,1,3 \
         1,1,2,0.003 --json weights_dynamic.json
     python benchmarks/bench_weights.py --preset paper --world observe_radius=3 \
-        --world share_delay=1 --belief 0.03,20
+        --world share_delay=1 --belief 0.03,20 0.03,10,0,0,6,0.01
     python benchmarks/bench_weights.py --preset charging 1,1/1,0 1,1/1,0.3 1,1/1,0.4 1,1/1,0.5
 """
 
@@ -32,7 +34,13 @@ import numpy as np
 
 from bench_learning import world_params, write_report
 from chainsense.errors import ConfigError
-from chainsense.marl.config import MAX_BACKLOG_WEIGHT, MAX_DISTANCE_POWER, MAX_JAIN_WEIGHT
+from chainsense.marl.config import (
+    MAX_BACKLOG_WEIGHT,
+    MAX_DISTANCE_POWER,
+    MAX_ISOLATION_WEIGHT,
+    MAX_JAIN_WEIGHT,
+    MIN_TERRITORY_WEIGHT,
+)
 from chainsense.marl.evaluate import evaluate
 from chainsense.marl.policies import GreedyPolicy, WeightedGreedyPolicy
 from chainsense.marl.recharge import GREEDY_RULE, RechargeRule
@@ -62,13 +70,16 @@ HEADINGS = {
 FIRST_VALIDATION_MAP = 20_000
 
 
-Weights = tuple[float, float, float, float]
-"""fairness, distance power, backlog and Jain weights of one point"""
+Weights = tuple[float, float, float, float, float, float]
+"""fairness, distance power, backlog, Jain, isolation and territory weights of one point"""
+
+#: the point format, for the help and the errors
+POINT = "FAIRNESS,POWER[,BACKLOG[,JAIN[,ISOLATION[,TERRITORY]]]]"
 
 
 def parse_point(text: str) -> tuple[Weights, RechargeRule]:
-    """``FAIRNESS,POWER[,BACKLOG[,JAIN]][/FULL,PER_SLOT_LEFT]`` as numbers and a recharge rule, or
-    exit naming the bad point."""
+    """``FAIRNESS,POWER[,BACKLOG[,JAIN[,ISOLATION[,TERRITORY]]]][/FULL,PER_SLOT_LEFT]`` as
+    numbers and a recharge rule, or exit naming the bad point."""
     weights, _, rule_text = text.partition("/")
     values = _weights(text, weights)
     if not rule_text:
@@ -85,33 +96,39 @@ def parse_point(text: str) -> tuple[Weights, RechargeRule]:
 
 
 def _weights(text: str, weights: str) -> Weights:
-    """The ``FAIRNESS,POWER[,BACKLOG[,JAIN]]`` part of point ``text``, or exit naming it."""
+    """The weights part (:data:`POINT`) of point ``text``, or exit naming it."""
     parts = weights.split(",")
     try:
         values = [float(x) for x in parts]
     except ValueError:
         values = []
-    if len(values) not in (2, 3, 4) or not all(math.isfinite(v) for v in values):
-        raise SystemExit(f"point {text!r}: want FAIRNESS,POWER[,BACKLOG[,JAIN]] as finite numbers")
-    fairness, power, backlog, jain = (*values, 0.0, 0.0)[:4]
+    if not 2 <= len(values) <= 6 or not all(math.isfinite(v) for v in values):
+        raise SystemExit(f"point {text!r}: want {POINT} as finite numbers")
+    # the weights left out are greedy's: no backlog, Jain or isolation term, territory 1
+    fairness, power, backlog, jain, isolation, territory = (
+        *values,
+        *(0.0, 0.0, 0.0, 1.0)[len(values) - 2 :],
+    )
     if not (
         0.0 <= fairness <= 1e4
         and 0.0 <= power <= MAX_DISTANCE_POWER
         and 0.0 <= backlog <= MAX_BACKLOG_WEIGHT
         and 0.0 <= jain <= MAX_JAIN_WEIGHT
+        and 0.0 <= isolation <= MAX_ISOLATION_WEIGHT
+        and MIN_TERRITORY_WEIGHT <= territory <= 1.0
     ):
         raise SystemExit(
             f"point {text!r}: fairness in [0, 1e4], power in [0, {MAX_DISTANCE_POWER:g}], "
-            f"backlog in [0, {MAX_BACKLOG_WEIGHT:g}], jain in [0, {MAX_JAIN_WEIGHT:g}]"
+            f"backlog in [0, {MAX_BACKLOG_WEIGHT:g}], jain in [0, {MAX_JAIN_WEIGHT:g}], "
+            f"isolation in [0, {MAX_ISOLATION_WEIGHT:g}], territory in "
+            f"[{MIN_TERRITORY_WEIGHT:g}, 1]"
         )
-    return fairness, power, backlog, jain
+    return fairness, power, backlog, jain, isolation, territory
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument(
-        "points", nargs="+", help="FAIRNESS,POWER[,BACKLOG[,JAIN]][/FULL,PER_SLOT_LEFT] to score"
-    )
+    ap.add_argument("points", nargs="+", help=f"{POINT}[/FULL,PER_SLOT_LEFT] to score")
     ap.add_argument("--preset", default="paper")
     ap.add_argument(
         "--world", action="append", default=[], help="world KEY=VALUE over the preset (repeatable)"
@@ -137,8 +154,11 @@ def main() -> None:
     headings = " ".join(f"{HEADINGS.get(m, m)[:10]:>10}" for m in METRICS)
     print(f"{'weights':>24} {headings}   x greedy")
     print(f"{'greedy':>24} " + " ".join(f"{greedy[m]:10.4f}" for m in METRICS))
-    for (fairness, power, backlog, jain), rule in points:
-        policy = WeightedGreedyPolicy(fairness, power, args.belief, backlog, rule, jain)
+    for weights, rule in points:
+        fairness, power, backlog, jain, isolation, territory = weights
+        policy = WeightedGreedyPolicy(
+            fairness, power, args.belief, backlog, rule, jain, isolation, territory
+        )
         table = evaluate(policy, params, seeds)
         mean = table.mean
         per_map.append(table.per_episode["energy_efficiency"])
@@ -146,13 +166,15 @@ def main() -> None:
         recharge = [rule.full, rule.per_slot_left]
         rows.append(
             {
-                "weights": [fairness, power, backlog, jain],
+                "weights": list(weights),
                 "recharge": recharge,
                 "mean": mean,
                 "x_greedy": ratio,
             }
         )
         label = f"{fairness:g}, {power:g}, {backlog:g}" + (f", {jain:g}" if jain else "")
+        if (isolation, territory) != (0.0, 1.0):
+            label += f", {jain:g}" * (not jain) + f", {isolation:g}, {territory:g}"
         if rule != GREEDY_RULE:
             label += f" / {rule.full:g}, {rule.per_slot_left:g}"
         print(

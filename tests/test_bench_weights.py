@@ -22,7 +22,7 @@ def _bench(*args: str) -> subprocess.CompletedProcess[str]:
 def test_scores_every_point_beside_greedy_on_the_same_maps(tmp_path: Path) -> None:
     out = tmp_path / "w.json"
     res = _bench("--preset", "small", "--maps", "3", "--first-map", "400", "1,1", "30,1.5,2",
-                 "1,1,2,0.01", "--json", str(out))  # fmt: skip
+                 "1,1,2,0.01", "1,1,0,0,6,0.01", "--json", str(out))  # fmt: skip
     assert res.returncode == 0, res.stderr
     rep = json.loads(out.read_text())
     assert rep["maps"] == [400, 401, 402] and rep["preset"] == "small"
@@ -30,7 +30,7 @@ def test_scores_every_point_beside_greedy_on_the_same_maps(tmp_path: Path) -> No
     greedy = evaluate(GreedyPolicy(), small, seeds).mean
     assert rep["greedy"]["energy_efficiency"] == pytest.approx(greedy["energy_efficiency"])
     point = rep["points"][1]
-    assert point["weights"] == [30.0, 1.5, 2.0, 0.0]
+    assert point["weights"] == [30.0, 1.5, 2.0, 0.0, 0.0, 1.0]  # no isolation, territory 1
     want = evaluate(WeightedGreedyPolicy(30.0, 1.5, False, 2.0), small, seeds).mean
     assert point["mean"]["energy_efficiency"] == pytest.approx(want["energy_efficiency"])
     assert point["x_greedy"]["energy_efficiency"] == pytest.approx(
@@ -38,11 +38,17 @@ def test_scores_every_point_beside_greedy_on_the_same_maps(tmp_path: Path) -> No
     )
     assert "x greedy" in res.stdout
     jain = rep["points"][2]
-    assert jain["weights"] == [1.0, 1.0, 2.0, 0.01]
+    assert jain["weights"] == [1.0, 1.0, 2.0, 0.01, 0.0, 1.0]
     with_jain = WeightedGreedyPolicy(backlog_weight=2.0, jain_weight=0.01)
     want = evaluate(with_jain, small, seeds).mean
     assert jain["mean"]["energy_efficiency"] == pytest.approx(want["energy_efficiency"])
     assert "1, 1, 2, 0.01" in res.stdout
+    route = rep["points"][3]
+    assert route["weights"] == [1.0, 1.0, 0.0, 0.0, 6.0, 0.01]
+    with_route = WeightedGreedyPolicy(isolation_weight=6.0, territory_weight=0.01)
+    want = evaluate(with_route, small, seeds).mean
+    assert route["mean"]["energy_efficiency"] == pytest.approx(want["energy_efficiency"])
+    assert "1, 1, 0, 0, 6, 0.01" in res.stdout
     # the best point map by map, with hindsight
     per_map = [
         evaluate(policy, small, seeds).per_episode["energy_efficiency"]
@@ -50,6 +56,7 @@ def test_scores_every_point_beside_greedy_on_the_same_maps(tmp_path: Path) -> No
             WeightedGreedyPolicy(),
             WeightedGreedyPolicy(30.0, 1.5, False, 2.0),
             with_jain,
+            with_route,
         ]
     ]
     hindsight = float(np.mean(np.max(np.stack(per_map), axis=0)))
@@ -63,7 +70,11 @@ def test_scores_every_point_beside_greedy_on_the_same_maps(tmp_path: Path) -> No
         (["1"], "FAIRNESS,POWER"),
         (["a,b"], "FAIRNESS,POWER"),
         (["1,nan"], "finite"),
-        (["1,1,2,3,4"], "FAIRNESS,POWER"),
+        (["1,1,2,3,4,0.5,7"], "FAIRNESS,POWER"),
+        (["1,1,0,0,-1"], "isolation in"),
+        (["1,1,0,0,21"], "isolation in"),
+        (["1,1,0,0,6,0"], "territory in"),
+        (["1,1,0,0,6,2"], "territory in"),
         (["1,1,-1"], "backlog in"),
         (["1,1,2,-1"], "jain in"),
         (["1,1,2,11"], "jain in"),
