@@ -5,9 +5,10 @@ Reads a ``bench_learning.py --json`` report of runs trained with ``select_every 
 per training seed: the efficiency on the validation maps at every scoring; a star marks the
 fleet kept, labelled with its score on the held-out maps. Dashed grey lines are ``greedy`` and
 ``greedy-local`` on the held-out maps; ``greedy-fair`` and ``greedy-near`` (greedy at its best
-fixed weights) and ``greedy-backlog`` (greedy counting each PoI's backlog), solid purple,
-olive and cyan, and ``greedy-belief`` (greedy on each MT's belief), dotted brown, where the
-report has them; the dotted black one issue 14's target on that world:
+fixed weights), ``greedy-backlog`` (greedy counting each PoI's backlog), ``greedy-jain`` (and
+Jain's index) and ``greedy-route`` (greedy-near with the isolation and territory terms), solid
+purple, olive, cyan, pink and red, and ``greedy-belief`` (greedy on each MT's belief), dotted
+brown, where the report has them; the dotted black one issue 14's target on that world:
 1.03 x greedy on ``paper`` without world overrides, 1.10 x the better of greedy and
 greedy-local elsewhere.
 
@@ -38,6 +39,8 @@ STYLES: dict[str, tuple[str, str]] = {
     "greedy-fair": ("-", "tab:purple"),  # drawn, but not the yardstick
     "greedy-near": ("-", "tab:olive"),
     "greedy-backlog": ("-", "tab:cyan"),
+    "greedy-jain": ("-", "tab:pink"),
+    "greedy-route": ("-", "tab:red"),
     "greedy-belief": (":", "tab:brown"),
 }
 

@@ -21,9 +21,9 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 HEURISTICS = ("greedy", "greedy-local")
-#: greedy-fair, greedy-near, greedy-backlog and greedy-jain (greedy at its best fixed weights),
-#: greedy-endgame (greedy on the clock-aware recharge rule) and greedy-belief (greedy on each
-#: MT's belief) are drawn but are not the issue's yardstick
+#: greedy-fair, greedy-near, greedy-backlog, greedy-jain and greedy-route (greedy at its best
+#: fixed weights), greedy-endgame (greedy on the clock-aware recharge rule) and greedy-belief
+#: (greedy on each MT's belief) are drawn but are not the issue's yardstick
 BASELINES = (
     "random",
     *HEURISTICS,
@@ -31,6 +31,7 @@ BASELINES = (
     "greedy-near",
     "greedy-backlog",
     "greedy-jain",
+    "greedy-route",
     "greedy-endgame",
     "greedy-belief",
     "planner",
