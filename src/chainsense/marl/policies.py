@@ -142,7 +142,9 @@ class WeightedGreedyPolicy:
     the heuristic that knows what a learned MT knows there (its belief, the static site, the
     others' positions), where ``greedy`` reads the true data and ``greedy-local`` only the
     coarse maps of the observation. ``greedy-near`` (0.03, 20, on the belief; the truth where
-    every MT sees everything) is the best of a grid on ``paper``.
+    every MT sees everything) is the best of a grid on ``paper``; ``greedy-route`` adds the
+    isolation and territory terms (:class:`ScoreTerms`) to it, so that the MTs drain a PoI that
+    would be left stranded before moving on and split the area between them.
     """
 
     fairness_weight: float = struct.field(pytree_node=False, default=1.0)
