@@ -272,11 +272,12 @@ def test_the_jain_weight_is_refused_on_beliefs_under_partial_observation():
     assert err.value.field == "jain_weight"
 
 
-@settings(max_examples=60, deadline=None)
-@given(st.integers(0, 2**31 - 1), st.integers(1, 40), st.floats(0.0, 1.0))
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.sampled_from([1, 2, 9, 40]), st.floats(0.0, 1.0))
 def test_the_isolation_count_is_the_pois_with_data_within_one_move(seed, k, empty) -> None:
     """For any PoIs and data, PoI k's count is the PoIs holding data within sensing range +
-    one move of it (itself included when it holds data), and at least 1."""
+    one move of it (itself included when it holds data), and at least 1. (A few PoI counts, so
+    that the world is compiled a few times, not once per example.)"""
     p = _two_pois(num_pois=k)
     rng = np.random.default_rng(seed)
     pos = rng.uniform(0.0, 10.0, (k, 2)).astype(np.float32)
