@@ -34,16 +34,11 @@ import numpy as np
 
 from bench_learning import world_params, write_report
 from chainsense.errors import ConfigError
-from chainsense.marl.config import (
-    MAX_BACKLOG_WEIGHT,
-    MAX_DISTANCE_POWER,
-    MAX_ISOLATION_WEIGHT,
-    MAX_JAIN_WEIGHT,
-    MIN_TERRITORY_WEIGHT,
-)
+from chainsense.marl.config import MAX_DISTANCE_POWER
 from chainsense.marl.evaluate import evaluate
 from chainsense.marl.policies import GreedyPolicy, WeightedGreedyPolicy
 from chainsense.marl.recharge import GREEDY_RULE, RechargeRule
+from chainsense.marl.score_terms import TERM_BOUNDS
 
 #: metrics printed and written for every point
 METRICS = (
@@ -109,19 +104,17 @@ def _weights(text: str, weights: str) -> Weights:
         *values,
         *(0.0, 0.0, 0.0, 1.0)[len(values) - 2 :],
     )
+    terms = dict(zip(TERM_BOUNDS, (backlog, jain, isolation, territory), strict=True))
     if not (
         0.0 <= fairness <= 1e4
         and 0.0 <= power <= MAX_DISTANCE_POWER
-        and 0.0 <= backlog <= MAX_BACKLOG_WEIGHT
-        and 0.0 <= jain <= MAX_JAIN_WEIGHT
-        and 0.0 <= isolation <= MAX_ISOLATION_WEIGHT
-        and MIN_TERRITORY_WEIGHT <= territory <= 1.0
+        and all(low <= terms[name] <= high for name, (low, high) in TERM_BOUNDS.items())
     ):
+        ranges = ", ".join(
+            f"{name} in [{low:g}, {high:g}]" for name, (low, high) in TERM_BOUNDS.items()
+        )
         raise SystemExit(
-            f"point {text!r}: fairness in [0, 1e4], power in [0, {MAX_DISTANCE_POWER:g}], "
-            f"backlog in [0, {MAX_BACKLOG_WEIGHT:g}], jain in [0, {MAX_JAIN_WEIGHT:g}], "
-            f"isolation in [0, {MAX_ISOLATION_WEIGHT:g}], territory in "
-            f"[{MIN_TERRITORY_WEIGHT:g}, 1]"
+            f"point {text!r}: fairness in [0, 1e4], power in [0, {MAX_DISTANCE_POWER:g}], {ranges}"
         )
     return fairness, power, backlog, jain, isolation, territory
 

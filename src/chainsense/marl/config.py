@@ -10,7 +10,7 @@ from typing import Any, Literal
 from chainsense.config import from_mapping, read_section
 from chainsense.errors import ConfigError
 from chainsense.marl.recharge import MAX_PER_SLOT_LEFT, RechargeRule
-from chainsense.marl.score_terms import ScoreTerms
+from chainsense.marl.score_terms import GREEDY_TERMS, TERM_BOUNDS, ScoreTerms
 
 Algo = Literal["maddpg", "iddpg", "mappo"]
 CriticInput = Literal["joint_obs", "global"]
@@ -19,17 +19,6 @@ Shaping = Literal["none", "move", "efficiency"]
 ActionSpace = Literal["move", "targets"]
 #: the highest ``max_distance_power`` accepted (beyond it greedy only ever takes the nearest PoI)
 MAX_DISTANCE_POWER = 20.0
-#: the highest ``backlog_weight`` accepted (far beyond any weight worth trying)
-MAX_BACKLOG_WEIGHT = 100.0
-#: the highest ``jain_weight`` accepted (a visit of shortfall worth 10 units of data: far beyond
-#: any weight worth trying, which are thousandths on `dynamic`)
-MAX_JAIN_WEIGHT = 10.0
-#: the highest ``isolation_weight`` accepted (a PoI alone worth 2^20 times one among 2 others:
-#: far beyond any weight worth trying, which are single figures on `paper`)
-MAX_ISOLATION_WEIGHT = 20.0
-#: the lowest ``territory_weight`` accepted (a cluster another MT is nearer to still worth a
-#: thousandth: 0 would rank it below clusters with no data at all)
-MIN_TERRITORY_WEIGHT = 0.001
 
 
 @dataclass(frozen=True)
@@ -69,7 +58,7 @@ class TrainConfig:
     (``policies.jain_gain``; it reads the true visit counts, so not under partial observation),
     ``isolation_weight`` (fixed; 0 is greedy's rule) divides a cluster's score by the PoIs with
     data round it to that power, and ``territory_weight`` (fixed; 1 is greedy's rule) is the
-    factor on a cluster another MT is nearer to (``policies.ScoreTerms``).
+    factor on a cluster another MT is nearer to (``score_terms.ScoreTerms``).
 
     ``imitate = "planner"`` (MAPPO only) starts PPO from a clone of the OR-Tools planner
     (``marl.imitation``): ``dagger_rounds`` + 1 rounds of ``demo_episodes`` labelled episodes
@@ -255,20 +244,13 @@ class TrainConfig:
 
     def _check_action_space(self) -> None:
         self._check_number("max_distance_power", 1.0, MAX_DISTANCE_POWER)
-        self._check_number("backlog_weight", 0.0, MAX_BACKLOG_WEIGHT)
-        self._check_number("jain_weight", 0.0, MAX_JAIN_WEIGHT)
-        self._check_number("isolation_weight", 0.0, MAX_ISOLATION_WEIGHT)
-        self._check_number("territory_weight", MIN_TERRITORY_WEIGHT, 1.0)
+        for term, (low, high) in TERM_BOUNDS.items():
+            self._check_number(f"{term}_weight", low, high)
         if self.action_space == "move":
-            for name, neutral in (
-                ("backlog_weight", 0.0),
-                ("jain_weight", 0.0),
-                ("isolation_weight", 0.0),
-                ("territory_weight", 1.0),
-            ):
-                if getattr(self, name) != neutral:
+            for term in TERM_BOUNDS:
+                if getattr(self.score_terms, term) != getattr(GREEDY_TERMS, term):
                     raise ConfigError(
-                        name, 'weighs greedy\'s targets: needs action_space = "targets"'
+                        f"{term}_weight", 'weighs greedy\'s targets: needs action_space = "targets"'
                     )
             return
         if self.algo != "mappo":

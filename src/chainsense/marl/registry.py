@@ -36,7 +36,7 @@ AnyPolicy = Policy | PlanningPolicy
 #: greedy-jain's weight of a visit of shortfall, in units of data (docs/learning.md, fourteenth
 #: part)
 JAIN_WEIGHT = 0.3
-#: greedy-route's isolation power and territory factor (policies.ScoreTerms)
+#: greedy-route's isolation power and territory factor (score_terms.ScoreTerms)
 ROUTE_ISOLATION = 6.0
 ROUTE_TERRITORY = 0.01
 #: jitted baselines, cheap enough to accompany every comparison

@@ -31,3 +31,22 @@ class ScoreTerms:
 
 #: greedy's own score: no term beyond its two weights
 GREEDY_TERMS = ScoreTerms()
+
+#: the highest ``backlog`` accepted (far beyond any weight worth trying)
+MAX_BACKLOG_WEIGHT = 100.0
+#: the highest ``jain`` accepted (a visit of shortfall worth 10 units of data: far beyond any
+#: weight worth trying, which are tenths on `dynamic`)
+MAX_JAIN_WEIGHT = 10.0
+#: the highest ``isolation`` accepted (a PoI alone worth 2^20 times one among 2 others: far
+#: beyond any weight worth trying, which are single figures on `paper`)
+MAX_ISOLATION_WEIGHT = 20.0
+#: the lowest ``territory`` accepted (a cluster another MT is nearer to still worth a
+#: thousandth: 0 would rank it below clusters with no data at all)
+MIN_TERRITORY_WEIGHT = 0.001
+#: every term's accepted range, by name; its setting is ``TrainConfig.<name>_weight``
+TERM_BOUNDS: dict[str, tuple[float, float]] = {
+    "backlog": (0.0, MAX_BACKLOG_WEIGHT),
+    "jain": (0.0, MAX_JAIN_WEIGHT),
+    "isolation": (0.0, MAX_ISOLATION_WEIGHT),
+    "territory": (MIN_TERRITORY_WEIGHT, 1.0),
+}

@@ -19,7 +19,7 @@ station when low, where MTs can recharge, by the fleet's ``recharge_rule``). ``b
 the quota alone cannot see, and ``jain_weight`` a fourth, what serving the cluster adds to
 Jain's index once every PoI has been visited (``policies.jain_gain``); ``isolation_weight`` and
 ``territory_weight`` favour PoIs that would be left stranded and PoIs no other MT is nearer to
-(``policies.ScoreTerms``). ``d = 0`` is greedy's own
+(``score_terms.ScoreTerms``). ``d = 0`` is greedy's own
 rule, so a fresh actor starts at greedy and learns when to weigh otherwise: late or early in
 the episode, with much or little energy left, near or far from the others.
 
