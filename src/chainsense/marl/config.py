@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from chainsense.config import from_mapping, read_section
 from chainsense.errors import ConfigError
-from chainsense.marl.recharge import MAX_PER_SLOT_LEFT, RechargeRule
+from chainsense.marl.recharge import RULE_BOUNDS, RechargeRule
 from chainsense.marl.score_terms import GREEDY_TERMS, TERM_BOUNDS, ScoreTerms
 
 Algo = Literal["maddpg", "iddpg", "mappo"]
@@ -233,8 +233,8 @@ class TrainConfig:
         return None
 
     def _check_recharge_rule(self) -> None:
-        self._check_number("charge_full", 0.05, 1.0)
-        self._check_number("charge_per_slot_left", 0.0, MAX_PER_SLOT_LEFT)
+        for name in ("full", "per_slot_left"):
+            self._check_number(f"charge_{name}", *RULE_BOUNDS[name])
         uses_rule = self.recharge_reflex or self.action_space == "targets"
         if self.recharge_setting and not uses_rule:
             raise ConfigError(

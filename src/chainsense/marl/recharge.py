@@ -24,6 +24,13 @@ from chainsense.sim.state import WorldState
 
 #: the most energy per slot left a rule may keep (a battery holds far less per slot on every preset)
 MAX_PER_SLOT_LEFT = 100.0
+#: every constant's accepted range, by name; ``full`` and ``per_slot_left`` are also
+#: ``TrainConfig.charge_<name>``, checked by the same ranges
+RULE_BOUNDS: dict[str, tuple[float, float]] = {
+    "reserve": (1.0, 10.0),
+    "full": (0.05, 1.0),
+    "per_slot_left": (0.0, MAX_PER_SLOT_LEFT),
+}
 
 
 @dataclass(frozen=True)
@@ -42,12 +49,8 @@ class RechargeRule:
     per_slot_left: float = 0.0
 
     def __post_init__(self) -> None:
-        checks = {
-            "reserve": (self.reserve, 1.0, 10.0),
-            "full": (self.full, 0.05, 1.0),
-            "per_slot_left": (self.per_slot_left, 0.0, MAX_PER_SLOT_LEFT),
-        }
-        for name, (value, low, high) in checks.items():
+        for name, (low, high) in RULE_BOUNDS.items():
+            value = getattr(self, name)
             ok = isinstance(value, int | float) and not isinstance(value, bool)
             if not ok or not low <= value <= high:
                 raise ConfigError(name, f"must be a number in [{low:g}, {high:g}], got {value!r}")
