@@ -17,6 +17,7 @@ from pathlib import Path
 
 from chainsense.errors import ConfigError
 from chainsense.marl.config import Algo, TrainConfig
+from chainsense.marl.coverage import CoveragePolicy
 from chainsense.marl.evaluate import EvalTable, evaluate
 from chainsense.marl.greedy_local import GreedyLocalPolicy
 from chainsense.marl.learned import load_policy
@@ -83,6 +84,9 @@ BASELINES: dict[str, Callable[[], Policy]] = {
     # left; marl.recharge): the best of a grid on `charging`'s validation maps, where greedy's own
     # rule ends an episode with energy it spent slots charging; the same as greedy elsewhere
     "greedy-endgame": lambda: GreedyPolicy(recharge=ENDGAME_RULE),
+    # the classical coverage path (marl.coverage): the fleet spread along one boustrophedon tour
+    # at full speed, reading no data; where energy binds it serves the PoIs most evenly
+    "coverage": CoveragePolicy,
     "random": RandomPolicy,
 }
 #: host-side planners (seconds per episode): compared only when named
