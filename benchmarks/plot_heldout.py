@@ -3,9 +3,11 @@ of ``bench_heldout.py --json`` reports.
 
 Each argument is ``LABEL=REPORT[,REPORT...]``: the reports of one scenario, scored on the same
 maps of the same world (checked), whose rows are drawn together; e.g. a fleets' report and a
-later one that scored another baseline on those maps. Every bar is a policy's mean energy
-efficiency over ``greedy``'s in the same group, its error bar the 95% interval on that scale
-(over training seeds for fleets, over the maps for baselines); the dashed line is 1.10x.
+later one that scored another baseline on those maps. A policy in two reports must have the
+same figures in both (a report made before a change to the heuristics is refused). Every bar is
+a policy's mean energy efficiency over ``greedy``'s in the same group, its error bar the 95%
+interval on that scale (over training seeds for fleets, over the maps for baselines); the
+dashed line is 1.10x.
 
     python benchmarks/plot_heldout.py energy=fleets200.json,coverage200.json \
         large=large200.json,coverage_large200.json --out heldout.png
@@ -26,14 +28,18 @@ TARGET = 1.10
 
 def merged_rows(paths: list[Path]) -> dict[str, Any]:
     """The rows of reports scored on the same maps of the same world, in order of appearance;
-    SystemExit naming the report whose maps or world differ, or a group without greedy."""
+    SystemExit naming the report whose maps, world or shared rows differ, or a group without
+    greedy."""
     reports = [json.loads(p.read_text(encoding="utf-8")) for p in paths]
     rows: dict[str, Any] = {}
     for path, rep in zip(paths, reports, strict=True):
         for key in ("episodes", "params"):
             if rep.get(key) != reports[0].get(key):
                 raise SystemExit(f"{path}: its {key} differ from {paths[0]}'s")
-        rows.update(rep["rows"])
+        for name, row in rep["rows"].items():
+            if name in rows and rows[name]["energy_efficiency"] != row["energy_efficiency"]:
+                raise SystemExit(f"{path}: its {name} row differs from an earlier report's")
+            rows[name] = row
     if "greedy" not in rows:
         raise SystemExit(f"{', '.join(map(str, paths))}: no greedy row, the yardstick")
     return rows

@@ -45,6 +45,15 @@ def test_reports_of_other_maps_or_worlds_are_refused_by_name(tmp_path: Path, oth
         plot_heldout.merged_rows([a, b])
 
 
+def test_a_policy_scored_differently_in_two_reports_is_refused(tmp_path: Path) -> None:
+    a = _write(tmp_path / "a.json", {"fleet": 0.36, "greedy": 0.3})
+    b = _write(tmp_path / "b.json", {"greedy": 0.31, "coverage": 0.39})  # greedy changed since
+    with pytest.raises(SystemExit, match=r"b\.json: its greedy row"):
+        plot_heldout.merged_rows([a, b])
+    same = _write(tmp_path / "c.json", {"greedy": 0.3, "coverage": 0.39})
+    assert plot_heldout.merged_rows([a, same])["greedy"]["energy_efficiency"][0] == 0.3
+
+
 def test_a_group_without_greedy_and_a_malformed_argument_are_refused(tmp_path: Path) -> None:
     b = _write(tmp_path / "b.json", {"coverage": 0.39})
     with pytest.raises(SystemExit, match="greedy"):
