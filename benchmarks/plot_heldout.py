@@ -71,16 +71,18 @@ def main() -> None:
     args = ap.parse_args()
     groups = [(label, ratios(merged_rows(paths))) for label, paths in map(parse_group, args.groups)]
     names = list(dict.fromkeys(n for _, r in groups for n in r))
-    width = 0.8 / len(names)
+    width = 0.8 / max(len(r) for _, r in groups)
     palette = colormaps["tab20"].colors
     fig = Figure(figsize=(max(6.4, 2.2 * len(groups)), 4.2))
     ax = fig.add_subplot()
-    for j, name in enumerate(names):
-        xs = [i for i, (_, r) in enumerate(groups) if name in r]
-        ys = [groups[i][1][name][0] for i in xs]
-        es = [groups[i][1][name][1] for i in xs]
-        pos = [x - 0.4 + width * (j + 0.5) for x in xs]
-        ax.bar(pos, ys, width, yerr=es, capsize=2, label=name, color=palette[j % len(palette)])
+    labelled: set[str] = set()
+    for i, (_, r) in enumerate(groups):  # each group's bars side by side, a colour per policy
+        left = i - width * len(r) / 2
+        for k, (name, (y, e)) in enumerate(r.items()):
+            colour = palette[names.index(name) % len(palette)]
+            label = None if name in labelled else name
+            labelled.add(name)
+            ax.bar(left + width * (k + 0.5), y, width, yerr=e, capsize=2, color=colour, label=label)
     ax.axhline(1.0, color="black", linewidth=0.8)
     ax.axhline(TARGET, color="black", linestyle="--", linewidth=0.8, label=f"{TARGET:g}x greedy")
     ax.set_xticks(range(len(groups)), [label for label, _ in groups])
