@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 HEURISTICS = ("greedy", "greedy-local")
 #: greedy-fair, greedy-near, greedy-backlog, greedy-jain and greedy-route (greedy at its best
 #: fixed weights), greedy-endgame (greedy on the clock-aware recharge rule) and greedy-belief
-#: (greedy on each MT's belief) are drawn but are not the issue's yardstick
+#: (greedy on each MT's belief) and the coverage tour are drawn but are not the issue's yardstick
 BASELINES = (
     "random",
     *HEURISTICS,
@@ -34,6 +34,7 @@ BASELINES = (
     "greedy-route",
     "greedy-endgame",
     "greedy-belief",
+    "coverage",
     "planner",
 )
 
