@@ -32,6 +32,7 @@ from jax import Array
 from chainsense.errors import ConfigError
 from chainsense.marl.navigation import head_for
 from chainsense.marl.recharge import GREEDY_RULE, RechargeRule, recharge_need
+from chainsense.sim.boxes import points_in_boxes
 from chainsense.sim.params import WorldParams
 from chainsense.sim.state import StepInfo, WorldState
 from chainsense.sim.world import quota_base
@@ -76,14 +77,8 @@ def point_on_tour(s: Array, points: Array, length: Array) -> Array:
 
 def near_boxes(goal: Array, boxes: Array, margin: float = BOX_MARGIN) -> Array:
     """[M] whether each goal point lies within ``margin`` of an obstacle (x0, y0, x1, y1)."""
-    x, y = goal[:, 0:1], goal[:, 1:2]
-    inside = (
-        (x >= boxes[None, :, 0] - margin)
-        & (x <= boxes[None, :, 2] + margin)
-        & (y >= boxes[None, :, 1] - margin)
-        & (y <= boxes[None, :, 3] + margin)
-    )
-    return jnp.any(inside, axis=1)
+    grown = boxes + margin * jnp.array([-1.0, -1.0, 1.0, 1.0], boxes.dtype)
+    return jnp.any(points_in_boxes(goal, grown), axis=1)
 
 
 @struct.dataclass
@@ -123,21 +118,20 @@ class CoveragePolicy:
         goal = point_on_tour(s, points, length)
         reached = jnp.sqrt(jnp.sum((goal - state.mt_pos) ** 2, axis=1)) <= REACHED * p.max_move
         stay = reached & (self._here(state, p) >= self.dwell)
-        blocked = near_boxes(goal, state.obstacles) if p.num_obstacles else jnp.zeros_like(reached)
-        on = (reached & ~stay) | blocked | (waited >= PATIENCE)
-        s = s + jnp.where(on, p.max_move, 0.0)
+        on = (reached & ~stay) | near_boxes(goal, state.obstacles) | (waited >= PATIENCE)
         waited = jnp.where(on | stay, 0.0, waited + 1.0)
-        goal = point_on_tour(s, points, length)
         idle = stay
         if p.charging:  # the tour waits while the recharge rule holds the MT
             go, charging, station = recharge_need(
                 state.mt_pos, state.energy, state.stations, state.t, p, self.recharge
             )
-            detour = go | charging
-            s = jnp.where(detour, memory[:, 0], s)
-            waited = jnp.where(detour, 0.0, waited)
-            goal = jnp.where(go[:, None], station, point_on_tour(s, points, length))
+            on &= ~(go | charging)
+            waited = jnp.where(go | charging, 0.0, waited)
             idle = jnp.where(go, False, idle | charging)
+        s = s + jnp.where(on, p.max_move, 0.0)
+        goal = point_on_tour(s, points, length)
+        if p.charging:
+            goal = jnp.where(go[:, None], station, goal)
         actions = head_for(state, goal, idle, p)
         return actions, jnp.stack([jnp.mod(s, length[-1]), waited], axis=1)
 

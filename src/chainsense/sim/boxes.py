@@ -129,7 +129,8 @@ def added_area(geom: BaseGeometry, boxes: np.ndarray) -> float:
 
 
 def points_in_boxes(points: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """[N,C] bool: point n lies in (or on the edge of) closed box c, as the world tests it."""
+    """[N,C] bool: point n lies in (or on the edge of) closed box c, as the world tests it (numpy
+    or jax arrays alike: ``marl.coverage`` calls it inside ``jit``)."""
     x, y = points[:, 0:1], points[:, 1:2]
     hit = (x >= boxes[None, :, 0]) & (x <= boxes[None, :, 2])
     return hit & (y >= boxes[None, :, 1]) & (y <= boxes[None, :, 3])
