@@ -4,9 +4,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import pytest
 
-from chainsense.config import from_mapping, load_file
+from chainsense.config import check_number, from_mapping, is_integer, is_number, load_file
 from chainsense.errors import ConfigError
 from chainsense.marl.config import load_train_config
 
@@ -76,3 +77,35 @@ def test_load_train_config_section_override_and_bad_fields(tmp_path: Path) -> No
     with pytest.raises(ConfigError) as info:
         load_train_config(cfg_file)
     assert info.value.field == "train.tua"
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [
+        (0.5, True),
+        (1, True),
+        (np.float32(0.25), True),
+        (np.int64(0), True),
+        (True, False),
+        (np.bool_(True), False),
+        ("0.5", False),
+        (None, False),
+        (float("nan"), False),
+        (float("inf"), False),
+        (-0.1, False),
+        (1.5, False),
+    ],
+)
+def test_check_number_rejects_flags_text_nan_and_out_of_range(value: object, ok: bool) -> None:
+    if ok:
+        check_number("rate", value, 0.0, 1.0)
+        return
+    with pytest.raises(ConfigError) as err:
+        check_number("rate", value, 0.0, 1.0)
+    assert err.value.field == "rate"
+    assert "must be a number in [0, 1]" in str(err.value)
+
+
+def test_number_and_integer_tests_treat_bools_as_neither() -> None:
+    assert is_number(1.0) and is_number(1) and is_integer(1) and is_integer(np.int32(7))
+    assert not is_number(False) and not is_integer(True) and not is_integer(1.0)

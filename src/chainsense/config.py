@@ -10,6 +10,7 @@ wrong types with a message that names the offending field.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import tomllib
 import types
 import typing
@@ -22,6 +23,24 @@ import yaml
 from chainsense.errors import ConfigError
 
 T = TypeVar("T")
+
+
+def is_number(value: object) -> bool:
+    """Whether ``value`` is a real number (numpy's too) and not a bool: ``True`` would pass
+    every range check as 1, so a flag typed where a number belongs is caught here."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def is_integer(value: object) -> bool:
+    """Whether ``value`` is an integer (numpy's too) and not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_number(field: str, value: object, low: float, high: float) -> None:
+    """ConfigError naming ``field`` unless ``value`` is a number (not a bool) in [low, high]
+    (NaN is in no range)."""
+    if not (is_number(value) and low <= value <= high):  # type: ignore[operator]
+        raise ConfigError(field, f"must be a number in [{low:g}, {high:g}], got {value!r}")
 
 
 def load_file(path: str | Path) -> dict[str, Any]:
@@ -81,7 +100,7 @@ def _coerce(field: str, value: Any, annotation: Any) -> Any:
             raise ConfigError(field, f"must be an integer, got {value!r}")
         return value
     if annotation is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        if not is_number(value):
             raise ConfigError(field, f"must be a number, got {value!r}")
         return float(value)
     if annotation is str:

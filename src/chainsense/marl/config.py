@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from chainsense.config import from_mapping, read_section
+from chainsense.config import check_number, from_mapping, read_section
 from chainsense.errors import ConfigError
 from chainsense.marl.recharge import RULE_BOUNDS, RechargeRule
 from chainsense.marl.score_terms import GREEDY_TERMS, TERM_BOUNDS, ScoreTerms
@@ -203,11 +203,7 @@ class TrainConfig:
 
     def _check_number(self, name: str, low: float, high: float) -> None:
         """ConfigError naming ``name`` unless it is a number (not a bool) in [low, high]."""
-        value = getattr(self, name)
-        if not (
-            isinstance(value, int | float) and not isinstance(value, bool) and low <= value <= high
-        ):
-            raise ConfigError(name, f"must be a number in [{low:g}, {high:g}], got {value!r}")
+        check_number(name, getattr(self, name), low, high)
 
     @property
     def recharge_rule(self) -> RechargeRule:

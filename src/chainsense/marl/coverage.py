@@ -29,6 +29,7 @@ import numpy as np
 from flax import struct
 from jax import Array
 
+from chainsense.config import is_number
 from chainsense.errors import ConfigError
 from chainsense.marl.navigation import head_for
 from chainsense.marl.recharge import GREEDY_RULE, RechargeRule, recharge_need
@@ -89,8 +90,7 @@ class CoveragePolicy:
     recharge: RechargeRule = struct.field(pytree_node=False, default=GREEDY_RULE)
 
     def __post_init__(self) -> None:
-        number = isinstance(self.dwell, int | float) and not isinstance(self.dwell, bool)
-        if not (number and self.dwell > 0):
+        if not (is_number(self.dwell) and self.dwell > 0):
             raise ConfigError(
                 "dwell", f"must be a positive number (inf: never), not {self.dwell!r}"
             )

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import jax.numpy as jnp
 from jax import Array
 
-from chainsense.errors import ConfigError
+from chainsense.config import check_number
 from chainsense.marl.navigation import head_for
 from chainsense.sim.params import WorldParams
 from chainsense.sim.state import WorldState
@@ -50,10 +50,7 @@ class RechargeRule:
 
     def __post_init__(self) -> None:
         for name, (low, high) in RULE_BOUNDS.items():
-            value = getattr(self, name)
-            ok = isinstance(value, int | float) and not isinstance(value, bool)
-            if not ok or not low <= value <= high:
-                raise ConfigError(name, f"must be a number in [{low:g}, {high:g}], got {value!r}")
+            check_number(name, getattr(self, name), low, high)
 
 
 #: greedy's own rule: back with a 30% margin over the straight way, charge to 90%

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import numbers
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from chainsense.config import from_mapping, read_section
+from chainsense.config import from_mapping, is_integer, is_number, read_section
 from chainsense.errors import ConfigError
 
 Observation = Literal["paper", "rich"]
@@ -190,9 +189,7 @@ class WorldParams:
                 "data_rate", f"must not exceed buffer_capacity, got {self.data_rate!r}"
             )
         if self.observe_radius is not None:
-            if isinstance(self.observe_radius, bool) or not isinstance(
-                self.observe_radius, numbers.Real
-            ):
+            if not is_number(self.observe_radius):
                 raise ConfigError(
                     "observe_radius", f"must be a number, got {self.observe_radius!r}"
                 )
@@ -224,21 +221,21 @@ class WorldParams:
         alike (they are the static argument of every jitted function)."""
         for name in _INT_FIELDS:
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+            if not is_integer(v):
                 raise ConfigError(name, f"must be an integer, got {v!r}")
             object.__setattr__(self, name, int(v))
         for name in (*_FLOAT_FIELDS, "start_x", "start_y"):
             v = getattr(self, name)
             if v is None and name.startswith("start_"):
                 continue
-            if isinstance(v, bool) or not isinstance(v, numbers.Real):
+            if not is_number(v):
                 raise ConfigError(name, f"must be a number, got {v!r}")
             try:
                 object.__setattr__(self, name, float(v))
             except OverflowError:
                 raise ConfigError(name, f"must be a finite number, got {v!r}") from None
         if self.map_seed is not None:
-            if isinstance(self.map_seed, bool) or not isinstance(self.map_seed, numbers.Integral):
+            if not is_integer(self.map_seed):
                 raise ConfigError("map_seed", f"must be an integer or None, got {self.map_seed!r}")
             object.__setattr__(self, "map_seed", int(self.map_seed))
         if not isinstance(self.observation, str):
