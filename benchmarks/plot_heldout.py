@@ -23,6 +23,8 @@ from typing import Any
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
+from plot_standing import ratios_to
+
 TARGET = 1.10
 
 
@@ -47,12 +49,7 @@ def merged_rows(paths: list[Path]) -> dict[str, Any]:
 
 def ratios(rows: dict[str, Any]) -> dict[str, tuple[float, float]]:
     """{policy: (efficiency / greedy's, 95% half-width on that scale)}."""
-    ref = rows["greedy"]["energy_efficiency"][0]
-    out = {}
-    for name, row in rows.items():
-        mean, half = row["energy_efficiency"]
-        out[name] = (mean / ref, (half if half == half else 0.0) / ref)  # NaN half: none
-    return out
+    return ratios_to(rows, rows["greedy"]["energy_efficiency"][0])
 
 
 def parse_group(text: str) -> tuple[str, list[Path]]:

@@ -54,11 +54,17 @@ def standing(report: dict, label: str | None = None) -> dict[str, tuple[float, f
     renamed ``label`` when given."""
     rows = report["rows"]
     ref = max(rows[h]["energy_efficiency"][0] for h in HEURISTICS if h in rows)
+    scaled = ratios_to(rows, ref)
+    return {label if label and n not in BASELINES else n: r for n, r in scaled.items()}
+
+
+def ratios_to(rows: dict, ref: float) -> dict[str, tuple[float, float]]:
+    """{policy: (efficiency / ``ref``, 95% half-width on that scale)} of a report's rows; a NaN
+    half-width (one sample) is drawn as none."""
     out = {}
     for name, row in rows.items():
         mean, half = row["energy_efficiency"]
-        shown = label if label and name not in BASELINES else name
-        out[shown] = (mean / ref, (half if half == half else 0.0) / ref)  # NaN half: none
+        out[name] = (mean / ref, (half if half == half else 0.0) / ref)
     return out
 
 

@@ -1,18 +1,22 @@
 """benchmarks/plot_heldout.py: reports of one scenario are merged only when scored on the same
 maps of the same world, ratios are to that group's greedy, and the plot is written."""
 
-import importlib.util
+import importlib
 import json
 import math
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "plot_heldout.py"
-_spec = importlib.util.spec_from_file_location("plot_heldout", SCRIPT)
-assert _spec is not None and _spec.loader is not None
-plot_heldout = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(plot_heldout)
+from bench_scripts import BENCHMARKS
+
+
+@pytest.fixture
+def plot_heldout(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """The script as a module (it imports its sibling plot_standing, as when run)."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    return importlib.import_module("plot_heldout")
 
 
 def _write(path: Path, rows: dict[str, float], episodes=(10000, 10001), energy=38.0) -> Path:
@@ -27,7 +31,9 @@ def _write(path: Path, rows: dict[str, float], episodes=(10000, 10001), energy=3
     return path
 
 
-def test_rows_of_the_same_maps_merge_and_ratios_are_to_greedy(tmp_path: Path) -> None:
+def test_rows_of_the_same_maps_merge_and_ratios_are_to_greedy(
+    plot_heldout: ModuleType, tmp_path: Path
+) -> None:
     a = _write(tmp_path / "a.json", {"fleet": 0.36, "greedy": 0.3})
     b = _write(tmp_path / "b.json", {"coverage": 0.39})
     r = plot_heldout.ratios(plot_heldout.merged_rows([a, b]))
@@ -38,14 +44,18 @@ def test_rows_of_the_same_maps_merge_and_ratios_are_to_greedy(tmp_path: Path) ->
 
 
 @pytest.mark.parametrize("other", [{"episodes": (10000, 10002)}, {"energy": 500.0}])
-def test_reports_of_other_maps_or_worlds_are_refused_by_name(tmp_path: Path, other) -> None:
+def test_reports_of_other_maps_or_worlds_are_refused_by_name(
+    plot_heldout: ModuleType, tmp_path: Path, other
+) -> None:
     a = _write(tmp_path / "a.json", {"greedy": 0.3})
     b = _write(tmp_path / "b.json", {"coverage": 0.39}, **other)
     with pytest.raises(SystemExit, match=r"b\.json"):
         plot_heldout.merged_rows([a, b])
 
 
-def test_a_policy_scored_differently_in_two_reports_is_refused(tmp_path: Path) -> None:
+def test_a_policy_scored_differently_in_two_reports_is_refused(
+    plot_heldout: ModuleType, tmp_path: Path
+) -> None:
     a = _write(tmp_path / "a.json", {"fleet": 0.36, "greedy": 0.3})
     b = _write(tmp_path / "b.json", {"greedy": 0.31, "coverage": 0.39})  # greedy changed since
     with pytest.raises(SystemExit, match=r"b\.json: its greedy row"):
@@ -54,7 +64,9 @@ def test_a_policy_scored_differently_in_two_reports_is_refused(tmp_path: Path) -
     assert plot_heldout.merged_rows([a, same])["greedy"]["energy_efficiency"][0] == 0.3
 
 
-def test_a_group_without_greedy_and_a_malformed_argument_are_refused(tmp_path: Path) -> None:
+def test_a_group_without_greedy_and_a_malformed_argument_are_refused(
+    plot_heldout: ModuleType, tmp_path: Path
+) -> None:
     b = _write(tmp_path / "b.json", {"coverage": 0.39})
     with pytest.raises(SystemExit, match="greedy"):
         plot_heldout.merged_rows([b])
@@ -63,7 +75,7 @@ def test_a_group_without_greedy_and_a_malformed_argument_are_refused(tmp_path: P
             plot_heldout.parse_group(bad)
 
 
-def test_plot_is_written(tmp_path: Path, monkeypatch) -> None:
+def test_plot_is_written(plot_heldout: ModuleType, tmp_path: Path, monkeypatch) -> None:
     a = _write(tmp_path / "a.json", {"fleet": 0.36, "greedy": 0.3})
     b = _write(tmp_path / "b.json", {"coverage": 0.39})
     c = _write(tmp_path / "c.json", {"greedy": 6.0, "coverage": 4.5}, energy=500.0)
