@@ -186,8 +186,9 @@ def baseline_row(name: str, params: WorldParams, seeds: list[int]) -> dict[str, 
 def print_table(
     rows: dict[str, dict[str, list[float]]], runs: dict[str, list[dict]], greedy: str
 ) -> None:
+    width = max(14, *(len(n) + 2 for n in rows))
     head = (
-        f"{'policy':14s}"
+        f"{'policy':{width}s}"
         + "".join(f"{k:>26s}" for k in SHOWN)
         + f"{'x greedy':>10s}{'env steps/s':>13s}{'updates/s':>11s}"
     )
@@ -201,7 +202,7 @@ def print_table(
             sps = np.mean([x["env_steps_s"] for x in runs[name]])
             ups = np.mean([x["updates_s"] for x in runs[name]])
             speed = f"{sps:>13,.0f}{ups:>11,.1f}"
-        print(f"{name:14s}{cells}{ratio:>10.3f}{speed}")
+        print(f"{name:{width}s}{cells}{ratio:>10.3f}{speed}")
 
 
 def run_throughput(

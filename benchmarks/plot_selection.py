@@ -37,11 +37,13 @@ STYLES: dict[str, tuple[str, str]] = {
     "greedy": ("--", "grey"),
     "greedy-local": ("-.", "grey"),
     "greedy-fair": ("-", "tab:purple"),  # drawn, but not the yardstick
+    "greedy-fair-jain": ("-", "tab:green"),
     "greedy-near": ("-", "tab:olive"),
     "greedy-backlog": ("-", "tab:cyan"),
     "greedy-jain": ("-", "tab:pink"),
     "greedy-route": ("-", "tab:red"),
     "greedy-belief": (":", "tab:brown"),
+    "coverage": ("-", "black"),
 }
 
 

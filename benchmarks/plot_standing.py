@@ -21,13 +21,15 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 HEURISTICS = ("greedy", "greedy-local")
-#: greedy-fair, greedy-near, greedy-backlog, greedy-jain and greedy-route (greedy at its best
-#: fixed weights), greedy-endgame (greedy on the clock-aware recharge rule) and greedy-belief
-#: (greedy on each MT's belief) and the coverage tour are drawn but are not the issue's yardstick
+#: greedy-fair, greedy-fair-jain, greedy-near, greedy-backlog, greedy-jain and greedy-route
+#: (greedy at its best fixed weights), greedy-endgame (greedy on the clock-aware recharge rule),
+#: greedy-belief (greedy on each MT's belief) and the coverage tour are drawn but are not the
+#: issue's yardstick
 BASELINES = (
     "random",
     *HEURISTICS,
     "greedy-fair",
+    "greedy-fair-jain",
     "greedy-near",
     "greedy-backlog",
     "greedy-jain",

@@ -264,6 +264,17 @@ def test_a_cluster_the_jain_term_outweighs_is_not_worth_a_trip():
     assert math.cos(theta) < -0.99
 
 
+def test_greedy_fair_jain_spreads_a_binding_battery_more_evenly_than_greedy_fair():
+    """Where a battery serves only part of the PoIs once, the Jain term sends the MTs to the
+    PoIs served least: on the same 8 small maps greedy-fair-jain's fairness and efficiency are
+    above greedy-fair's (measured 0.80 against 0.74, and 0.43 against 0.41)."""
+    p = preset("small").replace(initial_energy=6.0, num_slots=100)
+    fair = evaluate(baseline("greedy-fair"), p, range(8)).mean
+    even = evaluate(baseline("greedy-fair-jain"), p, range(8)).mean
+    assert float(even["fairness"]) > float(fair["fairness"]) + 0.02
+    assert float(even["energy_efficiency"]) > float(fair["energy_efficiency"])
+
+
 def test_the_jain_weight_is_refused_on_beliefs_under_partial_observation():
     p = preset("small").replace(observe_radius=2.0)
     s, obs = reset(jax.random.PRNGKey(0), p)
