@@ -37,7 +37,7 @@ STYLES: dict[str, tuple[str, str]] = {
     "greedy": ("--", "grey"),
     "greedy-local": ("-.", "grey"),
     "greedy-fair": ("-", "tab:purple"),  # drawn, but not the yardstick
-    "greedy-fair-jain": ("-", "tab:green"),
+    "greedy-fair-jain": ("-", "darkgoldenrod"),
     "greedy-near": ("-", "tab:olive"),
     "greedy-backlog": ("-", "tab:cyan"),
     "greedy-jain": ("-", "tab:pink"),
