@@ -18,7 +18,8 @@ seconds (the figure that holds on a shared machine).
         --set memory=true --set num_envs=512
     python benchmarks/bench_learning.py --preset paper --world observe_radius=3 \
         --world share_delay=5 --minutes 3 --algos mappo --seeds 1 --baselines greedy-local
-    python benchmarks/bench_learning.py --device gpu --throughput --algos mappo   # cuda extra
+    python benchmarks/bench_learning.py --device gpu --throughput --algos mappo \
+        --num-envs 256,4096,32768 --min-seconds 3   # cuda extra
     python benchmarks/bench_learning.py --throughput --algos mappo --devices 1,2   # data parallel
 """
 
@@ -99,8 +100,12 @@ def select_device(platform: str) -> None:
     jax.config.update("jax_platforms", platform)
 
 
-def throughput(cfg: TrainConfig, params: WorldParams, chunks: int) -> dict[str, float]:
-    """Env steps/s and updates/s of the compiled loop, updates included, compilation excluded."""
+def throughput(
+    cfg: TrainConfig, params: WorldParams, chunks: int, min_seconds: float = 0.0
+) -> dict[str, float]:
+    """Env steps/s and updates/s of the compiled loop, updates included, compilation excluded:
+    ``chunks`` chunks at least, and more until ``min_seconds`` have passed (a fast device runs
+    a chunk in milliseconds, too short to time alone)."""
     carry = algos.init_carry(jax.random.PRNGKey(0), cfg, params)
     chunk = algos.make_chunk(cfg, params)
     per_chunk = algos.steps_per_chunk(cfg)
@@ -109,16 +114,20 @@ def throughput(cfg: TrainConfig, params: WorldParams, chunks: int) -> dict[str, 
         carry, _ = chunk(carry)
     jax.block_until_ready(carry)
     u0, t0, c0 = int(carry.learner.updates), time.perf_counter(), time.process_time()
-    for _ in range(chunks):
+    done = 0
+    while done < chunks or time.perf_counter() - t0 < min_seconds:
         carry, _ = chunk(carry)
+        done += 1
+        if done >= chunks:  # the clock is read only once the work is done
+            jax.block_until_ready(carry)
     jax.block_until_ready(carry)
     dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     return {
-        "env_steps_s": chunks * per_chunk / dt,
+        "env_steps_s": done * per_chunk / dt,
         "updates_s": (int(carry.learner.updates) - u0) / dt,
         # CPU seconds of this process: on a shared machine the steady figure, and wall / CPU
         # says how many cores the compiled loop kept busy
-        "env_steps_cpu_s": chunks * per_chunk / cpu,
+        "env_steps_cpu_s": done * per_chunk / cpu,
         "cores_used": cpu / dt,
     }
 
@@ -211,33 +220,53 @@ def run_throughput(
     algo_names: list[str],
     chunks: int,
     device_counts: tuple[int, ...] = (1,),
+    world_counts: tuple[int, ...] = (),
+    min_seconds: float = 0.0,
 ) -> dict[str, Any]:
-    """Throughput of every algorithm's compiled loop on every device count (keys ``algo`` for
-    one device, ``algo@N`` for N)."""
+    """Throughput of every algorithm's compiled loop on every device count and every number of
+    worlds (keys ``algo``, ``algo/W`` for W worlds of a ``world_counts`` sweep, ``@N`` after
+    either for N devices). A sweep keeps the base config's env steps per chunk, so that a
+    chunk of many worlds is not hundreds of times longer than one of few."""
     out = {}
     for algo in algo_names:
-        for n in device_counts:
-            cfg = dataclasses.replace(base, algo=algo, devices=n)
-            t = throughput(cfg, params, chunks)
-            name = algo if n == 1 else f"{algo}@{n}"
-            out[name] = t | {"num_envs": cfg.num_envs, "devices": n}
-            print(
-                f"{name}: {t['env_steps_s']:,.0f} env steps/s, {t['updates_s']:,.1f} updates/s "
-                f"(updates included, compilation excluded, {cfg.num_envs} worlds on {n} "
-                f"device(s)); {t['env_steps_cpu_s']:,.0f} env steps per CPU second, "
-                f"{t['cores_used']:.2f} cores"
-            )
+        for worlds in world_counts or (base.num_envs,):
+            iters = max(1, round(base.chunk_iters * base.num_envs / worlds))
+            for n in device_counts:
+                try:
+                    cfg = dataclasses.replace(
+                        base, algo=algo, devices=n, num_envs=worlds, chunk_iters=iters
+                    )
+                except ChainsenseError as err:
+                    raise SystemExit(f"--num-envs {worlds}: {err}") from err
+                t = throughput(cfg, params, chunks, min_seconds)
+                name = algo + (f"/{worlds}" if world_counts else "") + (f"@{n}" if n > 1 else "")
+                out[name] = t | {"num_envs": cfg.num_envs, "devices": n}
+                print(
+                    f"{name}: {t['env_steps_s']:,.0f} env steps/s, {t['updates_s']:,.1f} "
+                    f"updates/s (updates included, compilation excluded, {cfg.num_envs} worlds "
+                    f"on {n} device(s)); {t['env_steps_cpu_s']:,.0f} env steps per CPU second, "
+                    f"{t['cores_used']:.2f} cores",
+                    flush=True,
+                )
     return out
 
 
-def device_counts(text: str) -> tuple[int, ...]:
-    """``--devices 1,2`` -> (1, 2), or exit naming the flag."""
+def device_peak_mb() -> float | None:
+    """Peak memory the JAX allocator held on the default device in MB, where the device reports
+    it (GPUs do; a CPU's memory is the process's peak, and newer JAX reports 0 for it)."""
+    device = jax.devices()[0]
+    peak = (device.memory_stats() or {}).get("peak_bytes_in_use")
+    return None if device.platform == "cpu" or peak is None else peak / 2**20
+
+
+def counts_flag(flag: str, text: str, top: int) -> tuple[int, ...]:
+    """``1,2`` -> (1, 2), each in [1, top], or exit naming the flag."""
     try:
         counts = tuple(int(x) for x in text.split(",") if x.strip())
     except ValueError:
         counts = ()
-    if not counts or min(counts) < 1 or max(counts) > 64:
-        raise SystemExit(f"--devices wants device counts in [1, 64] like 1,2, got {text!r}")
+    if not counts or min(counts) < 1 or max(counts) > top:
+        raise SystemExit(f"{flag} wants counts in [1, {top}] like 1,2, got {text!r}")
     return counts
 
 
@@ -319,11 +348,27 @@ def main() -> None:
     ap.add_argument("--baselines", default=",".join(BASELINES))
     ap.add_argument("--throughput", action="store_true", help="time the compiled loop only")
     ap.add_argument("--chunks", type=int, default=5, help="chunks timed with --throughput")
+    ap.add_argument(
+        "--min-seconds",
+        type=float,
+        default=0.0,
+        help="--throughput times chunks until this many seconds have passed (fast devices)",
+    )
+    ap.add_argument(
+        "--num-envs",
+        default=None,
+        help="--throughput sweeps these numbers of worlds, such as 256,4096,32768",
+    )
     ap.add_argument("--json", type=Path, default=None, help="write every figure here")
     ap.add_argument("--out", type=Path, default=None, help="keep checkpoints and logs here")
     args = ap.parse_args()
 
-    counts = device_counts(args.devices) if args.devices else None
+    counts = counts_flag("--devices", args.devices, 64) if args.devices else None
+    worlds = counts_flag("--num-envs", args.num_envs, 1 << 20) if args.num_envs else ()
+    if args.chunks < 1 or not 0 <= args.min_seconds <= 3600:
+        raise SystemExit("--chunks wants 1 or more and --min-seconds 0 to 3600")
+    if worlds and not args.throughput:
+        raise SystemExit("--num-envs: a sweep over numbers of worlds needs --throughput")
     if counts and len(counts) > 1 and not args.throughput:
         raise SystemExit("--devices: a list of device counts needs --throughput")
     sets = parse_sets(args.set)  # `--set algo=mappo` lets MAPPO-only settings (recurrent) pass
@@ -349,13 +394,18 @@ def main() -> None:
         "args": {k: v.name if isinstance(v, Path) else v for k, v in vars(args).items()},
     }
     if args.throughput:
-        report["throughput"] = run_throughput(base, params, algo_names, args.chunks, counts)
+        report["throughput"] = run_throughput(
+            base, params, algo_names, args.chunks, counts, worlds, args.min_seconds
+        )
     else:
         report |= run_comparison(args, base, params, algo_names)
     report["peak_mb"] = peak_mb()
+    report["device_peak_mb"] = device_peak_mb()
     report["load_after"] = os.getloadavg()
     after = report["load_after"][0]
-    print(f"peak memory: {report['peak_mb']:,.0f} MB; load average after {after:.2f}")
+    on_device = report["device_peak_mb"]
+    held = "" if on_device is None else f" (the device's allocator: {on_device:,.0f} MB)"
+    print(f"peak memory: {report['peak_mb']:,.0f} MB{held}; load average after {after:.2f}")
     write_report(report, args.json)
 
 
