@@ -2,7 +2,8 @@
 
 For each preset, times both on the same batch of freshly drawn worlds (vmapped, as in MAPPO's
 training rollout with ``action_space = "targets"``), in one process, alternating rounds so the
-machine's noise falls on both; prints worlds per second, the ratio and the largest difference.
+machine's noise falls on both; prints worlds per second, the ratio, the largest difference and
+the temporaries each compiled batch reserves.
 ``--train`` also times MAPPO's compiled training loop with ``action_space = "targets"`` with
 each (env steps per second, updates included): the figure behind ``CELLS_FROM_POIS``.
 
@@ -37,6 +38,13 @@ def time_once(fn: Callable[..., Any], *args: Any) -> float:
     return time.perf_counter() - start
 
 
+def temp_mb(fn: Any, *args: Any) -> float:
+    """MB of temporaries XLA reserves for the compiled ``fn`` (both branches of a ``cond``
+    included, whichever runs)."""
+    stats = fn.lower(*args).compile().memory_analysis()
+    return float("nan") if stats is None else stats.temp_size_in_bytes / 2**20
+
+
 def measure(name: str, params: WorldParams, worlds: int, rounds: int) -> dict[str, float]:
     keys = jax.random.split(jax.random.PRNGKey(0), worlds)
     states = jax.vmap(lambda k: world.reset(k, params)[0])(keys)
@@ -49,6 +57,7 @@ def measure(name: str, params: WorldParams, worlds: int, rounds: int) -> dict[st
         spent["cells"] += time_once(cells, states.poi_pos, values)
         spent["dense"] += time_once(dense, states.poi_pos, values)
     rate = {k: worlds * rounds / v for k, v in spent.items()}
+    temp = {k: temp_mb(f, states.poi_pos, values) for k, f in (("cells", cells), ("dense", dense))}
     row = {
         "preset": name,
         "pois": params.num_pois,
@@ -56,10 +65,13 @@ def measure(name: str, params: WorldParams, worlds: int, rounds: int) -> dict[st
         "dense_worlds_s": rate["dense"],
         "speedup": rate["cells"] / rate["dense"],
         "max_abs_diff": diff,
+        "cells_temp_mb": temp["cells"],
+        "dense_temp_mb": temp["dense"],
     }
     print(
         f"{name:8s} K={params.num_pois:5d}: cell list {rate['cells']:9,.0f} worlds/s, "
-        f"dense {rate['dense']:9,.0f} worlds/s, x{row['speedup']:.2f}, max |diff| {diff:.2e}",
+        f"dense {rate['dense']:9,.0f} worlds/s, x{row['speedup']:.2f}, max |diff| {diff:.2e}; "
+        f"compiled temporaries {temp['cells']:,.0f} MB against {temp['dense']:,.0f} MB",
         flush=True,
     )
     return row
