@@ -37,8 +37,12 @@ AnyPolicy = Policy | PlanningPolicy
 #: greedy-jain's weight of a visit of shortfall, in units of data (docs/learning.md, fourteenth
 #: part)
 JAIN_WEIGHT = 0.3
-#: greedy-fair-jain's weight of it: where energy binds every PoI is served once at most, and the
-#: term spreads the single visits (docs/learning.md, seventeenth part)
+#: greedy-fair's score weights, the best fixed ones of a grid on `energy`'s and `large`'s
+#: validation maps (greedy-fair-jain keeps them and adds the Jain term)
+FAIR_WEIGHT = 30.0
+FAIR_DISTANCE_POWER = 1.5
+#: greedy-fair-jain's weight of the Jain term: where energy binds every PoI is served once at
+#: most, and the term spreads the single visits (docs/learning.md, seventeenth part)
 FAIR_JAIN_WEIGHT = 3.0
 #: greedy-route's isolation power and territory factor (score_terms.ScoreTerms)
 ROUTE_ISOLATION = 6.0
@@ -49,13 +53,17 @@ BASELINES: dict[str, Callable[[], Policy]] = {
     "greedy-local": GreedyLocalPolicy,
     # greedy at its best fixed score weights (of a grid, on the validation maps of `energy` and
     # `large`): the opponent of fleets that learn those weights (marl.target_actions)
-    "greedy-fair": lambda: WeightedGreedyPolicy(fairness_weight=30.0, distance_power=1.5),
+    "greedy-fair": lambda: WeightedGreedyPolicy(
+        fairness_weight=FAIR_WEIGHT, distance_power=FAIR_DISTANCE_POWER
+    ),
     # greedy-fair that also weighs what serving each PoI adds to Jain's index (policies.
     # jain_gain): the best of a grid on `energy`'s validation maps (and of a smaller one on
     # `large`'s), where a battery serves about half the PoIs once and Jain's index is most of the
     # efficiency left to win; the opponent of fleets that learn greedy's weights over that term
     "greedy-fair-jain": lambda: WeightedGreedyPolicy(
-        fairness_weight=30.0, distance_power=1.5, jain_weight=FAIR_JAIN_WEIGHT
+        fairness_weight=FAIR_WEIGHT,
+        distance_power=FAIR_DISTANCE_POWER,
+        jain_weight=FAIR_JAIN_WEIGHT,
     ),
     # greedy's rule on each MT's own belief: the heuristic that knows, under partial observation,
     # what a learned MT knows (with full observation it is greedy)
