@@ -3,7 +3,9 @@ worlds, and a missing device or a bad flag ends with one line naming the flag (t
 needs the cuda extra)."""
 
 import json
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -69,3 +71,18 @@ def test_missing_device_names_the_flag() -> None:
 def test_bad_world_key_is_named() -> None:
     res = _run("--world", "share_dlay=1", "--throughput", "--algos", "mappo")
     assert res.returncode != 0 and "share_dlay" in res.stderr
+
+
+def test_the_gpu_script_stops_where_jax_has_no_gpu(tmp_path: Path) -> None:
+    """bench_gpu.sh measures nothing on a machine without a GPU: no CPU figures passed off as
+    the GPU's."""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_gpu.sh"
+    res = subprocess.run(
+        ["bash", str(script), str(tmp_path / "gpu")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHON": sys.executable},
+    )
+    assert res.returncode != 0
+    assert not list((tmp_path / "gpu").glob("*.json"))
