@@ -16,39 +16,21 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import resource
-import time
 from pathlib import Path
 
 import jax
 
-from chainsense.marl import session, train
+from chainsense.marl import session
 from chainsense.marl.config import load_train_config
 from chainsense.marl.evaluate import evaluate
 from chainsense.marl.learned import LearnedPolicy
 from chainsense.marl.registry import baseline
 from chainsense.sim.params import preset
+from loop_throughput import throughput
 
 
 def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def throughput(cfg, params, chunks: int) -> tuple[float, float]:
-    carry = train.init_carry(jax.random.PRNGKey(0), cfg, params)
-    chunk = train.make_chunk(cfg, params)
-    # past warm-up so that every timed iteration also runs its updates
-    warm = -(-train.min_fill(cfg) // (cfg.num_envs * cfg.chunk_iters)) + 1
-    for _ in range(warm):
-        carry, _ = chunk(carry)
-    jax.block_until_ready(carry)
-    u0 = int(carry.learner.updates)
-    t0 = time.perf_counter()
-    for _ in range(chunks):
-        carry, _ = chunk(carry)
-    jax.block_until_ready(carry)
-    dt = time.perf_counter() - t0
-    steps = chunks * cfg.chunk_iters * cfg.num_envs
-    return steps / dt, (int(carry.learner.updates) - u0) / dt
 
 
 def main() -> None:
@@ -70,7 +52,8 @@ def main() -> None:
         f"loop: {cfg.num_envs} worlds, {cfg.updates_per_iter} update(s) of batch "
         f"{cfg.batch_size} per iteration, {cfg.chunk_iters} iterations per jit call"
     )
-    sps, ups = throughput(cfg, params, args.chunks)
+    rates = throughput(cfg, params, args.chunks)
+    sps, ups = rates["env_steps_s"], rates["updates_s"]
     print(f"throughput: {sps:,.0f} env steps/s, {ups:,.1f} gradient updates/s (incl. updates)")
     print(f"throughput target >= 50,000 env steps/s: {'PASS' if sps >= 50_000 else 'MISS'}")
     if args.throughput_only:
