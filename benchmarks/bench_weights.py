@@ -10,17 +10,20 @@ with data round a cluster to the power ``ISOLATION`` and ``TERRITORY`` the facto
 another MT is nearer to (``score_terms.ScoreTerms``); where MTs recharge,
 ``/FULL,PER_SLOT_LEFT`` sets the recharge rule (``marl.recharge``: charge to ``FULL`` of the
 battery, at most ``PER_SLOT_LEFT`` per slot left; greedy's is ``/0.9,0``, ``greedy-endgame``'s
-``1,1/1,0.4``). ``greedy`` itself is scored on the same maps, and every point is printed as a
-ratio of it. The maps are the validation ones (seeds 20000.., as model selection
-uses), so the held-out maps that judge fleets stay unseen by the choice of weights. The last
-line takes the best point map by map, with hindsight: an upper bound on what choosing among
-the points per episode could add to the best single one.
+``1,1/1,0.4``). ``--grid S`` lets every point also stand anywhere within one move, on a
+lattice of spacing ``S`` (``marl.standing_grid``; ``greedy-grid`` is ``--grid 0.125 1,1,2``).
+``greedy`` itself is scored on the same maps, and every point is printed as a ratio of it. The
+maps are the validation ones (seeds 20000.., as model selection uses), so the held-out maps
+that judge fleets stay unseen by the choice of weights. The last line takes the best point map
+by map, with hindsight: an upper bound on what choosing among the points per episode could add
+to the best single one.
 
     python benchmarks/bench_weights.py --preset dynamic --maps 32 1,1 1,1,1 1,1,2 1,1,3 \
         1,1,2,0.003 --json weights_dynamic.json
     python benchmarks/bench_weights.py --preset paper --world observe_radius=3 \
         --world share_delay=1 --belief 0.03,20 0.03,10,0,0,6,0.01
     python benchmarks/bench_weights.py --preset charging 1,1/1,0 1,1/1,0.3 1,1/1,0.4 1,1/1,0.5
+    python benchmarks/bench_weights.py --preset dynamic --grid 0.125 1,1,2 1,1.2,2 0.3,1,2
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from chainsense.marl.evaluate import evaluate
 from chainsense.marl.policies import GreedyPolicy, WeightedGreedyPolicy
 from chainsense.marl.recharge import GREEDY_RULE, RechargeRule
 from chainsense.marl.score_terms import TERM_BOUNDS
+from chainsense.marl.standing_grid import grid_problem
 
 #: metrics printed and written for every point
 METRICS = (
@@ -129,12 +133,22 @@ def main() -> None:
     ap.add_argument("--maps", type=int, default=32, help="validation maps per point")
     ap.add_argument("--first-map", type=int, default=FIRST_VALIDATION_MAP)
     ap.add_argument("--belief", action="store_true", help="each MT on its own belief")
+    ap.add_argument(
+        "--grid",
+        type=float,
+        default=0.0,
+        help="every point may also stand within one move on a lattice of this spacing (0: the "
+        "PoIs only)",
+    )
     ap.add_argument("--json", type=Path, default=None, help="write every figure here")
     args = ap.parse_args()
     if not 1 <= args.maps <= 10_000:
         raise SystemExit(f"--maps must be in [1, 10000], got {args.maps}")
     points = [parse_point(p) for p in args.points]
     params = world_params(args.preset, args.world)
+    grid = grid_problem(params, args.grid)
+    if grid:
+        raise SystemExit(f"--grid {grid}")
     if args.belief and params.partial and any(w[3] for w, _ in points):
         raise SystemExit(
             "JAIN reads every PoI's visit count: not with --belief under partial observation"
@@ -150,7 +164,7 @@ def main() -> None:
     for weights, rule in points:
         fairness, power, backlog, jain, isolation, territory = weights
         policy = WeightedGreedyPolicy(
-            fairness, power, args.belief, backlog, rule, jain, isolation, territory
+            fairness, power, args.belief, backlog, rule, jain, isolation, territory, args.grid
         )
         table = evaluate(policy, params, seeds)
         mean = table.mean
@@ -190,6 +204,7 @@ def main() -> None:
         "preset": args.preset,
         "world": args.world,
         "belief": args.belief,
+        "grid": args.grid,
         "maps": seeds,
         "greedy": greedy,
         "points": rows,

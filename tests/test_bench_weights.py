@@ -12,6 +12,7 @@ from bench_scripts import run_script
 from chainsense.marl.evaluate import evaluate
 from chainsense.marl.policies import GreedyPolicy, WeightedGreedyPolicy
 from chainsense.marl.recharge import ENDGAME_RULE
+from chainsense.marl.registry import baseline
 from chainsense.sim.params import preset
 
 
@@ -85,6 +86,9 @@ def test_scores_every_point_beside_greedy_on_the_same_maps(tmp_path: Path) -> No
         (["1,1/1,-1"], "per_slot_left"),
         (["1,1", "--maps", "0"], "--maps"),
         (["1,1", "--world", "num_mts=0"], "--world"),
+        (["1,1", "--grid", "0.001"], "--grid"),
+        (["1,1", "--grid", "nan"], "--grid"),
+        (["1,1", "--grid", "0.02"], "--grid"),
     ],
 )
 def test_bad_points_and_counts_are_refused_by_name(args: list[str], needle: str) -> None:
@@ -100,3 +104,16 @@ def test_a_point_with_a_recharge_rule_scores_that_rule() -> None:
     want = evaluate(WeightedGreedyPolicy(recharge=ENDGAME_RULE), charging, seeds).mean
     assert "1, 1, 0 / 1, 0.4" in res.stdout
     assert f"{want['energy_efficiency']:10.4f}" in res.stdout
+
+
+def test_a_grid_is_scored_as_greedy_grid_scores_it(tmp_path: Path) -> None:
+    """``--grid 0.125 1,1,2`` is the registry's greedy-grid on the same maps, to the digit."""
+    out = tmp_path / "g.json"
+    res = _bench("--preset", "small", "--maps", "2", "--first-map", "400", "--grid", "0.125",
+                 "1,1,2", "--json", str(out))  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    rep = json.loads(out.read_text())
+    assert rep["grid"] == 0.125
+    want = evaluate(baseline("greedy-grid"), preset("small"), range(400, 402)).mean
+    got = rep["points"][0]["mean"]
+    assert got["energy_efficiency"] == pytest.approx(want["energy_efficiency"], rel=1e-6)

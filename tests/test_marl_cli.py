@@ -111,6 +111,14 @@ def test_train_then_evaluate_checkpoint(tmp_path: Path) -> None:
             "jain_weight",
         ),
         (["train", "--algo", "mappo", "--steps", "10", "--jain-weight", "0.003"], "jain_weight"),
+        (["train", "--algo", "mappo", "--steps", "10", "--target-grid", "0.5"], "target_grid"),
+        (
+            [
+                *("train", "--algo", "mappo", "--steps", "10", "--action-space", "targets"),
+                *("--target-grid", "0.01"),
+            ],
+            "target_grid",
+        ),
         (
             [
                 *("train", "--algo", "mappo", "--steps", "10", "--action-space", "targets"),
@@ -207,6 +215,7 @@ def test_targets_flags_reach_the_saved_fleet(tmp_path: Path) -> None:
                 *("--action-space", "targets", "--max-distance-power", "6", "--square-weights"),
                 *("--backlog-weight", "2", "--jain-weight", "0.003"),
                 *("--isolation-weight", "6", "--territory-weight", "0.01"),
+                *("--target-grid", "0.5", "--shaping", "collection"),
                 *("--eval-episodes", "0", "--no-compare", "--out", str(out)),
             ]
         )
@@ -215,3 +224,4 @@ def test_targets_flags_reach_the_saved_fleet(tmp_path: Path) -> None:
     assert (cfg.action_space, cfg.max_distance_power, cfg.square_weights) == ("targets", 6.0, True)
     assert (cfg.backlog_weight, cfg.jain_weight) == (2.0, 0.003)
     assert (cfg.isolation_weight, cfg.territory_weight) == (6.0, 0.01)
+    assert (cfg.target_grid, cfg.shaping) == (0.5, "collection")

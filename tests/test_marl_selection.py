@@ -24,7 +24,7 @@ def _score(learner: object, cfg: TrainConfig = CFG) -> float:
     table = evaluate(
         LearnedPolicy(learner.actor, cfg), SMALL, selection.Selection(cfg, SMALL).seeds
     )
-    return table.mean[selection.SCORE]
+    return table.mean["energy_efficiency"]
 
 
 def test_keeps_the_best_of_several_learners_and_schedules_by_env_steps() -> None:
@@ -137,3 +137,22 @@ def test_cli_train_keeps_and_reports_the_validated_fleet(
     flat = " ".join(out.split())  # the console may wrap lines at any width
     assert "kept the fleet of env step" in flat and "validation maps" in flat
     assert (tmp_path / "fleet.msgpack").is_file() and (tmp_path / "fleet_last.msgpack").is_file()
+
+
+def test_selection_by_the_collection_ratio_scores_that_metric(tmp_path: Path) -> None:
+    """With select_metric = data_collection_ratio every validation score is the fleet's mean
+    collection ratio on the validation maps, and the report names that metric."""
+    cfg = dataclasses.replace(CFG, select_metric="data_collection_ratio")
+    res = session.run(cfg, SMALL, seed=0, steps=algos.steps_per_chunk(cfg) * 2, out_dir=tmp_path)
+    assert res.selection["metric"] == "data_collection_ratio"
+    table = evaluate(
+        LearnedPolicy(res.learner.actor, cfg), SMALL, selection.Selection(cfg, SMALL).seeds
+    )
+    want = table.mean["data_collection_ratio"]
+    assert res.selection["best_score"] == pytest.approx(want, rel=1e-6)
+    assert 0 < want <= 1 and want != pytest.approx(_score(res.learner), rel=1e-3)
+
+
+def test_an_unknown_selection_metric_is_refused_by_name() -> None:
+    with pytest.raises(ConfigError, match="select_metric"):
+        TrainConfig.from_dict({"algo": "mappo", "select_metric": "return"})

@@ -112,3 +112,21 @@ def test_mappo_run_logs_the_price_and_resumes_with_it(tmp_path: Path) -> None:
     assert abs(more.rows[0]["energy_price"] - saved) < 0.2 * saved
     carry = mappo_train.init_carry(jax.random.PRNGKey(0), cfg, params)
     assert float(carry.price) == 0.0
+
+
+@pytest.mark.parametrize("name", ["small", "dynamic"])
+def test_the_collection_reward_sums_to_the_data_the_fleet_collected(name: str) -> None:
+    """Every MT is paid the fleet's data of the slot: over an episode each MT's sum is the
+    fleet's whole collection (collected / generated times what was generated, on `dynamic`)."""
+    cfg = TrainConfig(algo="mappo", shaping="collection")
+    params = dataclasses.replace(preset(name), num_slots=60)
+    state, obs = world.reset(jax.random.PRNGKey(5), params)
+    total = np.zeros(params.num_mts)
+    while not bool(state.done):
+        action = GreedyPolicy().act(None, obs, state, params)
+        after, obs, reward, _, info = world.step(None, state, action, params)
+        total += np.asarray(rewards.shape_reward(cfg, reward, info, params, state, after))
+        state = after
+    collected = float(metrics.episode_metrics(state, params)["data_collected"])
+    assert collected > 0
+    np.testing.assert_allclose(total, collected, rtol=1e-4)

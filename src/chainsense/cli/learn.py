@@ -74,8 +74,9 @@ def train_cmd(
     shaping: str | None = typer.Option(
         None,
         "--shaping",
-        help="Training reward: none (the paper's), move (minus a move penalty) or efficiency "
-        "(the judged metric's gain, energy priced at the fleet's own efficiency; MAPPO).",
+        help="Training reward: none (the paper's), move (minus a move penalty), efficiency "
+        "(the judged metric's gain, energy priced at the fleet's own efficiency; MAPPO) or "
+        "collection (the data the fleet collected).",
     ),
     recharge_reflex: bool | None = typer.Option(
         None,
@@ -125,6 +126,13 @@ def train_cmd(
         "--territory-weight",
         help="Targets: factor on a cluster another MT is nearer to, 0.001..1 (1, greedy's "
         "rule, by default; greedy-route's is 0.01; overrides config).",
+    ),
+    target_grid: float | None = typer.Option(
+        None,
+        "--target-grid",
+        help="Targets: also offer the points of a lattice of this spacing within one move of "
+        "each MT as places to stand, >= 0.01 (0, the PoIs only as greedy, by default; "
+        "greedy-grid's is 0.125; overrides config).",
     ),
     charge_per_slot_left: float | None = typer.Option(
         None,
@@ -203,6 +211,7 @@ def train_cmd(
         jain_weight=jain_weight,
         isolation_weight=isolation_weight,
         territory_weight=territory_weight,
+        target_grid=target_grid,
         charge_per_slot_left=charge_per_slot_left,
         charge_full=charge_full,
     )

@@ -11,11 +11,13 @@ from chainsense.config import check_number, from_mapping, read_section
 from chainsense.errors import ConfigError
 from chainsense.marl.recharge import RULE_BOUNDS, RechargeRule
 from chainsense.marl.score_terms import GREEDY_TERMS, TERM_BOUNDS, ScoreTerms
+from chainsense.marl.standing_grid import MAX_SPACING, MIN_SPACING
 
 Algo = Literal["maddpg", "iddpg", "mappo"]
 CriticInput = Literal["joint_obs", "global"]
 Imitate = Literal["none", "planner"]
-Shaping = Literal["none", "move", "efficiency"]
+Shaping = Literal["none", "move", "efficiency", "collection"]
+SelectMetric = Literal["energy_efficiency", "data_collection_ratio"]
 ActionSpace = Literal["move", "targets"]
 #: the highest ``max_distance_power`` accepted (beyond it greedy only ever takes the nearest PoI)
 MAX_DISTANCE_POWER = 20.0
@@ -58,7 +60,9 @@ class TrainConfig:
     (``policies.jain_gain``; it reads the true visit counts, so not under partial observation),
     ``isolation_weight`` (fixed; 0 is greedy's rule) divides a cluster's score by the PoIs with
     data round it to that power, and ``territory_weight`` (fixed; 1 is greedy's rule) is the
-    factor on a cluster another MT is nearer to (``score_terms.ScoreTerms``).
+    factor on a cluster another MT is nearer to (``score_terms.ScoreTerms``); ``target_grid``
+    (fixed; 0 is greedy's rule) also offers the points of a lattice of that spacing within one
+    move of each MT as places to stand (``marl.standing_grid``).
 
     ``imitate = "planner"`` (MAPPO only) starts PPO from a clone of the OR-Tools planner
     (``marl.imitation``): ``dagger_rounds`` + 1 rounds of ``demo_episodes`` labelled episodes
@@ -75,7 +79,9 @@ class TrainConfig:
     ``select_every > 0`` scores the fleet every that many env steps on ``select_episodes``
     validation maps and keeps the best-scoring learner as the run's result (``marl.selection``);
     0 keeps the last learner. ``select_noise`` (a list of evaluation noises) then scores the kept
-    fleet on the same maps with each and saves it with the best as its ``eval_noise``.
+    fleet on the same maps with each and saves it with the best as its ``eval_noise``; both
+    choices are by ``select_metric`` (the energy efficiency, or the data collection ratio, which
+    is collected / generated where data keeps arriving).
     """
 
     algo: Algo = "maddpg"
@@ -111,6 +117,7 @@ class TrainConfig:
     jain_weight: float = 0.0
     isolation_weight: float = 0.0
     territory_weight: float = 1.0
+    target_grid: float = 0.0
     chunk_iters: int = 50
     memory: bool = True
     shared: bool = False
@@ -136,6 +143,7 @@ class TrainConfig:
     select_every: int = 0
     select_episodes: int = 128
     select_noise: tuple[float, ...] = ()
+    select_metric: SelectMetric = "energy_efficiency"
 
     def __post_init__(self) -> None:
         positive_ints = (
@@ -214,7 +222,11 @@ class TrainConfig:
     def score_terms(self) -> ScoreTerms:
         """The fleet-wide terms of the targets decoding's score (``marl.score_terms``)."""
         return ScoreTerms(
-            self.backlog_weight, self.jain_weight, self.isolation_weight, self.territory_weight
+            self.backlog_weight,
+            self.jain_weight,
+            self.isolation_weight,
+            self.territory_weight,
+            self.target_grid,
         )
 
     @property
@@ -242,7 +254,18 @@ class TrainConfig:
         self._check_number("max_distance_power", 1.0, MAX_DISTANCE_POWER)
         for term, (low, high) in TERM_BOUNDS.items():
             self._check_number(f"{term}_weight", low, high)
+        self._check_number("target_grid", 0.0, MAX_SPACING)
+        if 0.0 < self.target_grid < MIN_SPACING:
+            raise ConfigError(
+                "target_grid",
+                f"must be 0 (the PoIs only) or a spacing >= {MIN_SPACING:g}, "
+                f"got {self.target_grid}",
+            )
         if self.action_space == "move":
+            if self.target_grid:
+                raise ConfigError(
+                    "target_grid", 'offers greedy\'s targets: needs action_space = "targets"'
+                )
             for term in TERM_BOUNDS:
                 if getattr(self.score_terms, term) != getattr(GREEDY_TERMS, term):
                     raise ConfigError(

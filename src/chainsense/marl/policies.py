@@ -24,6 +24,7 @@ from chainsense.marl.navigation import HEADINGS, head_for
 from chainsense.marl.poi_clusters import cluster_sums
 from chainsense.marl.recharge import GREEDY_RULE, RechargeRule, recharge_goal
 from chainsense.marl.score_terms import GREEDY_TERMS, ScoreTerms
+from chainsense.marl.standing_grid import grid_problem, standing_points, sums_at
 from chainsense.sim.params import WorldParams
 from chainsense.sim.state import WorldState
 from chainsense.sim.world import quota_base
@@ -145,6 +146,9 @@ class WeightedGreedyPolicy:
     every MT sees everything) is the best of a grid on ``paper``; ``greedy-route`` adds the
     isolation and territory terms (:class:`ScoreTerms`) to it, so that the MTs drain a PoI that
     would be left stranded before moving on and split the area between them.
+    ``greedy-grid`` is greedy-backlog that may also stand anywhere within one move, on a lattice
+    of spacing 0.125 (``grid``, ``marl.standing_grid``): where data keeps arriving, the disk
+    between PoIs and the next step of a sweep are places worth standing.
     """
 
     fairness_weight: float = struct.field(pytree_node=False, default=1.0)
@@ -155,12 +159,17 @@ class WeightedGreedyPolicy:
     jain_weight: float = struct.field(pytree_node=False, default=0.0)
     isolation_weight: float = struct.field(pytree_node=False, default=0.0)
     territory_weight: float = struct.field(pytree_node=False, default=1.0)
+    grid: float = struct.field(pytree_node=False, default=0.0)
 
     @property
     def terms(self) -> ScoreTerms:
         """The fleet-wide score terms of these settings."""
         return ScoreTerms(
-            self.backlog_weight, self.jain_weight, self.isolation_weight, self.territory_weight
+            self.backlog_weight,
+            self.jain_weight,
+            self.isolation_weight,
+            self.territory_weight,
+            self.grid,
         )
 
     def act(self, key: Array, obs: Array, state: WorldState, params: WorldParams) -> Array:
@@ -178,20 +187,24 @@ class WeightedGreedyPolicy:
         )
 
 
-def claim_targets(state: WorldState, p: WorldParams, score: Array) -> Array:
-    """[M] PoI index each MT heads for, from its scores [M,K] (finite; above every PoI without
-    data where worth a trip): the MTs choose in turn, and a PoI within ``2 * sensing_range`` of
-    an earlier MT's target is not offered to later ones (no two MTs chase the same cluster)."""
+def claim_targets(
+    state: WorldState, p: WorldParams, score: Array, points: Array | None = None
+) -> Array:
+    """[M] index of the point each MT heads for, from its scores [M,C] over ``points`` [C,2]
+    (the PoIs unless given; scores finite, above every point without data where worth a trip):
+    the MTs choose in turn, and a point within ``2 * sensing_range`` of an earlier MT's target
+    is not offered to later ones (no two MTs chase the same cluster)."""
+    points = state.poi_pos if points is None else points
     claim_r2 = (2.0 * p.sensing_range) ** 2
 
     def choose(free: Array, m: Array) -> tuple[Array, Array]:
         s = jnp.where(free, score[m], -jnp.inf)
         k = jnp.argmax(s)
-        dk = state.poi_pos - state.poi_pos[k]
+        dk = points - points[k]
         taken = (dk[:, 0] ** 2 + dk[:, 1] ** 2) <= claim_r2
         return free & ~taken, k
 
-    free0 = jnp.ones((p.num_pois,), bool)
+    free0 = jnp.ones((points.shape[0],), bool)
     return jax.lax.scan(choose, free0, jnp.arange(p.num_mts))[1]
 
 
@@ -212,10 +225,10 @@ def weighted_goals(
     whatever M is, as the weighted part is split off. ``GreedyPolicy`` keeps its own dense sum of
     the already weighted quotas, so that the baseline every figure is measured against stays
     bit for bit what it was."""
-    targets, idle = weighted_targets(
+    goal, idle = weighted_targets(
         state, p, state.poi_data, state.visits == 0, fairness_weight, distance_power, terms
     )
-    return _go(state, p, targets, idle, recharge)
+    return _go(state, p, goal, idle, recharge)
 
 
 def believed_goals(
@@ -250,7 +263,7 @@ def believed_goals(
         belief = state.belief[i]
         # a refilled buffer holds its initial data again: there only the records tell
         unvisited = ~state.known_served[i] if p.dynamic else belief >= state.poi_init
-        targets, idle = weighted_targets(
+        goal, idle = weighted_targets(
             state,
             p,
             belief,
@@ -259,10 +272,10 @@ def believed_goals(
             distance_power[i] * ones,
             terms,
         )
-        return targets[i], idle[i]
+        return goal[i], idle[i]
 
-    targets, idle = jax.vmap(own)(jnp.arange(p.num_mts))
-    return _go(state, p, targets, idle, recharge)
+    goal, idle = jax.vmap(own)(jnp.arange(p.num_mts))
+    return _go(state, p, goal, idle, recharge)
 
 
 def weighted_targets(
@@ -274,25 +287,37 @@ def weighted_targets(
     distance_power: Array,
     terms: ScoreTerms = GREEDY_TERMS,
 ) -> tuple[Array, Array]:
-    """[M] PoI each MT heads for and [M] whether nothing is worth a trip, scored on ``data``
+    """[M,2] where each MT heads and [M] whether nothing is worth a trip, scored on ``data``
     [K] and ``unvisited`` [K] (the truth, or one MT's belief) with per-MT weights [M] and the
-    fleet's ``terms`` (:class:`ScoreTerms`). A cluster whose Jain term outweighs its data is
-    not worth a trip."""
+    fleet's ``terms`` (:class:`ScoreTerms`). The places offered are the PoIs, and with
+    ``terms.grid`` also the free lattice points within one move of each MT
+    (``marl.standing_grid``), each worth the sensing disk round it. A cluster whose Jain term
+    outweighs its data is not worth a trip."""
     quota = jnp.minimum(p.collect_fraction * quota_base(state, p), data)
     columns = [quota, quota * unvisited.astype(jnp.float32)]
     if terms.backlog:
         columns.append(jnp.maximum(data - quota, 0.0))
     if terms.jain:
         columns.append(jnp.where(quota > 0, jain_gain(state.visits), 0.0))
-    sums = cluster_sums(state.poi_pos, jnp.stack(columns, axis=1), p)  # [K,2..4]
-    cluster = sums[None, :, 0] + fairness_weight[:, None] * sums[None, :, 1]  # [M,K]
+    values = jnp.stack(columns, axis=1)
+    sums = cluster_sums(state.poi_pos, values, p)  # [K,2..4]
+    points, free = state.poi_pos, jnp.ones((p.num_pois,), bool)
+    if terms.grid:
+        problem = grid_problem(p, terms.grid)
+        if problem:
+            raise ConfigError("target_grid", problem)
+        grid, open_ = standing_points(state.mt_pos, state.obstacles, p, terms.grid)
+        points = jnp.concatenate([points, grid])
+        sums = jnp.concatenate([sums, sums_at(grid, state.poi_pos, values, p.sensing_range)])
+        free = jnp.concatenate([free, open_])
+    cluster = sums[None, :, 0] + fairness_weight[:, None] * sums[None, :, 1]  # [M,C]
     if terms.backlog:
         cluster = cluster + terms.backlog * sums[None, :, 2]
     if terms.jain:
         cluster = cluster + terms.jain * sums[None, :, -1]
-    has_data = (sums[None, :, 0] > 0) & (cluster > 0)  # [M,K]
+    has_data = (sums[None, :, 0] > 0) & (cluster > 0) & free[None, :]  # [M,C]
 
-    d_mp = state.poi_pos[None, :, :] - state.mt_pos[:, None, :]
+    d_mp = points[None, :, :] - state.mt_pos[:, None, :]
     dist = jnp.sqrt(d_mp[..., 0] ** 2 + d_mp[..., 1] ** 2)
     slots = jnp.ceil(jnp.maximum(dist - p.max_move, 0.0) / p.max_move)
     # cluster / (1 + slots) ** power, compared as a logarithm: at a steep power the quotient
@@ -302,21 +327,30 @@ def weighted_targets(
         slots
     )
     if terms.isolation:
-        log_score = log_score - terms.isolation * jnp.log(neighbours_with_data(state, p, data))
+        log_score = log_score - terms.isolation * jnp.log(
+            neighbours_with_data(state, p, data, points)
+        )
     if terms.territory != 1.0:
         log_score = log_score + jnp.where(nearer_to_another(dist), math.log(terms.territory), 0.0)
     score = jnp.where(has_data, log_score, _NO_DATA)
-    targets = claim_targets(state, p, score)
-    return targets, ~has_data[jnp.arange(p.num_mts), targets]
+    targets = claim_targets(state, p, score, points)
+    return points[targets], ~has_data[jnp.arange(p.num_mts), targets]
 
 
-def neighbours_with_data(state: WorldState, p: WorldParams, data: Array) -> Array:
-    """[K] how many PoIs with ``data`` lie within ``sensing_range + max_move`` of each PoI (the
-    PoIs an MT parked there could sense after one more move), at least 1: the isolation term's
-    count, small where a PoI would be left stranded."""
+def neighbours_with_data(
+    state: WorldState, p: WorldParams, data: Array, points: Array | None = None
+) -> Array:
+    """[C] how many PoIs with ``data`` lie within ``sensing_range + max_move`` of each PoI, then
+    of each further point of ``points`` (the PoIs first, then grid points; the PoIs alone unless
+    given): the PoIs an MT parked there could sense after one more move, at least 1. The
+    isolation term's count, small where a PoI would be left stranded."""
     reach = p.sensing_range + p.max_move
     held = (data > 0).astype(jnp.float32)[:, None]
-    return jnp.maximum(cluster_sums(state.poi_pos, held, p, reach)[:, 0], 1.0)
+    count = cluster_sums(state.poi_pos, held, p, reach)[:, 0]
+    if points is not None and points.shape[0] > p.num_pois:
+        grid = points[p.num_pois :]
+        count = jnp.concatenate([count, sums_at(grid, state.poi_pos, held, reach)[:, 0]])
+    return jnp.maximum(count, 1.0)
 
 
 def nearer_to_another(dist: Array) -> Array:
@@ -340,12 +374,9 @@ def jain_gain(visits: Array) -> Array:
     return jnp.where(s > 0, q * (2.0 * s + 1.0) / (2.0 * safe * safe) - 0.5 - h, 0.0)
 
 
-def _go(
-    state: WorldState, p: WorldParams, targets: Array, idle: Array, rule: RechargeRule
-) -> Array:
-    """Physical actions [M,2] to the PoIs ``targets`` [M] (to a station when ``rule`` sends an
+def _go(state: WorldState, p: WorldParams, goal: Array, idle: Array, rule: RechargeRule) -> Array:
+    """Physical actions [M,2] to the points ``goal`` [M,2] (to a station when ``rule`` sends an
     MT there, where MTs recharge); an ``idle`` MT stays."""
-    goal = state.poi_pos[targets]
     if p.charging:
         goal, idle = recharge_goal(
             state.mt_pos, state.energy, state.stations, state.t, p, goal, idle, rule

@@ -47,6 +47,9 @@ FAIR_JAIN_WEIGHT = 3.0
 #: greedy-route's isolation power and territory factor (score_terms.ScoreTerms)
 ROUTE_ISOLATION = 6.0
 ROUTE_TERRITORY = 0.01
+#: greedy-grid's spacing of the standing points within one move of an MT (marl.
+#: standing_grid): on `dynamic`'s validation maps a finer lattice gains nothing more
+GRID_SPACING = 0.125
 #: jitted baselines, cheap enough to accompany every comparison
 BASELINES: dict[str, Callable[[], Policy]] = {
     "greedy": GreedyPolicy,
@@ -85,6 +88,11 @@ BASELINES: dict[str, Callable[[], Policy]] = {
     # unvisited term no longer sees which are served less; the best of a grid on `dynamic`'s
     # validation maps. It reads the true visit counts (not a baseline under partial observation)
     "greedy-jain": lambda: WeightedGreedyPolicy(backlog_weight=2.0, jain_weight=JAIN_WEIGHT),
+    # greedy-backlog that may also stand anywhere within one move, on a lattice 0.125 apart
+    # (marl.standing_grid): where data keeps arriving the disk between PoIs and the next step of
+    # a sweep are the places worth standing; it collects the most of any rule measured on
+    # `dynamic` (docs/learning.md, nineteenth part)
+    "greedy-grid": lambda: WeightedGreedyPolicy(backlog_weight=2.0, grid=GRID_SPACING),
     # greedy-near that routes: a cluster's score divided by the PoIs with data round it to the
     # power 6 (a PoI that would be left stranded is drained before the MT moves on) and worth a
     # hundredth where another MT is nearer (the MTs split the area), nearness to the power 10:

@@ -40,9 +40,15 @@ def shape_reward(
     for every MT: its episode sum is the metric's own numerator less the priced energy. (Shares
     by what each MT collected and spent, with the fairness change split evenly, learned worse:
     an MT then sees only 1 / M of the fairness its revisits cost; see docs/learning.md.)
+    ``"collection"``: the data the whole fleet collected in the slot, the same for every MT: its
+    episode sum is the collected data, the headline where data keeps arriving (collected /
+    generated), whatever the energy or the fairness.
     """
     if cfg.shaping == "none":
         return reward
+    if cfg.shaping == "collection":
+        fleet = jnp.sum(info.collected, axis=-1, keepdims=True)
+        return jnp.broadcast_to(fleet, reward.shape).astype(reward.dtype)
     if cfg.shaping == "efficiency":
         lam = initial_price(cfg) if price is None else price
         gain = efficiency_progress(after, params, lam) - efficiency_progress(before, params, lam)

@@ -21,12 +21,15 @@ class ScoreTerms:
     (``policies.neighbours_with_data``) to that power, so a PoI with few others left round it is
     drained before the MT leaves (else it costs a trip of its own later); ``territory``: a
     cluster another MT is nearer to is worth that factor (1 ignores the others; 0.01 leaves it
-    to them), so the MTs split the area instead of crossing paths."""
+    to them), so the MTs split the area instead of crossing paths; ``grid``: the spacing of a
+    lattice of standing points within one move of each MT, offered besides the PoIs
+    (``marl.standing_grid``; 0 offers the PoIs only, as greedy does)."""
 
     backlog: float = 0.0
     jain: float = 0.0
     isolation: float = 0.0
     territory: float = 1.0
+    grid: float = 0.0
 
 
 #: greedy's own score: no term beyond its two weights
@@ -43,7 +46,8 @@ MAX_ISOLATION_WEIGHT = 20.0
 #: the lowest ``territory`` accepted (a cluster another MT is nearer to still worth a
 #: thousandth: 0 would rank it below clusters with no data at all)
 MIN_TERRITORY_WEIGHT = 0.001
-#: every term's accepted range, by name; its setting is ``TrainConfig.<name>_weight``
+#: every weight's accepted range, by name; its setting is ``TrainConfig.<name>_weight`` (the
+#: grid's spacing is ``TrainConfig.target_grid``, checked by ``standing_grid.grid_problem``)
 TERM_BOUNDS: dict[str, tuple[float, float]] = {
     "backlog": (0.0, MAX_BACKLOG_WEIGHT),
     "jain": (0.0, MAX_JAIN_WEIGHT),

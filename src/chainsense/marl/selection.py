@@ -33,9 +33,6 @@ from chainsense.sim.params import WorldParams
 VALIDATION_FIRST_MAP = 20_000
 """First validation map seed; the benchmark's held-out maps start at 10000 and number far less."""
 
-SCORE = "energy_efficiency"
-"""The metric a fleet is chosen by: the paper's headline figure."""
-
 
 @dataclass
 class Selection:
@@ -74,7 +71,8 @@ class Selection:
     def score(self, learner: Any, cfg: TrainConfig) -> float:
         """``learner``'s mean score on the validation maps, acting as ``cfg`` says."""
         policy = LearnedPolicy(learner.actor, cfg)
-        return evaluate(policy, self.params, self.seeds, "validation", self.world_map).mean[SCORE]
+        table = evaluate(policy, self.params, self.seeds, "validation", self.world_map)
+        return table.mean[self.cfg.select_metric]
 
     def choose_noise(self, learner: Any) -> TrainConfig:
         """The config with the ``select_noise`` entry that scores ``learner`` best as its
@@ -95,7 +93,7 @@ class Selection:
     def report(self) -> dict[str, Any]:
         """What was chosen and every score (for logs and benchmark reports)."""
         return {
-            "metric": SCORE,
+            "metric": self.cfg.select_metric,
             "first_map": VALIDATION_FIRST_MAP,
             "episodes": self.cfg.select_episodes,
             "best_score": self.best_score,

@@ -23,6 +23,7 @@ from tensorboardX import SummaryWriter
 from chainsense.errors import ChainsenseError, ConfigError
 from chainsense.marl import algos, checkpoint, imitation, selection, train
 from chainsense.marl.config import TrainConfig
+from chainsense.marl.standing_grid import grid_problem
 from chainsense.sim.maps import WorldMap, map_arrays
 from chainsense.sim.params import WorldParams
 
@@ -165,6 +166,9 @@ def run(
         raise ConfigError(
             "jain_weight", "reads every PoI's visit count: not under partial observation"
         )
+    grid = grid_problem(params, cfg.target_grid)
+    if grid:
+        raise ConfigError("target_grid", grid)
     out = Path(out_dir) if out_dir is not None else None
     start_steps = start_episodes = 0
     start_seconds = 0.0
@@ -174,7 +178,14 @@ def run(
     ck = checkpoint.load(resume) if resume is not None else None
     if ck is not None:
         # how it trained, how it is chosen and how it acts, not what: resume with any of these
-        how = ("devices", "select_every", "select_episodes", "select_noise", "eval_noise")
+        how = (
+            "devices",
+            "select_every",
+            "select_episodes",
+            "select_noise",
+            "select_metric",
+            "eval_noise",
+        )
         how = {k: getattr(cfg, k) for k in how}
         if dataclasses.replace(ck.cfg, **how) != cfg or ck.params != params:
             raise ConfigError(
