@@ -2,12 +2,14 @@
 against env steps, the fleet each run kept, and where the heuristics stand.
 
 Reads a ``bench_learning.py --json`` report of runs trained with ``select_every > 0``. One line
-per training seed: the efficiency on the validation maps at every scoring; a star marks the
+per training seed: the score (the efficiency, or the metric the runs were chosen by,
+``select_metric``) on the validation maps at every scoring; a star marks the
 fleet kept, labelled with its score on the held-out maps. Dashed grey lines are ``greedy`` and
 ``greedy-local`` on the held-out maps; ``greedy-fair`` and ``greedy-near`` (greedy at its best
 fixed weights), ``greedy-backlog`` (greedy counting each PoI's backlog), ``greedy-jain`` (and
-Jain's index) and ``greedy-route`` (greedy-near with the isolation and territory terms), solid
-purple, olive, cyan, pink and red, and ``greedy-belief`` (greedy on each MT's belief), dotted
+Jain's index), ``greedy-route`` (greedy-near with the isolation and territory terms) and
+``greedy-grid`` (greedy-backlog standing within one move), solid purple, olive, cyan, pink, red
+and teal, and ``greedy-belief`` (greedy on each MT's belief), dotted
 brown, where the report has them; the dotted black one issue 14's target on that world:
 1.03 x greedy on ``paper`` without world overrides, 1.10 x the better of greedy and
 greedy-local elsewhere.
@@ -43,20 +45,31 @@ STYLES: dict[str, tuple[str, str]] = {
     "greedy-jain": ("-", "tab:pink"),
     "greedy-route": ("-", "tab:red"),
     "greedy-belief": (":", "tab:brown"),
+    "greedy-grid": ("-", "teal"),
     "coverage": ("-", "black"),
 }
+
+
+def metric(report: dict) -> str:
+    """The metric the report's runs were chosen by (``select_metric``; the energy efficiency in
+    reports from before it could be chosen)."""
+    for runs in report.get("runs", {}).values():
+        for run in runs:
+            if run.get("selection"):
+                return str(run["selection"].get("metric", "energy_efficiency"))
+    return "energy_efficiency"
 
 
 def heuristics(
     report: dict, names: tuple[str, ...] = ("greedy", "greedy-local")
 ) -> dict[str, float]:
-    """Held-out efficiency of the ``names`` heuristics (default: the issue's yardstick), those
-    the report measured."""
-    rows = report["rows"]
+    """Held-out score (by the report's selection :func:`metric`) of the ``names`` heuristics
+    (default: the issue's yardstick), those the report measured."""
+    rows, score = report["rows"], metric(report)
     return {
-        name: rows[name]["energy_efficiency"][0]
+        name: rows[name][score][0]
         for name in names
-        if name in rows and not math.isnan(rows[name]["energy_efficiency"][0])
+        if name in rows and not math.isnan(rows[name][score][0])
     }
 
 
@@ -72,12 +85,13 @@ def target(report: dict) -> tuple[float, str] | None:
 
 
 def kept(run: dict) -> tuple[float, float, float]:
-    """(env steps, validation score, held-out efficiency) of the fleet one run kept."""
+    """(env steps, validation score, held-out score by the same metric) of the fleet one run
+    kept."""
     sel = run["selection"]
     return (
         float(sel["best_env_steps"]),
         float(sel["best_score"]),
-        float(run["mean"]["energy_efficiency"]),
+        float(run["mean"][sel.get("metric", "energy_efficiency")]),
     )
 
 
@@ -108,7 +122,7 @@ def plot(report: dict, out: Path) -> Path:
     if goal is not None:
         ax.axhline(goal[0], ls=":", color="black", lw=1, label=goal[1])
     ax.set_xlabel("env steps (millions)")
-    ax.set_ylabel("energy efficiency on the validation maps")
+    ax.set_ylabel(f"{metric(report).replace('_', ' ')} on the validation maps")
     world = " ".join([report["preset"], *report.get("args", {}).get("world", [])])
     ax.set_title(
         f"{world}: fleets scored on validation maps, the star is the one kept", fontsize=10

@@ -61,3 +61,20 @@ def test_plot_is_written_and_a_report_without_selection_is_refused(tmp_path: Pat
     bare = {**REPORT, "runs": {"mappo": [{"seed": 0, "selection": {}, "mean": {}}]}}
     with pytest.raises(SystemExit, match="select_every"):
         plot_selection.plot(bare, tmp_path / "none.png")
+
+
+def test_runs_chosen_by_the_collection_ratio_are_drawn_in_that_metric() -> None:
+    """A report whose runs were chosen by the data collection ratio (``select_metric``) draws
+    the kept fleet's held-out collection and the heuristics' collection, not their efficiency;
+    the target is 1.10x the better heuristic in that metric (the committed `dynamic` run)."""
+    import json
+
+    path = SCRIPT.parents[1] / "docs" / "figures" / "learning" / "grid"
+    report = json.loads((path / "dynamic_targets_grid_t05_3s.json").read_text())
+    assert plot_selection.metric(report) == "data_collection_ratio"
+    assert plot_selection.metric(REPORT) == "energy_efficiency"  # reports from before
+    run = report["runs"]["mappo"][0]
+    assert plot_selection.kept(run)[2] == run["mean"]["data_collection_ratio"]
+    greedy = report["rows"]["greedy"]["data_collection_ratio"][0]
+    assert plot_selection.heuristics(report)["greedy"] == greedy
+    assert plot_selection.target(report) == (pytest.approx(1.10 * greedy), "1.10 x greedy")
