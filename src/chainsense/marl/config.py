@@ -11,7 +11,7 @@ from chainsense.config import check_number, from_mapping, read_section
 from chainsense.errors import ConfigError
 from chainsense.marl.recharge import RULE_BOUNDS, RechargeRule
 from chainsense.marl.score_terms import GREEDY_TERMS, TERM_BOUNDS, ScoreTerms
-from chainsense.marl.standing_grid import MAX_SPACING, MIN_SPACING
+from chainsense.marl.standing_grid import spacing_problem
 
 Algo = Literal["maddpg", "iddpg", "mappo"]
 CriticInput = Literal["joint_obs", "global"]
@@ -254,18 +254,11 @@ class TrainConfig:
         self._check_number("max_distance_power", 1.0, MAX_DISTANCE_POWER)
         for term, (low, high) in TERM_BOUNDS.items():
             self._check_number(f"{term}_weight", low, high)
-        self._check_number("target_grid", 0.0, MAX_SPACING)
-        if 0.0 < self.target_grid < MIN_SPACING:
-            raise ConfigError(
-                "target_grid",
-                f"must be 0 (the PoIs only) or a spacing >= {MIN_SPACING:g}, "
-                f"got {self.target_grid}",
-            )
+        if problem := spacing_problem(self.target_grid):
+            raise ConfigError("target_grid", problem)
         if self.action_space == "move":
             if self.target_grid:
-                raise ConfigError(
-                    "target_grid", 'offers greedy\'s targets: needs action_space = "targets"'
-                )
+                raise ConfigError("target_grid", 'needs action_space = "targets"')
             for term in TERM_BOUNDS:
                 if getattr(self.score_terms, term) != getattr(GREEDY_TERMS, term):
                     raise ConfigError(

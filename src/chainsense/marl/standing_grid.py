@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
+from chainsense.config import is_number
 from chainsense.sim.boxes import points_in_boxes
 from chainsense.sim.params import WorldParams
 
@@ -74,17 +75,23 @@ def sums_at(points: Array, poi_pos: Array, values: Array, reach: float) -> Array
     return near @ values
 
 
+def spacing_problem(spacing: object) -> str | None:
+    """Why ``spacing`` is no spacing in any world (None when it is one): 0 (no lattice) or a
+    number (not a bool) in [:data:`MIN_SPACING`, :data:`MAX_SPACING`]."""
+    if is_number(spacing) and (spacing == 0.0 or MIN_SPACING <= spacing <= MAX_SPACING):  # type: ignore[operator]
+        return None
+    return (
+        f"must be 0 (the PoIs only) or a spacing in [{MIN_SPACING:g}, {MAX_SPACING:g}], "
+        f"got {spacing!r}"
+    )
+
+
 def grid_problem(p: WorldParams, spacing: float) -> str | None:
     """Why ``spacing`` is no lattice for worlds ``p`` (None when it is one): 0 (no lattice) or a
-    finite spacing of at least :data:`MIN_SPACING` giving at most :data:`MAX_GRID_POINTS` points
-    round an MT."""
-    if spacing == 0.0:
-        return None
-    if not (math.isfinite(spacing) and MIN_SPACING <= spacing <= MAX_SPACING):
-        return (
-            f"must be 0 (the PoIs only) or a spacing in [{MIN_SPACING:g}, {MAX_SPACING:g}], "
-            f"got {spacing}"
-        )
+    spacing (:func:`spacing_problem`) giving at most :data:`MAX_GRID_POINTS` points round an
+    MT."""
+    if spacing == 0.0 or (problem := spacing_problem(spacing)):
+        return None if spacing == 0.0 else problem
     count = (2 * points_per_side(p, spacing)) ** 2
     if count > MAX_GRID_POINTS:
         return (
