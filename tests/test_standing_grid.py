@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from chainsense.errors import ConfigError
 from chainsense.marl import session
 from chainsense.marl.config import TrainConfig
+from chainsense.marl.poi_clusters import sums_at
 from chainsense.marl.policies import GreedyPolicy, WeightedGreedyPolicy
 from chainsense.marl.registry import GRID_SPACING, baseline
 from chainsense.marl.standing_grid import (
@@ -21,7 +22,6 @@ from chainsense.marl.standing_grid import (
     grid_problem,
     offsets,
     standing_points,
-    sums_at,
 )
 from chainsense.sim.maps import WorldMap
 from chainsense.sim.params import WorldParams, preset

@@ -41,11 +41,17 @@ def _grid(extent: float, reach: float) -> tuple[int, float]:
     return n, extent / n
 
 
-def dense_sums(poi_pos: Array, values: Array, reach: float) -> Array:
-    """[K, c]: for every PoI the sum of ``values`` [K, c] over the PoIs within ``reach``."""
-    d = poi_pos[:, None, :] - poi_pos[None, :, :]
+def sums_at(points: Array, poi_pos: Array, values: Array, reach: float) -> Array:
+    """[G, c]: for every one of ``points`` [G,2] the sum of ``values`` [K, c] over the PoIs
+    within ``reach`` (dense: a [G, K] matrix)."""
+    d = points[:, None, :] - poi_pos[None, :, :]
     near = ((d[..., 0] ** 2 + d[..., 1] ** 2) <= reach**2).astype(values.dtype)
     return near @ values
+
+
+def dense_sums(poi_pos: Array, values: Array, reach: float) -> Array:
+    """[K, c]: for every PoI the sum of ``values`` [K, c] over the PoIs within ``reach``."""
+    return sums_at(poi_pos, poi_pos, values, reach)
 
 
 def cluster_sums(

@@ -21,10 +21,10 @@ from jax import Array
 
 from chainsense.errors import ConfigError
 from chainsense.marl.navigation import HEADINGS, head_for
-from chainsense.marl.poi_clusters import cluster_sums
+from chainsense.marl.poi_clusters import cluster_sums, sums_at
 from chainsense.marl.recharge import GREEDY_RULE, RechargeRule, recharge_goal
 from chainsense.marl.score_terms import GREEDY_TERMS, ScoreTerms
-from chainsense.marl.standing_grid import grid_problem, standing_points, sums_at
+from chainsense.marl.standing_grid import grid_problem, standing_points
 from chainsense.sim.params import WorldParams
 from chainsense.sim.state import WorldState
 from chainsense.sim.world import quota_base

@@ -11,8 +11,9 @@ each scored by the same rule on the disk round it (docs/learning.md, nineteenth 
 targets stay PoIs: the lattice only chooses the next stand.
 
 The sums are dense, [M x points, PoIs] per world and slot: 2 x 400 points over 256 PoIs on
-`dynamic` at spacing 0.125, about what greedy's own [K, K] sums cost. The lattice is bounded
-(:data:`MAX_GRID_POINTS` per MT) rather than binned like ``poi_clusters``.
+`dynamic` at spacing 0.125 (``poi_clusters.sums_at``), about what greedy's own [K, K] sums
+cost. The lattice is bounded (:data:`MAX_GRID_POINTS` per MT) rather than binned like
+``poi_clusters``.
 """
 
 from __future__ import annotations
@@ -68,13 +69,6 @@ def standing_points(
     return points, inside
 
 
-def sums_at(points: Array, poi_pos: Array, values: Array, reach: float) -> Array:
-    """[G, c]: for every point the sum of ``values`` [K, c] over the PoIs within ``reach``."""
-    d = points[:, None, :] - poi_pos[None, :, :]
-    near = ((d[..., 0] ** 2 + d[..., 1] ** 2) <= reach**2).astype(values.dtype)
-    return near @ values
-
-
 def spacing_problem(spacing: object) -> str | None:
     """Why ``spacing`` is no spacing in any world (None when it is one): 0 (no lattice) or a
     number (not a bool) in [:data:`MIN_SPACING`, :data:`MAX_SPACING`]."""
@@ -90,8 +84,10 @@ def grid_problem(p: WorldParams, spacing: float) -> str | None:
     """Why ``spacing`` is no lattice for worlds ``p`` (None when it is one): 0 (no lattice) or a
     spacing (:func:`spacing_problem`) giving at most :data:`MAX_GRID_POINTS` points round an
     MT."""
-    if spacing == 0.0 or (problem := spacing_problem(spacing)):
-        return None if spacing == 0.0 else problem
+    if spacing == 0.0:
+        return None
+    if problem := spacing_problem(spacing):
+        return problem
     count = (2 * points_per_side(p, spacing)) ** 2
     if count > MAX_GRID_POINTS:
         return (
