@@ -18,6 +18,8 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+from figures import labelled, save_figure
+
 
 def load(path: Path, key: str, kind: str) -> dict[str, Any]:
     """A report holding ``key``, or exit naming the file that is not a ``kind`` report."""
@@ -28,12 +30,6 @@ def load(path: Path, key: str, kind: str) -> dict[str, Any]:
     if not isinstance(report, dict) or key not in report:
         raise SystemExit(f"{path.name}: not a {kind} report")
     return report
-
-
-def labelled(item: str) -> tuple[Path, str]:
-    """``FILE=LABEL`` (or a bare FILE, labelled by its stem)."""
-    path, sep, label = item.partition("=")
-    return Path(path), label if sep else Path(path).stem
 
 
 def sweep_series(report: dict[str, Any]) -> dict[str, list[tuple[int, float]]]:
@@ -100,16 +96,13 @@ def main() -> None:
         report = load(path, "runs", "training (comparison)")
         if "greedy" not in report.get("rows", {}):
             raise SystemExit(f"{path.name}: has no greedy row to scale by")
-        runs.append((label, report))
+        runs.append((label or path.stem, report))
     fig = Figure(figsize=(12.0 if runs else 6.5, 4.8))
     axes = fig.subplots(1, 2 if runs else 1, squeeze=False)[0]
     draw_throughput(axes[0], sweeps, args.target)
     if runs:
         draw_training(axes[1], runs)
-    fig.tight_layout()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out, dpi=110)
-    print(f"wrote {args.out}")
+    save_figure(fig, args.out)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+from figures import save_figure
+
 #: the ratios drawn, with their axis titles
 PANELS = {
     "data_collection_ratio": "collected / generated, x greedy",
@@ -77,10 +79,7 @@ def main() -> None:
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
     fig.suptitle("greedy's rule standing anywhere within one move, validation maps", fontsize=9)
-    fig.tight_layout()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out, dpi=110)
-    print(f"wrote {args.out}")
+    save_figure(fig, args.out)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from typing import Any
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
+from figures import save_figure
 from plot_standing import ratios_to
 
 TARGET = 1.10
@@ -86,9 +87,7 @@ def main() -> None:
     ax.set_ylabel("energy efficiency / greedy's (held-out maps)")
     ax.set_ylim(bottom=min(0.6, *(v for _, r in groups for v, _ in r.values())) - 0.05)
     ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    fig.savefig(args.out, dpi=120)
-    print(f"wrote {args.out}")
+    save_figure(fig, args.out, dpi=120)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from figures import save_figure
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -57,10 +59,7 @@ def main() -> None:
         rounds.set_xlabel("round (0: the planner; r: the clone of round r - 1)", fontsize=8)
         rounds.set_ylabel("energy efficiency", fontsize=8)
         rounds.grid(alpha=0.3)
-    fig.tight_layout()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out, dpi=110)
-    print(f"wrote {args.out}")
+    save_figure(fig, args.out)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from scipy import stats
 
+from figures import save_figure
+
 
 def band(curves: list[list[dict]], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Common x grid, mean and 95% half-width of ``key`` over the runs' curves."""
@@ -55,9 +57,7 @@ def main() -> None:
         ax.set_xlabel("env steps")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(args.out, dpi=110)
-    print(f"wrote {args.out}")
+    save_figure(fig, args.out)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from figures import save_figure
 from plot_learning import band
 
 FAILURE_SLOTS = ("parked_slots", "stuck_slots")
@@ -74,9 +75,7 @@ def main() -> None:
         ax_fail.set_xticklabels([k.replace("_", " ") for k in FAILURE_SLOTS])
         ax_fail.set_title(f"{preset}: held-out MT-slots per episode (seeds as dots)", fontsize=10)
         ax_fail.grid(alpha=0.3, axis="y")
-    fig.tight_layout()
-    fig.savefig(args.out, dpi=110)
-    print(f"wrote {args.out}")
+    save_figure(fig, args.out)
 
 
 if __name__ == "__main__":

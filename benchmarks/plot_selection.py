@@ -27,6 +27,8 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from figures import save_figure
+
 
 def scored(run: dict) -> tuple[list[float], list[float]]:
     """(env steps, validation score) of every scoring of one run, from its selection report."""
@@ -129,10 +131,7 @@ def plot(report: dict, out: Path) -> Path:
     )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    return out
+    return save_figure(fig, out)
 
 
 def main() -> None:
@@ -141,7 +140,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("selection.png"))
     args = ap.parse_args()
     report = json.loads(args.report.read_text(encoding="utf-8"))
-    print(f"wrote {plot(report, args.out)}")
+    plot(report, args.out)
 
 
 if __name__ == "__main__":

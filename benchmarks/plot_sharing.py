@@ -17,6 +17,8 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from figures import save_figure
+
 #: legend names where a report's row name alone would mislead
 LABELS = {"fleet": "learned fleet (bench_heldout.py)", "greedy": "greedy (sees all data)"}
 
@@ -76,10 +78,7 @@ def main() -> None:
     ax.set_title(f"value of sharing, {world}")
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out, dpi=120)
-    print(f"wrote {args.out}")
+    save_figure(fig, args.out, dpi=120)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ from pathlib import Path
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
+from figures import labelled, save_figure
+
 HEURISTICS = ("greedy", "greedy-local")
 #: greedy-fair, greedy-fair-jain, greedy-near, greedy-backlog, greedy-jain and greedy-route
 #: (greedy at its best fixed weights), greedy-endgame (greedy on the clock-aware recharge rule),
@@ -77,9 +79,9 @@ def main() -> None:
     args = ap.parse_args()
     groups = []
     for item in args.reports:
-        path, _, label = item.partition("=")
-        rep = json.loads(Path(path).read_text(encoding="utf-8"))
-        groups.append((scenario(rep), target(rep), standing(rep, label or None)))
+        path, label = labelled(item)
+        rep = json.loads(path.read_text(encoding="utf-8"))
+        groups.append((scenario(rep), target(rep), standing(rep, label)))
     fig = Figure(figsize=(max(6.4, 1.9 * len(groups)), 4.2))
     ax = fig.add_subplot()
     names = list(dict.fromkeys(n for _, _, s in groups for n in s))
@@ -109,10 +111,7 @@ def main() -> None:
     ax.set_title("learned fleets against the heuristics (dashed: the issue's target)")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # off the bars
-    fig.tight_layout()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out, dpi=120)
-    print(f"wrote {args.out}")
+    save_figure(fig, args.out, dpi=120)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from figures import save_figure
+
 
 def load(path: Path) -> dict:
     """A throughput report, or exit naming the file that is not one."""
@@ -47,10 +49,7 @@ def main() -> None:
     names = [f"{stem}\nload {r['load_before'][0]:.1f}" for stem, r in reports]
     axes[1].set_xticks(x, names, fontsize=8)
     fig.suptitle("MAPPO compiled loop, updates included (paper preset)", fontsize=10)
-    fig.tight_layout()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out, dpi=110)
-    print(f"wrote {args.out}")
+    save_figure(fig, args.out)
 
 
 if __name__ == "__main__":

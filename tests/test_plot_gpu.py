@@ -1,22 +1,19 @@
 """benchmarks/plot_gpu.py: draws the committed GPU measurement (throughput sweeps beside the
 validation curves), and refuses a report of the wrong kind, naming the file."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+
+from bench_scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 GPU = ROOT / "docs" / "figures" / "learning" / "gpu"
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("plot_gpu", ROOT / "benchmarks" / "plot_gpu.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("plot_gpu")
 
 
 def _main(monkeypatch: pytest.MonkeyPatch, *args: str) -> None:

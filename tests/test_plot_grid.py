@@ -1,11 +1,12 @@
 """benchmarks/plot_grid.py: draws the committed lattice sweep, orders it by spacing, and refuses
 a report of the wrong kind or of other maps, naming it."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+
+from bench_scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = ROOT / "docs" / "figures" / "learning" / "grid"
@@ -13,11 +14,7 @@ SPACINGS = ("0", "0.5", "0.25", "0.125", "0.0625")
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("plot_grid", ROOT / "benchmarks" / "plot_grid.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("plot_grid")
 
 
 def _reports() -> list[Path]:

@@ -1,16 +1,14 @@
 """benchmarks/plot_selection.py: reads every scoring of a run, marks the kept fleet, refuses a
 report trained without selection."""
 
-import importlib.util
+import json
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "plot_selection.py"
-_spec = importlib.util.spec_from_file_location("plot_selection", SCRIPT)
-assert _spec is not None and _spec.loader is not None
-plot_selection = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(plot_selection)
+from bench_scripts import BENCHMARKS, load_script
+
+plot_selection = load_script("plot_selection")
 
 
 def _run(seed: int, history: list[list[float]], best: int, test: float) -> dict:
@@ -67,9 +65,7 @@ def test_runs_chosen_by_the_collection_ratio_are_drawn_in_that_metric() -> None:
     """A report whose runs were chosen by the data collection ratio (``select_metric``) draws
     the kept fleet's held-out collection and the heuristics' collection, not their efficiency;
     the target is 1.10x the better heuristic in that metric (the committed `dynamic` run)."""
-    import json
-
-    path = SCRIPT.parents[1] / "docs" / "figures" / "learning" / "grid"
+    path = BENCHMARKS.parent / "docs" / "figures" / "learning" / "grid"
     report = json.loads((path / "dynamic_targets_grid_t05_3s.json").read_text())
     assert plot_selection.metric(report) == "data_collection_ratio"
     assert plot_selection.metric(REPORT) == "energy_efficiency"  # reports from before

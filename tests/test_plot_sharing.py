@@ -1,15 +1,12 @@
 """benchmarks/plot_sharing.py: reports are put in delay order with "never" (-1) last and the
 plot is written."""
 
-import importlib.util
 import json
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "plot_sharing.py"
-_spec = importlib.util.spec_from_file_location("plot_sharing", SCRIPT)
-assert _spec is not None and _spec.loader is not None
-plot_sharing = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(plot_sharing)
+from bench_scripts import load_script
+
+plot_sharing = load_script("plot_sharing")
 
 
 def _report(delay: int | None, eff: float) -> dict:

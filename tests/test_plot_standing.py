@@ -1,16 +1,13 @@
 """benchmarks/plot_standing.py: ratios are taken to the better heuristic of the same report, the
 target follows the scenario, and the plot is written."""
 
-import importlib.util
 import json
 import math
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "plot_standing.py"
-_spec = importlib.util.spec_from_file_location("plot_standing", SCRIPT)
-assert _spec is not None and _spec.loader is not None
-plot_standing = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(plot_standing)
+from bench_scripts import load_script
+
+plot_standing = load_script("plot_standing")
 
 
 def _report(preset: str, world: list[str], rows: dict[str, float]) -> dict:

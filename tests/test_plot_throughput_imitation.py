@@ -2,22 +2,19 @@
 committed under docs/figures/learning, and plot_throughput refuses a report that is not a
 --throughput one, naming the file."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+
+from bench_scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 FIGURES = ROOT / "docs" / "figures" / "learning"
 
 
 def _script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(name)
 
 
 def test_throughput_plot_from_the_quiet_reports(tmp_path: Path, monkeypatch) -> None:
