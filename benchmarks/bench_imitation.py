@@ -30,7 +30,6 @@ from bench_learning import (
     SHOWN,
     baseline_row,
     parse_sets,
-    peak_mb,
     print_table,
     row,
     world_params,
@@ -41,6 +40,7 @@ from chainsense.marl.config import TrainConfig, load_train_config
 from chainsense.marl.evaluate import EvalTable, evaluate
 from chainsense.marl.learned import LearnedPolicy
 from chainsense.sim.params import WorldParams
+from loop_throughput import peak_mb
 
 CURVE = ("env_steps", "seconds", "return", "energy_efficiency", "data_collection_ratio")
 

@@ -29,7 +29,6 @@ import argparse
 import dataclasses
 import json
 import os
-import resource
 import time
 from pathlib import Path
 from typing import Any
@@ -44,15 +43,10 @@ from chainsense.marl.config import TrainConfig, load_train_config
 from chainsense.marl.evaluate import EvalTable, evaluate
 from chainsense.marl.learned import LearnedPolicy
 from chainsense.sim.params import WorldParams, preset
-from loop_throughput import device_peak_mb, run_throughput
+from loop_throughput import device_peak_mb, peak_mb, run_throughput
 
 SHOWN = ("energy_efficiency", "data_collection_ratio", "fairness", "failure")
 BASELINES = ("random", "greedy", "greedy-local", "planner")
-
-
-def peak_mb() -> float:
-    """Peak resident memory of this process in MB (Linux reports KB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def mean_ci(values: list[float]) -> tuple[float, float]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import resource
 from pathlib import Path
 
 import jax
@@ -26,11 +25,7 @@ from chainsense.marl.evaluate import evaluate
 from chainsense.marl.learned import LearnedPolicy
 from chainsense.marl.registry import baseline
 from chainsense.sim.params import preset
-from loop_throughput import throughput
-
-
-def peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+from loop_throughput import peak_mb, throughput
 
 
 def main() -> None:

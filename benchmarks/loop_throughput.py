@@ -5,6 +5,7 @@ compilation excluded, over algorithms, device counts and numbers of worlds stepp
 from __future__ import annotations
 
 import dataclasses
+import resource
 import time
 from typing import Any
 
@@ -82,6 +83,11 @@ def run_throughput(
                     flush=True,
                 )
     return out
+
+
+def peak_mb() -> float:
+    """Peak resident memory of this process in MB (Linux reports KB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def device_peak_mb() -> float | None:
