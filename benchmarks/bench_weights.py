@@ -2,12 +2,13 @@
 ``greedy-fair``, ``greedy-near``, ``greedy-backlog``, ``greedy-endgame``, ``greedy-jain`` and
 ``greedy-route`` (docs/learning.md, eighth to fifteenth parts).
 
-Each ``FAIRNESS,POWER[,BACKLOG[,JAIN[,ISOLATION[,TERRITORY]]]][/FULL,PER_SLOT_LEFT]`` point is
-``policies.WeightedGreedyPolicy`` with unvisited PoIs counted ``1 + FAIRNESS`` times, the slots to
-a PoI raised to ``POWER``, ``BACKLOG`` times the data beyond one slot's quota and ``JAIN`` times
-what serving a PoI adds to Jain's index (``policies.jain_gain``), the score divided by the PoIs
-with data round a cluster to the power ``ISOLATION`` and ``TERRITORY`` the factor on clusters
-another MT is nearer to (``score_terms.ScoreTerms``); where MTs recharge,
+Each ``FAIRNESS,POWER[,BACKLOG[,JAIN[,ISOLATION[,TERRITORY[,TRAVEL]]]]][/FULL,PER_SLOT_LEFT]``
+point is ``policies.WeightedGreedyPolicy`` with unvisited PoIs counted ``1 + FAIRNESS`` times,
+the slots to a PoI raised to ``POWER``, ``BACKLOG`` times the data beyond one slot's quota and
+``JAIN`` times what serving a PoI adds to Jain's index (``policies.jain_gain``), the score
+divided by the PoIs with data round a cluster to the power ``ISOLATION``, ``TERRITORY`` the
+factor on clusters another MT is nearer to and a place ``d`` away worth ``exp(-TRAVEL * d)``
+of its score (``score_terms.ScoreTerms``); where MTs recharge,
 ``/FULL,PER_SLOT_LEFT`` sets the recharge rule (``marl.recharge``: charge to ``FULL`` of the
 battery, at most ``PER_SLOT_LEFT`` per slot left; greedy's is ``/0.9,0``, ``greedy-endgame``'s
 ``1,1/1,0.4``). ``--grid S`` lets every point also stand anywhere within one move, on a
@@ -69,16 +70,16 @@ HEADINGS = {
 FIRST_VALIDATION_MAP = 20_000
 
 
-Weights = tuple[float, float, float, float, float, float]
-"""fairness, distance power, backlog, Jain, isolation and territory weights of one point"""
+Weights = tuple[float, float, float, float, float, float, float]
+"""fairness, distance power, backlog, Jain, isolation, territory and travel weights of a point"""
 
 #: the point format, for the help and the errors
-POINT = "FAIRNESS,POWER[,BACKLOG[,JAIN[,ISOLATION[,TERRITORY]]]]"
+POINT = "FAIRNESS,POWER[,BACKLOG[,JAIN[,ISOLATION[,TERRITORY[,TRAVEL]]]]]"
 
 
 def parse_point(text: str) -> tuple[Weights, RechargeRule]:
-    """``FAIRNESS,POWER[,BACKLOG[,JAIN[,ISOLATION[,TERRITORY]]]][/FULL,PER_SLOT_LEFT]`` as
-    numbers and a recharge rule, or exit naming the bad point."""
+    """:data:`POINT` ``[/FULL,PER_SLOT_LEFT]`` as numbers and a recharge rule, or exit naming
+    the bad point."""
     weights, _, rule_text = text.partition("/")
     values = _weights(text, weights)
     if not rule_text:
@@ -101,14 +102,14 @@ def _weights(text: str, weights: str) -> Weights:
         values = [float(x) for x in parts]
     except ValueError:
         values = []
-    if not 2 <= len(values) <= 6 or not all(math.isfinite(v) for v in values):
+    if not 2 <= len(values) <= 7 or not all(math.isfinite(v) for v in values):
         raise SystemExit(f"point {text!r}: want {POINT} as finite numbers")
-    # the weights left out are greedy's: no backlog, Jain or isolation term, territory 1
-    fairness, power, backlog, jain, isolation, territory = (
+    # the weights left out are greedy's: no backlog, Jain, isolation or travel term, territory 1
+    fairness, power, backlog, jain, isolation, territory, travel = (
         *values,
-        *(0.0, 0.0, 0.0, 1.0)[len(values) - 2 :],
+        *(0.0, 0.0, 0.0, 1.0, 0.0)[len(values) - 2 :],
     )
-    terms = dict(zip(TERM_BOUNDS, (backlog, jain, isolation, territory), strict=True))
+    terms = dict(zip(TERM_BOUNDS, (backlog, jain, isolation, territory, travel), strict=True))
     if not (
         0.0 <= fairness <= 1e4
         and 0.0 <= power <= MAX_DISTANCE_POWER
@@ -120,7 +121,7 @@ def _weights(text: str, weights: str) -> Weights:
         raise SystemExit(
             f"point {text!r}: fairness in [0, 1e4], power in [0, {MAX_DISTANCE_POWER:g}], {ranges}"
         )
-    return fairness, power, backlog, jain, isolation, territory
+    return fairness, power, backlog, jain, isolation, territory, travel
 
 
 def main() -> None:
@@ -162,9 +163,18 @@ def main() -> None:
     print(f"{'weights':>24} {headings}   x greedy")
     print(f"{'greedy':>24} " + " ".join(f"{greedy[m]:10.4f}" for m in METRICS))
     for weights, rule in points:
-        fairness, power, backlog, jain, isolation, territory = weights
+        fairness, power, backlog, jain, isolation, territory, travel = weights
         policy = WeightedGreedyPolicy(
-            fairness, power, args.belief, backlog, rule, jain, isolation, territory, args.grid
+            fairness,
+            power,
+            args.belief,
+            backlog,
+            rule,
+            jain,
+            isolation,
+            territory,
+            args.grid,
+            travel,
         )
         table = evaluate(policy, params, seeds)
         mean = table.mean
@@ -180,8 +190,10 @@ def main() -> None:
             }
         )
         label = f"{fairness:g}, {power:g}, {backlog:g}" + (f", {jain:g}" if jain else "")
-        if (isolation, territory) != (0.0, 1.0):
+        if (isolation, territory, travel) != (0.0, 1.0, 0.0):
             label += f", {jain:g}" * (not jain) + f", {isolation:g}, {territory:g}"
+        if travel:
+            label += f", {travel:g}"
         if rule != GREEDY_RULE:
             label += f" / {rule.full:g}, {rule.per_slot_left:g}"
         print(

@@ -31,7 +31,7 @@ def test_scores_every_point_beside_greedy_on_the_same_maps(tmp_path: Path) -> No
     greedy = evaluate(GreedyPolicy(), small, seeds).mean
     assert rep["greedy"]["energy_efficiency"] == pytest.approx(greedy["energy_efficiency"])
     point = rep["points"][1]
-    assert point["weights"] == [30.0, 1.5, 2.0, 0.0, 0.0, 1.0]  # no isolation, territory 1
+    assert point["weights"] == [30.0, 1.5, 2.0, 0.0, 0.0, 1.0, 0.0]  # no isolation, territory 1
     want = evaluate(WeightedGreedyPolicy(30.0, 1.5, False, 2.0), small, seeds).mean
     assert point["mean"]["energy_efficiency"] == pytest.approx(want["energy_efficiency"])
     assert point["x_greedy"]["energy_efficiency"] == pytest.approx(
@@ -39,13 +39,13 @@ def test_scores_every_point_beside_greedy_on_the_same_maps(tmp_path: Path) -> No
     )
     assert "x greedy" in res.stdout
     jain = rep["points"][2]
-    assert jain["weights"] == [1.0, 1.0, 2.0, 0.01, 0.0, 1.0]
+    assert jain["weights"] == [1.0, 1.0, 2.0, 0.01, 0.0, 1.0, 0.0]
     with_jain = WeightedGreedyPolicy(backlog_weight=2.0, jain_weight=0.01)
     want = evaluate(with_jain, small, seeds).mean
     assert jain["mean"]["energy_efficiency"] == pytest.approx(want["energy_efficiency"])
     assert "1, 1, 2, 0.01" in res.stdout
     route = rep["points"][3]
-    assert route["weights"] == [1.0, 1.0, 0.0, 0.0, 6.0, 0.01]
+    assert route["weights"] == [1.0, 1.0, 0.0, 0.0, 6.0, 0.01, 0.0]
     with_route = WeightedGreedyPolicy(isolation_weight=6.0, territory_weight=0.01)
     want = evaluate(with_route, small, seeds).mean
     assert route["mean"]["energy_efficiency"] == pytest.approx(want["energy_efficiency"])
@@ -71,7 +71,9 @@ def test_scores_every_point_beside_greedy_on_the_same_maps(tmp_path: Path) -> No
         (["1"], "FAIRNESS,POWER"),
         (["a,b"], "FAIRNESS,POWER"),
         (["1,nan"], "finite"),
-        (["1,1,2,3,4,0.5,7"], "FAIRNESS,POWER"),
+        (["1,1,2,3,4,0.5,7,8"], "FAIRNESS,POWER"),
+        (["1,1,0,0,0,1,-0.1"], "travel in"),
+        (["1,1,0,0,0,1,11"], "travel in"),
         (["1,1,0,0,-1"], "isolation in"),
         (["1,1,0,0,21"], "isolation in"),
         (["1,1,0,0,6,0"], "territory in"),

@@ -138,6 +138,13 @@ def test_train_then_evaluate_checkpoint(tmp_path: Path) -> None:
             "territory_weight",
         ),
         (
+            [
+                *("train", "--algo", "mappo", "--steps", "10", "--action-space", "targets"),
+                *("--travel-weight", "-0.3"),
+            ],
+            "travel_weight",
+        ),
+        (
             ["train", "--algo", "mappo", "--steps", "10", "--charge-per-slot-left", "0.4"],
             "charge_per_slot_left",
         ),
@@ -215,7 +222,7 @@ def test_targets_flags_reach_the_saved_fleet(tmp_path: Path) -> None:
                 *("--action-space", "targets", "--max-distance-power", "6", "--square-weights"),
                 *("--backlog-weight", "2", "--jain-weight", "0.003"),
                 *("--isolation-weight", "6", "--territory-weight", "0.01"),
-                *("--target-grid", "0.5", "--shaping", "collection"),
+                *("--target-grid", "0.5", "--shaping", "collection", "--travel-weight", "0.3"),
                 *("--eval-episodes", "0", "--no-compare", "--out", str(out)),
             ]
         )
@@ -224,4 +231,4 @@ def test_targets_flags_reach_the_saved_fleet(tmp_path: Path) -> None:
     assert (cfg.action_space, cfg.max_distance_power, cfg.square_weights) == ("targets", 6.0, True)
     assert (cfg.backlog_weight, cfg.jain_weight) == (2.0, 0.003)
     assert (cfg.isolation_weight, cfg.territory_weight) == (6.0, 0.01)
-    assert (cfg.target_grid, cfg.shaping) == (0.5, "collection")
+    assert (cfg.target_grid, cfg.shaping, cfg.travel_weight) == (0.5, "collection", 0.3)

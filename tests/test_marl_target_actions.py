@@ -258,6 +258,10 @@ def test_targets_are_refused_where_they_cannot_apply() -> None:
         ({"territory_weight": 1.5}, "territory_weight"),
         ({"territory_weight": float("-inf")}, "territory_weight"),
         ({"territory_weight": "0.01"}, "territory_weight"),
+        ({"travel_weight": -0.1}, "travel_weight"),
+        ({"travel_weight": 10.5}, "travel_weight"),
+        ({"travel_weight": float("nan")}, "travel_weight"),
+        ({"travel_weight": True}, "travel_weight"),
     ):
         with pytest.raises(ConfigError) as err:
             TrainConfig(**{"algo": "mappo", "action_space": "targets", **changes})
@@ -271,6 +275,7 @@ def test_targets_are_refused_where_they_cannot_apply() -> None:
         ("jain_weight", 0.003),
         ("isolation_weight", 6.0),
         ("territory_weight", 0.01),
+        ("travel_weight", 0.3),
     ):
         with pytest.raises(ConfigError) as err:
             TrainConfig(algo="mappo", **{name: value})

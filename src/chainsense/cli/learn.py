@@ -127,6 +127,12 @@ def train_cmd(
         help="Targets: factor on a cluster another MT is nearer to, 0.001..1 (1, greedy's "
         "rule, by default; greedy-route's is 0.01; overrides config).",
     ),
+    travel_weight: float | None = typer.Option(
+        None,
+        "--travel-weight",
+        help="Targets: a place d away is worth exp(-w d) of its score, 0..10, so MTs do not "
+        "hop for a slightly better disk (0, greedy's rule, by default; overrides config).",
+    ),
     target_grid: float | None = typer.Option(
         None,
         "--target-grid",
@@ -211,6 +217,7 @@ def train_cmd(
         jain_weight=jain_weight,
         isolation_weight=isolation_weight,
         territory_weight=territory_weight,
+        travel_weight=travel_weight,
         target_grid=target_grid,
         charge_per_slot_left=charge_per_slot_left,
         charge_full=charge_full,

@@ -62,7 +62,8 @@ class TrainConfig:
     data round it to that power, and ``territory_weight`` (fixed; 1 is greedy's rule) is the
     factor on a cluster another MT is nearer to (``score_terms.ScoreTerms``); ``target_grid``
     (fixed; 0 is greedy's rule) also offers the points of a lattice of that spacing within one
-    move of each MT as places to stand (``marl.standing_grid``).
+    move of each MT as places to stand (``marl.standing_grid``); ``travel_weight`` (fixed; 0 is
+    greedy's rule) prices the distance to a place: it is worth ``exp(-travel_weight * d)``.
 
     ``imitate = "planner"`` (MAPPO only) starts PPO from a clone of the OR-Tools planner
     (``marl.imitation``): ``dagger_rounds`` + 1 rounds of ``demo_episodes`` labelled episodes
@@ -117,6 +118,7 @@ class TrainConfig:
     jain_weight: float = 0.0
     isolation_weight: float = 0.0
     territory_weight: float = 1.0
+    travel_weight: float = 0.0
     target_grid: float = 0.0
     chunk_iters: int = 50
     memory: bool = True
@@ -227,6 +229,7 @@ class TrainConfig:
             self.isolation_weight,
             self.territory_weight,
             self.target_grid,
+            self.travel_weight,
         )
 
     @property
@@ -292,11 +295,9 @@ class TrainConfig:
     def _check_ppo(self) -> None:
         if not 0.0 < self.clip_eps < 1.0:
             raise ConfigError("clip_eps", f"must be in (0, 1), got {self.clip_eps}")
-        if not 0.0 <= self.gae_lambda <= 1.0:
-            raise ConfigError("gae_lambda", f"must be in [0, 1], got {self.gae_lambda}")
+        self._check_number("gae_lambda", 0.0, 1.0)
         for name in ("ent_coef", "vf_coef"):
-            if not 0.0 <= getattr(self, name) <= 10.0:
-                raise ConfigError(name, f"must be in [0, 10], got {getattr(self, name)}")
+            self._check_number(name, 0.0, 10.0)
         anneal = self.ppo_anneal_steps
         if isinstance(anneal, bool) or not isinstance(anneal, int) or not 0 <= anneal <= 10**12:
             raise ConfigError(
@@ -311,8 +312,7 @@ class TrainConfig:
         self._check_recurrent()
 
     def _check_recurrent(self) -> None:
-        if not 1 <= self.gru_hidden <= 1024:
-            raise ConfigError("gru_hidden", f"must be in [1, 1024], got {self.gru_hidden}")
+        self._check_number("gru_hidden", 1, 1024)
         if not self.recurrent:
             return
         if self.algo != "mappo":
@@ -346,8 +346,7 @@ class TrainConfig:
             )
         if not 0.0 < self.bc_lr <= 1.0:
             raise ConfigError("bc_lr", f"must be in (0, 1], got {self.bc_lr}")
-        if not -5.0 <= self.bc_log_std <= 1.0:
-            raise ConfigError("bc_log_std", f"must be in [-5, 1], got {self.bc_log_std}")
+        self._check_number("bc_log_std", -5.0, 1.0)
 
     def _check_devices(self) -> None:
         if self.devices == 1:

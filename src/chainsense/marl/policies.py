@@ -160,6 +160,7 @@ class WeightedGreedyPolicy:
     isolation_weight: float = struct.field(pytree_node=False, default=0.0)
     territory_weight: float = struct.field(pytree_node=False, default=1.0)
     grid: float = struct.field(pytree_node=False, default=0.0)
+    travel_weight: float = struct.field(pytree_node=False, default=0.0)
 
     @property
     def terms(self) -> ScoreTerms:
@@ -170,6 +171,7 @@ class WeightedGreedyPolicy:
             self.isolation_weight,
             self.territory_weight,
             self.grid,
+            self.travel_weight,
         )
 
     def act(self, key: Array, obs: Array, state: WorldState, params: WorldParams) -> Array:
@@ -332,6 +334,8 @@ def weighted_targets(
         )
     if terms.territory != 1.0:
         log_score = log_score + jnp.where(nearer_to_another(dist), math.log(terms.territory), 0.0)
+    if terms.travel:
+        log_score = log_score - terms.travel * dist
     score = jnp.where(has_data, log_score, _NO_DATA)
     targets = claim_targets(state, p, score, points)
     return points[targets], ~has_data[jnp.arange(p.num_mts), targets]

@@ -23,13 +23,17 @@ class ScoreTerms:
     cluster another MT is nearer to is worth that factor (1 ignores the others; 0.01 leaves it
     to them), so the MTs split the area instead of crossing paths; ``grid``: the spacing of a
     lattice of standing points within one move of each MT, offered besides the PoIs
-    (``marl.standing_grid``; 0 offers the PoIs only, as greedy does)."""
+    (``marl.standing_grid``; 0 offers the PoIs only, as greedy does); ``travel``: a place
+    ``d`` away is worth ``exp(-travel * d)`` of its score, so that an MT does not hop to a
+    slightly better disk within one move (greedy's slot count prices every such hop at 0),
+    while moving costs energy (docs/learning.md, twentieth part)."""
 
     backlog: float = 0.0
     jain: float = 0.0
     isolation: float = 0.0
     territory: float = 1.0
     grid: float = 0.0
+    travel: float = 0.0
 
 
 #: greedy's own score: no term beyond its two weights
@@ -46,6 +50,9 @@ MAX_ISOLATION_WEIGHT = 20.0
 #: the lowest ``territory`` accepted (a cluster another MT is nearer to still worth a
 #: thousandth: 0 would rank it below clusters with no data at all)
 MIN_TERRITORY_WEIGHT = 0.001
+#: the highest ``travel`` accepted (a place one unit away worth e^-10 of one here: far beyond
+#: any weight worth trying, which are tenths on `charging`)
+MAX_TRAVEL_WEIGHT = 10.0
 #: every weight's accepted range, by name; its setting is ``TrainConfig.<name>_weight`` (the
 #: grid's spacing is ``TrainConfig.target_grid``, checked by ``standing_grid.grid_problem``)
 TERM_BOUNDS: dict[str, tuple[float, float]] = {
@@ -53,4 +60,5 @@ TERM_BOUNDS: dict[str, tuple[float, float]] = {
     "jain": (0.0, MAX_JAIN_WEIGHT),
     "isolation": (0.0, MAX_ISOLATION_WEIGHT),
     "territory": (MIN_TERRITORY_WEIGHT, 1.0),
+    "travel": (0.0, MAX_TRAVEL_WEIGHT),
 }
