@@ -8,11 +8,12 @@ fleet kept, labelled with its score on the held-out maps. Dashed grey lines are 
 ``greedy-local`` on the held-out maps; ``greedy-fair`` and ``greedy-near`` (greedy at its best
 fixed weights), ``greedy-backlog`` (greedy counting each PoI's backlog), ``greedy-jain`` (and
 Jain's index), ``greedy-route`` (greedy-near with the isolation and territory terms) and
-``greedy-grid`` (greedy-backlog standing within one move), solid purple, olive, cyan, pink, red
-and teal, and ``greedy-belief`` (greedy on each MT's belief), dotted
-brown, where the report has them; the dotted black one issue 14's target on that world:
-1.03 x greedy on ``paper`` without world overrides, 1.10 x the better of greedy and
-greedy-local elsewhere.
+``greedy-grid`` (greedy-backlog standing within one move), ``greedy-endgame`` and
+``greedy-travel`` (`charging`'s recharge rule, and with the lattice and the travel price), solid
+purple, olive, cyan, pink, red, teal, dark green and magenta, and ``greedy-belief`` (greedy on each
+MT's belief), dotted brown, where the report has them; the dotted black one issue 14's target
+on that world: 1.03 x greedy on ``paper`` without world overrides, 1.10 x the better of greedy
+and greedy-local elsewhere.
 
     python benchmarks/plot_selection.py docs/figures/learning/selection/paper_20min.json \
         --out docs/figures/learning/selection/paper_20min.png
@@ -48,6 +49,8 @@ STYLES: dict[str, tuple[str, str]] = {
     "greedy-route": ("-", "tab:red"),
     "greedy-belief": (":", "tab:brown"),
     "greedy-grid": ("-", "teal"),
+    "greedy-endgame": ("-", "darkgreen"),
+    "greedy-travel": ("-", "magenta"),
     "coverage": ("-", "black"),
 }
 

@@ -119,3 +119,16 @@ def test_a_grid_is_scored_as_greedy_grid_scores_it(tmp_path: Path) -> None:
     want = evaluate(baseline("greedy-grid"), preset("small"), range(400, 402)).mean
     got = rep["points"][0]["mean"]
     assert got["energy_efficiency"] == pytest.approx(want["energy_efficiency"], rel=1e-6)
+
+
+def test_a_travel_point_is_scored_as_greedy_travel_scores_it(tmp_path: Path) -> None:
+    """``--grid 0.125 1,1,0,0.03,0,1,0.3/1,0.4`` is the registry's greedy-travel, to the digit
+    (on `small`, where the recharge rule has no station to send an MT to)."""
+    out = tmp_path / "t.json"
+    res = _bench("--preset", "small", "--maps", "2", "--first-map", "400", "--grid", "0.125",
+                 "1,1,0,0.03,0,1,0.3/1,0.4", "--json", str(out))  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    point = json.loads(out.read_text())["points"][0]
+    assert point["weights"][-1] == 0.3
+    want = evaluate(baseline("greedy-travel"), preset("small"), range(400, 402)).mean
+    assert point["mean"]["energy_efficiency"] == pytest.approx(want["energy_efficiency"], rel=1e-6)

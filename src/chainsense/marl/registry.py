@@ -50,6 +50,10 @@ ROUTE_TERRITORY = 0.01
 #: greedy-grid's spacing of the standing points within one move of an MT (marl.
 #: standing_grid): on `dynamic`'s validation maps a finer lattice gains nothing more
 GRID_SPACING = 0.125
+#: greedy-travel's Jain weight and travel price (score_terms.ScoreTerms): the best of a grid on
+#: `charging`'s validation maps (docs/learning.md, twentieth part)
+TRAVEL_JAIN_WEIGHT = 0.03
+TRAVEL_WEIGHT = 0.3
 #: jitted baselines, cheap enough to accompany every comparison
 BASELINES: dict[str, Callable[[], Policy]] = {
     "greedy": GreedyPolicy,
@@ -110,6 +114,16 @@ BASELINES: dict[str, Callable[[], Policy]] = {
     # left; marl.recharge): the best of a grid on `charging`'s validation maps, where greedy's own
     # rule ends an episode with energy it spent slots charging; the same as greedy elsewhere
     "greedy-endgame": lambda: GreedyPolicy(recharge=ENDGAME_RULE),
+    # greedy-endgame with the Jain term, standing on the lattice within one move, and a place d
+    # away worth exp(-0.3 d): it drains the disk it stands on instead of hopping to a slightly
+    # better one, as moving costs energy that must be charged back; the best rule measured on
+    # `charging`
+    "greedy-travel": lambda: WeightedGreedyPolicy(
+        recharge=ENDGAME_RULE,
+        jain_weight=TRAVEL_JAIN_WEIGHT,
+        grid=GRID_SPACING,
+        travel_weight=TRAVEL_WEIGHT,
+    ),
     # the classical coverage path (marl.coverage): the fleet spread along one boustrophedon tour
     # at full speed, reading no data; where energy binds it serves the PoIs most evenly
     "coverage": CoveragePolicy,
