@@ -9,10 +9,11 @@ the slots to a PoI raised to ``POWER``, ``BACKLOG`` times the data beyond one sl
 divided by the PoIs with data round a cluster to the power ``ISOLATION``, ``TERRITORY`` the
 factor on clusters another MT is nearer to and a place ``d`` away worth ``exp(-TRAVEL * d)``
 of its score (``score_terms.ScoreTerms``); where MTs recharge,
-``/FULL,PER_SLOT_LEFT`` sets the recharge rule (``marl.recharge``: charge to ``FULL`` of the
-battery, at most ``PER_SLOT_LEFT`` per slot left; greedy's is ``/0.9,0``, ``greedy-endgame``'s
-``1,1/1,0.4``). ``--grid S`` lets every point also stand anywhere within one move, on a
-lattice of spacing ``S`` (``marl.standing_grid``; ``greedy-grid`` is ``--grid 0.125 1,1,2``).
+``/FULL,PER_SLOT_LEFT[,BELOW]`` sets the recharge rule (``marl.recharge``: charge to ``FULL`` of
+the battery, at most ``PER_SLOT_LEFT`` per slot left, and go back below ``BELOW`` of it;
+greedy's is ``/0.9,0``, ``greedy-endgame``'s ``1,1/1,0.4``). ``--grid S`` lets every point also
+stand anywhere within one move, on a lattice of spacing ``S`` (``marl.standing_grid``;
+``greedy-grid`` is ``--grid 0.125 1,1,2``).
 ``greedy`` itself is scored on the same maps, and every point is printed as a ratio of it. The
 maps are the validation ones (seeds 20000.., as model selection uses), so the held-out maps
 that judge fleets stay unseen by the choice of weights. The last line takes the best point map
@@ -85,12 +86,15 @@ def parse_point(text: str) -> tuple[Weights, RechargeRule]:
     if not rule_text:
         return values, GREEDY_RULE
     try:
-        full, per_slot_left = (float(x) for x in rule_text.split(","))
-        rule = RechargeRule(full=full, per_slot_left=per_slot_left)
+        numbers = [float(x) for x in rule_text.split(",")]
+        if len(numbers) not in (2, 3):
+            raise ValueError(f"{len(numbers)} numbers")
+        names = ("full", "per_slot_left", "below")[: len(numbers)]
+        rule = RechargeRule(**dict(zip(names, numbers, strict=True)))
     except (ValueError, ConfigError) as err:
         raise SystemExit(
-            f"point {text!r}: want /FULL,PER_SLOT_LEFT with FULL in [0.05, 1] and "
-            f"PER_SLOT_LEFT >= 0 ({err})"
+            f"point {text!r}: want /FULL,PER_SLOT_LEFT[,BELOW] with FULL in [0.05, 1], "
+            f"PER_SLOT_LEFT >= 0 and BELOW in [0, 1] ({err})"
         ) from None
     return values, rule
 
@@ -126,7 +130,7 @@ def _weights(text: str, weights: str) -> Weights:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("points", nargs="+", help=f"{POINT}[/FULL,PER_SLOT_LEFT] to score")
+    ap.add_argument("points", nargs="+", help=f"{POINT}[/FULL,PER_SLOT_LEFT[,BELOW]] to score")
     ap.add_argument("--preset", default="paper")
     ap.add_argument(
         "--world", action="append", default=[], help="world KEY=VALUE over the preset (repeatable)"
@@ -180,7 +184,7 @@ def main() -> None:
         mean = table.mean
         per_map.append(table.per_episode["energy_efficiency"])
         ratio = {m: mean[m] / greedy[m] if greedy[m] else math.nan for m in METRICS[:2]}
-        recharge = [rule.full, rule.per_slot_left]
+        recharge = [rule.full, rule.per_slot_left, *([rule.below] if rule.below else [])]
         rows.append(
             {
                 "weights": list(weights),
@@ -196,6 +200,7 @@ def main() -> None:
             label += f", {travel:g}"
         if rule != GREEDY_RULE:
             label += f" / {rule.full:g}, {rule.per_slot_left:g}"
+            label += f", {rule.below:g}" if rule.below else ""
         print(
             f"{label:>24} "
             + " ".join(f"{mean[m]:10.4f}" for m in METRICS)

@@ -11,7 +11,7 @@ import pytest
 from bench_scripts import run_script
 from chainsense.marl.evaluate import evaluate
 from chainsense.marl.policies import GreedyPolicy, WeightedGreedyPolicy
-from chainsense.marl.recharge import ENDGAME_RULE
+from chainsense.marl.recharge import EARLY_RULE, ENDGAME_RULE
 from chainsense.marl.registry import baseline
 from chainsense.sim.params import preset
 
@@ -84,6 +84,8 @@ def test_scores_every_point_beside_greedy_on_the_same_maps(tmp_path: Path) -> No
         (["1,1,2,0.01", "--belief", "--world", "observe_radius=2"], "JAIN"),
         (["1,99"], "power in"),
         (["1,1/2,0.4"], "FULL in"),
+        (["1,1/1,0.4,2"], "BELOW in"),
+        (["1,1/1,0.4,0.4,1"], "/FULL,PER_SLOT_LEFT[,BELOW]"),
         (["1,1/1"], "/FULL,PER_SLOT_LEFT"),
         (["1,1/1,-1"], "per_slot_left"),
         (["1,1", "--maps", "0"], "--maps"),
@@ -105,6 +107,15 @@ def test_a_point_with_a_recharge_rule_scores_that_rule() -> None:
     charging, seeds = preset("charging"), range(400, 401)
     want = evaluate(WeightedGreedyPolicy(recharge=ENDGAME_RULE), charging, seeds).mean
     assert "1, 1, 0 / 1, 0.4" in res.stdout
+    assert f"{want['energy_efficiency']:10.4f}" in res.stdout
+
+
+def test_a_point_with_an_early_return_scores_that_rule() -> None:
+    """``/1,0.4,0.4`` is the endgame rule that also goes back below 40% of the battery."""
+    res = _bench("--preset", "charging", "--maps", "1", "--first-map", "400", "1,1/1,0.4,0.4")
+    assert res.returncode == 0, res.stderr
+    want = evaluate(WeightedGreedyPolicy(recharge=EARLY_RULE), preset("charging"), [400]).mean
+    assert "1, 1, 0 / 1, 0.4, 0.4" in res.stdout
     assert f"{want['energy_efficiency']:10.4f}" in res.stdout
 
 

@@ -155,6 +155,14 @@ def test_train_then_evaluate_checkpoint(tmp_path: Path) -> None:
             ],
             "charge_full",
         ),
+        (["train", "--algo", "mappo", "--steps", "10", "--charge-below", "0.4"], "charge_below"),
+        (
+            [
+                *("train", "--algo", "mappo", "--steps", "10", "--action-space", "targets"),
+                *("--charge-below", "1.5"),
+            ],
+            "charge_below",
+        ),
         (
             [
                 *("train", "--algo", "mappo", "--preset", "small", "--steps", "10"),

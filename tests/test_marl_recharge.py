@@ -15,7 +15,13 @@ from chainsense.marl import session, target_actions
 from chainsense.marl.config import TrainConfig
 from chainsense.marl.evaluate import evaluate
 from chainsense.marl.policies import GreedyPolicy
-from chainsense.marl.recharge import ENDGAME_RULE, GREEDY_RULE, RechargeRule, recharge_need
+from chainsense.marl.recharge import (
+    EARLY_RULE,
+    ENDGAME_RULE,
+    GREEDY_RULE,
+    RechargeRule,
+    recharge_need,
+)
 from chainsense.marl.registry import baseline
 from chainsense.sim import world
 from chainsense.sim.params import preset
@@ -53,6 +59,20 @@ def test_the_endgame_rule_charges_only_what_the_slots_left_can_spend() -> None:
     # low, but the 3 slots left after the 4-slot trip would not spend even what it holds
     assert _need(2.0, False, 293, ENDGAME_RULE) == (False, False)
     assert _need(2.0, False, 100, ENDGAME_RULE) == (True, False)
+
+
+def test_the_early_rule_goes_back_below_its_share_of_the_battery_while_the_clock_allows() -> None:
+    """Below 40% of the battery (10 of 25) the early rule sends an MT 4 away back, where greedy's
+    and the endgame rule keep it working until the way back needs it; late in the episode the
+    clock rules: 9 units cover the 20 slots left."""
+    for t in (0, 150):
+        assert _need(9.0, False, t, EARLY_RULE) == (True, False)
+        assert _need(9.0, False, t, ENDGAME_RULE) == (False, False)
+        assert _need(11.0, False, t, EARLY_RULE) == (False, False)
+    assert _need(9.0, False, 280, EARLY_RULE) == (False, False)
+    # at the station it charges as the endgame rule does: to full, at most 0.4 per slot left
+    assert _need(20.0, True, 0, EARLY_RULE) == (False, True)
+    assert _need(17.0, True, 260, EARLY_RULE) == (False, False)
 
 
 def test_greedy_on_the_endgame_rule_ends_with_less_unused_charge() -> None:
@@ -97,6 +117,10 @@ def test_the_targets_decoding_follows_the_fleets_rule() -> None:
         ({"per_slot_left": -0.1}, "per_slot_left"),
         ({"per_slot_left": float("nan")}, "per_slot_left"),
         ({"per_slot_left": True}, "per_slot_left"),
+        ({"below": -0.1}, "below"),
+        ({"below": 1.5}, "below"),
+        ({"below": float("nan")}, "below"),
+        ({"below": "0.4"}, "below"),
     ],
 )
 def test_a_bad_rule_names_its_field(settings: dict, field: str) -> None:
@@ -109,8 +133,17 @@ def test_a_rule_set_where_nothing_recharges_by_it_is_refused() -> None:
         TrainConfig(algo="mappo", charge_per_slot_left=0.4)  # steering, no reflex: unused
     with pytest.raises(ConfigError, match="charge_full"):
         TrainConfig(algo="mappo", charge_full=2.0, recharge_reflex=True)
+    with pytest.raises(ConfigError, match="charge_below"):
+        TrainConfig(algo="mappo", charge_below=0.4)
+    with pytest.raises(ConfigError, match="charge_below"):
+        TrainConfig(algo="mappo", action_space="targets", charge_below=1.2)
     reflex = TrainConfig(algo="mappo", recharge_reflex=True, charge_per_slot_left=0.4)
     assert reflex.recharge_rule == RechargeRule(per_slot_left=0.4)
+    early = TrainConfig(
+        algo="mappo", action_space="targets", charge_full=1.0, charge_per_slot_left=0.4,
+        charge_below=0.4,
+    )  # fmt: skip
+    assert early.recharge_rule == EARLY_RULE
 
 
 def test_a_rule_on_a_world_without_stations_is_refused_before_any_work(tmp_path: Path) -> None:

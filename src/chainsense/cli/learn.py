@@ -147,6 +147,13 @@ def train_cmd(
         "energy per slot left, 0..100 (0, greedy's rule, by default; 0.4 with --charge-full 1 "
         "is greedy-endgame; overrides config).",
     ),
+    charge_below: float | None = typer.Option(
+        None,
+        "--charge-below",
+        help="Reflex or targets, worlds with charging: an MT also goes back once it holds less "
+        "than this fraction of its battery, 0..1 (0, greedy's rule, by default; overrides "
+        "config).",
+    ),
     charge_full: float | None = typer.Option(
         None,
         "--charge-full",
@@ -221,6 +228,7 @@ def train_cmd(
         target_grid=target_grid,
         charge_per_slot_left=charge_per_slot_left,
         charge_full=charge_full,
+        charge_below=charge_below,
     )
     # XLA reads the host device count when JAX first computes: ask before anything runs
     sharding.request_host_devices(cfg.devices)

@@ -46,9 +46,10 @@ class TrainConfig:
     actor, in training and when the fleet acts: an MT low on energy drives to the nearest
     station and stays until 90% full (``policies.recharge_reflex``); the actor learns the rest.
 
-    ``charge_full`` and ``charge_per_slot_left`` set the recharge rule of the reflex and of the
-    targets decoding (``marl.recharge``; 0.9 and 0 are greedy's rule; 1.0 and 0.4 charge only
-    what the slots left can spend).
+    ``charge_full``, ``charge_per_slot_left`` and ``charge_below`` set the recharge rule of the
+    reflex and of the targets decoding (``marl.recharge``; 0.9, 0 and 0 are greedy's rule; 1.0
+    and 0.4 charge only what the slots left can spend; ``charge_below`` goes back below that
+    fraction of the battery).
 
     ``action_space = "targets"`` (MAPPO only) makes the actor's output the per-MT weights of
     greedy's target score instead of a move; greedy's rule claims the targets and drives there
@@ -111,6 +112,7 @@ class TrainConfig:
     recharge_reflex: bool = False
     charge_full: float = 0.9
     charge_per_slot_left: float = 0.0
+    charge_below: float = 0.0
     action_space: ActionSpace = "move"
     max_distance_power: float = 2.0
     square_weights: bool = False
@@ -218,7 +220,8 @@ class TrainConfig:
     @property
     def recharge_rule(self) -> RechargeRule:
         """The recharge rule of the reflex and of the targets decoding (``marl.recharge``)."""
-        return RechargeRule(full=self.charge_full, per_slot_left=self.charge_per_slot_left)
+        full, left, below = self.charge_full, self.charge_per_slot_left, self.charge_below
+        return RechargeRule(full=full, per_slot_left=left, below=below)
 
     @property
     def score_terms(self) -> ScoreTerms:
@@ -237,14 +240,13 @@ class TrainConfig:
         """The first ``charge_*`` setting that departs from greedy's recharge rule (None when
         none does): the field an error names where no recharge rule applies."""
         greedy = RechargeRule()
-        if self.charge_full != greedy.full:
-            return "charge_full"
-        if self.charge_per_slot_left != greedy.per_slot_left:
-            return "charge_per_slot_left"
+        for name in ("full", "per_slot_left", "below"):
+            if getattr(self, f"charge_{name}") != getattr(greedy, name):
+                return f"charge_{name}"
         return None
 
     def _check_recharge_rule(self) -> None:
-        for name in ("full", "per_slot_left"):
+        for name in ("full", "per_slot_left", "below"):
             self._check_number(f"charge_{name}", *RULE_BOUNDS[name])
         uses_rule = self.recharge_reflex or self.action_space == "targets"
         if self.recharge_setting and not uses_rule:

@@ -30,6 +30,7 @@ RULE_BOUNDS: dict[str, tuple[float, float]] = {
     "reserve": (1.0, 10.0),
     "full": (0.05, 1.0),
     "per_slot_left": (0.0, MAX_PER_SLOT_LEFT),
+    "below": (0.0, 1.0),
 }
 
 
@@ -41,12 +42,15 @@ class RechargeRule:
     ``full``: the fraction of the battery an MT at a station charges to; ``per_slot_left``: with
     it above 0, an MT also stops charging once it holds that much energy per slot left in the
     episode, and goes to a station only while it holds less than that per slot left after the
-    trip (0: the clock is ignored, greedy's rule).
+    trip (0: the clock is ignored, greedy's rule); ``below``: an MT also goes back once it holds
+    less than that fraction of its battery (0: only when the way back needs it, greedy's rule;
+    the clock still rules with ``per_slot_left``).
     """
 
     reserve: float = 1.3
     full: float = 0.9
     per_slot_left: float = 0.0
+    below: float = 0.0
 
     def __post_init__(self) -> None:
         for name, (low, high) in RULE_BOUNDS.items():
@@ -58,6 +62,9 @@ GREEDY_RULE = RechargeRule()
 #: the clock-aware rule: charge to full, but never more than 0.4 per slot left (the best of a
 #: grid on `charging`'s 32 validation maps, 1.03x greedy's efficiency with greedy's targets)
 ENDGAME_RULE = RechargeRule(full=1.0, per_slot_left=0.4)
+#: the endgame rule that also goes back below 40% of the battery (docs/learning.md, twentieth
+#: part: with the lattice and the travel price, the best of a grid on `charging`)
+EARLY_RULE = RechargeRule(full=1.0, per_slot_left=0.4, below=0.4)
 
 
 def recharge_need(
@@ -76,6 +83,8 @@ def recharge_need(
     per_unit = p.move_cost + 2.0 * p.collect_fraction * p.sense_cost / p.max_move
     need = per_unit * (rule.reserve * to_station + 2.0 * p.max_move) + 0.05 * p.initial_energy
     go = energy < need
+    if rule.below > 0:  # top up at half a battery rather than drive back from an empty one
+        go = go | (energy < rule.below * p.initial_energy)
     there = to_station <= p.charge_radius
     cap = rule.full * p.initial_energy
     if rule.per_slot_left > 0:
