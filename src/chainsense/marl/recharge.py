@@ -7,7 +7,9 @@ barely take the MT to the nearest station and charges to 90%. It ignores the clo
 `charging` greedy ends an episode with about 13 units in each battery, some 50 MT-slots spent
 charging energy that is never used while time, not energy, binds. :data:`ENDGAME_RULE` charges
 only what the slots left can spend (``per_slot_left``): an MT at a station leaves once it holds
-that much per slot left, and one that holds it already does not drive back.
+that much per slot left, and one that holds it already does not drive back. :data:`EARLY_RULE`
+also goes back once the battery is below 40% (``below``), rather than from wherever it ran low
+(docs/learning.md, twentieth part).
 """
 
 from __future__ import annotations
@@ -83,7 +85,7 @@ def recharge_need(
     per_unit = p.move_cost + 2.0 * p.collect_fraction * p.sense_cost / p.max_move
     need = per_unit * (rule.reserve * to_station + 2.0 * p.max_move) + 0.05 * p.initial_energy
     go = energy < need
-    if rule.below > 0:  # top up at half a battery rather than drive back from an empty one
+    if rule.below > 0:  # back at a share of the battery, not from wherever it ran empty
         go = go | (energy < rule.below * p.initial_energy)
     there = to_station <= p.charge_radius
     cap = rule.full * p.initial_energy

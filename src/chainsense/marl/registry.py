@@ -116,8 +116,8 @@ BASELINES: dict[str, Callable[[], Policy]] = {
     "greedy-endgame": lambda: GreedyPolicy(recharge=ENDGAME_RULE),
     # greedy-endgame with the Jain term, standing on the lattice within one move, and a place d
     # away worth exp(-0.3 d): it drains the disk it stands on instead of hopping to a slightly
-    # better one, as moving costs energy that must be charged back; the best rule measured on
-    # `charging`
+    # better one, as moving costs energy that must be charged back (`charging`; the met fleets
+    # also go back below 40% of the battery, marl.recharge.EARLY_RULE, which this rule does not)
     "greedy-travel": lambda: WeightedGreedyPolicy(
         recharge=ENDGAME_RULE,
         jain_weight=TRAVEL_JAIN_WEIGHT,
