@@ -42,7 +42,7 @@ from chainsense.errors import ConfigError
 from chainsense.marl.config import MAX_DISTANCE_POWER
 from chainsense.marl.evaluate import evaluate
 from chainsense.marl.policies import GreedyPolicy, WeightedGreedyPolicy
-from chainsense.marl.recharge import GREEDY_RULE, RechargeRule
+from chainsense.marl.recharge import CONFIG_CONSTANTS, GREEDY_RULE, RechargeRule
 from chainsense.marl.score_terms import TERM_BOUNDS
 from chainsense.marl.standing_grid import grid_problem
 
@@ -89,7 +89,7 @@ def parse_point(text: str) -> tuple[Weights, RechargeRule]:
         numbers = [float(x) for x in rule_text.split(",")]
         if len(numbers) not in (2, 3):
             raise ValueError(f"{len(numbers)} numbers")
-        names = ("full", "per_slot_left", "below")[: len(numbers)]
+        names = CONFIG_CONSTANTS[: len(numbers)]  # FULL, PER_SLOT_LEFT[, BELOW]
         rule = RechargeRule(**dict(zip(names, numbers, strict=True)))
     except (ValueError, ConfigError) as err:
         raise SystemExit(

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from chainsense.config import check_number, from_mapping, read_section
 from chainsense.errors import ConfigError
-from chainsense.marl.recharge import RULE_BOUNDS, RechargeRule
+from chainsense.marl.recharge import CONFIG_CONSTANTS, RULE_BOUNDS, RechargeRule
 from chainsense.marl.score_terms import GREEDY_TERMS, TERM_BOUNDS, ScoreTerms
 from chainsense.marl.standing_grid import spacing_problem
 
@@ -220,8 +220,7 @@ class TrainConfig:
     @property
     def recharge_rule(self) -> RechargeRule:
         """The recharge rule of the reflex and of the targets decoding (``marl.recharge``)."""
-        full, left, below = self.charge_full, self.charge_per_slot_left, self.charge_below
-        return RechargeRule(full=full, per_slot_left=left, below=below)
+        return RechargeRule(**{n: getattr(self, f"charge_{n}") for n in CONFIG_CONSTANTS})
 
     @property
     def score_terms(self) -> ScoreTerms:
@@ -240,13 +239,13 @@ class TrainConfig:
         """The first ``charge_*`` setting that departs from greedy's recharge rule (None when
         none does): the field an error names where no recharge rule applies."""
         greedy = RechargeRule()
-        for name in ("full", "per_slot_left", "below"):
+        for name in CONFIG_CONSTANTS:
             if getattr(self, f"charge_{name}") != getattr(greedy, name):
                 return f"charge_{name}"
         return None
 
     def _check_recharge_rule(self) -> None:
-        for name in ("full", "per_slot_left", "below"):
+        for name in CONFIG_CONSTANTS:
             self._check_number(f"charge_{name}", *RULE_BOUNDS[name])
         uses_rule = self.recharge_reflex or self.action_space == "targets"
         if self.recharge_setting and not uses_rule:

@@ -26,8 +26,10 @@ from chainsense.sim.state import WorldState
 
 #: the most energy per slot left a rule may keep (a battery holds far less per slot on every preset)
 MAX_PER_SLOT_LEFT = 100.0
-#: every constant's accepted range, by name; ``full`` and ``per_slot_left`` are also
-#: ``TrainConfig.charge_<name>``, checked by the same ranges
+#: the constants a fleet's config sets, as ``TrainConfig.charge_<name>`` (``reserve`` is fixed)
+CONFIG_CONSTANTS = ("full", "per_slot_left", "below")
+#: every constant's accepted range, by name; the :data:`CONFIG_CONSTANTS` are checked by the
+#: same ranges in ``TrainConfig``
 RULE_BOUNDS: dict[str, tuple[float, float]] = {
     "reserve": (1.0, 10.0),
     "full": (0.05, 1.0),
